@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * The kernel <-> userspace contract of xturn: every map key and value the
+ * XDP program (bpf/xturn.bpf.c) and the daemon (userspace/fastpath.c) share.
+ * Included by both sides, so only fixed-width types, explicit padding and
+ * asserted sizes: a field added on one side and not the other fails to build.
+ *
+ * Addresses are always 16 bytes. IPv4 is stored IPv4-mapped (::ffff:a.b.c.d)
+ * so one map serves both families and a client of one family can talk to a
+ * peer of the other.
+ */
+#ifndef XTURN_KERN_USER_H
+#define XTURN_KERN_USER_H
+
+#include <linux/types.h>
+
+/* Bumped on any change to a struct below; the daemon refuses a program or a
+ * pinned map of another version (xt_cfg.abi_version / map value sizes). */
+#define XT_ABI_VERSION 1
+#define XT_MAGIC 0x5854524eU /* "XTRN" */
+
+/* Capacity of the binding maps. A full map degrades to userspace relaying. */
+#define XT_MAX_CHANNELS 65536
+#define XT_MAX_RELAYS 65536
+#define XT_MAX_PERMS 262144
+#define XT_MAX_IFACES 64
+
+/* Pinned map names (LIBBPF_PIN_BY_NAME pins them as <pin dir>/<name>). */
+#define XT_MAP_C2P "xt_c2p"
+#define XT_MAP_P2C "xt_p2c"
+#define XT_MAP_RELAYS "xt_relays"
+#define XT_MAP_PERMS "xt_perms"
+#define XT_MAP_STATS "xt_stats"
+#define XT_MAP_CHAN_STATS "xt_chan_stats"
+#define XT_MAP_TX_PORTS "xt_tx_ports"
+#define XT_MAP_CFG "xt_cfg"
+
+/* Client -> peer: a ChannelData packet arriving at a listener. */
+struct xt_c2p_key {
+	__be32 client[4];	/* client address (IPv4-mapped for IPv4) */
+	__be32 listener[4];	/* our listening address it was sent to */
+	__be16 client_port;
+	__be16 listener_port;
+	__be16 channel;		/* channel number, network order */
+	__u16 pad;
+};
+
+struct xt_c2p_val {
+	__be32 relay[4];	/* relayed transport address: new source */
+	__be32 peer[4];		/* peer address: new destination */
+	__be16 relay_port;
+	__be16 peer_port;
+	__u32 slot;		/* index into xt_chan_stats */
+};
+
+/* Peer -> client: a UDP datagram arriving at a relayed address. */
+struct xt_p2c_key {
+	__be32 peer[4];
+	__be32 relay[4];
+	__be16 peer_port;
+	__be16 relay_port;
+	__u32 pad;
+};
+
+struct xt_p2c_val {
+	__be32 client[4];	/* new destination */
+	__be32 listener[4];	/* new source */
+	__be16 client_port;
+	__be16 listener_port;
+	__be16 channel;		/* channel number, network order */
+	__u16 pad;
+	__u32 slot;		/* index into xt_chan_stats */
+	__u32 pad2;
+};
+
+/* A live relayed transport address. Datagrams to one of these from a peer
+ * with no permission are dropped in XDP (the daemon stays out of floods). */
+struct xt_relay_key {
+	__be32 relay[4];
+	__be16 relay_port;
+	__u16 pad;
+};
+
+struct xt_relay_val {
+	__u32 flags;		/* reserved, 0 */
+};
+
+/* A permission: (relayed address, peer IP). Ports do not matter (RFC 8656 §9). */
+struct xt_perm_key {
+	__be32 relay[4];
+	__be32 peer[4];
+	__be16 relay_port;
+	__u16 pad;
+};
+
+struct xt_perm_val {
+	__u32 flags;		/* reserved, 0 */
+};
+
+/* Global counters: a per-CPU array indexed by enum xt_counter. */
+struct xt_count {
+	__u64 packets;
+	__u64 bytes;
+};
+
+enum xt_counter {
+	XT_CNT_C2P = 0,		/* client -> peer forwarded in XDP */
+	XT_CNT_P2C,		/* peer -> client forwarded in XDP */
+	XT_CNT_HAIRPIN,		/* client -> client (peer is one of our relays) */
+	XT_CNT_PASS_NOT_OURS,	/* not for a listener or relay address: passed */
+	XT_CNT_PASS_NO_BINDING,	/* ours but no channel binding: daemon handles */
+	XT_CNT_PASS_UNUSUAL,	/* fragments, IP options, ext headers, STUN */
+	XT_CNT_PASS_FIB,	/* route or neighbour unresolved: kernel resolves */
+	XT_CNT_DROP_NO_PERM,	/* to a relay from a peer with no permission */
+	XT_CNT_DROP_BAD_LEN,	/* ChannelData length disagrees with UDP length */
+	XT_CNT_DROP_BAD_CSUM,	/* UDP checksum wrong */
+	XT_CNT_DROP_ERROR,	/* adjust_head/tail or redirect failed */
+	XT_CNT_MAX,
+};
+
+/* Per-channel counters: per-CPU array indexed by the binding's slot. */
+struct xt_chan_count {
+	__u64 c2p_packets;
+	__u64 c2p_bytes;
+	__u64 p2c_packets;
+	__u64 p2c_bytes;
+};
+
+/* Single-entry array written by the daemon before attach. */
+struct xt_cfg {
+	__u32 magic;		/* XT_MAGIC */
+	__u32 abi_version;	/* XT_ABI_VERSION */
+	__u32 flags;		/* enum xt_cfg_flags */
+	__u32 pad;
+};
+
+enum xt_cfg_flags {
+	XT_CFG_ENABLED = 1 << 0,	/* clear: everything passes (maintenance) */
+	XT_CFG_VERIFY_CSUM = 1 << 1,	/* drop datagrams whose UDP checksum is wrong */
+};
+
+_Static_assert(sizeof(struct xt_c2p_key) == 40, "xt_c2p_key size");
+_Static_assert(sizeof(struct xt_c2p_val) == 40, "xt_c2p_val size");
+_Static_assert(sizeof(struct xt_p2c_key) == 40, "xt_p2c_key size");
+_Static_assert(sizeof(struct xt_p2c_val) == 48, "xt_p2c_val size");
+_Static_assert(sizeof(struct xt_relay_key) == 20, "xt_relay_key size");
+_Static_assert(sizeof(struct xt_relay_val) == 4, "xt_relay_val size");
+_Static_assert(sizeof(struct xt_perm_key) == 36, "xt_perm_key size");
+_Static_assert(sizeof(struct xt_perm_val) == 4, "xt_perm_val size");
+_Static_assert(sizeof(struct xt_count) == 16, "xt_count size");
+_Static_assert(sizeof(struct xt_chan_count) == 32, "xt_chan_count size");
+_Static_assert(sizeof(struct xt_cfg) == 16, "xt_cfg size");
+
+#endif /* XTURN_KERN_USER_H */

@@ -1,0 +1,71 @@
+/* Long-term credentials (RFC 8489 §9.2), the TURN REST shared secret
+ * (username "<expiry>:<name>", password base64(HMAC-SHA1(secret, username)))
+ * and stateless nonces (an HMAC over client address and timestamp: a flood of
+ * unauthenticated requests creates no state). */
+#ifndef XT_AUTH_H
+#define XT_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <sys/socket.h>
+
+#include "stun.h"
+
+#define AUTH_MAX_USERNAME 513	/* RFC 8489: < 509 bytes, plus NUL */
+#define AUTH_MAX_KEY 32		/* SHA-256 key; MD5 keys are 16 */
+#define AUTH_NONCE_COOKIE "obMatJos2"	/* RFC 8489 §9.2: nonce cookie */
+
+struct auth;
+
+/* nonce_lifetime: seconds before a nonce is stale (438). */
+struct auth *auth_new(const char *realm, unsigned nonce_lifetime);
+void auth_free(struct auth *a);
+/* Static users (coturn's `user=name:password`). 0, -EINVAL, -EEXIST, -ENOMEM. */
+int auth_add_user(struct auth *a, const char *name, const char *password);
+/* TURN REST shared secrets; several may be active during a rotation. */
+int auth_add_secret(struct auth *a, const char *secret);
+const char *auth_realm(const struct auth *a);
+
+enum auth_verdict {
+	AUTH_OK = 0,
+	AUTH_CHALLENGE,		/* no credentials: 401 with REALM, NONCE */
+	AUTH_BAD_REQUEST,	/* MI without USERNAME/REALM/NONCE, bad algorithm: 400 */
+	AUTH_STALE_NONCE,	/* 438 with a fresh NONCE */
+	AUTH_REJECTED,		/* unknown user, wrong password, expired REST name: 401 */
+};
+
+struct auth_result {
+	enum auth_verdict verdict;
+	int error_code;		/* 0, 400, 401 or 438 */
+	const char *why;	/* short text for logs */
+	/* When AUTH_OK: sign the response with this key, with
+	 * MESSAGE-INTEGRITY-SHA256 if the request used it. */
+	uint8_t key[AUTH_MAX_KEY];
+	size_t keylen;
+	bool sha256;
+	char username[AUTH_MAX_USERNAME];
+};
+
+/* Authenticates a request from client at time now. */
+void auth_check(const struct auth *a, const struct stun_msg *m,
+		const struct sockaddr_storage *client, time_t now, struct auth_result *r);
+/* Adds REALM, a fresh NONCE and PASSWORD-ALGORITHMS to an error response. */
+void auth_add_challenge(const struct auth *a, struct stun_builder *b,
+			const struct sockaddr_storage *client, time_t now);
+
+/* Nonce primitives (exposed for tests). auth_nonce_check: 0, -ESTALE, -EINVAL. */
+size_t auth_nonce_make(const struct auth *a, const struct sockaddr_storage *client, time_t now,
+		       char *out, size_t outlen);
+int auth_nonce_check(const struct auth *a, const struct sockaddr_storage *client,
+		     const char *nonce, size_t len, time_t now);
+
+/* Client and test helpers. The long-term key: MD5 (16 bytes) or SHA-256
+ * (32 bytes) of "username:realm:password"; returns the key length. */
+size_t auth_long_term_key(int pwalg, const char *username, const char *realm,
+			  const char *password, uint8_t key[AUTH_MAX_KEY]);
+/* REST password for a username: base64(HMAC-SHA1(secret, username)). */
+int auth_rest_password(const char *secret, const char *username, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,86 @@
+/* Configuration: a turnserver.conf-style file (coturn's key names where the
+ * meaning is the same) and the same keys as --key[=value] flags. Table-driven:
+ * every key has one entry in config.c saying its type, default and bounds. */
+#ifndef XT_CONFIG_H
+#define XT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#define CONFIG_MAX_ADDRS 16
+#define CONFIG_MAX_LIST 256
+#define CONFIG_MAX_STR 256
+
+struct config_list {
+	unsigned n;
+	char *v[CONFIG_MAX_LIST];	/* owned, strdup'd */
+};
+
+struct config {
+	/* network */
+	struct sockaddr_storage listen[CONFIG_MAX_ADDRS];	/* listening-ip (port 0) */
+	unsigned nlisten;
+	uint16_t listen_port;					/* listening-port, 3478 */
+	struct sockaddr_storage relay[CONFIG_MAX_ADDRS];	/* relay-ip */
+	unsigned nrelay;
+	/* external-ip: "public" or "public/private"; public is advertised in
+	 * XOR-RELAYED-ADDRESS for relays on private (or on any, if alone). */
+	struct sockaddr_storage ext_public[CONFIG_MAX_ADDRS];
+	struct sockaddr_storage ext_private[CONFIG_MAX_ADDRS];	/* AF_UNSPEC: any */
+	unsigned next;
+	uint16_t min_port, max_port;			/* 49152..65535 */
+	/* auth */
+	char realm[CONFIG_MAX_STR];			/* realm, "xturn" */
+	struct config_list users;			/* user=name:password */
+	bool use_auth_secret;				/* use-auth-secret */
+	struct config_list secrets;			/* static-auth-secret */
+	unsigned stale_nonce;				/* stale-nonce, 600 s */
+	/* policy */
+	struct config_list allowed_peers;		/* allowed-peer-ip */
+	struct config_list denied_peers;		/* denied-peer-ip */
+	bool allow_special_peers;			/* allow-special-peers: no default deny */
+	/* quotas and lifetimes */
+	unsigned user_quota;				/* user-quota, 0 = unlimited */
+	unsigned total_quota;				/* total-quota, 0 = unlimited */
+	unsigned max_perms;				/* max-permissions per allocation, 64 */
+	unsigned max_channels;				/* max-channels per allocation, 64 */
+	unsigned max_lifetime;				/* max-allocate-lifetime, 3600 s */
+	unsigned default_lifetime;			/* default-allocate-lifetime, 600 s */
+	unsigned permission_lifetime;			/* permission-lifetime, 300 s */
+	unsigned channel_lifetime;			/* channel-lifetime, 600 s */
+	/* fast path */
+	bool no_xdp;					/* no-xdp */
+	char xdp_mode[16];				/* xdp-mode: auto|native|generic */
+	char pin_dir[CONFIG_MAX_STR];			/* bpf-pin-dir, /sys/fs/bpf/xturn */
+	bool keep_pins;					/* keep-pins */
+	struct config_list xdp_ifaces;			/* xdp-interface: extra/explicit */
+	/* operations */
+	int log_level;					/* log-level: error|warn|info|debug */
+	bool prometheus;				/* prometheus */
+	uint16_t prometheus_port;			/* prometheus-port, 9641 */
+	unsigned workers;				/* relay-threads, 0 = one per CPU */
+	char config_path[CONFIG_MAX_STR];		/* -c / --config */
+	bool demo;					/* --demo (command line only) */
+};
+
+/* Fills the defaults. */
+void config_init(struct config *c);
+void config_free(struct config *c);
+/* Applies one key. where ("file:line" or "--flag") prefixes the error text. */
+int config_set(struct config *c, const char *key, const char *value, const char *where,
+	       char *err, size_t errlen);
+/* Reads a file: "key = value", "key value", "key" (flags), '#' comments.
+ * 0, or -errno with err naming file, line and key. */
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
+/* Parses argv: --key=value, --key value, --flag, -c FILE (file read first,
+ * flags override it), -h. 0, 1 if help was printed, or -errno with err set. */
+int config_parse_args(struct config *c, int argc, char **argv, char *err, size_t errlen);
+/* Cross-key checks after loading (min-port <= max-port, a secret when
+ * use-auth-secret, ...). 0 or -EINVAL with err set. */
+int config_validate(const struct config *c, char *err, size_t errlen);
+void config_usage(FILE *f);
+
+#endif

@@ -1,0 +1,22 @@
+/* Leveled logging to stderr. Libraries return errors; the daemon logs them. */
+#ifndef XT_LOG_H
+#define XT_LOG_H
+
+enum log_level { LOG_ERR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+extern enum log_level log_level;
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Parses "error", "warn", "info", "debug"; -1 if unknown. */
+int log_level_parse(const char *s);
+/* Routes libbpf's and libxdp's messages through log_msg. */
+void log_route_libbpf(void);
+
+#define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) \
+	do { if (log_level >= LOG_DEBUG) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
+
+#endif

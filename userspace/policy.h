@@ -1,0 +1,26 @@
+/* Peer address policy: may a client relay to this peer? Addresses are
+ * canonicalized first (IPv4-mapped IPv6 -> IPv4), so ::ffff:127.0.0.1 is
+ * loopback. Order: allowed-peer-ip wins, then denied-peer-ip, then the
+ * built-in deny of special-purpose ranges (loopback, unspecified, private,
+ * link-local, multicast, CGNAT, documentation, ...), then allow. */
+#ifndef XT_POLICY_H
+#define XT_POLICY_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+struct policy;
+
+struct policy *policy_new(void);
+void policy_free(struct policy *p);
+/* Adds a rule: an IP, a CIDR ("10.0.0.0/8", "fc00::/7") or coturn's range
+ * form ("10.0.0.1-10.0.0.9"). 0 or -EINVAL (bad syntax), -ENOMEM. */
+int policy_allow(struct policy *p, const char *spec);
+int policy_deny(struct policy *p, const char *spec);
+/* Turns the built-in special-range deny off (coturn-like permissive mode). */
+void policy_set_default_deny(struct policy *p, bool on);
+bool policy_peer_allowed(const struct policy *p, const struct sockaddr_storage *peer);
+/* Is the address in a built-in special-purpose range (after canonicalizing)? */
+bool policy_is_special(const struct sockaddr_storage *peer);
+
+#endif
