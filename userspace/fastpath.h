@@ -1,0 +1,70 @@
+/* The kernel fast path seen from the daemon: loads bpf/xturn.bpf.c with
+ * libxdp, attaches it to the interfaces that carry our addresses (found and
+ * followed through rtnetlink), and keeps its maps equal to the daemon's live
+ * TURN state. Every map write is best effort for the client: a failure (full
+ * map, no XDP) leaves that traffic to userspace relaying, logged and counted. */
+#ifndef XT_FASTPATH_H
+#define XT_FASTPATH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "xturn_kern_user.h"
+
+struct fastpath;
+
+struct fp_opts {
+	const char *pin_dir;	/* bpffs directory for the maps; mounted if needed */
+	const char *mode;	/* "auto" (native, then generic), "native", "generic" */
+	bool keep_pins;		/* leave the pinned maps behind on fp_close() */
+	/* Addresses whose interfaces get the program (listeners and relays;
+	 * the any-address means every up, non-loopback interface). */
+	const struct sockaddr_storage *addrs;
+	unsigned naddrs;
+	/* Extra interfaces by name (config xdp-interface). */
+	char *const *ifaces;
+	unsigned nifaces;
+};
+
+/* Loads and attaches. On failure returns -errno and writes one line for
+ * the log saying why (the daemon then relays everything in userspace). */
+int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t whylen);
+/* Detaches, unpins (unless keep_pins) and frees. NULL is fine. */
+void fp_close(struct fastpath *fp);
+
+/* One channel binding as the maps see it. */
+struct fp_chan {
+	struct sockaddr_storage client;		/* client transport address */
+	struct sockaddr_storage listener;	/* our address the client talks to */
+	struct sockaddr_storage relay;		/* relayed transport address */
+	struct sockaddr_storage peer;		/* peer transport address */
+	uint16_t channel;
+	uint32_t slot;				/* set by fp_chan_add */
+};
+
+/* Relayed address live / gone (deletes its permissions and channels too). */
+int fp_relay_add(struct fastpath *fp, const struct sockaddr_storage *relay);
+void fp_relay_del(struct fastpath *fp, const struct sockaddr_storage *relay);
+/* Permission (relay, peer IP) live / gone. */
+int fp_perm_add(struct fastpath *fp, const struct sockaddr_storage *relay,
+		const struct sockaddr_storage *peer);
+void fp_perm_del(struct fastpath *fp, const struct sockaddr_storage *relay,
+		 const struct sockaddr_storage *peer);
+/* Binding live (both directions) / gone. 0, -ENOSPC when a map is full. */
+int fp_chan_add(struct fastpath *fp, struct fp_chan *c);
+void fp_chan_del(struct fastpath *fp, const struct fp_chan *c);
+
+/* Global counters summed over CPUs; per-channel counters of a slot. */
+int fp_counters(struct fastpath *fp, struct xt_count out[XT_CNT_MAX]);
+int fp_chan_counters(struct fastpath *fp, uint32_t slot, struct xt_chan_count *out);
+/* Entries in the binding maps (for the invariant test and stats). */
+unsigned fp_chan_count(struct fastpath *fp);
+
+/* rtnetlink socket to poll; fp_netlink_event() handles what is readable
+ * (address and link changes: attach to new interfaces, forget gone ones). */
+int fp_netlink_fd(struct fastpath *fp);
+void fp_netlink_event(struct fastpath *fp);
+
+#endif
