@@ -1,0 +1,441 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "alloc.h"
+
+/* Per-user allocation counts, for user-quota. */
+struct user_count {
+	struct user_count *next;
+	unsigned n;
+	char name[];
+};
+
+struct alloc_table {
+	struct allocation **buckets;
+	size_t nbuckets;	/* power of two */
+	unsigned count;
+	struct user_count **users;	/* same number of buckets */
+	struct alloc_limits lim;
+	struct alloc_hooks hooks;
+};
+
+static uint64_t tuple_hash(const struct sockaddr_storage *client,
+			   const struct sockaddr_storage *listener)
+{
+	return addr_hash(client, true) * 31 + addr_hash(listener, true);
+}
+
+static uint64_t str_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 1099511628211ULL;
+	return h;
+}
+
+struct alloc_table *alloc_table_new(const struct alloc_limits *lim, const struct alloc_hooks *h)
+{
+	struct alloc_table *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->nbuckets = 1024;
+	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
+	t->users = calloc(t->nbuckets, sizeof(*t->users));
+	if (!t->buckets || !t->users) {
+		free(t->buckets);
+		free(t->users);
+		free(t);
+		return NULL;
+	}
+	t->lim = *lim;
+	if (h)
+		t->hooks = *h;
+	return t;
+}
+
+void alloc_set_limits(struct alloc_table *t, const struct alloc_limits *lim)
+{
+	t->lim = *lim;
+}
+
+static struct user_count **user_slot(const struct alloc_table *t, const char *name)
+{
+	struct user_count **p = &t->users[str_hash(name) & (t->nbuckets - 1)];
+
+	while (*p && strcmp((*p)->name, name))
+		p = &(*p)->next;
+	return p;
+}
+
+unsigned alloc_user_count(const struct alloc_table *t, const char *username)
+{
+	struct user_count *u = *user_slot(t, username);
+
+	return u ? u->n : 0;
+}
+
+static int user_inc(struct alloc_table *t, const char *name)
+{
+	struct user_count **p = user_slot(t, name);
+
+	if (!*p) {
+		size_t len = strlen(name) + 1;
+		*p = calloc(1, sizeof(**p) + len);
+		if (!*p)
+			return -ENOMEM;
+		memcpy((*p)->name, name, len);
+	}
+	(*p)->n++;
+	return 0;
+}
+
+static void user_dec(struct alloc_table *t, const char *name)
+{
+	struct user_count **p = user_slot(t, name), *u = *p;
+
+	if (u && --u->n == 0) {
+		*p = u->next;
+		free(u);
+	}
+}
+
+/* Doubles the buckets when the load passes 1, so lookups stay O(1) at any
+ * total-quota. The user table keeps its size: it is only touched on
+ * allocate and delete. */
+static void maybe_grow(struct alloc_table *t)
+{
+	size_t n = t->nbuckets * 2;
+	struct allocation **nb;
+
+	if (t->count < t->nbuckets)
+		return;
+	nb = calloc(n, sizeof(*nb));
+	if (!nb)
+		return; /* longer chains, still correct */
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct allocation *a = t->buckets[i], *next;
+		for (; a; a = next) {
+			size_t b = tuple_hash(&a->client, &a->listener) & (n - 1);
+			next = a->next;
+			a->next = nb[b];
+			nb[b] = a;
+		}
+	}
+	free(t->buckets);
+	t->buckets = nb;
+	t->nbuckets = n;
+}
+
+int alloc_quota_check(const struct alloc_table *t, const char *username)
+{
+	if (t->lim.total_quota && t->count >= t->lim.total_quota)
+		return -ENOSPC;
+	if (t->lim.user_quota && alloc_user_count(t, username) >= t->lim.user_quota)
+		return -EDQUOT;
+	return 0;
+}
+
+struct allocation *alloc_find(const struct alloc_table *t, const struct sockaddr_storage *client,
+			      const struct sockaddr_storage *listener)
+{
+	struct allocation *a = t->buckets[tuple_hash(client, listener) & (t->nbuckets - 1)];
+
+	for (; a; a = a->next)
+		if (addr_eq(&a->client, client) && addr_eq(&a->listener, listener))
+			return a;
+	return NULL;
+}
+
+int alloc_insert(struct alloc_table *t, struct allocation *a)
+{
+	size_t b;
+	int err;
+
+	if (alloc_find(t, &a->client, &a->listener))
+		return -EEXIST;
+	err = alloc_quota_check(t, a->username);
+	if (err)
+		return err;
+	err = user_inc(t, a->username);
+	if (err)
+		return err;
+	maybe_grow(t);
+	b = tuple_hash(&a->client, &a->listener) & (t->nbuckets - 1);
+	a->next = t->buckets[b];
+	t->buckets[b] = a;
+	t->count++;
+	if (t->hooks.alloc_up)
+		t->hooks.alloc_up(t->hooks.ctx, a);
+	return 0;
+}
+
+static void chan_stop(struct alloc_table *t, struct allocation *a, struct chan *c)
+{
+	if (!c->active)
+		return;
+	if (t->hooks.chan_down)
+		t->hooks.chan_down(t->hooks.ctx, a, c);
+	c->active = false;
+	c->in_kernel = false;
+}
+
+static void chan_start(struct alloc_table *t, struct allocation *a, struct chan *c)
+{
+	if (c->active)
+		return;
+	c->active = true;
+	c->in_kernel = t->hooks.chan_up ? t->hooks.chan_up(t->hooks.ctx, a, c) : false;
+}
+
+static void alloc_free_one(struct alloc_table *t, struct allocation *a)
+{
+	for (unsigned i = 0; i < a->nchans; i++)
+		chan_stop(t, a, &a->chans[i]);
+	for (unsigned i = 0; i < a->nperms; i++)
+		if (t->hooks.perm_down)
+			t->hooks.perm_down(t->hooks.ctx, a, &a->perms[i]);
+	if (t->hooks.alloc_down)
+		t->hooks.alloc_down(t->hooks.ctx, a);
+	user_dec(t, a->username);
+	free(a->perms);
+	free(a->chans);
+	free(a);
+}
+
+void alloc_delete(struct alloc_table *t, struct allocation *a)
+{
+	struct allocation **p = &t->buckets[tuple_hash(&a->client, &a->listener) & (t->nbuckets - 1)];
+
+	while (*p && *p != a)
+		p = &(*p)->next;
+	if (!*p)
+		return;
+	*p = a->next;
+	t->count--;
+	alloc_free_one(t, a);
+}
+
+void alloc_table_free(struct alloc_table *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct allocation *a = t->buckets[i], *next;
+		for (; a; a = next) {
+			next = a->next;
+			alloc_free_one(t, a);
+		}
+		struct user_count *u = t->users[i], *un;
+		for (; u; u = un) {
+			un = u->next;
+			free(u);
+		}
+	}
+	free(t->buckets);
+	free(t->users);
+	free(t);
+}
+
+unsigned alloc_count(const struct alloc_table *t)
+{
+	return t->count;
+}
+
+void alloc_foreach(struct alloc_table *t, void (*fn)(struct allocation *a, void *arg), void *arg)
+{
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (struct allocation *a = t->buckets[i]; a; a = a->next)
+			fn(a, arg);
+}
+
+static struct perm *perm_find(const struct allocation *a, const struct sockaddr_storage *peer)
+{
+	for (unsigned i = 0; i < a->nperms; i++)
+		if (addr_ip_eq(&a->perms[i].peer, peer))
+			return &a->perms[i];
+	return NULL;
+}
+
+bool alloc_perm_ok(const struct allocation *a, const struct sockaddr_storage *peer, time_t now)
+{
+	const struct perm *p = perm_find(a, peer);
+
+	return p && p->expires > now;
+}
+
+int alloc_perm_add(struct alloc_table *t, struct allocation *a,
+		   const struct sockaddr_storage *peer, time_t now)
+{
+	struct perm *p = perm_find(a, peer);
+
+	if (p) {
+		p->expires = now + t->lim.permission_lifetime;
+		return 0;
+	}
+	if (a->nperms >= t->lim.max_perms)
+		return -ENOSPC;
+	p = realloc(a->perms, (a->nperms + 1) * sizeof(*p));
+	if (!p)
+		return -ENOSPC;
+	a->perms = p;
+	p = &a->perms[a->nperms++];
+	memset(p, 0, sizeof(*p));
+	p->peer = *peer;
+	addr_canon(&p->peer);
+	addr_set_port(&p->peer, 0);
+	p->expires = now + t->lim.permission_lifetime;
+	if (t->hooks.perm_up)
+		t->hooks.perm_up(t->hooks.ctx, a, p);
+	/* A channel to this IP whose permission had lapsed is usable again. */
+	for (unsigned i = 0; i < a->nchans; i++)
+		if (addr_ip_eq(&a->chans[i].peer, peer))
+			chan_start(t, a, &a->chans[i]);
+	return 0;
+}
+
+struct chan *alloc_chan_by_number(struct allocation *a, uint16_t number, time_t now)
+{
+	for (unsigned i = 0; i < a->nchans; i++)
+		if (a->chans[i].number == number && a->chans[i].expires > now)
+			return &a->chans[i];
+	return NULL;
+}
+
+struct chan *alloc_chan_by_peer(struct allocation *a, const struct sockaddr_storage *peer,
+				time_t now)
+{
+	for (unsigned i = 0; i < a->nchans; i++)
+		if (addr_eq(&a->chans[i].peer, peer) && a->chans[i].expires > now)
+			return &a->chans[i];
+	return NULL;
+}
+
+static void expire_one(struct alloc_table *t, struct allocation *a, time_t now);
+
+int alloc_chan_bind(struct alloc_table *t, struct allocation *a, uint16_t number,
+		    const struct sockaddr_storage *peer, time_t now)
+{
+	struct chan *byn, *byp, *c;
+	int err;
+
+	if (number < CHANNEL_MIN || number > CHANNEL_MAX)
+		return -EINVAL;
+	/* Drop what has lapsed first, so a stale entry with the same number
+	 * or peer cannot be swept later and take the new binding with it. */
+	expire_one(t, a, now);
+	byn = alloc_chan_by_number(a, number, now);
+	byp = alloc_chan_by_peer(a, peer, now);
+	if (byn != byp)
+		return -EBUSY;	/* one of them is bound to something else */
+	if (!byn && a->nchans >= t->lim.max_channels)
+		return -ENOSPC;
+	if (!perm_find(a, peer) && a->nperms >= t->lim.max_perms)
+		return -ENOSPC;
+	if (byn) {
+		byn->expires = now + t->lim.channel_lifetime;
+		return alloc_perm_add(t, a, peer, now);
+	}
+	c = realloc(a->chans, (a->nchans + 1) * sizeof(*c));
+	if (!c)
+		return -ENOSPC;
+	a->chans = c;
+	c = &a->chans[a->nchans++];
+	memset(c, 0, sizeof(*c));
+	c->number = number;
+	c->peer = *peer;
+	addr_canon(&c->peer);
+	c->expires = now + t->lim.channel_lifetime;
+	/* The permission first: alloc_perm_add starts channels it unblocks,
+	 * this new one included. */
+	err = alloc_perm_add(t, a, peer, now);
+	if (err) {
+		a->nchans--;
+		return err;
+	}
+	chan_start(t, a, c);
+	return 0;
+}
+
+/* Removes element i of an array of n by moving the last one into it. */
+#define ARRAY_DEL(arr, n, i) do { (arr)[i] = (arr)[(n) - 1]; (n)--; } while (0)
+
+static void expire_one(struct alloc_table *t, struct allocation *a, time_t now)
+{
+	for (unsigned i = 0; i < a->nchans;) {
+		if (a->chans[i].expires <= now) {
+			chan_stop(t, a, &a->chans[i]);
+			ARRAY_DEL(a->chans, a->nchans, i);
+		} else {
+			i++;
+		}
+	}
+	for (unsigned i = 0; i < a->nperms;) {
+		struct perm *p = &a->perms[i];
+		if (p->expires > now) {
+			i++;
+			continue;
+		}
+		/* Bound channels to this IP stay bound but carry nothing. */
+		for (unsigned j = 0; j < a->nchans; j++)
+			if (addr_ip_eq(&a->chans[j].peer, &p->peer))
+				chan_stop(t, a, &a->chans[j]);
+		if (t->hooks.perm_down)
+			t->hooks.perm_down(t->hooks.ctx, a, p);
+		ARRAY_DEL(a->perms, a->nperms, i);
+	}
+}
+
+unsigned alloc_expire(struct alloc_table *t, time_t now)
+{
+	unsigned deleted = 0;
+
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct allocation **p = &t->buckets[i];
+		while (*p) {
+			struct allocation *a = *p;
+			if (a->expires <= now) {
+				*p = a->next;
+				t->count--;
+				alloc_free_one(t, a);
+				deleted++;
+				continue;
+			}
+			expire_one(t, a, now);
+			p = &a->next;
+		}
+	}
+	return deleted;
+}
+
+const struct tx_entry *alloc_tx_find(const struct allocation *a, const uint8_t tid[STUN_TID_LEN])
+{
+	for (unsigned i = 0; i < ALLOC_TX_CACHE; i++)
+		if (a->tx[i].len && !memcmp(a->tx[i].tid, tid, STUN_TID_LEN))
+			return &a->tx[i];
+	return NULL;
+}
+
+void alloc_tx_store(struct allocation *a, const uint8_t tid[STUN_TID_LEN], const uint8_t *buf,
+		    size_t len)
+{
+	struct tx_entry *e = &a->tx[a->tx_next];
+
+	if (len > sizeof(e->buf))
+		return; /* not cached: a retransmission is then processed again */
+	a->tx_next = (a->tx_next + 1) % ALLOC_TX_CACHE;
+	memcpy(e->tid, tid, STUN_TID_LEN);
+	memcpy(e->buf, buf, len);
+	e->len = (uint16_t)len;
+}
+
+struct relay *alloc_relay_for(struct allocation *a, int family)
+{
+	for (unsigned i = 0; i < a->nrelays; i++)
+		if (a->relays[i].addr.ss_family == family)
+			return &a->relays[i];
+	return NULL;
+}

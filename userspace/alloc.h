@@ -1,0 +1,143 @@
+/* TURN state: allocations keyed by their 5-tuple, their permissions and
+ * channel bindings, lifetimes and quotas (RFC 8656 §5-§12). Pure state: no
+ * sockets, no packets. Whoever mirrors the state elsewhere (the relay
+ * sockets, the XDP maps) subscribes through struct alloc_hooks, which are
+ * called on every change, including expiry, so the mirror can never drift. */
+#ifndef XT_ALLOC_H
+#define XT_ALLOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <sys/socket.h>
+
+#include "auth.h"
+#include "stun.h"
+
+#define ALLOC_MAX_RELAYS 2	/* an IPv4 and an IPv6 relay (dual allocation) */
+#define ALLOC_TX_CACHE 4	/* responses kept for retransmitted requests */
+#define ALLOC_TX_MAXLEN 320
+
+struct perm {
+	struct sockaddr_storage peer;	/* IP only; port 0 */
+	time_t expires;
+};
+
+struct chan {
+	struct sockaddr_storage peer;	/* peer transport address */
+	time_t expires;
+	uint16_t number;
+	bool active;			/* bound and permitted: chan_up was called */
+	bool in_kernel;			/* chan_up's answer: the fast path carries it */
+	uint32_t slot;			/* the fast path's per-channel counter slot */
+};
+
+struct relay {
+	struct sockaddr_storage addr;	/* local relayed transport address */
+	struct sockaddr_storage adv;	/* what we advertise (external-ip mapping) */
+	int fd;				/* owned by the hooks' provider */
+};
+
+struct tx_entry {
+	uint8_t tid[STUN_TID_LEN];
+	uint16_t len;
+	uint8_t buf[ALLOC_TX_MAXLEN];
+};
+
+struct allocation {
+	struct allocation *next;	/* hash chain */
+	struct sockaddr_storage client;	/* 5-tuple: client, */
+	struct sockaddr_storage listener; /* our address, UDP */
+	int listener_fd;		/* socket to answer the client from */
+	char username[AUTH_MAX_USERNAME];
+	/* The credential that created the allocation: later requests must
+	 * match it (441) and their responses are signed with it. */
+	uint8_t key[AUTH_MAX_KEY];
+	size_t keylen;
+	struct relay relays[ALLOC_MAX_RELAYS];
+	unsigned nrelays;
+	time_t expires;
+	struct perm *perms;
+	unsigned nperms;
+	struct chan *chans;
+	unsigned nchans;
+	struct tx_entry tx[ALLOC_TX_CACHE];
+	unsigned tx_next;
+	uint8_t alloc_tid[STUN_TID_LEN];	/* the Allocate that made it */
+	void *user;			/* for the hooks' provider */
+};
+
+struct alloc_hooks {
+	void *ctx;
+	/* Called once the allocation is in the table (its relays are live). */
+	void (*alloc_up)(void *ctx, struct allocation *a);
+	/* Called before the allocation's state is freed. */
+	void (*alloc_down)(void *ctx, struct allocation *a);
+	void (*perm_up)(void *ctx, struct allocation *a, const struct perm *p);
+	void (*perm_down)(void *ctx, struct allocation *a, const struct perm *p);
+	/* A channel becomes usable (bound and permitted) / stops being usable.
+	 * chan_up returns true if the fast path now carries it. */
+	bool (*chan_up)(void *ctx, struct allocation *a, struct chan *c);
+	void (*chan_down)(void *ctx, struct allocation *a, struct chan *c);
+};
+
+struct alloc_limits {
+	unsigned user_quota;		/* allocations per username, 0 = unlimited */
+	unsigned total_quota;		/* allocations in all, 0 = unlimited */
+	unsigned max_perms;		/* permissions per allocation */
+	unsigned max_channels;		/* channels per allocation */
+	unsigned permission_lifetime;	/* seconds */
+	unsigned channel_lifetime;	/* seconds */
+};
+
+struct alloc_table;
+
+struct alloc_table *alloc_table_new(const struct alloc_limits *lim, const struct alloc_hooks *h);
+/* Deletes every allocation (hooks called) and frees the table. */
+void alloc_table_free(struct alloc_table *t);
+void alloc_set_limits(struct alloc_table *t, const struct alloc_limits *lim);
+
+/* Quota check before any resource is taken: 0, -EDQUOT (user quota: 486)
+ * or -ENOSPC (total quota: 508). */
+int alloc_quota_check(const struct alloc_table *t, const char *username);
+/* Inserts a new allocation (caller filled client, listener, username, key,
+ * relays, expires). Takes ownership. 0, -EEXIST, -EDQUOT, -ENOSPC. */
+int alloc_insert(struct alloc_table *t, struct allocation *a);
+struct allocation *alloc_find(const struct alloc_table *t, const struct sockaddr_storage *client,
+			      const struct sockaddr_storage *listener);
+/* Removes and frees (hooks called). */
+void alloc_delete(struct alloc_table *t, struct allocation *a);
+unsigned alloc_count(const struct alloc_table *t);
+unsigned alloc_user_count(const struct alloc_table *t, const char *username);
+/* Calls fn on every allocation (fn must not delete). */
+void alloc_foreach(struct alloc_table *t, void (*fn)(struct allocation *a, void *arg), void *arg);
+
+/* Installs or refreshes a permission for peer's IP. 0 or -ENOSPC (508). */
+int alloc_perm_add(struct alloc_table *t, struct allocation *a,
+		   const struct sockaddr_storage *peer, time_t now);
+bool alloc_perm_ok(const struct allocation *a, const struct sockaddr_storage *peer, time_t now);
+
+/* ChannelBind rules (RFC 8656 §11.2): 0, -EINVAL (number out of range:
+ * 400), -EBUSY (number bound to another peer, or peer bound to another
+ * number: 400), -ENOSPC (max-channels or max-permissions: 508). Also
+ * installs or refreshes the permission for the peer. */
+int alloc_chan_bind(struct alloc_table *t, struct allocation *a, uint16_t number,
+		    const struct sockaddr_storage *peer, time_t now);
+struct chan *alloc_chan_by_number(struct allocation *a, uint16_t number, time_t now);
+struct chan *alloc_chan_by_peer(struct allocation *a, const struct sockaddr_storage *peer,
+				time_t now);
+
+/* Expires what is due at now: allocations, permissions (taking their
+ * channels out of use) and channels. Returns allocations deleted. */
+unsigned alloc_expire(struct alloc_table *t, time_t now);
+
+/* Transaction cache: a retransmitted request gets the same answer. */
+const struct tx_entry *alloc_tx_find(const struct allocation *a, const uint8_t tid[STUN_TID_LEN]);
+void alloc_tx_store(struct allocation *a, const uint8_t tid[STUN_TID_LEN], const uint8_t *buf,
+		    size_t len);
+
+/* The relay of a family (AF_INET/AF_INET6) or NULL. */
+struct relay *alloc_relay_for(struct allocation *a, int family);
+
+#endif

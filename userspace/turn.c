@@ -1,0 +1,713 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <openssl/rand.h>
+
+#include "addr.h"
+#include "auth.h"
+#include "log.h"
+#include "policy.h"
+#include "turn.h"
+
+#define SOFTWARE "xturn"
+#define RESERVATION_LIFETIME 30		/* seconds a reserved port is held (RFC 8656 §7.2) */
+#define MAX_RESERVATIONS 1024
+#define EVEN_PORT_TRIES 16
+
+struct reservation {
+	uint8_t token[8];
+	int fd;
+	struct sockaddr_storage addr, adv;
+	time_t expires;
+};
+
+struct turn_server {
+	struct turn_cfg cfg;
+	struct auth *auth;
+	struct policy *policy;
+	struct turn_io io;
+	struct alloc_table *allocs;
+	struct reservation resv[MAX_RESERVATIONS];
+	unsigned nresv;
+	uint8_t tid_seed[4];		/* server-originated transaction ids */
+	uint64_t tid_counter;
+	struct turn_stats stats;
+};
+
+/* A request being answered: everything the handlers need. */
+struct req {
+	struct turn_server *s;
+	const struct stun_msg *m;
+	int listener_fd;
+	const struct sockaddr_storage *client;
+	const struct sockaddr_storage *listener;
+	time_t now;
+	struct auth_result auth;	/* valid when authenticated */
+	bool authenticated;
+	struct allocation *alloc;	/* the 5-tuple's allocation, if any */
+};
+
+struct reply {
+	struct stun_builder b;
+	uint8_t buf[STUN_MAX_MSG];
+};
+
+struct turn_server *turn_new(const struct turn_cfg *cfg, struct auth *auth, struct policy *pol,
+			     const struct turn_io *io, const struct alloc_hooks *hooks)
+{
+	struct turn_server *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->cfg = *cfg;
+	s->auth = auth;
+	s->policy = pol;
+	s->io = *io;
+	s->allocs = alloc_table_new(&cfg->limits, hooks);
+	if (!s->allocs || RAND_bytes(s->tid_seed, sizeof(s->tid_seed)) != 1) {
+		alloc_table_free(s->allocs);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void turn_free(struct turn_server *s)
+{
+	if (!s)
+		return;
+	alloc_table_free(s->allocs);
+	for (unsigned i = 0; i < s->nresv; i++)
+		s->io.relay_close(s->io.ctx, s->resv[i].fd);
+	auth_free(s->auth);
+	policy_free(s->policy);
+	free(s);
+}
+
+void turn_replace_auth(struct turn_server *s, struct auth *auth, struct policy *pol)
+{
+	auth_free(s->auth);
+	policy_free(s->policy);
+	s->auth = auth;
+	s->policy = pol;
+}
+
+const struct turn_stats *turn_stats(const struct turn_server *s)
+{
+	return &s->stats;
+}
+
+struct alloc_table *turn_allocs(struct turn_server *s)
+{
+	return s->allocs;
+}
+
+/* ---- responses ----------------------------------------------------------- */
+
+static void reply_init(struct reply *r, const struct req *q, enum stun_class cls)
+{
+	stun_build_init(&r->b, r->buf, sizeof(r->buf), q->m->method, cls, q->m->tid);
+}
+
+/* Signs (when the request was authenticated), adds FINGERPRINT when the
+ * request had one, sends, and caches the answer for retransmissions. */
+static void reply_send(struct req *q, struct reply *r, struct allocation *cache_in)
+{
+	struct turn_server *s = q->s;
+	struct iovec iov;
+	size_t len;
+
+	stun_add_attr(&r->b, STUN_A_SOFTWARE, SOFTWARE, sizeof(SOFTWARE) - 1);
+	if (q->authenticated) {
+		if (q->auth.sha256)
+			stun_add_integrity_sha256(&r->b, q->auth.key, q->auth.keylen);
+		else
+			stun_add_integrity(&r->b, q->auth.key, q->auth.keylen);
+	}
+	if (stun_find(q->m, STUN_A_FINGERPRINT))
+		stun_add_fingerprint(&r->b);
+	len = stun_build_finish(&r->b);
+	if (!len) {
+		log_warn("response to method 0x%03x did not fit", q->m->method);
+		return;
+	}
+	if (cache_in)
+		alloc_tx_store(cache_in, q->m->tid, r->buf, len);
+	iov.iov_base = r->buf;
+	iov.iov_len = len;
+	s->io.send_client(s->io.ctx, q->listener_fd, q->listener, q->client, &iov, 1);
+}
+
+static void send_error(struct req *q, int code)
+{
+	struct reply r;
+
+	q->s->stats.error_responses++;
+	reply_init(&r, q, STUN_ERROR);
+	stun_add_error(&r.b, code, NULL);
+	if (code == 401 || code == 438)
+		auth_add_challenge(q->s->auth, &r.b, q->client, q->now);
+	if (code == 420)
+		stun_add_unknown_attrs(&r.b, q->m->unknown, q->m->nunknown);
+	/* A 401/438 is never signed: the client's credentials did not pass. */
+	if (code == 401 || code == 438)
+		q->authenticated = false;
+	reply_send(q, &r, q->authenticated ? q->alloc : NULL);
+}
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static bool alloc_has_family(struct allocation *a, int family)
+{
+	return alloc_relay_for(a, family) != NULL;
+}
+
+/* Decodes an XOR-PEER-ADDRESS and applies the family and policy checks.
+ * Returns 0 or the STUN error code to answer with. */
+static int check_peer(struct req *q, const struct stun_attr *at, struct sockaddr_storage *peer)
+{
+	char buf[ADDR_STRLEN];
+
+	if (stun_attr_xor_addr(q->m, at, peer))
+		return 400;
+	addr_canon(peer);
+	if (!alloc_has_family(q->alloc, peer->ss_family))
+		return 443;
+	if (!policy_peer_allowed(q->s->policy, peer)) {
+		q->s->stats.peer_denied++;
+		log_debug("peer %s denied by policy for %s", addr_str(peer, false, buf, sizeof(buf)),
+			  q->alloc->username);
+		return 403;
+	}
+	return 0;
+}
+
+static uint32_t requested_lifetime(struct req *q, bool *present)
+{
+	uint32_t lt;
+
+	*present = stun_attr_u32(q->m, STUN_A_LIFETIME, &lt) == 0;
+	return *present ? lt : q->s->cfg.default_lifetime;
+}
+
+/* RFC 8656 §7.2: the client may ask for less or more than the default;
+ * the server grants at most max-allocate-lifetime. */
+static uint32_t grant_lifetime(struct turn_server *s, uint32_t requested)
+{
+	if (requested > s->cfg.max_lifetime)
+		return s->cfg.max_lifetime;
+	if (requested < s->cfg.default_lifetime)
+		return s->cfg.default_lifetime;
+	return requested;
+}
+
+/* ---- Allocate ---------------------------------------------------------------- */
+
+static struct reservation *resv_take(struct turn_server *s, const uint8_t *token)
+{
+	for (unsigned i = 0; i < s->nresv; i++)
+		if (!memcmp(s->resv[i].token, token, 8))
+			return &s->resv[i];
+	return NULL;
+}
+
+static void resv_remove(struct turn_server *s, struct reservation *r)
+{
+	*r = s->resv[--s->nresv];
+}
+
+/* Opens the relay for family; with even_port and reserve, also holds the
+ * next port and returns its token. */
+static int open_relay(struct req *q, int family, bool even, bool reserve, bool df,
+		      struct relay *out, uint8_t token[8], bool *reserved)
+{
+	struct turn_server *s = q->s;
+
+	*reserved = false;
+	for (int tries = 0; tries < EVEN_PORT_TRIES; tries++) {
+		int fd = s->io.relay_open(s->io.ctx, family, 0, even, df, &out->addr, &out->adv);
+		if (fd < 0)
+			return fd;
+		out->fd = fd;
+		if (!reserve)
+			return 0;
+		if (s->nresv >= MAX_RESERVATIONS) {
+			s->io.relay_close(s->io.ctx, fd);
+			return -ENOSPC;
+		}
+		struct reservation *r = &s->resv[s->nresv];
+		int rfd = s->io.relay_open(s->io.ctx, family, addr_port(&out->addr) + 1, false, df,
+					   &r->addr, &r->adv);
+		if (rfd >= 0) {
+			r->fd = rfd;
+			r->expires = q->now + RESERVATION_LIFETIME;
+			if (RAND_bytes(r->token, 8) != 1) {
+				s->io.relay_close(s->io.ctx, rfd);
+				s->io.relay_close(s->io.ctx, fd);
+				return -EIO;
+			}
+			memcpy(token, r->token, 8);
+			s->nresv++;
+			*reserved = true;
+			return 0;
+		}
+		/* port+1 taken: try another even port */
+		s->io.relay_close(s->io.ctx, fd);
+	}
+	return -EADDRINUSE;
+}
+
+static int relay_error_code(int err)
+{
+	return err == -EAFNOSUPPORT ? 440 : 508;
+}
+
+static void put_address_error(struct stun_builder *b, int family, int code)
+{
+	uint8_t v[4 + 32];
+	const char *reason = stun_error_reason(code);
+	size_t rl = strlen(reason);
+
+	if (rl > 32)
+		rl = 32;
+	v[0] = family == AF_INET ? STUN_FAMILY_IPV4 : STUN_FAMILY_IPV6;
+	v[1] = 0;
+	v[2] = (uint8_t)(code / 100);
+	v[3] = (uint8_t)(code % 100);
+	memcpy(v + 4, reason, rl);
+	stun_add_attr(b, STUN_A_ADDRESS_ERROR_CODE, v, (uint16_t)(4 + rl));
+}
+
+static void handle_allocate(struct req *q)
+{
+	struct turn_server *s = q->s;
+	const struct stun_attr *at;
+	const struct stun_attr *raf = stun_find(q->m, STUN_A_REQUESTED_ADDRESS_FAMILY);
+	const struct stun_attr *aaf = stun_find(q->m, STUN_A_ADDITIONAL_ADDRESS_FAMILY);
+	const struct stun_attr *even = stun_find(q->m, STUN_A_EVEN_PORT);
+	const struct stun_attr *token = stun_find(q->m, STUN_A_RESERVATION_TOKEN);
+	bool df = stun_find(q->m, STUN_A_DONT_FRAGMENT) != NULL;
+	int families[2] = { AF_INET, 0 };
+	uint8_t new_token[8];
+	bool reserved = false, lt_present;
+	int dual_error = 0, err;
+	struct allocation *a;
+	struct reply r;
+
+	if (q->alloc) {
+		send_error(q, 437);	/* same 5-tuple, another transaction */
+		return;
+	}
+	at = stun_find(q->m, STUN_A_REQUESTED_TRANSPORT);
+	if (!at || at->len != 4) {
+		send_error(q, 400);
+		return;
+	}
+	if (stun_attr_val(q->m, at)[0] != IPPROTO_UDP) {
+		send_error(q, 442);
+		return;
+	}
+	if ((token && even) || (raf && aaf) || (token && raf) || (token && aaf)) {
+		send_error(q, 400);
+		return;
+	}
+	if (raf) {
+		uint8_t f = raf->len == 4 ? stun_attr_val(q->m, raf)[0] : 0;
+		if (f == STUN_FAMILY_IPV6)
+			families[0] = AF_INET6;
+		else if (f != STUN_FAMILY_IPV4) {
+			send_error(q, 440);
+			return;
+		}
+	}
+	if (aaf) {
+		if (aaf->len != 4 || stun_attr_val(q->m, aaf)[0] != STUN_FAMILY_IPV6) {
+			send_error(q, 400);
+			return;
+		}
+		families[1] = AF_INET6;
+	}
+	if (even && even->len != 1) {
+		send_error(q, 400);
+		return;
+	}
+	err = alloc_quota_check(s->allocs, q->auth.username);
+	if (err) {
+		send_error(q, err == -EDQUOT ? 486 : 508);
+		return;
+	}
+
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		send_error(q, 508);
+		return;
+	}
+	a->client = *q->client;
+	a->listener = *q->listener;
+	a->listener_fd = q->listener_fd;
+	snprintf(a->username, sizeof(a->username), "%s", q->auth.username);
+	memcpy(a->key, q->auth.key, q->auth.keylen);
+	a->keylen = q->auth.keylen;
+	memcpy(a->alloc_tid, q->m->tid, STUN_TID_LEN);
+
+	if (token) {
+		struct reservation *rv = token->len == 8 ? resv_take(s, stun_attr_val(q->m, token)) : NULL;
+		if (!rv) {
+			free(a);
+			send_error(q, 508);
+			return;
+		}
+		a->relays[0].fd = rv->fd;
+		a->relays[0].addr = rv->addr;
+		a->relays[0].adv = rv->adv;
+		a->nrelays = 1;
+		resv_remove(s, rv);
+	} else {
+		bool want_reserve = even && (stun_attr_val(q->m, even)[0] & 0x80);
+		err = open_relay(q, families[0], even != NULL, want_reserve, df, &a->relays[0],
+				 new_token, &reserved);
+		if (err) {
+			free(a);
+			send_error(q, relay_error_code(err));
+			return;
+		}
+		a->nrelays = 1;
+		if (families[1]) {
+			bool unused;
+			err = open_relay(q, families[1], false, false, df, &a->relays[1], new_token,
+					 &unused);
+			if (err)
+				dual_error = relay_error_code(err);
+			else
+				a->nrelays = 2;
+		}
+	}
+	a->expires = q->now + grant_lifetime(s, requested_lifetime(q, &lt_present));
+	err = alloc_insert(s->allocs, a);
+	if (err) {
+		for (unsigned i = 0; i < a->nrelays; i++)
+			s->io.relay_close(s->io.ctx, a->relays[i].fd);
+		free(a);
+		send_error(q, err == -EDQUOT ? 486 : 508);
+		return;
+	}
+	s->stats.allocations_created++;
+	q->alloc = a;
+
+	reply_init(&r, q, STUN_SUCCESS);
+	for (unsigned i = 0; i < a->nrelays; i++)
+		stun_add_xor_addr(&r.b, STUN_A_XOR_RELAYED_ADDRESS, &a->relays[i].adv);
+	if (dual_error)
+		put_address_error(&r.b, AF_INET6, dual_error);
+	stun_add_u32(&r.b, STUN_A_LIFETIME, (uint32_t)(a->expires - q->now));
+	if (reserved)
+		stun_add_attr(&r.b, STUN_A_RESERVATION_TOKEN, new_token, 8);
+	stun_add_xor_addr(&r.b, STUN_A_XOR_MAPPED_ADDRESS, q->client);
+	reply_send(q, &r, a);
+	if (log_level >= LOG_DEBUG) {
+		char c[ADDR_STRLEN], rl[ADDR_STRLEN];
+		log_debug("allocation %s -> %s for %s, %lds", addr_str(q->client, true, c, sizeof(c)),
+			  addr_str(&a->relays[0].addr, true, rl, sizeof(rl)), a->username,
+			  (long)(a->expires - q->now));
+	}
+}
+
+/* ---- Refresh, CreatePermission, ChannelBind --------------------------------- */
+
+static void handle_refresh(struct req *q)
+{
+	const struct stun_attr *raf = stun_find(q->m, STUN_A_REQUESTED_ADDRESS_FAMILY);
+	struct allocation *a = q->alloc;
+	uint32_t lt;
+	bool present;
+	struct reply r;
+
+	if (raf) {
+		uint8_t f = raf->len == 4 ? stun_attr_val(q->m, raf)[0] : 0;
+		int fam = f == STUN_FAMILY_IPV4 ? AF_INET : f == STUN_FAMILY_IPV6 ? AF_INET6 : 0;
+		if (!fam || !alloc_has_family(a, fam)) {
+			send_error(q, 443);
+			return;
+		}
+	}
+	lt = requested_lifetime(q, &present);
+	reply_init(&r, q, STUN_SUCCESS);
+	if (present && lt == 0) {
+		stun_add_u32(&r.b, STUN_A_LIFETIME, 0);
+		/* Answer first, then delete: the response is signed and its
+		 * retransmissions get 437 (the allocation is gone), as in the RFC. */
+		reply_send(q, &r, NULL);
+		alloc_delete(q->s->allocs, a);
+		q->alloc = NULL;
+		return;
+	}
+	lt = grant_lifetime(q->s, lt);
+	a->expires = q->now + lt;
+	stun_add_u32(&r.b, STUN_A_LIFETIME, lt);
+	reply_send(q, &r, a);
+}
+
+static void handle_create_permission(struct req *q)
+{
+	struct sockaddr_storage peers[STUN_MAX_ATTRS];
+	unsigned n = 0;
+	struct reply r;
+
+	/* All peers are checked before any is installed: all or nothing. */
+	for (unsigned i = 0; i < q->m->nattrs; i++) {
+		if (q->m->attrs[i].type != STUN_A_XOR_PEER_ADDRESS)
+			continue;
+		int code = check_peer(q, &q->m->attrs[i], &peers[n]);
+		if (code) {
+			send_error(q, code);
+			return;
+		}
+		n++;
+	}
+	if (!n) {
+		send_error(q, 400);
+		return;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (alloc_perm_add(q->s->allocs, q->alloc, &peers[i], q->now)) {
+			send_error(q, 508);
+			return;
+		}
+	}
+	reply_init(&r, q, STUN_SUCCESS);
+	reply_send(q, &r, q->alloc);
+}
+
+static void handle_channel_bind(struct req *q)
+{
+	const struct stun_attr *cn = stun_find(q->m, STUN_A_CHANNEL_NUMBER);
+	const struct stun_attr *pa = stun_find(q->m, STUN_A_XOR_PEER_ADDRESS);
+	struct sockaddr_storage peer;
+	uint32_t v;
+	int code, err;
+	struct reply r;
+
+	if (!cn || !pa || stun_attr_u32(q->m, STUN_A_CHANNEL_NUMBER, &v)) {
+		send_error(q, 400);
+		return;
+	}
+	code = check_peer(q, pa, &peer);
+	if (code) {
+		send_error(q, code);
+		return;
+	}
+	err = alloc_chan_bind(q->s->allocs, q->alloc, (uint16_t)(v >> 16), &peer, q->now);
+	if (err) {
+		send_error(q, err == -ENOSPC ? 508 : 400);
+		return;
+	}
+	reply_init(&r, q, STUN_SUCCESS);
+	reply_send(q, &r, q->alloc);
+}
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
+static void handle_binding(struct req *q)
+{
+	struct reply r;
+
+	q->s->stats.binding++;
+	reply_init(&r, q, STUN_SUCCESS);
+	stun_add_xor_addr(&r.b, STUN_A_XOR_MAPPED_ADDRESS, q->client);
+	reply_send(q, &r, NULL);
+}
+
+static void handle_request(struct req *q)
+{
+	struct turn_server *s = q->s;
+	const struct tx_entry *tx;
+
+	s->stats.requests++;
+	if (q->m->method == STUN_BINDING) {
+		if (q->m->nunknown)
+			send_error(q, 420);
+		else
+			handle_binding(q);
+		return;
+	}
+	if (q->m->method != TURN_ALLOCATE && q->m->method != TURN_REFRESH &&
+	    q->m->method != TURN_CREATE_PERMISSION && q->m->method != TURN_CHANNEL_BIND) {
+		send_error(q, 400);
+		return;
+	}
+	/* A retransmission gets the very answer the first copy got. */
+	if (q->alloc && (tx = alloc_tx_find(q->alloc, q->m->tid))) {
+		struct iovec iov = { .iov_base = (void *)tx->buf, .iov_len = tx->len };
+		s->io.send_client(s->io.ctx, q->listener_fd, q->listener, q->client, &iov, 1);
+		return;
+	}
+	auth_check(s->auth, q->m, q->client, q->now, &q->auth);
+	if (q->auth.verdict != AUTH_OK) {
+		if (q->auth.verdict == AUTH_CHALLENGE)
+			s->stats.auth_challenges++;
+		else
+			s->stats.auth_failures++;
+		if (q->auth.verdict != AUTH_CHALLENGE && log_level >= LOG_DEBUG) {
+			char c[ADDR_STRLEN];
+			log_debug("auth %d from %s: %s", q->auth.error_code,
+				  addr_str(q->client, true, c, sizeof(c)), q->auth.why);
+		}
+		send_error(q, q->auth.error_code);
+		return;
+	}
+	q->authenticated = true;
+	if (q->m->nunknown) {
+		send_error(q, 420);
+		return;
+	}
+	if (q->alloc && strcmp(q->alloc->username, q->auth.username)) {
+		send_error(q, 441);
+		return;
+	}
+	if (q->m->method == TURN_ALLOCATE) {
+		handle_allocate(q);
+		return;
+	}
+	if (!q->alloc) {
+		send_error(q, 437);
+		return;
+	}
+	if (q->m->method == TURN_REFRESH)
+		handle_refresh(q);
+	else if (q->m->method == TURN_CREATE_PERMISSION)
+		handle_create_permission(q);
+	else
+		handle_channel_bind(q);
+}
+
+static void relay_to_peer(struct turn_server *s, struct allocation *a,
+			  const struct sockaddr_storage *peer, const uint8_t *data, size_t len,
+			  time_t now)
+{
+	struct relay *r = alloc_relay_for(a, peer->ss_family);
+
+	if (!r || !alloc_perm_ok(a, peer, now)) {
+		s->stats.dropped_no_perm++;
+		return;
+	}
+	if (s->io.send_peer(s->io.ctx, r->fd, peer, data, len) >= 0) {
+		s->stats.c2p_packets++;
+		s->stats.c2p_bytes += len;
+	}
+}
+
+static void handle_send(struct turn_server *s, struct allocation *a, const struct stun_msg *m,
+			time_t now)
+{
+	const struct stun_attr *pa = stun_find(m, STUN_A_XOR_PEER_ADDRESS);
+	const struct stun_attr *data = stun_find(m, STUN_A_DATA);
+	struct sockaddr_storage peer;
+
+	if (!a || !pa || !data || m->nunknown || stun_attr_xor_addr(m, pa, &peer)) {
+		s->stats.dropped_no_alloc++;
+		return;
+	}
+	addr_canon(&peer);
+	relay_to_peer(s, a, &peer, stun_attr_val(m, data), data->len, now);
+}
+
+void turn_on_client(struct turn_server *s, int listener_fd, const struct sockaddr_storage *client,
+		    const struct sockaddr_storage *listener, const uint8_t *buf, size_t len,
+		    time_t now)
+{
+	struct stun_msg m;
+	struct req q;
+
+	if (channeldata_looks_like(buf, len)) {
+		uint16_t number, dlen;
+		const uint8_t *data;
+		struct allocation *a;
+		struct chan *c;
+
+		if (channeldata_parse(buf, len, &number, &data, &dlen)) {
+			s->stats.malformed++;
+			return;
+		}
+		a = alloc_find(s->allocs, client, listener);
+		c = a ? alloc_chan_by_number(a, number, now) : NULL;
+		if (!c) {
+			s->stats.dropped_no_alloc++;
+			return;
+		}
+		relay_to_peer(s, a, &c->peer, data, dlen, now);
+		return;
+	}
+	if (stun_parse(&m, buf, len) != STUN_OK) {
+		s->stats.malformed++;
+		return;
+	}
+	if (m.cls == STUN_INDICATION) {
+		if (m.method == TURN_SEND)
+			handle_send(s, alloc_find(s->allocs, client, listener), &m, now);
+		return;
+	}
+	if (m.cls != STUN_REQUEST)
+		return;	/* responses to a server are dropped */
+	memset(&q, 0, sizeof(q));
+	q.s = s;
+	q.m = &m;
+	q.listener_fd = listener_fd;
+	q.client = client;
+	q.listener = listener;
+	q.now = now;
+	q.alloc = alloc_find(s->allocs, client, listener);
+	handle_request(&q);
+}
+
+void turn_on_peer(struct turn_server *s, struct allocation *a, const struct sockaddr_storage *peer,
+		  uint8_t *buf, size_t len, time_t now)
+{
+	struct chan *c;
+	struct iovec iov;
+
+	if (!alloc_perm_ok(a, peer, now)) {
+		s->stats.dropped_no_perm++;
+		return;
+	}
+	c = alloc_chan_by_peer(a, peer, now);
+	if (c && len <= 0xFFFF) {
+		channeldata_put_hdr(buf - CHANNELDATA_HDR_LEN, c->number, (uint16_t)len);
+		iov.iov_base = buf - CHANNELDATA_HDR_LEN;
+		iov.iov_len = len + CHANNELDATA_HDR_LEN;
+	} else {
+		/* No channel: a Data indication (RFC 8656 §10.3). */
+		static __thread struct reply r;
+		uint8_t tid[STUN_TID_LEN];
+		uint64_t ctr = ++s->tid_counter;
+
+		memcpy(tid, s->tid_seed, 4);
+		memcpy(tid + 4, &ctr, 8);
+		stun_build_init(&r.b, r.buf, sizeof(r.buf), TURN_DATA, STUN_INDICATION, tid);
+		stun_add_xor_addr(&r.b, STUN_A_XOR_PEER_ADDRESS, peer);
+		stun_add_attr(&r.b, STUN_A_DATA, buf, (uint16_t)len);
+		iov.iov_len = stun_build_finish(&r.b);
+		iov.iov_base = r.buf;
+		if (!iov.iov_len) {
+			s->stats.dropped_no_alloc++;
+			return;
+		}
+	}
+	if (s->io.send_client(s->io.ctx, a->listener_fd, &a->listener, &a->client, &iov, 1) >= 0) {
+		s->stats.p2c_packets++;
+		s->stats.p2c_bytes += len;
+	}
+}
+
+void turn_tick(struct turn_server *s, time_t now)
+{
+	alloc_expire(s->allocs, now);
+	for (unsigned i = 0; i < s->nresv;) {
+		if (s->resv[i].expires <= now) {
+			s->io.relay_close(s->io.ctx, s->resv[i].fd);
+			resv_remove(s, &s->resv[i]);
+		} else {
+			i++;
+		}
+	}
+}

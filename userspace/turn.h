@@ -1,0 +1,83 @@
+/* The TURN server's protocol logic (RFC 8656 over UDP, RFC 8489 Binding):
+ * datagrams in, responses and relayed data out through struct turn_io.
+ * One path per packet: codec -> auth -> TURN state -> send or map write. */
+#ifndef XT_TURN_H
+#define XT_TURN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "alloc.h"
+
+struct auth;
+struct policy;
+
+/* What the server needs from the sockets layer. */
+struct turn_io {
+	void *ctx;
+	/* Opens a relay socket on a local address of the family: port 0 means
+	 * any free port in the range (even if even), else exactly that port.
+	 * Returns the fd (>= 0) and fills addr (local) and adv (advertised),
+	 * or -errno (-EADDRINUSE, -EAFNOSUPPORT: no relay of that family). */
+	int (*relay_open)(void *ctx, int family, uint16_t port, bool even, bool dont_fragment,
+			  struct sockaddr_storage *addr, struct sockaddr_storage *adv);
+	/* Closes a relay socket that never became part of an allocation. */
+	void (*relay_close)(void *ctx, int fd);
+	int (*send_client)(void *ctx, int listener_fd, const struct sockaddr_storage *listener,
+			   const struct sockaddr_storage *client, const struct iovec *iov,
+			   int iovcnt);
+	int (*send_peer)(void *ctx, int relay_fd, const struct sockaddr_storage *peer,
+			 const void *buf, size_t len);
+};
+
+struct turn_cfg {
+	struct alloc_limits limits;
+	unsigned max_lifetime;
+	unsigned default_lifetime;
+};
+
+/* Counters for xturnstat and Prometheus. */
+struct turn_stats {
+	uint64_t requests;		/* STUN requests handled */
+	uint64_t binding;		/* Binding requests */
+	uint64_t allocations_created;
+	uint64_t auth_challenges;	/* 401 without credentials (normal first step) */
+	uint64_t auth_failures;		/* wrong credentials, stale or bad nonce */
+	uint64_t error_responses;
+	uint64_t malformed;		/* dropped: not parseable STUN/ChannelData */
+	uint64_t peer_denied;		/* 403 by peer policy */
+	uint64_t c2p_packets, c2p_bytes; /* relayed in userspace, client -> peer */
+	uint64_t p2c_packets, p2c_bytes; /* relayed in userspace, peer -> client */
+	uint64_t dropped_no_perm;	/* peer data without a permission */
+	uint64_t dropped_no_alloc;	/* ChannelData/Send with no allocation or channel */
+};
+
+struct turn_server;
+
+struct turn_server *turn_new(const struct turn_cfg *cfg, struct auth *auth, struct policy *pol,
+			     const struct turn_io *io, const struct alloc_hooks *hooks);
+/* Deletes every allocation (hooks called) and frees. */
+void turn_free(struct turn_server *s);
+/* SIGHUP: new credentials and policy take over; the old ones are freed. */
+void turn_replace_auth(struct turn_server *s, struct auth *auth, struct policy *pol);
+
+/* A datagram from a client to one of our listeners. */
+void turn_on_client(struct turn_server *s, int listener_fd, const struct sockaddr_storage *client,
+		    const struct sockaddr_storage *listener, const uint8_t *buf, size_t len,
+		    time_t now);
+/* A datagram from a peer to relay r of allocation a. buf has at least
+ * TURN_PEER_HEADROOM writable bytes before it (the ChannelData header is
+ * written there, so relaying is one send with no copy). */
+#define TURN_PEER_HEADROOM 4
+void turn_on_peer(struct turn_server *s, struct allocation *a, const struct sockaddr_storage *peer,
+		  uint8_t *buf, size_t len, time_t now);
+/* Expires lifetimes; call about once a second. */
+void turn_tick(struct turn_server *s, time_t now);
+
+const struct turn_stats *turn_stats(const struct turn_server *s);
+struct alloc_table *turn_allocs(struct turn_server *s);
+
+#endif

@@ -1,0 +1,243 @@
+/* xturnd: the TURN server daemon. Reads the configuration, builds the
+ * credentials and the peer policy, loads the XDP fast path (or says why not)
+ * and runs the event loop until SIGTERM/SIGINT. */
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/rand.h>
+
+#include "addr.h"
+#include "auth.h"
+#include "config.h"
+#include "fastpath.h"
+#include "log.h"
+#include "policy.h"
+#include "server.h"
+
+static struct config cfg;
+static int g_argc;
+static char **g_argv;
+
+/* Credentials and policy from a configuration: at start and on SIGHUP. */
+static int build_auth(const struct config *c, struct auth **auth, struct policy **pol)
+{
+	struct auth *a = auth_new(c->realm, c->stale_nonce);
+	struct policy *p = policy_new();
+	int err = (!a || !p) ? -ENOMEM : 0;
+
+	for (unsigned i = 0; !err && i < c->users.n; i++) {
+		char *colon = strchr(c->users.v[i], ':');
+		char name[AUTH_MAX_USERNAME];
+		size_t nl = colon ? (size_t)(colon - c->users.v[i]) : 0;
+		if (!colon || nl >= sizeof(name)) {
+			err = -EINVAL;
+			break;
+		}
+		memcpy(name, c->users.v[i], nl);
+		name[nl] = 0;
+		err = auth_add_user(a, name, colon + 1);
+	}
+	for (unsigned i = 0; !err && c->use_auth_secret && i < c->secrets.n; i++)
+		err = auth_add_secret(a, c->secrets.v[i]);
+	for (unsigned i = 0; !err && i < c->allowed_peers.n; i++)
+		err = policy_allow(p, c->allowed_peers.v[i]);
+	for (unsigned i = 0; !err && i < c->denied_peers.n; i++)
+		err = policy_deny(p, c->denied_peers.v[i]);
+	if (!err)
+		policy_set_default_deny(p, !c->allow_special_peers);
+	if (err) {
+		auth_free(a);
+		policy_free(p);
+		return err;
+	}
+	*auth = a;
+	*pol = p;
+	return 0;
+}
+
+static int reload(struct auth **auth, struct policy **pol)
+{
+	struct config nc;
+	char err[512];
+	int rc;
+
+	config_init(&nc);
+	rc = config_parse_args(&nc, g_argc, g_argv, err, sizeof(err));
+	if (!rc)
+		rc = config_validate(&nc, err, sizeof(err));
+	if (rc) {
+		log_err("reload refused, keeping the running configuration: %s", err);
+		config_free(&nc);
+		return rc;
+	}
+	rc = build_auth(&nc, auth, pol);
+	if (rc)
+		log_err("reload refused: %s", strerror(-rc));
+	config_free(&nc);
+	return rc;
+}
+
+/* With no relay-ip: relay on the listening addresses if they are specific,
+ * else on the host's first global IPv4 and IPv6 addresses (loopback as a
+ * last resort, so a laptop demo still works). */
+static void pick_relays(struct config *c)
+{
+	struct ifaddrs *ifa, *i;
+	struct sockaddr_storage lo;
+	bool have4 = false, have6 = false;
+
+	for (unsigned k = 0; k < c->nlisten && c->nrelay < CONFIG_MAX_ADDRS; k++)
+		if (!addr_is_any(&c->listen[k]))
+			c->relay[c->nrelay++] = c->listen[k];
+	if (c->nrelay || getifaddrs(&ifa))
+		goto fallback;
+	for (i = ifa; i; i = i->ifa_next) {
+		struct sockaddr_storage a;
+		if (!i->ifa_addr || (i->ifa_flags & IFF_LOOPBACK) || !(i->ifa_flags & IFF_UP))
+			continue;
+		if (i->ifa_addr->sa_family == AF_INET && !have4) {
+			memset(&a, 0, sizeof(a));
+			memcpy(&a, i->ifa_addr, sizeof(struct sockaddr_in));
+			c->relay[c->nrelay++] = a;
+			have4 = true;
+		} else if (i->ifa_addr->sa_family == AF_INET6 && !have6) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)i->ifa_addr;
+			if (IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr))
+				continue;
+			memset(&a, 0, sizeof(a));
+			memcpy(&a, s6, sizeof(*s6));
+			c->relay[c->nrelay++] = a;
+			have6 = true;
+		}
+	}
+	freeifaddrs(ifa);
+fallback:
+	if (!c->nrelay) {
+		addr_parse("127.0.0.1", 0, &lo);
+		c->relay[c->nrelay++] = lo;
+	}
+}
+
+/* --demo: a REST secret made up now, and what to paste into a WebRTC app. */
+static int demo_setup(struct config *c)
+{
+	uint8_t rnd[16];
+	char secret[33], user[64], pass[64], err[256], ip[ADDR_STRLEN];
+	time_t expiry = time(NULL) + 24 * 3600;
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return -EIO;
+	for (unsigned i = 0; i < sizeof(rnd); i++)
+		snprintf(secret + 2 * i, 3, "%02x", rnd[i]);
+	if (config_set(c, "use-auth-secret", NULL, "--demo", err, sizeof(err)) ||
+	    config_set(c, "static-auth-secret", secret, "--demo", err, sizeof(err)))
+		return -EINVAL;
+	snprintf(user, sizeof(user), "%ld:demo", (long)expiry);
+	if (auth_rest_password(secret, user, pass, sizeof(pass)))
+		return -EINVAL;
+	addr_str(&c->relay[0], false, ip, sizeof(ip));
+	printf("\nxturn demo: TURN over UDP on port %u, realm \"%s\"\n", c->listen_port, c->realm);
+	printf("REST shared secret (use-auth-secret): %s\n", secret);
+	printf("Credentials valid for 24 h. In your WebRTC app:\n\n");
+	printf("  const pc = new RTCPeerConnection({ iceServers: [{\n"
+	       "    urls: \"turn:%s%s%s:%u?transport=udp\",\n"
+	       "    username: \"%s\",\n"
+	       "    credential: \"%s\"\n"
+	       "  }], iceTransportPolicy: \"relay\" });\n\n",
+	       c->relay[0].ss_family == AF_INET6 ? "[" : "", ip,
+	       c->relay[0].ss_family == AF_INET6 ? "]" : "", c->listen_port, user, pass);
+	printf("Mint more: user=\"$(( $(date +%%s) + 86400 )):alice\"; "
+	       "echo -n \"$user\" | openssl dgst -sha1 -hmac %s -binary | base64\n", secret);
+	printf("Peers on private/loopback addresses are refused by default "
+	       "(allowed-peer-ip to open them). Ctrl-C stops.\n\n");
+	fflush(stdout);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct auth *auth = NULL;
+	struct policy *pol = NULL;
+	struct fastpath *fp = NULL;
+	struct server *srv = NULL;
+	char err[512];
+	int rc;
+
+	g_argc = argc;
+	g_argv = argv;
+	config_init(&cfg);
+	rc = config_parse_args(&cfg, argc, argv, err, sizeof(err));
+	if (rc == 1)
+		return 0;
+	if (rc) {
+		fprintf(stderr, "xturnd: %s\n", err);
+		return 2;
+	}
+	log_level = cfg.log_level;
+	log_route_libbpf();
+	if (!cfg.nrelay)
+		pick_relays(&cfg);
+	if (cfg.demo && demo_setup(&cfg)) {
+		fprintf(stderr, "xturnd: demo setup failed\n");
+		return 1;
+	}
+	rc = config_validate(&cfg, err, sizeof(err));
+	if (!rc && (rc = build_auth(&cfg, &auth, &pol)))
+		snprintf(err, sizeof(err), "credentials/policy: %s", strerror(-rc));
+	if (rc) {
+		fprintf(stderr, "xturnd: %s\n", err);
+		config_free(&cfg);
+		return 2;
+	}
+
+	if (cfg.no_xdp) {
+		log_info("fast path: off (no-xdp): relaying in userspace");
+	} else {
+		struct sockaddr_storage addrs[CONFIG_MAX_ADDRS * 2];
+		unsigned n = 0;
+		struct fp_opts o = {
+			.pin_dir = cfg.pin_dir,
+			.mode = cfg.xdp_mode,
+			.keep_pins = cfg.keep_pins,
+			.addrs = addrs,
+			.ifaces = cfg.xdp_ifaces.v,
+			.nifaces = cfg.xdp_ifaces.n,
+		};
+		struct sockaddr_storage any;
+		addr_parse("0.0.0.0", 0, &any);
+		for (unsigned i = 0; i < cfg.nlisten; i++)
+			addrs[n++] = cfg.listen[i];
+		if (!cfg.nlisten)
+			addrs[n++] = any;
+		for (unsigned i = 0; i < cfg.nrelay; i++)
+			addrs[n++] = cfg.relay[i];
+		o.naddrs = n;
+		rc = fp_open(&fp, &o, err, sizeof(err));
+		if (rc) {
+			log_warn("fast path: off, relaying in userspace: %s", err);
+			fp = NULL;
+		}
+	}
+
+	rc = server_new(&srv, &cfg, auth, pol, fp, err, sizeof(err));
+	if (rc) {
+		log_err("%s", err);
+		fp_close(fp);
+		config_free(&cfg);
+		return 1;
+	}
+	for (unsigned i = 0; i < cfg.nrelay; i++) {
+		char b[ADDR_STRLEN];
+		log_info("relaying on %s ports %u-%u", addr_str(&cfg.relay[i], false, b, sizeof(b)),
+			 cfg.min_port, cfg.max_port);
+	}
+	rc = server_run(srv, reload);
+	server_free(srv);	/* allocations go first: their map entries with them */
+	fp_close(fp);
+	config_free(&cfg);
+	return rc ? 1 : 0;
+}
