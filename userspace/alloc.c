@@ -12,11 +12,13 @@ struct user_count {
 	char name[];
 };
 
+#define USER_BUCKETS 1024
+
 struct alloc_table {
 	struct allocation **buckets;
 	size_t nbuckets;	/* power of two */
 	unsigned count;
-	struct user_count **users;	/* same number of buckets */
+	struct user_count **users;	/* USER_BUCKETS buckets */
 	struct alloc_limits lim;
 	struct alloc_hooks hooks;
 };
@@ -44,7 +46,7 @@ struct alloc_table *alloc_table_new(const struct alloc_limits *lim, const struct
 		return NULL;
 	t->nbuckets = 1024;
 	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-	t->users = calloc(t->nbuckets, sizeof(*t->users));
+	t->users = calloc(USER_BUCKETS, sizeof(*t->users));
 	if (!t->buckets || !t->users) {
 		free(t->buckets);
 		free(t->users);
@@ -64,7 +66,7 @@ void alloc_set_limits(struct alloc_table *t, const struct alloc_limits *lim)
 
 static struct user_count **user_slot(const struct alloc_table *t, const char *name)
 {
-	struct user_count **p = &t->users[str_hash(name) & (t->nbuckets - 1)];
+	struct user_count **p = &t->users[str_hash(name) & (USER_BUCKETS - 1)];
 
 	while (*p && strcmp((*p)->name, name))
 		p = &(*p)->next;
@@ -227,12 +229,7 @@ void alloc_table_free(struct alloc_table *t)
 		struct allocation *a = t->buckets[i], *next;
 		for (; a; a = next) {
 			next = a->next;
-			alloc_free_one(t, a);
-		}
-		struct user_count *u = t->users[i], *un;
-		for (; u; u = un) {
-			un = u->next;
-			free(u);
+			alloc_free_one(t, a);	/* also frees its user_count at 0 */
 		}
 	}
 	free(t->buckets);

@@ -17,6 +17,8 @@ void policy_free(struct policy *p);
  * form ("10.0.0.1-10.0.0.9"). 0 or -EINVAL (bad syntax), -ENOMEM. */
 int policy_allow(struct policy *p, const char *spec);
 int policy_deny(struct policy *p, const char *spec);
+/* Checks a rule's syntax without adding it (config validation): 0 or -EINVAL. */
+int policy_spec_check(const char *spec);
 /* Turns the built-in special-range deny off (coturn-like permissive mode). */
 void policy_set_default_deny(struct policy *p, bool on);
 bool policy_peer_allowed(const struct policy *p, const struct sockaddr_storage *peer);

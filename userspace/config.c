@@ -1,0 +1,591 @@
+#include <errno.h>
+#include <net/if.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "addr.h"
+#include "config.h"
+#include "log.h"
+#include "policy.h"
+
+enum config_type {
+	CONFIG_FLAG,		/* bool; bare key = true, or yes/no/true/false/1/0/on/off */
+	CONFIG_UINT,		/* unsigned within [min, max] */
+	CONFIG_PORT,		/* uint16_t within [min, max] */
+	CONFIG_STR,		/* char[size], non-empty */
+	CONFIG_ADDRS,		/* sockaddr_storage[CONFIG_MAX_ADDRS] + unsigned count at off_n */
+	CONFIG_LIST,		/* struct config_list, one item per occurrence */
+	CONFIG_LOGLEVEL,	/* int, log_level_parse() */
+	CONFIG_EXTIP,		/* external-ip: "public" or "public/private" */
+	CONFIG_CONST,		/* flag that stores min into an int (verbose) */
+	CONFIG_NOOP,		/* accepted for coturn compatibility, no effect */
+};
+
+struct config_key {
+	const char *name;
+	enum config_type type;
+	size_t off, off_n;
+	size_t size;		/* CONFIG_STR buffer size */
+	unsigned long min, max;
+	const char *def;	/* default, applied by config_init through the setter */
+	/* Extra check of a string or list item: NULL if fine, else why not. */
+	const char *(*check)(const char *v);
+	const char *arg;	/* value placeholder in --help */
+	const char *help;
+};
+
+static const char *config_check_user(const char *v);
+static const char *config_check_peer(const char *v);
+static const char *config_check_ifname(const char *v);
+static const char *config_check_xdp_mode(const char *v);
+
+#define F(field) offsetof(struct config, field)
+#define FLAG(n, f, h) { .name = n, .type = CONFIG_FLAG, .off = F(f), .help = h }
+#define UINT(n, f, lo, hi, d, h) { .name = n, .type = CONFIG_UINT, .off = F(f), \
+	.min = lo, .max = hi, .def = d, .arg = "N", .help = h }
+#define PORT(n, f, d, h) { .name = n, .type = CONFIG_PORT, .off = F(f), \
+	.min = 1, .max = 65535, .def = d, .arg = "PORT", .help = h }
+#define STR(n, f, d, ck, a, h) { .name = n, .type = CONFIG_STR, .off = F(f), \
+	.size = sizeof(((struct config *)0)->f), .def = d, .check = ck, .arg = a, .help = h }
+#define ADDRS(n, f, fn, h) { .name = n, .type = CONFIG_ADDRS, .off = F(f), .off_n = F(fn), \
+	.arg = "IP", .help = h }
+#define LIST(n, f, ck, a, h) { .name = n, .type = CONFIG_LIST, .off = F(f), .check = ck, \
+	.arg = a, .help = h }
+#define NOOP(n) { .name = n, .type = CONFIG_NOOP, \
+	.help = "accepted for coturn compatibility; no effect" }
+
+static const struct config_key config_keys[] = {
+	ADDRS("listening-ip", listen, nlisten,
+	      "address to listen on for STUN/TURN (repeatable; default: all)"),
+	PORT("listening-port", listen_port, "3478", "UDP port to listen on"),
+	ADDRS("relay-ip", relay, nrelay, "address to allocate relayed ports on (repeatable)"),
+	{ .name = "external-ip", .type = CONFIG_EXTIP, .arg = "PUBLIC[/PRIVATE]",
+	  .help = "public address advertised for relays on PRIVATE (or on any) (repeatable)" },
+	PORT("min-port", min_port, "49152", "lowest relay port"),
+	PORT("max-port", max_port, "65535", "highest relay port"),
+	STR("realm", realm, "xturn", NULL, "REALM", "authentication realm"),
+	LIST("user", users, config_check_user, "NAME:PASSWORD",
+	     "long-term credential (repeatable)"),
+	FLAG("use-auth-secret", use_auth_secret, "TURN REST credentials from static-auth-secret"),
+	LIST("static-auth-secret", secrets, NULL, "SECRET",
+	     "TURN REST shared secret (repeatable, for rotation)"),
+	UINT("stale-nonce", stale_nonce, 1, 86400, "600", "seconds before a nonce is stale"),
+	LIST("allowed-peer-ip", allowed_peers, config_check_peer, "IP|CIDR|IP-IP",
+	     "peers always allowed, even special-purpose ones (repeatable)"),
+	LIST("denied-peer-ip", denied_peers, config_check_peer, "IP|CIDR|IP-IP",
+	     "peers denied (repeatable)"),
+	FLAG("allow-special-peers", allow_special_peers,
+	     "do not deny loopback, private, link-local, multicast... peers by default"),
+	UINT("user-quota", user_quota, 0, 1000000, "0", "allocations per user (0: unlimited)"),
+	UINT("total-quota", total_quota, 0, 1000000, "0", "allocations in all (0: unlimited)"),
+	UINT("max-permissions", max_perms, 1, 65535, "64", "permissions per allocation"),
+	/* RFC 8656 §12: channel numbers 0x4000-0x4FFF. */
+	UINT("max-channels", max_channels, 1, 4096, "64", "channels per allocation"),
+	UINT("max-allocate-lifetime", max_lifetime, 1, 86400, "3600",
+	     "longest allocation lifetime, seconds"),
+	UINT("default-allocate-lifetime", default_lifetime, 1, 86400, "600",
+	     "allocation lifetime when the client asks none, seconds"),
+	UINT("permission-lifetime", permission_lifetime, 1, 3600, "300",
+	     "permission lifetime, seconds"),
+	UINT("channel-lifetime", channel_lifetime, 1, 3600, "600", "channel lifetime, seconds"),
+	FLAG("no-xdp", no_xdp, "relay in userspace only"),
+	STR("xdp-mode", xdp_mode, "auto", config_check_xdp_mode, "auto|native|generic",
+	    "XDP attach mode"),
+	STR("bpf-pin-dir", pin_dir, "/sys/fs/bpf/xturn", NULL, "DIR", "bpffs directory for maps"),
+	FLAG("keep-pins", keep_pins, "leave pinned maps at exit"),
+	LIST("xdp-interface", xdp_ifaces, config_check_ifname, "IFNAME",
+	     "also attach XDP to this interface (repeatable)"),
+	{ .name = "log-level", .type = CONFIG_LOGLEVEL, .off = F(log_level), .def = "info",
+	  .arg = "error|warn|info|debug", .help = "log verbosity" },
+	{ .name = "verbose", .type = CONFIG_CONST, .off = F(log_level), .min = LOG_DEBUG,
+	  .help = "same as log-level=debug" },
+	FLAG("prometheus", prometheus, "serve metrics over HTTP"),
+	PORT("prometheus-port", prometheus_port, "9641", "metrics port"),
+	UINT("relay-threads", workers, 0, 1024, "0", "relay threads (0: one per CPU)"),
+	/* coturn keys that describe what xturn always does (long-term
+	 * credentials, FINGERPRINT) or never does (TLS, DTLS, CLI, TCP relay):
+	 * accepted so a coturn config file loads unchanged. */
+	NOOP("lt-cred-mech"), NOOP("fingerprint"), NOOP("no-tls"), NOOP("no-dtls"),
+	NOOP("no-cli"), NOOP("no-tcp-relay"),
+};
+#define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+static const char *config_check_user(const char *v)
+{
+	const char *colon = strchr(v, ':');
+
+	if (!colon)
+		return "expected NAME:PASSWORD";
+	if (colon == v)
+		return "empty user name";
+	if (!colon[1])
+		return "empty password";
+	return NULL;
+}
+
+static const char *config_check_peer(const char *v)
+{
+	return policy_spec_check(v) ? "expected an IP, a CIDR or a range IP-IP" : NULL;
+}
+
+static const char *config_check_ifname(const char *v)
+{
+	if (strlen(v) >= IFNAMSIZ)
+		return "interface name too long";
+	return strpbrk(v, "/ \t:") ? "not an interface name" : NULL;
+}
+
+static const char *config_check_xdp_mode(const char *v)
+{
+	if (!strcmp(v, "auto") || !strcmp(v, "native") || !strcmp(v, "generic"))
+		return NULL;
+	return "expected auto, native or generic";
+}
+
+static const struct config_key *config_find(const char *name)
+{
+	for (size_t i = 0; i < CONFIG_NKEYS; i++)
+		if (!strcmp(config_keys[i].name, name))
+			return &config_keys[i];
+	return NULL;
+}
+
+/* Keys that take no value unless given one with '=' (never the next argv). */
+static bool config_is_flag(const struct config_key *k)
+{
+	return k->type == CONFIG_FLAG || k->type == CONFIG_CONST || k->type == CONFIG_NOOP;
+}
+
+static int config_parse_bool(const char *v, bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "1", "on" };
+	static const char *const no[] = { "no", "false", "0", "off" };
+
+	if (!v) {
+		*out = true;
+		return 0;
+	}
+	for (size_t i = 0; i < 4; i++) {
+		if (!strcasecmp(v, yes[i]) || !strcasecmp(v, no[i])) {
+			*out = !strcasecmp(v, yes[i]);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* Digits only: no sign, no spaces, no trailing junk. */
+static int config_parse_num(const char *v, const struct config_key *k, unsigned long *out,
+			    char *why, size_t len)
+{
+	unsigned long n = 0;
+
+	if (!*v || strspn(v, "0123456789") != strlen(v)) {
+		snprintf(why, len, "'%s' is not a number", v);
+		return -EINVAL;
+	}
+	for (; *v; v++) {
+		n = n * 10 + (unsigned long)(*v - '0');
+		if (n > k->max)
+			break;
+	}
+	if (n < k->min || n > k->max) {
+		snprintf(why, len, "out of range %lu..%lu", k->min, k->max);
+		return -ERANGE;
+	}
+	*out = n;
+	return 0;
+}
+
+/* A bare IP (no port) into a canonical address. */
+static int config_parse_ip(const char *v, struct sockaddr_storage *a, char *why, size_t len)
+{
+	if (addr_parse(v, 0, a) || addr_port(a)) {
+		snprintf(why, len, "'%s' is not an IP address", v);
+		return -EINVAL;
+	}
+	addr_canon(a);
+	return 0;
+}
+
+static int config_set_extip(struct config *c, const char *v, char *why, size_t len)
+{
+	char pub[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(v, '/');
+	size_t n = slash ? (size_t)(slash - v) : strlen(v);
+	struct sockaddr_storage a, b = { .ss_family = AF_UNSPEC };
+	int err;
+
+	if (c->next >= CONFIG_MAX_ADDRS) {
+		snprintf(why, len, "too many (at most %d)", CONFIG_MAX_ADDRS);
+		return -E2BIG;
+	}
+	if (n >= sizeof(pub)) {
+		snprintf(why, len, "'%s' is not an IP address", v);
+		return -EINVAL;
+	}
+	memcpy(pub, v, n);
+	pub[n] = 0;
+	if ((err = config_parse_ip(pub, &a, why, len)))
+		return err;
+	if (slash && (err = config_parse_ip(slash + 1, &b, why, len)))
+		return err;
+	c->ext_public[c->next] = a;
+	c->ext_private[c->next++] = b;
+	return 0;
+}
+
+static int config_list_add(struct config_list *l, const char *v, char *why, size_t len)
+{
+	if (l->n >= CONFIG_MAX_LIST) {
+		snprintf(why, len, "too many (at most %d)", CONFIG_MAX_LIST);
+		return -E2BIG;
+	}
+	if (!(l->v[l->n] = strdup(v))) {
+		snprintf(why, len, "out of memory");
+		return -ENOMEM;
+	}
+	l->n++;
+	return 0;
+}
+
+/* Applies value v (NULL: bare key) to the field of k. */
+static int config_apply(const struct config_key *k, struct config *c, const char *v,
+			char *why, size_t len)
+{
+	char *field = (char *)c + k->off;
+	const char *bad;
+	unsigned long n;
+	bool b;
+	int err;
+
+	if (!v && !config_is_flag(k)) {
+		snprintf(why, len, "needs a value");
+		return -EINVAL;
+	}
+	if (v && !*v && k->type != CONFIG_NOOP) {
+		snprintf(why, len, "empty value");
+		return -EINVAL;
+	}
+	if (v && k->check && (bad = k->check(v))) {
+		snprintf(why, len, "%s", bad);
+		return -EINVAL;
+	}
+	switch (k->type) {
+	case CONFIG_FLAG:
+	case CONFIG_CONST:
+		if (config_parse_bool(v, &b)) {
+			snprintf(why, len, "expected yes/no, true/false, 1/0 or on/off");
+			return -EINVAL;
+		}
+		if (k->type == CONFIG_FLAG)
+			*(bool *)field = b;
+		else if (b)
+			*(int *)field = (int)k->min;
+		return 0;
+	case CONFIG_UINT:
+	case CONFIG_PORT:
+		if ((err = config_parse_num(v, k, &n, why, len)))
+			return err;
+		if (k->type == CONFIG_UINT)
+			*(unsigned *)field = (unsigned)n;
+		else
+			*(uint16_t *)field = (uint16_t)n;
+		return 0;
+	case CONFIG_STR:
+		if (strlen(v) >= k->size) {
+			snprintf(why, len, "too long (at most %zu characters)", k->size - 1);
+			return -ENAMETOOLONG;
+		}
+		strcpy(field, v);
+		return 0;
+	case CONFIG_ADDRS: {
+		unsigned *count = (unsigned *)((char *)c + k->off_n);
+		struct sockaddr_storage a;
+
+		if (*count >= CONFIG_MAX_ADDRS) {
+			snprintf(why, len, "too many (at most %d)", CONFIG_MAX_ADDRS);
+			return -E2BIG;
+		}
+		if ((err = config_parse_ip(v, &a, why, len)))
+			return err;
+		((struct sockaddr_storage *)field)[(*count)++] = a;
+		return 0;
+	}
+	case CONFIG_LIST:
+		return config_list_add((struct config_list *)field, v, why, len);
+	case CONFIG_LOGLEVEL:
+		if ((err = log_level_parse(v)) < 0) {
+			snprintf(why, len, "expected error, warn, info or debug");
+			return -EINVAL;
+		}
+		*(int *)field = err;
+		return 0;
+	case CONFIG_EXTIP:
+		return config_set_extip(c, v, why, len);
+	case CONFIG_NOOP:
+		return 0;
+	}
+	return -EINVAL;
+}
+
+void config_init(struct config *c)
+{
+	char why[128];
+
+	memset(c, 0, sizeof(*c));
+	/* Defaults go through the same parser as user input; the unit tests
+	 * check the result, so a bad default cannot ship. */
+	for (size_t i = 0; i < CONFIG_NKEYS; i++)
+		if (config_keys[i].def)
+			config_apply(&config_keys[i], c, config_keys[i].def, why, sizeof(why));
+}
+
+void config_free(struct config *c)
+{
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		struct config_list *l;
+
+		if (config_keys[i].type != CONFIG_LIST)
+			continue;
+		l = (struct config_list *)((char *)c + config_keys[i].off);
+		for (unsigned j = 0; j < l->n; j++)
+			free(l->v[j]);
+		l->n = 0;
+	}
+}
+
+/* "FILE:LINE: key 'KEY': why"; a command-line where ("--KEY") already names
+ * the key, so it is "--KEY: why" there. */
+static int config_fail(char *err, size_t errlen, const char *where, const char *key,
+		       const char *why, int rc)
+{
+	if (where && !strncmp(where, "--", 2))
+		snprintf(err, errlen, "%s: %s", where, why);
+	else if (where)
+		snprintf(err, errlen, "%s: key '%s': %s", where, key, why);
+	else
+		snprintf(err, errlen, "key '%s': %s", key, why);
+	return rc;
+}
+
+int config_set(struct config *c, const char *key, const char *value, const char *where,
+	       char *err, size_t errlen)
+{
+	const struct config_key *k = config_find(key);
+	char why[128];
+	int rc;
+
+	if (!k)
+		return config_fail(err, errlen, where, key, "unknown key", -EINVAL);
+	rc = config_apply(k, c, value, why, sizeof(why));
+	return rc ? config_fail(err, errlen, where, key, why, rc) : 0;
+}
+
+/* Splits a line in place into key and value (NULL when bare). Returns false
+ * for blank and comment lines. */
+static bool config_split_line(char *line, char **key, char **value)
+{
+	bool quoted = false;
+	char *p, *end;
+	size_t n;
+
+	/* '#' starts a comment at line start or after whitespace, outside quotes. */
+	for (p = line; *p; p++) {
+		if (*p == '"')
+			quoted = !quoted;
+		else if (*p == '#' && !quoted && (p == line || *(p - 1) == ' ' || *(p - 1) == '\t'))
+			break;
+	}
+	*p = 0;
+	while (*line == ' ' || *line == '\t')
+		line++;
+	end = line + strlen(line);
+	while (end > line && strchr(" \t\r\n", end[-1]))
+		*--end = 0;
+	if (!*line)
+		return false;
+	*key = line;
+	p = line + strcspn(line, " \t=");
+	*value = NULL;
+	if (!*p)
+		return true;
+	/* "key = value", "key=value", "key value" */
+	end = p;
+	p += strspn(p, " \t");
+	if (*p == '=')
+		p += 1 + strspn(p + 1, " \t");
+	*end = 0;
+	/* Trailing blanks are gone, so p is a value or "" after a bare '='. */
+	n = strlen(p);
+	if (n >= 2 && p[0] == '"' && p[n - 1] == '"') {
+		p[n - 1] = 0;
+		p++;
+	}
+	*value = p;
+	return true;
+}
+
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL, *key, *value, where[CONFIG_MAX_STR + 16];
+	size_t cap = 0;
+	unsigned lineno = 0;
+	int rc = 0;
+
+	if (!f) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	while (getline(&line, &cap, f) >= 0) {
+		lineno++;
+		if (!config_split_line(line, &key, &value))
+			continue;
+		snprintf(where, sizeof(where), "%s:%u", path, lineno);
+		if (!*key) {
+			snprintf(err, errlen, "%s: missing key before '='", where);
+			rc = -EINVAL;
+			break;
+		}
+		if ((rc = config_set(c, key, value, where, err, errlen)))
+			break;
+	}
+	if (!rc && ferror(f)) {
+		rc = -EIO;
+		snprintf(err, errlen, "%s: read error", path);
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+/* One command-line option: argv[*i] (and maybe the next) into key/value.
+ * 0, or -EINVAL with err set. */
+static int config_next_arg(int argc, char **argv, int *i, char *key, size_t keylen,
+			   const char **value, char *err, size_t errlen)
+{
+	const char *arg = argv[*i], *eq;
+	const struct config_key *k;
+	size_t n;
+
+	*value = NULL;
+	if (!strcmp(arg, "-h")) {
+		snprintf(key, keylen, "help");
+		return 0;
+	}
+	if (!strcmp(arg, "-c")) {
+		snprintf(key, keylen, "config");
+	} else if (!strncmp(arg, "--", 2) && arg[2]) {
+		arg += 2;
+		eq = strchr(arg, '=');
+		n = eq ? (size_t)(eq - arg) : strlen(arg);
+		if (n >= keylen) {
+			snprintf(err, errlen, "--%s: unknown key", arg);
+			return -EINVAL;
+		}
+		memcpy(key, arg, n);
+		key[n] = 0;
+		if (eq) {
+			*value = eq + 1;
+			return 0;
+		}
+		if (!strcmp(key, "help") || !strcmp(key, "demo"))
+			return 0;
+		if (strcmp(key, "config")) {
+			if (!(k = config_find(key))) {
+				snprintf(err, errlen, "--%s: unknown key", key);
+				return -EINVAL;
+			}
+			if (config_is_flag(k))
+				return 0;
+		}
+	} else {
+		snprintf(err, errlen, "unexpected argument '%s'", arg);
+		return -EINVAL;
+	}
+	if (*i + 1 >= argc) {
+		snprintf(err, errlen, "%s: needs a value", argv[*i]);
+		return -EINVAL;
+	}
+	*value = argv[++*i];
+	return 0;
+}
+
+int config_parse_args(struct config *c, int argc, char **argv, char *err, size_t errlen)
+{
+	char key[64], where[80];
+	const char *value;
+	int rc;
+
+	/* Pass 1: help and config files; pass 2: every other key overrides them. */
+	for (int pass = 1; pass <= 2; pass++) {
+		for (int i = 1; i < argc; i++) {
+			if ((rc = config_next_arg(argc, argv, &i, key, sizeof(key), &value,
+						  err, errlen)))
+				return rc;
+			snprintf(where, sizeof(where), "--%s", key);
+			if (!strcmp(key, "help")) {
+				config_usage(stdout);
+				return 1;
+			} else if (!strcmp(key, "config")) {
+				if (pass == 2)
+					continue;
+				if (strlen(value) >= sizeof(c->config_path))
+					return config_fail(err, errlen, where, key, "path too long",
+							   -ENAMETOOLONG);
+				strcpy(c->config_path, value);
+				if ((rc = config_load_file(c, value, err, errlen)))
+					return rc;
+			} else if (pass == 1) {
+				continue;
+			} else if (!strcmp(key, "demo")) {
+				/* Command line only: a config file cannot turn it on. */
+				if (value)
+					return config_fail(err, errlen, where, key,
+							   "takes no value", -EINVAL);
+				c->demo = true;
+			} else if ((rc = config_set(c, key, value, where, err, errlen))) {
+				return rc;
+			}
+		}
+	}
+	return 0;
+}
+
+int config_validate(const struct config *c, char *err, size_t errlen)
+{
+	if (c->min_port > c->max_port)
+		snprintf(err, errlen, "min-port %u is above max-port %u", c->min_port, c->max_port);
+	else if (c->default_lifetime > c->max_lifetime)
+		snprintf(err, errlen, "default-allocate-lifetime %u is above "
+			 "max-allocate-lifetime %u", c->default_lifetime, c->max_lifetime);
+	else if (c->use_auth_secret && !c->secrets.n)
+		snprintf(err, errlen, "use-auth-secret needs a static-auth-secret");
+	else if (!c->users.n && !c->secrets.n)
+		snprintf(err, errlen, "no credentials: set user=NAME:PASSWORD or "
+			 "use-auth-secret with static-auth-secret");
+	else
+		return 0;
+	return -EINVAL;
+}
+
+void config_usage(FILE *f)
+{
+	fprintf(f, "Usage: xturnd [-c FILE] [--demo] [--KEY[=VALUE]]...\n"
+		"Every KEY is also a config file line \"KEY = VALUE\" (coturn syntax).\n\n"
+		"  -c, --config=FILE\n\tread FILE first; command-line keys override it\n"
+		"  --demo\n\trun with a demo user and print how to connect\n"
+		"  -h, --help\n\tthis text\n");
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+
+		fprintf(f, "  --%s%s%s\n\t%s", k->name, k->arg ? "=" : "",
+			k->arg ? k->arg : "", k->help);
+		if (k->def)
+			fprintf(f, " (default %s)", k->def);
+		fputc('\n', f);
+	}
+}

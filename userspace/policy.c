@@ -1,0 +1,275 @@
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "policy.h"
+
+typedef unsigned __int128 u128;
+
+/* An inclusive address range of one family. IPv4 keeps its own family (the
+ * value is the host-order address) rather than the IPv4-mapped form, so the
+ * built-in ::ffff:0:0/96 entry cannot swallow every IPv4 address. */
+struct policy_range {
+	sa_family_t family;
+	u128 lo, hi;
+};
+
+struct policy_ranges {
+	struct policy_range *v;
+	size_t n, cap;
+};
+
+struct policy {
+	struct policy_ranges allow, deny;
+	bool default_deny;
+};
+
+/* IANA IPv4 and IPv6 Special-Purpose Address Registries, plus multicast and
+ * the reserved class E. NAT64 prefixes embed IPv4 addresses (a peer could
+ * reach 127.0.0.1 through a NAT64), so they are denied too. */
+static const char *const policy_special_specs[] = {
+	"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+	"172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24",
+	"192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
+	"224.0.0.0/4",
+	"240.0.0.0/4",		/* reserved, includes broadcast 255.255.255.255 */
+	"::/128", "::1/128",
+	/* Only reachable by an address addr_canon left alone; kept as a guard. */
+	"::ffff:0:0/96",
+	"64:ff9b::/96", "64:ff9b:1::/48", "100::/64",
+	"2001::/23",		/* IETF protocol assignments, includes Teredo */
+	"2001:db8::/32", "2002::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+};
+#define POLICY_NSPECIAL (sizeof(policy_special_specs) / sizeof(policy_special_specs[0]))
+
+static struct policy_range policy_special[POLICY_NSPECIAL];
+static pthread_once_t policy_special_once = PTHREAD_ONCE_INIT;
+
+/* Parses a bare IP (no port) into a family and value. */
+static int policy_parse_ip(const char *s, sa_family_t *family, u128 *v)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (inet_pton(AF_INET, s, &a4) == 1) {
+		*family = AF_INET;
+		*v = ntohl(a4.s_addr);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, &a6) == 1) {
+		*family = AF_INET6;
+		*v = 0;
+		for (int i = 0; i < 16; i++)
+			*v = (*v << 8) | a6.s6_addr[i];
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static unsigned policy_width(sa_family_t family)
+{
+	return family == AF_INET ? 32 : 128;
+}
+
+/* Strict decimal prefix length: digits only, at most the family's width. */
+static int policy_parse_prefix(const char *s, unsigned width, unsigned *plen)
+{
+	unsigned v = 0;
+
+	if (!*s || strlen(s) > 3)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned)(*s - '0');
+	}
+	if (v > width)
+		return -EINVAL;
+	*plen = v;
+	return 0;
+}
+
+/* Copies one side of a spec into buf (bounded: an IPv6 text is short). */
+static int policy_copy(char *buf, size_t len, const char *s, size_t n)
+{
+	if (n == 0 || n >= len)
+		return -EINVAL;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	return 0;
+}
+
+/* "IP", "IP/len" or "IP-IP" -> range. canon turns IPv4-mapped ranges into
+ * IPv4 ones, as peers are canonicalized before matching. */
+static int policy_parse_range(const char *spec, bool canon, struct policy_range *r)
+{
+	char a[INET6_ADDRSTRLEN + 1], b[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(spec, '/'), *dash = strchr(spec, '-');
+	sa_family_t fb;
+	u128 hi;
+	int err;
+
+	if (slash && dash)
+		return -EINVAL;
+	err = policy_copy(a, sizeof(a), spec, slash ? (size_t)(slash - spec) :
+			  dash ? (size_t)(dash - spec) : strlen(spec));
+	if (err || (err = policy_parse_ip(a, &r->family, &r->lo)))
+		return err;
+	r->hi = r->lo;
+	if (slash) {
+		unsigned width = policy_width(r->family), plen;
+		u128 host;
+
+		if ((err = policy_parse_prefix(slash + 1, width, &plen)))
+			return err;
+		/* Host bits below the prefix; shifting a u128 by 128 is undefined. */
+		host = plen == 0 ? ~(u128)0 : (((u128)1 << (width - plen)) - 1);
+		if (width == 32)
+			host &= 0xffffffffu;
+		r->lo &= ~host;
+		r->hi = r->lo | host;
+	} else if (dash) {
+		if ((err = policy_copy(b, sizeof(b), dash + 1, strlen(dash + 1))))
+			return err;
+		if ((err = policy_parse_ip(b, &fb, &hi)))
+			return err;
+		if (fb != r->family || hi < r->lo)
+			return -EINVAL;
+		r->hi = hi;
+	}
+	if (canon && r->family == AF_INET6 && (r->lo >> 32) == 0xffff && (r->hi >> 32) == 0xffff) {
+		r->family = AF_INET;
+		r->lo &= 0xffffffffu;
+		r->hi &= 0xffffffffu;
+	}
+	return 0;
+}
+
+static void policy_special_init(void)
+{
+	/* The table is constant and covered by the unit tests; it cannot fail. */
+	for (size_t i = 0; i < POLICY_NSPECIAL; i++)
+		policy_parse_range(policy_special_specs[i], false, &policy_special[i]);
+}
+
+static bool policy_match(const struct policy_range *v, size_t n, sa_family_t family, u128 ip)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].family == family && ip >= v[i].lo && ip <= v[i].hi)
+			return true;
+	return false;
+}
+
+/* Canonical family and value of a peer; false if neither IPv4 nor IPv6. */
+static bool policy_key(const struct sockaddr_storage *peer, sa_family_t *family, u128 *ip)
+{
+	struct sockaddr_storage c = *peer;
+
+	addr_canon(&c);
+	*family = c.ss_family;
+	if (c.ss_family == AF_INET) {
+		*ip = ntohl(((const struct sockaddr_in *)&c)->sin_addr.s_addr);
+		return true;
+	}
+	if (c.ss_family == AF_INET6) {
+		const uint8_t *b = ((const struct sockaddr_in6 *)&c)->sin6_addr.s6_addr;
+
+		*ip = 0;
+		for (int i = 0; i < 16; i++)
+			*ip = (*ip << 8) | b[i];
+		return true;
+	}
+	return false;
+}
+
+static bool policy_special_match(sa_family_t family, u128 ip)
+{
+	pthread_once(&policy_special_once, policy_special_init);
+	return policy_match(policy_special, POLICY_NSPECIAL, family, ip);
+}
+
+struct policy *policy_new(void)
+{
+	struct policy *p = calloc(1, sizeof(*p));
+
+	if (p)
+		p->default_deny = true;
+	return p;
+}
+
+void policy_free(struct policy *p)
+{
+	if (!p)
+		return;
+	free(p->allow.v);
+	free(p->deny.v);
+	free(p);
+}
+
+static int policy_add(struct policy_ranges *l, const char *spec)
+{
+	struct policy_range r;
+	int err = policy_parse_range(spec, true, &r);
+
+	if (err)
+		return err;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct policy_range *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = r;
+	return 0;
+}
+
+int policy_allow(struct policy *p, const char *spec)
+{
+	return policy_add(&p->allow, spec);
+}
+
+int policy_deny(struct policy *p, const char *spec)
+{
+	return policy_add(&p->deny, spec);
+}
+
+int policy_spec_check(const char *spec)
+{
+	struct policy_range r;
+
+	return policy_parse_range(spec, true, &r);
+}
+
+void policy_set_default_deny(struct policy *p, bool on)
+{
+	p->default_deny = on;
+}
+
+bool policy_peer_allowed(const struct policy *p, const struct sockaddr_storage *peer)
+{
+	sa_family_t family;
+	u128 ip;
+
+	if (!policy_key(peer, &family, &ip))
+		return false;
+	if (policy_match(p->allow.v, p->allow.n, family, ip))
+		return true;
+	if (policy_match(p->deny.v, p->deny.n, family, ip))
+		return false;
+	return !(p->default_deny && policy_special_match(family, ip));
+}
+
+bool policy_is_special(const struct sockaddr_storage *peer)
+{
+	sa_family_t family;
+	u128 ip;
+
+	/* Not IPv4 or IPv6: nothing to relay to, treat as special. */
+	return !policy_key(peer, &family, &ip) || policy_special_match(family, ip);
+}
