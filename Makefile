@@ -108,13 +108,11 @@ unit: $(UNIT_TESTS)
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -Iuserspace -Ibpf -D_GNU_SOURCE
 FUZZ_SECONDS ?= 60
 fuzz: deps
-	$(Q)mkdir -p $(BUILD)/fuzz
-	$(CLANG) $(FUZZ_CFLAGS) tests/fuzz/fuzz_stun.c userspace/stun.c userspace/addr.c \
-		-o $(BUILD)/fuzz/fuzz_stun -lcrypto
+	$(Q)mkdir -p $(BUILD)/fuzz/corpus
+	$(CLANG) $(FUZZ_CFLAGS) tests/fuzz/fuzz_stun.c userspace/stun.c \
+		-o $(BUILD)/fuzz/fuzz_stun -lcrypto -lz
 	$(BUILD)/fuzz/fuzz_stun -max_total_time=$(FUZZ_SECONDS) -max_len=1500 \
-		$(BUILD)/fuzz/corpus tests/fuzz/seeds || (mkdir -p $(BUILD)/fuzz/corpus && \
-		$(BUILD)/fuzz/fuzz_stun -max_total_time=$(FUZZ_SECONDS) -max_len=1500 \
-		$(BUILD)/fuzz/corpus tests/fuzz/seeds)
+		$(BUILD)/fuzz/corpus tests/fuzz/seeds
 
 bench: deps all
 	$(Q)tests/bench/bench.sh $(BUILD)

@@ -29,7 +29,9 @@ struct fp_opts {
 };
 
 /* Loads and attaches. On failure returns -errno and writes one line for
- * the log saying why (the daemon then relays everything in userspace). */
+ * the log saying why (the daemon then relays everything in userspace).
+ * On success why is empty or holds a note worth logging (pinned maps of
+ * another ABI were replaced). */
 int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t whylen);
 /* Detaches, unpins (unless keep_pins) and frees. NULL is fine. */
 void fp_close(struct fastpath *fp);
@@ -52,7 +54,9 @@ int fp_perm_add(struct fastpath *fp, const struct sockaddr_storage *relay,
 		const struct sockaddr_storage *peer);
 void fp_perm_del(struct fastpath *fp, const struct sockaddr_storage *relay,
 		 const struct sockaddr_storage *peer);
-/* Binding live (both directions) / gone. 0, -ENOSPC when a map is full. */
+/* Binding live (both directions) / gone. 0, -ENOSPC when a map is full.
+ * Adding an existing (client, listener, channel) replaces that binding;
+ * the slot of a deleted binding is found in the map, not taken from c. */
 int fp_chan_add(struct fastpath *fp, struct fp_chan *c);
 void fp_chan_del(struct fastpath *fp, const struct fp_chan *c);
 

@@ -1,0 +1,708 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+/*
+ * xturn's XDP fast path: relays TURN ChannelData between clients and peers
+ * without waking the daemon, using the bindings the daemon writes into the
+ * maps below (contract: xturn_kern_user.h).
+ *
+ *   client -> listener, ChannelData of a bound channel:
+ *       strip the header (and padding), send relay -> peer as plain UDP;
+ *       if the peer is one of our own relays, straight to that relay's
+ *       client as ChannelData (hairpin).
+ *   peer -> relay, bound peer: prepend ChannelData, send listener -> client.
+ *   peer -> relay, unbound: permitted peer -> pass (daemon sends a Data
+ *       indication), else drop here so floods never reach the daemon.
+ *   anything else: pass, untouched.
+ *
+ * Every rewrite builds fresh IP and UDP headers (the family may change) and
+ * computes both checksums from scratch: an incoming UDP checksum may be
+ * CHECKSUM_PARTIAL (pseudo-header only, from a local socket over veth), so
+ * updating it incrementally would propagate garbage.
+ *
+ * The next hop is looked up before the packet is touched: when the kernel
+ * cannot give one (no neighbour yet, no route, MTU), the original packet
+ * goes up the stack, the kernel resolves the neighbour and the daemon
+ * relays it. A rewritten packet is never passed to the kernel.
+ * bpf_fib_lookup answers FWD_DISABLED unless forwarding is on for the
+ * ingress device (net.ipv4.conf.IF.forwarding, net.ipv6.conf.IF.forwarding):
+ * without it everything still works, through the daemon.
+ *
+ * VLAN: tagged frames (up to two tags) are parsed and forwarded only when
+ * the next hop is out of the ingress device (XDP_TX, tags kept as they
+ * were): the FIB result carries no VLAN information, so a frame for another
+ * device or VLAN goes to the kernel instead.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define VLAN_MAX_DEPTH 2
+#include <xdp/parsing_helpers.h>
+
+#include "xturn_kern_user.h"
+#include "csum.h"
+
+/* <sys/socket.h> is not usable with -target bpf. */
+#define XT_AF_INET 2
+#define XT_AF_INET6 10
+
+#define XT_L2_MAX (ETH_HLEN + 2 * 4)	/* Ethernet + two VLAN tags */
+#define XT_FRAME_MAX 4096		/* single-buffer XDP frames are smaller */
+#define XT_CSUM_CHUNK 256		/* bpf_csum_diff: <= 512 on older kernels */
+#define XT_IP_DF 0x4000
+#define XT_IP_MF 0x2000
+#define XT_IP_OFFSET 0x1fff
+#define XT_STUN_COOKIE 0x2112A442
+
+/* Client -> peer bindings: (client, listener, channel) -> (relay, peer). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XT_MAX_CHANNELS);
+	__type(key, struct xt_c2p_key);
+	__type(value, struct xt_c2p_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_c2p SEC(".maps");
+
+/* Peer -> client bindings: (peer, relay) -> (client, listener, channel). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XT_MAX_CHANNELS);
+	__type(key, struct xt_p2c_key);
+	__type(value, struct xt_p2c_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_p2c SEC(".maps");
+
+/* Live relayed transport addresses. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XT_MAX_RELAYS);
+	__type(key, struct xt_relay_key);
+	__type(value, struct xt_relay_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_relays SEC(".maps");
+
+/* Permissions: (relay, peer IP). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XT_MAX_PERMS);
+	__type(key, struct xt_perm_key);
+	__type(value, struct xt_perm_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_perms SEC(".maps");
+
+/* Global counters, indexed by enum xt_counter. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XT_CNT_MAX);
+	__type(key, __u32);
+	__type(value, struct xt_count);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_stats SEC(".maps");
+
+/* Per-channel counters, indexed by a binding's slot. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XT_MAX_CHANNELS);
+	__type(key, __u32);
+	__type(value, struct xt_chan_count);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_chan_stats SEC(".maps");
+
+/* Interfaces we may redirect to (ifindex -> ifindex). */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, XT_MAX_IFACES);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_tx_ports SEC(".maps");
+
+/* The daemon's switches (struct xt_cfg). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xt_cfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_cfg SEC(".maps");
+
+/* The parsed input datagram. Addresses IPv4-mapped like the maps'. */
+struct xt_pkt {
+	__be32 saddr[4];
+	__be32 daddr[4];
+	__be16 sport;
+	__be16 dport;
+	__be16 check;		/* UDP checksum as received */
+	__u16 v4;
+	__u32 l2;		/* Ethernet + VLAN bytes */
+	__u32 l3;		/* IP header bytes */
+	__u32 plen;		/* UDP payload bytes */
+	__u32 len;		/* frame bytes */
+};
+
+/* What to send instead. */
+struct xt_fwd {
+	__be32 saddr[4];
+	__be32 daddr[4];
+	__be16 sport;
+	__be16 dport;
+	__be16 channel;		/* ChannelData header to prepend, 0: none */
+	__u16 pad;		/* input padding after the data */
+	__u32 cd_in;		/* input ChannelData header as read, 0: none */
+	__u32 data_off;		/* application data: offset in the input frame */
+	__u32 dlen;		/*   and length */
+	__u32 c2p_slot;		/* per-channel counters to bump, ~0: none */
+	__u32 p2c_slot;
+	int verdict;		/* set by xt_forward */
+};
+
+#define XT_NO_SLOT 0xffffffffU
+
+static __always_inline int xt_is_v4(const __be32 a[4])
+{
+	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0xffff);
+}
+
+static __always_inline void xt_addr_copy(__be32 dst[4], const __be32 src[4])
+{
+	dst[0] = src[0];
+	dst[1] = src[1];
+	dst[2] = src[2];
+	dst[3] = src[3];
+}
+
+static __always_inline void xt_count(__u32 idx, __u64 bytes)
+{
+	struct xt_count *c = bpf_map_lookup_elem(&xt_stats, &idx);
+
+	if (c) {	/* per-CPU value: no atomics needed */
+		c->packets++;
+		c->bytes += bytes;
+	}
+}
+
+static __always_inline void xt_chan_count(__u32 slot, int c2p, __u64 bytes)
+{
+	struct xt_chan_count *c;
+
+	if (slot == XT_NO_SLOT)
+		return;
+	c = bpf_map_lookup_elem(&xt_chan_stats, &slot);
+	if (!c)
+		return;
+	if (c2p) {
+		c->c2p_packets++;
+		c->c2p_bytes += bytes;
+	} else {
+		c->p2c_packets++;
+		c->p2c_bytes += bytes;
+	}
+}
+
+/*
+ * Folded ones' complement sum of len bytes at off in the frame, as if the
+ * region started at an even offset; -1 if it is not inside the frame.
+ *
+ * Verifier workaround: a global (non-static) function is verified once on
+ * its own instead of once per path through the caller, which keeps these
+ * loops from multiplying the caller's state count. Chunks go through
+ * bpf_csum_diff (constant size, so the verifier can bound the access),
+ * then 4-byte words, then up to three bytes.
+ */
+__noinline int xt_csum_region(struct xdp_md *ctx, __u32 offset, __u32 length)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u64 off = offset, len = length, sum = 0;
+	union {
+		__u32 w;
+		__u8 b[4];
+	} tail = { .w = 0 };
+	__u8 *p;
+	int i;
+
+	/* Verifier workaround: each pointer is built from an offset checked
+	 * right before, so the verifier sees it bounded and accepts the range
+	 * check that follows (an unbounded offset voids the check). */
+	for (i = 0; i < XT_FRAME_MAX / XT_CSUM_CHUNK && len >= XT_CSUM_CHUNK; i++) {
+		__s64 r;
+
+		if (off > XT_FRAME_MAX)
+			return -1;
+		p = data + off;
+		if ((void *)(p + XT_CSUM_CHUNK) > data_end)
+			return -1;
+		r = bpf_csum_diff(NULL, 0, (void *)p, XT_CSUM_CHUNK, 0);
+		if (r < 0)
+			return -1;
+		sum += (__u64)r;
+		off += XT_CSUM_CHUNK;
+		len -= XT_CSUM_CHUNK;
+	}
+	for (i = 0; i < XT_CSUM_CHUNK / 4 && len >= 4; i++) {
+		if (off > XT_FRAME_MAX)
+			return -1;
+		p = data + off;
+		if ((void *)(p + 4) > data_end)
+			return -1;
+		__builtin_memcpy(&tail.w, p, 4);	/* may be unaligned */
+		sum += tail.w;
+		off += 4;
+		len -= 4;
+	}
+	if (len >= 4 || off > XT_FRAME_MAX)
+		return -1;
+	tail.w = 0;
+	p = data + off;
+	if (len >= 1) {
+		if ((void *)(p + 1) > data_end)
+			return -1;
+		tail.b[0] = p[0];
+	}
+	if (len >= 2) {
+		if ((void *)(p + 2) > data_end)
+			return -1;
+		tail.b[1] = p[1];
+	}
+	if (len >= 3) {
+		if ((void *)(p + 3) > data_end)
+			return -1;
+		tail.b[2] = p[2];
+	}
+	return csum_fold64(sum + tail.w);
+}
+
+/* Parses Ethernet/VLAN, IPv4 or IPv6 and UDP into *p (zeroed by the
+ * caller, so IPv4 addresses come out IPv4-mapped). Returns 0, or the
+ * counter to pass the frame with. */
+static __always_inline int xt_parse(struct xdp_md *ctx, struct xt_pkt *p, __u8 **payload)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct hdr_cursor nh = { .pos = data };
+	struct ethhdr *eth;
+	struct iphdr *iph;
+	struct ipv6hdr *ip6h;
+	struct udphdr *udph;
+	__u32 ip_payload;
+	int proto, plen;
+
+	proto = parse_ethhdr(&nh, data_end, &eth);
+	if (proto < 0)
+		return XT_CNT_PASS_UNUSUAL;	/* runt */
+	/* Verifier workaround: packet pointer minus packet pointer is an
+	 * unbounded scalar (allowed to root); bound it again. */
+	p->l2 = (__u32)((long)nh.pos - (long)data);
+	if (p->l2 > XT_L2_MAX)
+		return XT_CNT_PASS_UNUSUAL;
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		if (parse_iphdr(&nh, data_end, &iph) < 0)
+			return XT_CNT_PASS_UNUSUAL;
+		if (iph->version != 4 || iph->ihl != 5 ||
+		    (iph->frag_off & bpf_htons(XT_IP_MF | XT_IP_OFFSET)))
+			return XT_CNT_PASS_UNUSUAL;
+		if (iph->protocol != IPPROTO_UDP)
+			return XT_CNT_PASS_NOT_OURS;
+		if (bpf_ntohs(iph->tot_len) < sizeof(*iph))
+			return XT_CNT_PASS_UNUSUAL;
+		ip_payload = bpf_ntohs(iph->tot_len) - sizeof(*iph);
+		p->v4 = 1;
+		p->l3 = sizeof(*iph);
+		p->saddr[2] = p->daddr[2] = bpf_htonl(0xffff);
+		p->saddr[3] = iph->saddr;
+		p->daddr[3] = iph->daddr;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		proto = parse_ip6hdr(&nh, data_end, &ip6h);
+		if (proto < 0)
+			return XT_CNT_PASS_UNUSUAL;
+		if (ip6h->version != 6 || ip6h->nexthdr != proto)
+			return XT_CNT_PASS_UNUSUAL;	/* extension headers */
+		if (proto != IPPROTO_UDP)
+			return XT_CNT_PASS_NOT_OURS;
+		ip_payload = bpf_ntohs(ip6h->payload_len);
+		p->l3 = sizeof(*ip6h);
+		__builtin_memcpy(p->saddr, &ip6h->saddr, 16);
+		__builtin_memcpy(p->daddr, &ip6h->daddr, 16);
+	} else {
+		return XT_CNT_PASS_NOT_OURS;
+	}
+
+	plen = parse_udphdr(&nh, data_end, &udph);
+	if (plen < 0)
+		return XT_CNT_PASS_UNUSUAL;
+	/* The UDP and IP lengths must agree and fit in the frame (a frame may
+	 * be longer: Ethernet padding). */
+	if ((__u32)plen + sizeof(*udph) != ip_payload ||
+	    p->l2 + p->l3 + ip_payload > p->len)
+		return XT_CNT_PASS_UNUSUAL;
+	p->plen = plen;
+	p->sport = udph->source;
+	p->dport = udph->dest;
+	p->check = udph->check;
+	*payload = nh.pos;
+	return 0;
+}
+
+/* From a peer to one of our relays. */
+static __always_inline int xt_from_peer(const struct xt_pkt *p, struct xt_fwd *f)
+{
+	struct xt_p2c_key pk = {};
+	struct xt_perm_key mk = {};
+	struct xt_p2c_val *pv;
+
+	xt_addr_copy(pk.peer, p->saddr);
+	xt_addr_copy(pk.relay, p->daddr);
+	pk.peer_port = p->sport;
+	pk.relay_port = p->dport;
+	pv = bpf_map_lookup_elem(&xt_p2c, &pk);
+	if (!pv) {
+		xt_addr_copy(mk.relay, p->daddr);
+		xt_addr_copy(mk.peer, p->saddr);
+		mk.relay_port = p->dport;
+		return bpf_map_lookup_elem(&xt_perms, &mk) ?
+			XT_CNT_PASS_NO_BINDING : XT_CNT_DROP_NO_PERM;
+	}
+	xt_addr_copy(f->saddr, pv->listener);
+	xt_addr_copy(f->daddr, pv->client);
+	f->sport = pv->listener_port;
+	f->dport = pv->client_port;
+	f->channel = pv->channel;
+	f->p2c_slot = pv->slot;
+	f->data_off = p->l2 + p->l3 + sizeof(struct udphdr);
+	f->dlen = p->plen;
+	return XT_CNT_P2C;
+}
+
+/* ChannelData from a client; the peer may be one of our relays (hairpin). */
+static __always_inline int xt_from_client(const struct xt_pkt *p, struct xt_fwd *f,
+					  __be16 channel, __u16 cdlen)
+{
+	struct xt_c2p_key ck = {};
+	struct xt_relay_key rk = {};
+	struct xt_p2c_key pk = {};
+	struct xt_perm_key mk = {};
+	struct xt_c2p_val *cv;
+	struct xt_p2c_val *pv;
+
+	xt_addr_copy(ck.client, p->saddr);
+	xt_addr_copy(ck.listener, p->daddr);
+	ck.client_port = p->sport;
+	ck.listener_port = p->dport;
+	ck.channel = channel;
+	cv = bpf_map_lookup_elem(&xt_c2p, &ck);
+	if (!cv)
+		return XT_CNT_PASS_NO_BINDING;
+	/* RFC 8656 §12.5: up to 3 bytes of padding may follow the data. */
+	if (p->plen < 4 + (__u32)cdlen || p->plen - 4 - cdlen > 3)
+		return XT_CNT_DROP_BAD_LEN;
+	f->data_off = p->l2 + p->l3 + sizeof(struct udphdr) + 4;
+	f->dlen = cdlen;
+	f->pad = p->plen - 4 - cdlen;
+	f->c2p_slot = cv->slot;
+
+	xt_addr_copy(rk.relay, cv->peer);
+	rk.relay_port = cv->peer_port;
+	if (!bpf_map_lookup_elem(&xt_relays, &rk)) {
+		xt_addr_copy(f->saddr, cv->relay);
+		xt_addr_copy(f->daddr, cv->peer);
+		f->sport = cv->relay_port;
+		f->dport = cv->peer_port;
+		return XT_CNT_C2P;
+	}
+
+	/* Hairpin: our relay cv->relay sends to our relay cv->peer, which
+	 * must have a binding and a permission for it. */
+	xt_addr_copy(pk.peer, cv->relay);
+	xt_addr_copy(pk.relay, cv->peer);
+	pk.peer_port = cv->relay_port;
+	pk.relay_port = cv->peer_port;
+	xt_addr_copy(mk.relay, cv->peer);
+	xt_addr_copy(mk.peer, cv->relay);
+	mk.relay_port = cv->peer_port;
+	pv = bpf_map_lookup_elem(&xt_p2c, &pk);
+	if (!pv || !bpf_map_lookup_elem(&xt_perms, &mk))
+		return XT_CNT_PASS_NO_BINDING;
+	xt_addr_copy(f->saddr, pv->listener);
+	xt_addr_copy(f->daddr, pv->client);
+	f->sport = pv->listener_port;
+	f->dport = pv->client_port;
+	f->channel = pv->channel;
+	f->p2c_slot = pv->slot;
+	return XT_CNT_HAIRPIN;
+}
+
+/* Decides what the datagram is. Returns the counter: C2P, P2C or HAIRPIN
+ * with *f filled to forward, else a PASS_ or DROP_ counter.
+ * Not inlined: its map keys then live in a stack frame of their own, which
+ * keeps the program's stack under the 512-byte limit. */
+static __noinline int xt_classify(struct xdp_md *ctx, struct xt_pkt *p, struct xt_fwd *f)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	struct xt_relay_key rk = {};
+	__u8 *pl = NULL;
+	int rc;
+
+	rc = xt_parse(ctx, p, &pl);
+	if (rc)
+		return rc;
+
+	xt_addr_copy(rk.relay, p->daddr);
+	rk.relay_port = p->dport;
+	if (bpf_map_lookup_elem(&xt_relays, &rk))
+		return xt_from_peer(p, f);
+
+	if ((void *)(pl + 4) > data_end || p->plen < 4)
+		return XT_CNT_PASS_NOT_OURS;
+	/* ChannelData: channel 0x4000-0x4FFF, then the data length. */
+	if ((pl[0] & 0xf0) == 0x40) {
+		__be16 channel;
+
+		__builtin_memcpy(&f->cd_in, pl, 4);	/* may be unaligned */
+		__builtin_memcpy(&channel, pl, 2);
+		return xt_from_client(p, f, channel, (__u16)((pl[2] << 8) | pl[3]));
+	}
+	/* STUN (first two bits 0, magic cookie): the daemon's. */
+	if ((void *)(pl + 8) <= data_end && p->plen >= 20 && (pl[0] & 0xc0) == 0 &&
+	    pl[4] == 0x21 && pl[5] == 0x12 && pl[6] == 0xa4 && pl[7] == 0x42)
+		return XT_CNT_PASS_UNUSUAL;
+	return XT_CNT_PASS_NOT_OURS;
+}
+
+/* With XT_CFG_VERIFY_CSUM: is the input UDP checksum acceptable? dsum is
+ * the folded sum of the data region. */
+static __always_inline int xt_csum_ok(struct xdp_md *ctx, const struct xt_pkt *p,
+				      const struct xt_fwd *f, __u16 dsum)
+{
+	__u64 pseudo, sum;
+	int pad;
+
+	if (p->check == 0)	/* "no checksum": IPv4 only */
+		return p->v4;
+	pseudo = csum_pseudo(p->saddr, p->daddr, p->v4, p->plen + sizeof(struct udphdr));
+	/* CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum. */
+	if (csum_norm(p->check) == csum_norm(csum_fold64(pseudo)))
+		return 1;
+	sum = pseudo + p->sport + p->dport + bpf_htons((__u16)(p->plen + 8)) +
+	      p->check + dsum + f->cd_in;
+	if (f->pad) {
+		pad = xt_csum_region(ctx, f->data_off + f->dlen, f->pad);
+		if (pad < 0)
+			return 0;
+		sum += (f->dlen & 1) ? csum_swap((__u16)pad) : (__u16)pad;
+	}
+	return csum_norm(csum_fold64(sum)) == 0;
+}
+
+/* Writes the Ethernet type of the (last) tag of a saved L2 header.
+ * Verifier workaround: constant offsets on the stack buffer. */
+static __always_inline void xt_set_ethertype(__u8 *l2hdr, __u32 l2, __be16 proto)
+{
+	if (l2 == ETH_HLEN)
+		__builtin_memcpy(l2hdr + ETH_HLEN - 2, &proto, 2);
+	else if (l2 == ETH_HLEN + 4)
+		__builtin_memcpy(l2hdr + ETH_HLEN + 2, &proto, 2);
+	else
+		__builtin_memcpy(l2hdr + ETH_HLEN + 6, &proto, 2);
+}
+
+/*
+ * Sends the datagram described by *f, a cnt (C2P, P2C, HAIRPIN) one.
+ * Returns the counter to bump (cnt on success) and sets f->verdict. Nothing
+ * is modified before every check that could pass the packet to the kernel
+ * has succeeded. Not inlined, like xt_classify, for the stack limit: the
+ * two frames are never live at the same time.
+ */
+static __noinline int xt_forward(struct xdp_md *ctx, const struct xt_pkt *p,
+				 struct xt_fwd *f, int cnt, __u32 cfg_flags)
+{
+	struct bpf_fib_lookup fib = {};
+	union {		/* one of the two; a union saves stack */
+		struct {
+			struct iphdr ip;
+			struct udphdr udp;
+		} v4;
+		struct {
+			struct ipv6hdr ip;
+			struct udphdr udp;
+		} v6;
+	} h = {};
+	__u8 l2hdr[XT_L2_MAX];
+	__u32 l2 = p->l2, l3, cd, ulen, want, have;
+	__be16 cdh[2];
+	void *data, *data_end;
+	int v4, dsum, head, rc;
+	__u64 sum;
+
+	f->verdict = XDP_PASS;
+	v4 = xt_is_v4(f->daddr);
+	if (v4 != xt_is_v4(f->saddr))
+		return XT_CNT_PASS_UNUSUAL;	/* daemon bug: mixed families */
+	l3 = v4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr);
+	cd = f->channel ? 4 : 0;
+	/* Verifier workaround (and sanity): bounded lengths. */
+	if (f->dlen > XT_FRAME_MAX || l2 > XT_L2_MAX)
+		return XT_CNT_PASS_UNUSUAL;
+	ulen = sizeof(struct udphdr) + cd + f->dlen;
+
+	fib.family = v4 ? XT_AF_INET : XT_AF_INET6;
+	fib.l4_protocol = IPPROTO_UDP;
+	fib.sport = f->sport;
+	fib.dport = f->dport;
+	fib.tot_len = l3 + ulen;
+	fib.ifindex = ctx->ingress_ifindex;
+	if (v4) {
+		fib.ipv4_src = f->saddr[3];
+		fib.ipv4_dst = f->daddr[3];
+	} else {
+		xt_addr_copy(fib.ipv6_src, f->saddr);
+		xt_addr_copy(fib.ipv6_dst, f->daddr);
+	}
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return XT_CNT_PASS_FIB;
+	if (fib.ifindex != ctx->ingress_ifindex) {
+		if (l2 != ETH_HLEN)
+			return XT_CNT_PASS_UNUSUAL;	/* VLAN: see the top */
+		if (!bpf_map_lookup_elem(&xt_tx_ports, &fib.ifindex))
+			return XT_CNT_PASS_FIB;
+	}
+
+	dsum = xt_csum_region(ctx, f->data_off, f->dlen);
+	if (dsum < 0)
+		return XT_CNT_PASS_UNUSUAL;
+	if ((cfg_flags & XT_CFG_VERIFY_CSUM) && !xt_csum_ok(ctx, p, f, dsum)) {
+		f->verdict = XDP_DROP;
+		return XT_CNT_DROP_BAD_CSUM;
+	}
+
+	/* From here on the packet changes: every failure drops it. */
+	f->verdict = XDP_DROP;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + XT_L2_MAX > data_end)	/* frames hold >= 42 bytes */
+		return XT_CNT_DROP_ERROR;
+	__builtin_memcpy(l2hdr, data, XT_L2_MAX);
+	__builtin_memcpy(l2hdr, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(l2hdr + ETH_ALEN, fib.smac, ETH_ALEN);
+	xt_set_ethertype(l2hdr, l2, bpf_htons(v4 ? ETH_P_IP : ETH_P_IPV6));
+
+	head = (int)f->data_off - (int)(l2 + l3 + sizeof(struct udphdr) + cd);
+	if (bpf_xdp_adjust_head(ctx, head))
+		return XT_CNT_DROP_ERROR;
+	want = l2 + l3 + ulen;
+	have = p->len - head;
+	if (have > want && bpf_xdp_adjust_tail(ctx, (int)want - (int)have))
+		return XT_CNT_DROP_ERROR;
+
+	/* Verifier workaround: adjust_head/tail invalidate packet pointers;
+	 * reload and re-check before every write. */
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + XT_L2_MAX > data_end)
+		return XT_CNT_DROP_ERROR;
+	__builtin_memcpy(data, l2hdr, XT_L2_MAX);
+	data += l2;
+
+	sum = csum_pseudo(f->saddr, f->daddr, v4, ulen) + f->sport + f->dport +
+	      bpf_htons((__u16)ulen) + (__u16)dsum;
+	if (cd) {
+		cdh[0] = f->channel;
+		cdh[1] = bpf_htons((__u16)f->dlen);
+		sum += csum_words(cdh, 1);
+	}
+	if (v4) {
+		h.v4.ip.version = 4;
+		h.v4.ip.ihl = 5;
+		h.v4.ip.tot_len = bpf_htons((__u16)(l3 + ulen));
+		h.v4.ip.frag_off = bpf_htons(XT_IP_DF);
+		h.v4.ip.ttl = 64;
+		h.v4.ip.protocol = IPPROTO_UDP;
+		h.v4.ip.saddr = f->saddr[3];
+		h.v4.ip.daddr = f->daddr[3];
+		h.v4.ip.check = ~csum_fold64(csum_words(&h.v4.ip, 5));
+		h.v4.udp.source = f->sport;
+		h.v4.udp.dest = f->dport;
+		h.v4.udp.len = bpf_htons((__u16)ulen);
+		h.v4.udp.check = ~csum_fold64(sum) ?: 0xffff;
+		if (data + sizeof(h.v4) > data_end)
+			return XT_CNT_DROP_ERROR;
+		__builtin_memcpy(data, &h.v4, sizeof(h.v4));
+		data += sizeof(h.v4);
+	} else {
+		h.v6.ip.version = 6;
+		h.v6.ip.payload_len = bpf_htons((__u16)ulen);
+		h.v6.ip.nexthdr = IPPROTO_UDP;
+		h.v6.ip.hop_limit = 64;
+		__builtin_memcpy(&h.v6.ip.saddr, f->saddr, 16);
+		__builtin_memcpy(&h.v6.ip.daddr, f->daddr, 16);
+		h.v6.udp.source = f->sport;
+		h.v6.udp.dest = f->dport;
+		h.v6.udp.len = bpf_htons((__u16)ulen);
+		h.v6.udp.check = ~csum_fold64(sum) ?: 0xffff;
+		if (data + sizeof(h.v6) > data_end)
+			return XT_CNT_DROP_ERROR;
+		__builtin_memcpy(data, &h.v6, sizeof(h.v6));
+		data += sizeof(h.v6);
+	}
+	if (cd) {
+		if (data + sizeof(cdh) > data_end)
+			return XT_CNT_DROP_ERROR;
+		__builtin_memcpy(data, cdh, sizeof(cdh));
+	}
+
+	if (fib.ifindex == ctx->ingress_ifindex) {
+		f->verdict = XDP_TX;
+	} else {
+		/* Lower bits of flags: the verdict if the entry vanished since
+		 * the lookup above; the packet is rewritten, so drop. */
+		f->verdict = bpf_redirect_map(&xt_tx_ports, fib.ifindex, XDP_DROP);
+		if (f->verdict != XDP_REDIRECT)
+			return XT_CNT_DROP_ERROR;
+	}
+	xt_chan_count(f->c2p_slot, 1, f->dlen);
+	xt_chan_count(f->p2c_slot, 0, f->dlen);
+	return cnt;
+}
+
+SEC("xdp")
+int xturn_xdp(struct xdp_md *ctx)
+{
+	struct xt_pkt p = {};
+	struct xt_fwd f = { .c2p_slot = XT_NO_SLOT, .p2c_slot = XT_NO_SLOT };
+	struct xt_cfg *cfg;
+	__u32 zero = 0;
+	int cnt;
+
+	cfg = bpf_map_lookup_elem(&xt_cfg, &zero);
+	if (!cfg || cfg->magic != XT_MAGIC || cfg->abi_version != XT_ABI_VERSION ||
+	    !(cfg->flags & XT_CFG_ENABLED))
+		return XDP_PASS;
+
+	/* Verifier workaround: pointer difference as a bounded scalar. */
+	p.len = (__u32)((long)ctx->data_end - (long)ctx->data);
+	if (p.len > XT_FRAME_MAX) {
+		xt_count(XT_CNT_PASS_UNUSUAL, p.len);
+		return XDP_PASS;
+	}
+
+	/* xt_stats counts frames as received; xt_chan_stats counts the
+	 * application data relayed (no headers), like the daemon's relaying. */
+	cnt = xt_classify(ctx, &p, &f);
+	if (cnt == XT_CNT_C2P || cnt == XT_CNT_P2C || cnt == XT_CNT_HAIRPIN)
+		cnt = xt_forward(ctx, &p, &f, cnt, cfg->flags);
+	else
+		f.verdict = cnt >= XT_CNT_DROP_NO_PERM ? XDP_DROP : XDP_PASS;
+	xt_count(cnt, p.len);
+	return f.verdict;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,659 @@
+/* fastpath.c against the real kernel: a private network namespace with veth
+ * pairs, a private mount namespace with bpffs instances of its own. The maps
+ * are read back through their pins, as the stats tool reads them. Root. */
+#include <errno.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <linux/if_link.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <cmocka.h>
+
+#include "addr.h"
+#include "fastpath.h"
+
+static char tmp_dir[] = "/tmp/fp-test-XXXXXX";
+static char pin_dir[64];
+static const char *const map_names[] = {
+	XT_MAP_C2P, XT_MAP_P2C, XT_MAP_RELAYS, XT_MAP_PERMS,
+	XT_MAP_STATS, XT_MAP_CHAN_STATS, XT_MAP_TX_PORTS, XT_MAP_CFG,
+};
+#define NMAPS (sizeof(map_names) / sizeof(map_names[0]))
+
+static void sh(const char *fmt, ...)
+{
+	char cmd[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	assert_int_equal(system(cmd), 0);
+}
+
+static struct sockaddr_storage ss(const char *s)
+{
+	struct sockaddr_storage a;
+
+	assert_int_equal(addr_parse(s, 0, &a), 0);
+	return a;
+}
+
+static void mapped(const char *ip6, __be32 out[4])
+{
+	assert_int_equal(inet_pton(AF_INET6, ip6, out), 1);
+}
+
+static int pinned(const char *name)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
+	fd = bpf_obj_get(path);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+static bool pin_exists(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
+	return access(path, F_OK) == 0;
+}
+
+static unsigned map_len(const char *name)
+{
+	char key[64], next[64];
+	unsigned n = 0;
+	int fd = pinned(name);
+
+	for (void *k = NULL; !bpf_map_get_next_key(fd, k, next); k = key, n++)
+		memcpy(key, next, sizeof(key));
+	close(fd);
+	return n;
+}
+
+static bool has_key(const char *name, const void *key, void *val)
+{
+	char buf[64];
+	int fd = pinned(name);
+	bool found = !bpf_map_lookup_elem(fd, key, val ? val : buf);
+
+	close(fd);
+	return found;
+}
+
+/* The id of the XDP program on ifname (0: none) and how it is attached. */
+static __u32 xdp_prog(const char *ifname, __u8 *mode)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	int ifindex = (int)if_nametoindex(ifname);
+
+	assert_true(ifindex > 0);
+	assert_int_equal(bpf_xdp_query(ifindex, 0, &q), 0);
+	if (mode)
+		*mode = q.attach_mode;
+	return q.prog_id;
+}
+
+static bool in_tx_ports(const char *ifname)
+{
+	__u32 ifindex = if_nametoindex(ifname), val = 0;
+	bool found = has_key(XT_MAP_TX_PORTS, &ifindex, &val);
+
+	assert_true(!found || val == ifindex);
+	return found;
+}
+
+static int open_fp(struct fastpath **fp, const char *addr, const char *mode, bool keep,
+		   char *why, size_t whylen)
+{
+	struct sockaddr_storage a = ss(addr);
+	struct fp_opts o = { .pin_dir = pin_dir, .mode = mode, .keep_pins = keep,
+			     .addrs = &a, .naddrs = 1 };
+
+	return fp_open(fp, &o, why, whylen);
+}
+
+static struct fastpath *open_ok(const char *addr, const char *mode, bool keep)
+{
+	struct fastpath *fp = NULL;
+	char why[256];
+	int err = open_fp(&fp, addr, mode, keep, why, sizeof(why));
+
+	if (err)
+		fail_msg("fp_open(%s, %s): %s: %s", addr, mode, strerror(-err), why);
+	return fp;
+}
+
+static void test_open_attach_close(void **state)
+{
+	struct statfs st;
+	struct xt_cfg cfg;
+	__u32 zero = 0, id;
+	struct bpf_prog_info info = { 0 };
+	__u32 len = sizeof(info);
+	struct fastpath *fp = open_ok("10.11.0.1:3478", "auto", false);
+	int fd;
+
+	/* The test unmounted /sys/fs/bpf; fp_open mounts one for libxdp. */
+	assert_int_equal(statfs("/sys/fs/bpf", &st), 0);
+	assert_int_equal((unsigned long)st.f_type, BPF_FS_MAGIC);
+
+	id = xdp_prog("a0", NULL);
+	assert_int_not_equal(id, 0);
+	fd = bpf_prog_get_fd_by_id(id);
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+	close(fd);
+	assert_string_equal(info.name, "xturn_xdp");
+	/* The address is on a0 only. */
+	assert_int_equal(xdp_prog("a1", NULL), 0);
+	assert_true(in_tx_ports("a0"));
+	assert_false(in_tx_ports("a1"));
+
+	for (unsigned i = 0; i < NMAPS; i++)
+		assert_true(pin_exists(map_names[i]));
+	assert_true(has_key(XT_MAP_CFG, &zero, &cfg));
+	assert_int_equal(cfg.magic, XT_MAGIC);
+	assert_int_equal(cfg.abi_version, XT_ABI_VERSION);
+	assert_int_equal(cfg.flags & XT_CFG_ENABLED, XT_CFG_ENABLED);
+
+	fp_close(fp);
+	assert_int_equal(xdp_prog("a0", NULL), 0);
+	for (unsigned i = 0; i < NMAPS; i++)
+		assert_false(pin_exists(map_names[i]));
+	assert_int_equal(access(pin_dir, F_OK), -1);
+}
+
+static void test_modes(void **state)
+{
+	static const struct { const char *mode; __u8 attached; } t[] = {
+		{ "native", XDP_ATTACHED_DRV },
+		{ "generic", XDP_ATTACHED_SKB },
+		{ "auto", XDP_ATTACHED_DRV },	/* veth has native XDP */
+	};
+	struct fastpath *fp;
+	char why[256];
+	__u8 mode;
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		fp = open_ok("[fd00:11::1]:3478", t[i].mode, false);
+		assert_int_not_equal(xdp_prog("a0", &mode), 0);
+		assert_int_equal(mode, t[i].attached);
+		fp_close(fp);
+		assert_int_equal(xdp_prog("a0", NULL), 0);
+	}
+	assert_int_equal(open_fp(&fp, "10.11.0.1", "turbo", false, why, sizeof(why)), -EINVAL);
+	assert_null(fp);
+	assert_non_null(strstr(why, "turbo"));
+}
+
+/* A bridge has no native XDP: "auto" falls back to generic, "native" fails
+ * and says so. Extra interfaces by name get the program too. */
+static void test_fallback_and_ifaces(void **state)
+{
+	struct sockaddr_storage a = ss("10.13.0.1");
+	char *const names[] = { "a1" }, *const bad[] = { "nosuch0" };
+	struct fp_opts o = { .pin_dir = pin_dir, .mode = "auto", .addrs = &a, .naddrs = 1,
+			     .ifaces = names, .nifaces = 1 };
+	struct fastpath *fp;
+	char why[256];
+	__u8 mode;
+
+	sh("ip link add br0 type bridge && ip addr add 10.13.0.1/24 dev br0 && ip link set br0 up");
+	assert_int_equal(fp_open(&fp, &o, why, sizeof(why)), 0);
+	assert_int_not_equal(xdp_prog("br0", &mode), 0);
+	assert_int_equal(mode, XDP_ATTACHED_SKB);
+	assert_int_not_equal(xdp_prog("a1", &mode), 0);
+	assert_int_equal(mode, XDP_ATTACHED_DRV);
+	assert_int_equal(xdp_prog("a0", NULL), 0);
+	assert_true(in_tx_ports("br0") && in_tx_ports("a1"));
+	fp_close(fp);
+	assert_int_equal(xdp_prog("br0", NULL) + xdp_prog("a1", NULL), 0);
+
+	o.mode = "native";
+	assert_true(fp_open(&fp, &o, why, sizeof(why)) < 0);
+	assert_null(fp);
+	assert_non_null(strstr(why, "br0"));
+	assert_non_null(strstr(why, "native"));
+	assert_null(strstr(why, "generic"));
+	assert_int_equal(xdp_prog("a1", NULL), 0);
+
+	o.mode = "auto";
+	o.ifaces = bad;
+	assert_int_equal(fp_open(&fp, &o, why, sizeof(why)), -ENODEV);
+	assert_non_null(strstr(why, "nosuch0"));
+	assert_int_equal(xdp_prog("br0", NULL), 0);
+	sh("ip link del br0");
+}
+
+static void test_no_interface(void **state)
+{
+	struct fastpath *fp;
+	char why[256];
+
+	assert_true(open_fp(&fp, "10.99.0.1:3478", "auto", false, why, sizeof(why)) < 0);
+	assert_null(fp);
+	assert_non_null(strstr(why, "10.99.0.1"));
+	/* Nothing left behind. */
+	assert_int_equal(access(pin_dir, F_OK), -1);
+
+	assert_true(open_fp(&fp, "127.0.0.1:3478", "auto", false, why, sizeof(why)) < 0);
+	assert_null(fp);
+	assert_non_null(strstr(why, "loopback"));
+}
+
+static struct fp_chan chan(const char *client, const char *relay, const char *peer,
+			   uint16_t channel)
+{
+	struct fp_chan c = {
+		.client = ss(client), .listener = ss("10.11.0.1:3478"),
+		.relay = ss(relay), .peer = ss(peer), .channel = channel,
+	};
+
+	return c;
+}
+
+static void test_keep_pins_and_counters(void **state)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	struct xt_count *pc = calloc((size_t)ncpus, sizeof(*pc)), sum[XT_CNT_MAX];
+	struct fp_chan c = chan("10.11.0.2:5000", "10.11.0.1:49152", "10.11.0.3:6000", 0x4000);
+	__u64 want_pkts = 0, want_bytes = 0;
+	__u32 key = XT_CNT_P2C;
+	struct fastpath *fp = open_ok("10.11.0.1:3478", "auto", true);
+	int fd;
+
+	assert_non_null(pc);
+	for (int i = 0; i < ncpus; i++) {
+		pc[i] = (struct xt_count){ (__u64)i + 1, 1000 * ((__u64)i + 1) };
+		want_pkts += pc[i].packets;
+		want_bytes += pc[i].bytes;
+	}
+	fd = pinned(XT_MAP_STATS);
+	assert_int_equal(bpf_map_update_elem(fd, &key, pc, BPF_ANY), 0);
+	close(fd);
+	assert_int_equal(fp_counters(fp, sum), 0);
+	assert_int_equal(sum[XT_CNT_P2C].packets, want_pkts);
+	assert_int_equal(sum[XT_CNT_P2C].bytes, want_bytes);
+	assert_int_equal(sum[XT_CNT_C2P].packets, 0);
+	assert_int_equal(fp_chan_add(fp, &c), 0);
+
+	fp_close(fp);
+	assert_int_equal(xdp_prog("a0", NULL), 0);
+	for (unsigned i = 0; i < NMAPS; i++)
+		assert_true(pin_exists(map_names[i]));
+	assert_int_equal(map_len(XT_MAP_C2P), 1);
+
+	/* A restart keeps the counters and starts with no bindings. */
+	fp = open_ok("10.11.0.1:3478", "auto", false);
+	assert_int_equal(fp_counters(fp, sum), 0);
+	assert_int_equal(sum[XT_CNT_P2C].packets, want_pkts);
+	assert_int_equal(sum[XT_CNT_P2C].bytes, want_bytes);
+	assert_int_equal(map_len(XT_MAP_C2P), 0);
+	assert_int_equal(fp_chan_count(fp), 0);
+	fp_close(fp);
+	assert_false(pin_exists(XT_MAP_STATS));
+	free(pc);
+}
+
+static void test_stale_abi_pins(void **state)
+{
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info);
+	struct fastpath *fp;
+	struct xt_cfg old = { XT_MAGIC, XT_ABI_VERSION + 1, XT_CFG_ENABLED, 0 }, cfg;
+	char why[256], path[128];
+	__u32 zero = 0;
+	int fd;
+
+	assert_int_equal(mkdir(pin_dir, 0700), 0);
+	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "xt_stats", 8, 8, 16, NULL);
+	assert_true(fd >= 0);
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, XT_MAP_STATS);
+	assert_int_equal(bpf_obj_pin(fd, path), 0);
+	close(fd);
+
+	assert_int_equal(open_fp(&fp, "10.11.0.1", "auto", false, why, sizeof(why)), 0);
+	assert_non_null(strstr(why, "ABI"));
+	fd = pinned(XT_MAP_STATS);
+	assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+	close(fd);
+	assert_int_equal(info.type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	assert_int_equal(info.key_size, sizeof(__u32));
+	assert_int_equal(info.value_size, sizeof(struct xt_count));
+	fp_close(fp);
+
+	/* A clean start says nothing. */
+	assert_int_equal(open_fp(&fp, "10.11.0.1", "auto", true, why, sizeof(why)), 0);
+	assert_string_equal(why, "");
+	fp_close(fp);
+
+	/* Right sizes, but a config written by another ABI version. */
+	fd = pinned(XT_MAP_CFG);
+	assert_int_equal(bpf_map_update_elem(fd, &zero, &old, BPF_ANY), 0);
+	close(fd);
+	assert_int_equal(open_fp(&fp, "10.11.0.1", "auto", false, why, sizeof(why)), 0);
+	assert_non_null(strstr(why, "ABI"));
+	assert_true(has_key(XT_MAP_CFG, &zero, &cfg));
+	assert_int_equal(cfg.abi_version, XT_ABI_VERSION);
+	fp_close(fp);
+}
+
+/* A daemon that died without fp_close() leaves its program attached. */
+static void test_restart_after_crash(void **state)
+{
+	struct fastpath *fp;
+	pid_t pid = fork();
+	int status;
+	__u32 old;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char why[256];
+
+		_exit(open_fp(&fp, "10.11.0.1", "auto", false, why, sizeof(why)) ? 1 : 0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	old = xdp_prog("a0", NULL);
+	assert_int_not_equal(old, 0);
+
+	fp = open_ok("10.11.0.1", "auto", false);
+	assert_int_not_equal(xdp_prog("a0", NULL), 0);
+	assert_int_not_equal(xdp_prog("a0", NULL), old);
+	fp_close(fp);
+	assert_int_equal(xdp_prog("a0", NULL), 0);
+}
+
+static void check_chan(const struct fp_chan *c, const char *client6, const char *relay6,
+		       const char *peer6)
+{
+	struct xt_c2p_key k = { 0 };
+	struct xt_c2p_val v;
+	struct xt_p2c_key pk = { 0 };
+	struct xt_p2c_val pv;
+
+	mapped(client6, k.client);
+	mapped("::ffff:10.11.0.1", k.listener);
+	k.client_port = htons(addr_port(&c->client));
+	k.listener_port = htons(3478);
+	k.channel = htons(c->channel);
+	assert_true(has_key(XT_MAP_C2P, &k, &v));
+	mapped(relay6, pk.relay);
+	mapped(peer6, pk.peer);
+	assert_memory_equal(v.relay, pk.relay, 16);
+	assert_memory_equal(v.peer, pk.peer, 16);
+	assert_int_equal(v.relay_port, htons(addr_port(&c->relay)));
+	assert_int_equal(v.peer_port, htons(addr_port(&c->peer)));
+	assert_int_equal(v.slot, c->slot);
+
+	pk.peer_port = v.peer_port;
+	pk.relay_port = v.relay_port;
+	assert_true(has_key(XT_MAP_P2C, &pk, &pv));
+	assert_memory_equal(pv.client, k.client, 16);
+	assert_memory_equal(pv.listener, k.listener, 16);
+	assert_int_equal(pv.client_port, k.client_port);
+	assert_int_equal(pv.listener_port, k.listener_port);
+	assert_int_equal(pv.channel, k.channel);
+	assert_int_equal(pv.slot, c->slot);
+}
+
+static void test_chan_add_del(void **state)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	struct xt_chan_count *pc = calloc((size_t)ncpus, sizeof(*pc)), sum;
+	struct fastpath *fp = open_ok("10.11.0.1:3478", "auto", false);
+	struct fp_chan c4 = chan("10.11.0.2:5000", "10.11.0.1:49152", "10.11.0.3:6000", 0x4001);
+	struct fp_chan c6 = chan("[fd00:11::2]:5001", "[fd00:11::1]:49153", "[fd00:11::3]:6001",
+				 0x4fff);
+	struct fp_chan moved = c4;
+	int fd = pinned(XT_MAP_CHAN_STATS);
+
+	/* Every slot dirty, as if used by earlier bindings. */
+	assert_non_null(pc);
+	for (int i = 0; i < ncpus; i++)
+		pc[i] = (struct xt_chan_count){ 1, 2, 3, 4 };
+	for (__u32 s = 0; s < XT_MAX_CHANNELS; s++)
+		assert_int_equal(bpf_map_update_elem(fd, &s, pc, BPF_ANY), 0);
+
+	assert_int_equal(fp_chan_add(fp, &c4), 0);
+	assert_int_equal(fp_chan_add(fp, &c6), 0);
+	assert_int_not_equal(c4.slot, c6.slot);
+	assert_true(c4.slot < XT_MAX_CHANNELS && c6.slot < XT_MAX_CHANNELS);
+	assert_int_equal(fp_chan_count(fp), 2);
+	assert_int_equal(map_len(XT_MAP_C2P), 2);
+	assert_int_equal(map_len(XT_MAP_P2C), 2);
+	check_chan(&c4, "::ffff:10.11.0.2", "::ffff:10.11.0.1", "::ffff:10.11.0.3");
+	check_chan(&c6, "fd00:11::2", "fd00:11::1", "fd00:11::3");
+	assert_int_equal(fp_chan_counters(fp, c4.slot, &sum), 0);
+	assert_int_equal(sum.c2p_packets + sum.c2p_bytes + sum.p2c_packets + sum.p2c_bytes, 0);
+	assert_int_equal(bpf_map_lookup_elem(fd, &c6.slot, pc), 0);
+	for (int i = 0; i < ncpus; i++)
+		assert_int_equal(pc[i].c2p_packets + pc[i].p2c_bytes, 0);
+	assert_int_equal(fp_chan_counters(fp, XT_MAX_CHANNELS, &sum), -EINVAL);
+
+	/* Counters of a slot are per-CPU sums. */
+	for (int i = 0; i < ncpus; i++)
+		pc[i] = (struct xt_chan_count){ .c2p_packets = 1, .p2c_bytes = 10 };
+	assert_int_equal(bpf_map_update_elem(fd, &c4.slot, pc, BPF_ANY), 0);
+	assert_int_equal(fp_chan_counters(fp, c4.slot, &sum), 0);
+	assert_int_equal(sum.c2p_packets, ncpus);
+	assert_int_equal(sum.p2c_bytes, 10 * ncpus);
+
+	/* Rebinding the channel to another peer replaces the p2c entry. */
+	moved.peer = ss("10.11.0.4:7000");
+	assert_int_equal(fp_chan_add(fp, &moved), 0);
+	assert_int_equal(fp_chan_count(fp), 2);
+	assert_int_equal(map_len(XT_MAP_P2C), 2);
+	check_chan(&moved, "::ffff:10.11.0.2", "::ffff:10.11.0.1", "::ffff:10.11.0.4");
+
+	fp_chan_del(fp, &moved);
+	assert_int_equal(fp_chan_count(fp), 1);
+	assert_int_equal(map_len(XT_MAP_C2P), 1);
+	assert_int_equal(map_len(XT_MAP_P2C), 1);
+	check_chan(&c6, "fd00:11::2", "fd00:11::1", "fd00:11::3");
+	fp_chan_del(fp, &moved);	/* twice: no double free of the slot */
+	assert_int_equal(fp_chan_count(fp), 1);
+	fp_chan_del(fp, &c6);
+	assert_int_equal(fp_chan_count(fp), 0);
+	assert_int_equal(map_len(XT_MAP_C2P) + map_len(XT_MAP_P2C), 0);
+	close(fd);
+	free(pc);
+	fp_close(fp);
+}
+
+static void test_relay_perm(void **state)
+{
+	struct fastpath *fp = open_ok("10.11.0.1:3478", "auto", false);
+	struct sockaddr_storage r1 = ss("10.11.0.1:50000"), r2 = ss("[fd00:11::1]:50002");
+	struct sockaddr_storage p1 = ss("10.11.0.7:1"), p2 = ss("10.11.0.8:2"), p6 = ss("[fd00:11::9]");
+	struct fp_chan c1 = chan("10.11.0.2:5000", "10.11.0.1:50000", "10.11.0.7:9", 0x4000);
+	struct fp_chan c2 = chan("10.11.0.2:5001", "[fd00:11::1]:50002", "[fd00:11::9]:9", 0x4000);
+	struct xt_relay_key rk = { 0 };
+	struct xt_perm_key pk = { 0 };
+
+	assert_int_equal(fp_relay_add(fp, &r1), 0);
+	assert_int_equal(fp_relay_add(fp, &r2), 0);
+	assert_int_equal(fp_perm_add(fp, &r1, &p1), 0);
+	assert_int_equal(fp_perm_add(fp, &r1, &p2), 0);
+	assert_int_equal(fp_perm_add(fp, &r1, &p2), 0);	/* refresh */
+	assert_int_equal(fp_perm_add(fp, &r2, &p6), 0);
+	assert_int_equal(fp_chan_add(fp, &c1), 0);
+	assert_int_equal(fp_chan_add(fp, &c2), 0);
+	assert_int_equal(map_len(XT_MAP_RELAYS), 2);
+	assert_int_equal(map_len(XT_MAP_PERMS), 3);
+
+	mapped("::ffff:10.11.0.1", rk.relay);
+	rk.relay_port = htons(50000);
+	assert_true(has_key(XT_MAP_RELAYS, &rk, NULL));
+	mapped("::ffff:10.11.0.1", pk.relay);
+	mapped("::ffff:10.11.0.8", pk.peer);
+	pk.relay_port = htons(50000);
+	assert_true(has_key(XT_MAP_PERMS, &pk, NULL));
+	/* The peer's port does not matter to a permission. */
+	fp_perm_del(fp, &r1, &p2);
+	assert_false(has_key(XT_MAP_PERMS, &pk, NULL));
+	assert_int_equal(map_len(XT_MAP_PERMS), 2);
+
+	/* Deleting r1 takes its permission and channel, not r2's. */
+	fp_relay_del(fp, &r1);
+	assert_false(has_key(XT_MAP_RELAYS, &rk, NULL));
+	assert_int_equal(map_len(XT_MAP_RELAYS), 1);
+	assert_int_equal(map_len(XT_MAP_PERMS), 1);
+	assert_int_equal(fp_chan_count(fp), 1);
+	assert_int_equal(map_len(XT_MAP_C2P), 1);
+	check_chan(&c2, "::ffff:10.11.0.2", "fd00:11::1", "fd00:11::9");
+	fp_relay_del(fp, &r2);
+	assert_int_equal(map_len(XT_MAP_RELAYS) + map_len(XT_MAP_PERMS), 0);
+	assert_int_equal(map_len(XT_MAP_C2P) + map_len(XT_MAP_P2C), 0);
+	assert_int_equal(fp_chan_count(fp), 0);
+	fp_close(fp);
+}
+
+static void test_chan_full(void **state)
+{
+	enum { PER_RELAY = 256 };
+	struct fastpath *fp = open_ok("10.11.0.1:3478", "auto", false);
+	unsigned char *seen = calloc(XT_MAX_CHANNELS, 1);
+	struct sockaddr_storage relay;
+	struct fp_chan c, extra;
+	uint32_t freed;
+	char buf[64];
+
+	assert_non_null(seen);
+	for (unsigned i = 0; i < XT_MAX_CHANNELS; i++) {
+		snprintf(buf, sizeof(buf), "10.11.0.1:%u", 10000 + i / PER_RELAY);
+		c = chan("10.11.0.2:5000", buf, "10.11.0.3:6000", 0x4000 + i % PER_RELAY);
+		addr_set_port(&c.client, (uint16_t)(1024 + i / PER_RELAY));
+		addr_set_port(&c.peer, (uint16_t)(1024 + i % PER_RELAY));
+		assert_int_equal(fp_chan_add(fp, &c), 0);
+		assert_true(c.slot < XT_MAX_CHANNELS);
+		assert_false(seen[c.slot]);
+		seen[c.slot] = 1;
+	}
+	assert_int_equal(fp_chan_count(fp), XT_MAX_CHANNELS);
+	extra = chan("10.11.0.9:5000", "10.11.0.1:9999", "10.11.0.3:6000", 0x4000);
+	assert_int_equal(fp_chan_add(fp, &extra), -ENOSPC);
+	assert_int_equal(fp_chan_count(fp), XT_MAX_CHANNELS);
+
+	/* The last one added goes; its slot is the only free one. */
+	freed = c.slot;
+	fp_chan_del(fp, &c);
+	assert_int_equal(fp_chan_add(fp, &extra), 0);
+	assert_int_equal(extra.slot, freed);
+
+	for (unsigned r = 0; r < XT_MAX_CHANNELS / PER_RELAY; r++) {
+		snprintf(buf, sizeof(buf), "10.11.0.1:%u", 10000 + r);
+		relay = ss(buf);
+		fp_relay_del(fp, &relay);
+	}
+	assert_int_equal(fp_chan_count(fp), 1);
+	fp_relay_del(fp, &extra.relay);
+	assert_int_equal(fp_chan_count(fp), 0);
+	assert_int_equal(map_len(XT_MAP_C2P) + map_len(XT_MAP_P2C), 0);
+	free(seen);
+	fp_close(fp);
+}
+
+static void test_netlink_follow(void **state)
+{
+	struct fastpath *fp = open_ok("10.11.0.1:3478", "auto", false);
+	__u32 b0;
+
+	assert_true(fp_netlink_fd(fp) >= 0);
+	sh("ip link add b0 type veth peer name b1 && ip link set b0 up && ip link set b1 up");
+	fp_netlink_event(fp);
+	assert_int_equal(xdp_prog("b0", NULL), 0);	/* not ours yet */
+	sh("ip addr add 10.11.0.1/32 dev b0");
+	fp_netlink_event(fp);
+	assert_int_not_equal(xdp_prog("b0", NULL), 0);
+	assert_int_equal(xdp_prog("b1", NULL), 0);
+	assert_true(in_tx_ports("b0"));
+	b0 = if_nametoindex("b0");
+	sh("ip link del b0");
+	fp_netlink_event(fp);
+	assert_false(has_key(XT_MAP_TX_PORTS, &b0, NULL));
+	assert_true(in_tx_ports("a0"));
+	fp_close(fp);
+
+	/* The any-address follows every new up interface. */
+	fp = open_ok("0.0.0.0:3478", "auto", false);
+	assert_int_not_equal(xdp_prog("a0", NULL), 0);
+	assert_int_not_equal(xdp_prog("a1", NULL), 0);
+	sh("ip link add c0 type veth peer name c1 && ip link set c0 up");
+	fp_netlink_event(fp);
+	assert_int_not_equal(xdp_prog("c0", NULL), 0);
+	assert_int_equal(xdp_prog("c1", NULL), 0);	/* down */
+	sh("ip link set c1 up");
+	fp_netlink_event(fp);
+	assert_int_not_equal(xdp_prog("c1", NULL), 0);
+	fp_close(fp);
+	assert_int_equal(xdp_prog("c0", NULL), 0);
+	assert_int_equal(xdp_prog("c1", NULL), 0);
+	sh("ip link del c0");
+}
+
+/* A private network and mount namespace: everything the tests create goes
+ * away with the process; only the temp dir needs removing. */
+static int setup(void **state)
+{
+	if (unshare(CLONE_NEWNET | CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) {
+		perror("unshare/mount (needs root)");
+		return -1;
+	}
+	/* fp_open must mount its own (the `ip netns exec` case). */
+	umount2("/sys/fs/bpf", MNT_DETACH);
+	if (!mkdtemp(tmp_dir) || mount("bpf", tmp_dir, "bpf", 0, "mode=0700")) {
+		perror("bpffs");
+		return -1;
+	}
+	snprintf(pin_dir, sizeof(pin_dir), "%s/xturn/pins", tmp_dir);
+	return system("ip link set lo up && ip link add a0 type veth peer name a1 && "
+		      "ip addr add 10.11.0.1/24 dev a0 && "
+		      "ip addr add fd00:11::1/64 dev a0 nodad && "
+		      "ip link set a0 up && ip link set a1 up") ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	umount2(tmp_dir, MNT_DETACH);
+	rmdir(tmp_dir);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_open_attach_close),
+		cmocka_unit_test(test_modes),
+		cmocka_unit_test(test_fallback_and_ifaces),
+		cmocka_unit_test(test_no_interface),
+		cmocka_unit_test(test_keep_pins_and_counters),
+		cmocka_unit_test(test_stale_abi_pins),
+		cmocka_unit_test(test_restart_after_crash),
+		cmocka_unit_test(test_chan_add_del),
+		cmocka_unit_test(test_relay_perm),
+		cmocka_unit_test(test_chan_full),
+		cmocka_unit_test(test_netlink_follow),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,729 @@
+/* Packet tests of the XDP program (bpf/xturn.bpf.c): crafted frames run
+ * through bpf_prog_test_run_opts, each case an input frame, the expected
+ * verdict, the expected output frame and the counter it must bump.
+ *
+ * Runs as root in a network namespace of its own (unshare at start, gone
+ * at exit) with two veth devices, addresses and permanent neighbours, so
+ * bpf_fib_lookup gives known results. Maps are not pinned. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+
+#include "addr.h"
+#include "xturn.skel.h"
+#include "xturn_kern_user.h"
+
+static struct xturn_bpf *skel;
+static int if_a, if_c;	/* xa: clients' side, xc: peers' side */
+
+static const uint8_t MAC_XA[6] = { 2, 0, 0, 0, 0x0a, 1 };
+static const uint8_t MAC_XC[6] = { 2, 0, 0, 0, 0x0c, 1 };
+static const uint8_t MAC_C[6] = { 2, 0, 0, 0, 1, 2 };	/* 10.0.1.2, fd00:1::2 */
+static const uint8_t MAC_T[6] = { 2, 0, 0, 0, 1, 4 };	/* 10.0.1.4 */
+static const uint8_t MAC_P[6] = { 2, 0, 0, 0, 2, 2 };	/* 10.0.2.2, fd00:2::2 */
+
+static const char *const netns_setup[] = {
+	"ip link set lo up",
+	"ip link add xa address 02:00:00:00:0a:01 type veth peer name xap",
+	"ip link add xc address 02:00:00:00:0c:01 type veth peer name xcp",
+	"ip link set xa up && ip link set xap up && ip link set xc up && ip link set xcp up",
+	"ip addr add 10.0.1.1/24 dev xa && ip addr add 10.0.2.1/24 dev xc",
+	"ip -6 addr add fd00:1::1/64 dev xa nodad && ip -6 addr add fd00:2::1/64 dev xc nodad",
+	/* bpf_fib_lookup wants forwarding on the ingress device. */
+	"sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv6.conf.all.forwarding=1",
+	"ip neigh replace 10.0.1.2 lladdr 02:00:00:00:01:02 dev xa nud permanent",
+	"ip neigh replace 10.0.1.4 lladdr 02:00:00:00:01:04 dev xa nud permanent",
+	"ip neigh replace 10.0.2.2 lladdr 02:00:00:00:02:02 dev xc nud permanent",
+	"ip -6 neigh replace fd00:1::2 lladdr 02:00:00:00:01:02 dev xa nud permanent",
+	"ip -6 neigh replace fd00:2::2 lladdr 02:00:00:00:02:02 dev xc nud permanent",
+	/* 10.0.1.3 has no neighbour entry: NO_NEIGH. */
+};
+
+#define L4 "10.0.1.1:3478"
+#define L6 "[fd00:1::1]:3478"
+#define C4 "10.0.1.2:40000"
+#define C6 "[fd00:1::2]:40000"
+#define R4 "10.0.2.1:50000"
+#define R6 "[fd00:2::1]:50000"
+#define P4 "10.0.2.2:60000"
+#define P6 "[fd00:2::2]:60000"
+#define R6X "[fd00:2::1]:50001"	/* v4 client, v6 peer */
+#define R4X "10.0.2.1:50001"	/* v6 client, v4 peer */
+#define R4T "10.0.2.1:50002"	/* peer on the ingress link: XDP_TX */
+#define PT "10.0.1.4:60001"
+#define R4N "10.0.2.1:50003"	/* peer with no neighbour entry */
+#define PN "10.0.1.3:60002"
+#define RA "10.0.2.1:50010"	/* hairpin: client A's relay */
+#define RB "10.0.2.1:50011"	/*   client B's relay */
+#define CB "10.0.2.2:40001"	/*   client B */
+#define LB "10.0.2.1:3478"	/*   B's listener */
+#define RH "10.0.2.1:50012"	/* hairpin to a relay with no binding */
+#define RH2 "10.0.2.1:50013"
+
+struct binding {
+	const char *client, *listener, *relay, *peer;
+	uint16_t channel;
+	uint32_t slot;
+};
+
+static const struct binding bindings[] = {
+	{ C4, L4, R4, P4, 0x4000, 1 },
+	{ C6, L6, R6, P6, 0x4001, 2 },
+	{ C4, L4, R6X, P6, 0x4002, 3 },
+	{ C6, L6, R4X, P4, 0x4003, 4 },
+	{ C4, L4, R4T, PT, 0x4004, 5 },
+	{ C4, L4, R4N, PN, 0x4005, 6 },
+	{ C4, L4, RA, RB, 0x4006, 7 },
+	{ CB, LB, RB, RA, 0x4007, 8 },
+	{ C4, L4, RH, RH2, 0x4008, 9 },
+};
+
+/* ---- frames ---------------------------------------------------------- */
+
+struct payload {
+	uint16_t chan;		/* ChannelData channel; 0: raw data */
+	uint16_t len;		/* data bytes */
+	int lendelta;		/* added to the ChannelData length field */
+	uint8_t pad;		/* padding bytes after the data */
+	uint8_t seed;		/* data pattern */
+	bool stun;		/* a STUN Binding request instead */
+};
+
+enum csum_mode { CS_FULL, CS_PARTIAL, CS_ZERO, CS_BAD };
+
+struct frame {
+	const char *src, *dst;	/* transport addresses */
+	const uint8_t *smac, *dmac;
+	int vlans;		/* 0, 1 or 2 (802.1ad + 802.1Q) tags */
+	enum csum_mode cs;
+	bool out;		/* header fields as xturn writes them */
+	bool frag, ipopt, v6ext;
+	int trailer;		/* Ethernet padding after the IP packet */
+	struct payload pl;
+};
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v & 0xff;
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* RFC 1071: big-endian 16-bit words, odd byte padded with zero. */
+static uint32_t sum16(const uint8_t *p, size_t n, uint32_t acc)
+{
+	for (size_t i = 0; i + 1 < n; i += 2)
+		acc += get16(p + i);
+	if (n & 1)
+		acc += (uint32_t)p[n - 1] << 8;
+	return acc;
+}
+
+static uint16_t fold(uint32_t s)
+{
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)s;
+}
+
+static size_t put_payload(uint8_t *b, const struct payload *p)
+{
+	static const uint8_t stun[20] = { 0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42,
+					  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+	size_t n = 0;
+
+	if (p->stun) {
+		memcpy(b, stun, sizeof(stun));
+		return sizeof(stun);
+	}
+	if (p->chan) {
+		put16(b, p->chan);
+		put16(b + 2, (uint16_t)(p->len + p->lendelta));
+		n = 4;
+	}
+	for (unsigned i = 0; i < p->len; i++)
+		b[n++] = (uint8_t)(p->seed + i * 31);
+	for (unsigned i = 0; i < p->pad; i++)
+		b[n++] = (uint8_t)(0xa5 + i);	/* nonzero: the checksum sees it */
+	return n;
+}
+
+static void parse_ep(const char *s, struct sockaddr_storage *a, uint8_t ip[16], uint16_t *port)
+{
+	assert_int_equal(addr_parse(s, 0, a), 0);
+	addr_canon(a);
+	if (a->ss_family == AF_INET)
+		memcpy(ip, &((struct sockaddr_in *)a)->sin_addr, 4);
+	else
+		memcpy(ip, &((struct sockaddr_in6 *)a)->sin6_addr, 16);
+	*port = addr_port(a);
+}
+
+static size_t build(const struct frame *f, uint8_t *b)
+{
+	struct sockaddr_storage s, d;
+	uint8_t sip[16], dip[16], pay[2048];
+	uint16_t sport, dport, full;
+	size_t o = 12, plen, ulen, alen;
+	uint32_t pseudo;
+	bool v4;
+
+	parse_ep(f->src, &s, sip, &sport);
+	parse_ep(f->dst, &d, dip, &dport);
+	assert_int_equal(s.ss_family, d.ss_family);
+	v4 = s.ss_family == AF_INET;
+	alen = v4 ? 4 : 16;
+	memcpy(b, f->dmac ? f->dmac : MAC_XA, 6);
+	memcpy(b + 6, f->smac ? f->smac : MAC_C, 6);
+	if (f->vlans == 2) {
+		put16(b + o, 0x88a8);
+		put16(b + o + 2, 100);
+		o += 4;
+	}
+	if (f->vlans >= 1) {
+		put16(b + o, 0x8100);
+		put16(b + o + 2, 200);
+		o += 4;
+	}
+	put16(b + o, v4 ? 0x0800 : 0x86dd);
+	o += 2;
+
+	plen = put_payload(pay, &f->pl);
+	ulen = 8 + plen;
+	if (v4) {
+		size_t ihl = f->ipopt ? 24 : 20;
+
+		memset(b + o, 0, ihl);
+		b[o] = 0x40 | (uint8_t)(ihl / 4);
+		put16(b + o + 2, (uint16_t)(ihl + ulen));
+		put16(b + o + 4, f->out ? 0 : 0x1234);
+		put16(b + o + 6, f->out ? 0x4000 : f->frag ? 0x2000 : 0);
+		b[o + 8] = f->out ? 64 : 61;
+		b[o + 9] = 17;
+		memcpy(b + o + 12, sip, 4);
+		memcpy(b + o + 16, dip, 4);
+		if (f->ipopt)
+			memset(b + o + 20, 1, 4);	/* NOPs */
+		put16(b + o + 10, (uint16_t)~fold(sum16(b + o, ihl, 0)));
+		o += ihl;
+	} else {
+		memset(b + o, 0, 40);
+		b[o] = 0x60;
+		if (!f->out) {	/* a flow label the output must not keep */
+			b[o + 1] = 0x01;
+			b[o + 2] = 0x23;
+		}
+		put16(b + o + 4, (uint16_t)(ulen + (f->v6ext ? 8 : 0)));
+		b[o + 6] = f->v6ext ? 0 : 17;
+		b[o + 7] = f->out ? 64 : 61;
+		memcpy(b + o + 8, sip, 16);
+		memcpy(b + o + 24, dip, 16);
+		o += 40;
+		if (f->v6ext) {	/* hop-by-hop, PadN */
+			memset(b + o, 0, 8);
+			b[o] = 17;
+			b[o + 2] = 1;
+			b[o + 3] = 4;
+			o += 8;
+		}
+	}
+	put16(b + o, sport);
+	put16(b + o + 2, dport);
+	put16(b + o + 4, (uint16_t)ulen);
+	put16(b + o + 6, 0);
+	memcpy(b + o + 8, pay, plen);
+	pseudo = sum16(sip, alen, sum16(dip, alen, 17 + (uint32_t)ulen));
+	full = (uint16_t)~fold(sum16(b + o, ulen, pseudo));
+	if (!full)
+		full = 0xffff;
+	switch (f->cs) {
+	case CS_FULL: put16(b + o + 6, full); break;
+	case CS_PARTIAL: put16(b + o + 6, fold(pseudo)); break;
+	case CS_ZERO: break;
+	case CS_BAD: put16(b + o + 6, full ^ 0x5a5a); break;
+	}
+	o += ulen;
+	memset(b + o, 0, (size_t)f->trailer);
+	return o + (size_t)f->trailer;
+}
+
+/* Independent check of an output frame: IPv4 header checksum, UDP
+ * checksum over the pseudo-header, and lengths that fill the frame. */
+static void check_sums(const uint8_t *b, size_t n)
+{
+	size_t o = 12, alen, ihl, ulen;
+	uint16_t type;
+	uint32_t pseudo;
+	const uint8_t *src;
+
+	while (get16(b + o) == 0x8100 || get16(b + o) == 0x88a8)
+		o += 4;
+	type = get16(b + o);
+	o += 2;
+	if (type == 0x0800) {
+		ihl = (size_t)(b[o] & 0xf) * 4;
+		assert_int_equal(fold(sum16(b + o, ihl, 0)), 0xffff);
+		assert_int_equal(o + get16(b + o + 2), n);
+		src = b + o + 12;
+		alen = 4;
+	} else {
+		assert_int_equal(type, 0x86dd);
+		ihl = 40;
+		assert_int_equal(o + 40 + get16(b + o + 4), n);
+		src = b + o + 8;
+		alen = 16;
+	}
+	o += ihl;
+	ulen = get16(b + o + 4);
+	assert_int_equal(o + ulen, n);
+	assert_int_not_equal(get16(b + o + 6), 0);
+	pseudo = sum16(src, 2 * alen, 17 + (uint32_t)ulen);
+	assert_int_equal(fold(sum16(b + o, ulen, pseudo)), 0xffff);
+}
+
+/* ---- maps ---------------------------------------------------------- */
+
+static void mapped(const char *s, __be32 ip[4], __be16 *port)
+{
+	struct sockaddr_storage a;
+
+	assert_int_equal(addr_parse(s, 0, &a), 0);
+	addr_to_mapped(&a, ip);
+	*port = htons(addr_port(&a));
+}
+
+static void update(struct bpf_map *m, const void *k, const void *v)
+{
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(m), k, v, BPF_ANY), 0);
+}
+
+static void add_relay(const char *relay)
+{
+	struct xt_relay_key k = { 0 };
+	struct xt_relay_val v = { 0 };
+
+	mapped(relay, k.relay, &k.relay_port);
+	update(skel->maps.xt_relays, &k, &v);
+}
+
+static void add_perm(const char *relay, const char *peer)
+{
+	struct xt_perm_key k = { 0 };
+	struct xt_perm_val v = { 0 };
+	__be16 port;
+
+	mapped(relay, k.relay, &k.relay_port);
+	mapped(peer, k.peer, &port);
+	update(skel->maps.xt_perms, &k, &v);
+}
+
+static void add_binding(const struct binding *b)
+{
+	struct xt_c2p_key ck = { 0 };
+	struct xt_c2p_val cv = { 0 };
+	struct xt_p2c_key pk = { 0 };
+	struct xt_p2c_val pv = { 0 };
+
+	mapped(b->client, ck.client, &ck.client_port);
+	mapped(b->listener, ck.listener, &ck.listener_port);
+	ck.channel = htons(b->channel);
+	mapped(b->relay, cv.relay, &cv.relay_port);
+	mapped(b->peer, cv.peer, &cv.peer_port);
+	cv.slot = b->slot;
+	update(skel->maps.xt_c2p, &ck, &cv);
+
+	memcpy(pk.peer, cv.peer, 16);
+	memcpy(pk.relay, cv.relay, 16);
+	pk.peer_port = cv.peer_port;
+	pk.relay_port = cv.relay_port;
+	memcpy(pv.client, ck.client, 16);
+	memcpy(pv.listener, ck.listener, 16);
+	pv.client_port = ck.client_port;
+	pv.listener_port = ck.listener_port;
+	pv.channel = ck.channel;
+	pv.slot = b->slot;
+	update(skel->maps.xt_p2c, &pk, &pv);
+
+	add_relay(b->relay);
+	add_perm(b->relay, b->peer);
+}
+
+static void set_cfg(uint32_t flags)
+{
+	struct xt_cfg c = { .magic = XT_MAGIC, .abi_version = XT_ABI_VERSION, .flags = flags };
+	uint32_t zero = 0;
+
+	update(skel->maps.xt_cfg, &zero, &c);
+}
+
+static void read_stats(struct xt_count out[XT_CNT_MAX])
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct xt_count v[ncpu];
+
+	for (uint32_t i = 0; i < XT_CNT_MAX; i++) {
+		assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(skel->maps.xt_stats), &i, v), 0);
+		out[i] = (struct xt_count){ 0 };
+		for (int c = 0; c < ncpu; c++) {
+			out[i].packets += v[c].packets;
+			out[i].bytes += v[c].bytes;
+		}
+	}
+}
+
+static struct xt_chan_count read_chan(uint32_t slot)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct xt_chan_count v[ncpu], sum = { 0 };
+
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(skel->maps.xt_chan_stats), &slot, v), 0);
+	for (int c = 0; c < ncpu; c++) {
+		sum.c2p_packets += v[c].c2p_packets;
+		sum.c2p_bytes += v[c].c2p_bytes;
+		sum.p2c_packets += v[c].p2c_packets;
+		sum.p2c_bytes += v[c].p2c_bytes;
+	}
+	return sum;
+}
+
+/* ---- cases ----------------------------------------------------------- */
+
+enum { IN_A = 0, IN_C };
+
+struct tcase {
+	const char *name;
+	int ingress;		/* IN_A (default) or IN_C */
+	bool disabled;		/* xt_cfg without XT_CFG_ENABLED */
+	uint32_t flags;		/* extra xt_cfg flags */
+	struct frame in;
+	size_t truncate;	/* cut the input frame to this size */
+	int verdict;
+	int counter;
+	struct frame out;	/* for XDP_TX / XDP_REDIRECT */
+	uint32_t c2p_slot, p2c_slot;	/* per-channel counters bumped */
+};
+
+#define VERIFY XT_CFG_VERIFY_CSUM
+#define CD(ch, n, ...) { .chan = ch, .len = n, __VA_ARGS__ }
+#define RAW(n, ...) { .len = n, __VA_ARGS__ }
+/* Output frame templates: to a peer (raw) or to a client (ChannelData). */
+#define TO(s, d, sm, dm, ...) { .src = s, .dst = d, .smac = sm, .dmac = dm, .out = true, __VA_ARGS__ }
+
+static const struct tcase cases[] = {
+	{ "c2p_v4", .in = { C4, L4, .pl = CD(0x4000, 100, .seed = 1) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(100, .seed = 1)) },
+	{ "c2p_v4_odd_padded", .in = { C4, L4, .pl = CD(0x4000, 37, .pad = 3, .seed = 2) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(37, .seed = 2)) },
+	{ "c2p_v4_pad2_verify", .flags = VERIFY,
+	  .in = { C4, L4, .pl = CD(0x4000, 10, .pad = 2, .seed = 3) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(10, .seed = 3)) },
+	{ "c2p_v4_odd_pad_verify_full", .flags = VERIFY,
+	  .in = { C4, L4, .pl = CD(0x4000, 37, .pad = 3, .seed = 4) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(37, .seed = 4)) },
+	{ "c2p_v4_partial_csum_verify", .flags = VERIFY,
+	  .in = { C4, L4, .cs = CS_PARTIAL, .pl = CD(0x4000, 37, .pad = 3, .seed = 5) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(37, .seed = 5)) },
+	{ "c2p_v4_partial_csum", .in = { C4, L4, .cs = CS_PARTIAL, .pl = CD(0x4000, 64, .seed = 6) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(64, .seed = 6)) },
+	{ "c2p_v4_zero_csum_verify", .flags = VERIFY,
+	  .in = { C4, L4, .cs = CS_ZERO, .pl = CD(0x4000, 20, .seed = 7) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(20, .seed = 7)) },
+	{ "c2p_v4_bad_csum_verify", .flags = VERIFY,
+	  .in = { C4, L4, .cs = CS_BAD, .pl = CD(0x4000, 20, .seed = 8) },
+	  .verdict = XDP_DROP, .counter = XT_CNT_DROP_BAD_CSUM },
+	{ "c2p_v4_bad_pad_csum_verify", .flags = VERIFY,	/* padding is covered */
+	  .in = { C4, L4, .cs = CS_BAD, .pl = CD(0x4000, 21, .pad = 3, .seed = 8) },
+	  .verdict = XDP_DROP, .counter = XT_CNT_DROP_BAD_CSUM },
+	{ "c2p_v4_bad_csum_no_verify", .in = { C4, L4, .cs = CS_BAD, .pl = CD(0x4000, 20, .seed = 9) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(20, .seed = 9)) },
+	{ "c2p_v4_empty_data", .in = { C4, L4, .pl = CD(0x4000, 0) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(0)) },
+	{ "c2p_v4_ethernet_trailer", .in = { C4, L4, .trailer = 14, .pl = CD(0x4000, 2, .pad = 2, .seed = 10) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(2, .seed = 10)) },
+	{ "c2p_v4_len_too_long", .in = { C4, L4, .pl = CD(0x4000, 100, .lendelta = 1) },
+	  .verdict = XDP_DROP, .counter = XT_CNT_DROP_BAD_LEN },
+	{ "c2p_v4_pad_too_long", .in = { C4, L4, .pl = CD(0x4000, 100, .pad = 4) },
+	  .verdict = XDP_DROP, .counter = XT_CNT_DROP_BAD_LEN },
+	{ "c2p_unknown_channel", .in = { C4, L4, .pl = CD(0x4fff, 100) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_NO_BINDING },
+	{ "c2p_unknown_client", .in = { "10.0.1.2:40009", L4, .pl = CD(0x4000, 100) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_NO_BINDING },
+	{ "c2p_v6", .in = { C6, L6, .pl = CD(0x4001, 200, .seed = 11) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 2,
+	  .out = TO(R6, P6, MAC_XC, MAC_P, .pl = RAW(200, .seed = 11)) },
+	{ "c2p_v6_big_verify", .flags = VERIFY, .in = { C6, L6, .pl = CD(0x4001, 1401, .pad = 3, .seed = 12) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 2,
+	  .out = TO(R6, P6, MAC_XC, MAC_P, .pl = RAW(1401, .seed = 12)) },
+	{ "c2p_v6_partial_csum_verify", .flags = VERIFY,
+	  .in = { C6, L6, .cs = CS_PARTIAL, .pl = CD(0x4001, 333, .pad = 3, .seed = 13) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 2,
+	  .out = TO(R6, P6, MAC_XC, MAC_P, .pl = RAW(333, .seed = 13)) },
+	{ "p2c_v4", .ingress = IN_C, .in = { P4, R4, .pl = RAW(100, .seed = 14) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 1,
+	  .out = TO(L4, C4, MAC_XA, MAC_C, .pl = CD(0x4000, 100, .seed = 14)) },
+	{ "p2c_v4_odd", .ingress = IN_C, .in = { P4, R4, .pl = RAW(37, .seed = 15) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 1,
+	  .out = TO(L4, C4, MAC_XA, MAC_C, .pl = CD(0x4000, 37, .seed = 15)) },
+	{ "p2c_v4_big_partial_verify", .ingress = IN_C, .flags = VERIFY,
+	  .in = { P4, R4, .cs = CS_PARTIAL, .pl = RAW(1400, .seed = 16) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 1,
+	  .out = TO(L4, C4, MAC_XA, MAC_C, .pl = CD(0x4000, 1400, .seed = 16)) },
+	{ "p2c_v4_over_mtu", .ingress = IN_C, .in = { P4, R4, .pl = RAW(1472, .seed = 17) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_FIB },
+	{ "p2c_v6", .ingress = IN_C, .in = { P6, R6, .pl = RAW(201, .seed = 18) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 2,
+	  .out = TO(L6, C6, MAC_XA, MAC_C, .pl = CD(0x4001, 201, .seed = 18)) },
+	{ "p2c_v6_zero_csum_verify", .ingress = IN_C, .flags = VERIFY,
+	  .in = { P6, R6, .cs = CS_ZERO, .pl = RAW(20) },
+	  .verdict = XDP_DROP, .counter = XT_CNT_DROP_BAD_CSUM },
+	{ "c2p_v4_client_v6_peer", .in = { C4, L4, .pl = CD(0x4002, 55, .pad = 1, .seed = 19) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 3,
+	  .out = TO(R6X, P6, MAC_XC, MAC_P, .pl = RAW(55, .seed = 19)) },
+	{ "p2c_v6_peer_v4_client", .ingress = IN_C, .in = { P6, R6X, .pl = RAW(55, .seed = 20) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 3,
+	  .out = TO(L4, C4, MAC_XA, MAC_C, .pl = CD(0x4002, 55, .seed = 20)) },
+	{ "c2p_v6_client_v4_peer", .in = { C6, L6, .pl = CD(0x4003, 80, .seed = 21) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 4,
+	  .out = TO(R4X, P4, MAC_XC, MAC_P, .pl = RAW(80, .seed = 21)) },
+	{ "p2c_v4_peer_v6_client", .ingress = IN_C, .in = { P4, R4X, .pl = RAW(81, .seed = 22) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 4,
+	  .out = TO(L6, C6, MAC_XA, MAC_C, .pl = CD(0x4003, 81, .seed = 22)) },
+	{ "c2p_tx_same_link", .in = { C4, L4, .pl = CD(0x4004, 90, .seed = 23) },
+	  .verdict = XDP_TX, .counter = XT_CNT_C2P, .c2p_slot = 5,
+	  .out = TO(R4T, PT, MAC_XA, MAC_T, .pl = RAW(90, .seed = 23)) },
+	{ "c2p_vlan_tx", .in = { C4, L4, .vlans = 1, .pl = CD(0x4004, 91, .pad = 1, .seed = 24) },
+	  .verdict = XDP_TX, .counter = XT_CNT_C2P, .c2p_slot = 5,
+	  .out = TO(R4T, PT, MAC_XA, MAC_T, .vlans = 1, .pl = RAW(91, .seed = 24)) },
+	{ "c2p_qinq_tx", .in = { C4, L4, .vlans = 2, .pl = CD(0x4004, 92, .seed = 25) },
+	  .verdict = XDP_TX, .counter = XT_CNT_C2P, .c2p_slot = 5,
+	  .out = TO(R4T, PT, MAC_XA, MAC_T, .vlans = 2, .pl = RAW(92, .seed = 25)) },
+	{ "c2p_vlan_other_device", .in = { C4, L4, .vlans = 1, .pl = CD(0x4000, 100) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_UNUSUAL },
+	{ "c2p_no_neighbour", .in = { C4, L4, .pl = CD(0x4005, 100) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_FIB },
+	{ "hairpin", .in = { C4, L4, .pl = CD(0x4006, 77, .pad = 3, .seed = 26) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_HAIRPIN, .c2p_slot = 7, .p2c_slot = 8,
+	  .out = TO(LB, CB, MAC_XC, MAC_P, .pl = CD(0x4007, 77, .seed = 26)) },
+	{ "hairpin_no_target_binding", .in = { C4, L4, .pl = CD(0x4008, 77) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_NO_BINDING },
+	{ "p2c_permitted_no_binding", .ingress = IN_C, .in = { "10.0.2.9:1234", R4, .pl = RAW(50) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_NO_BINDING },
+	{ "p2c_not_permitted", .ingress = IN_C, .in = { "10.0.2.10:1234", R4, .pl = RAW(50) },
+	  .verdict = XDP_DROP, .counter = XT_CNT_DROP_NO_PERM },
+	{ "not_turn_udp", .in = { C4, "10.0.1.1:53", .pl = RAW(30) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_NOT_OURS },
+	{ "stun_to_listener", .in = { C4, L4, .pl = { .stun = true } },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_UNUSUAL },
+	{ "ipv4_fragment", .in = { C4, L4, .frag = true, .pl = CD(0x4000, 100) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_UNUSUAL },
+	{ "ipv4_options", .in = { C4, L4, .ipopt = true, .pl = CD(0x4000, 100) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_UNUSUAL },
+	{ "ipv6_extension_header", .in = { C6, L6, .v6ext = true, .pl = CD(0x4001, 100) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_UNUSUAL },
+	{ "truncated_ip", .in = { C4, L4, .pl = CD(0x4000, 100) }, .truncate = 30,
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_UNUSUAL },
+	{ "truncated_udp", .in = { C4, L4, .pl = CD(0x4000, 100) }, .truncate = 40,
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_UNUSUAL },
+	{ "truncated_payload", .in = { C4, L4, .pl = CD(0x4000, 100) }, .truncate = 60,
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_UNUSUAL },
+	{ "truncated_ipv6", .in = { C6, L6, .pl = CD(0x4001, 100) }, .truncate = 50,
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_UNUSUAL },
+	{ "disabled", .disabled = true, .in = { C4, L4, .pl = CD(0x4000, 100) },
+	  .verdict = XDP_PASS },
+};
+
+static int run_prog(const uint8_t *in, size_t n, int ifindex, uint8_t *out, size_t *outlen)
+{
+	struct xdp_md ctx = { .data_end = (uint32_t)n, .ingress_ifindex = (uint32_t)ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = (uint32_t)n,
+		    .data_out = out, .data_size_out = (uint32_t)*outlen,
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
+
+	assert_int_equal(bpf_prog_test_run_opts(bpf_program__fd(skel->progs.xturn_xdp), &o), 0);
+	*outlen = o.data_size_out;
+	return (int)o.retval;
+}
+
+static void run_case(void **state)
+{
+	const struct tcase *t = *state;
+	static uint8_t in[4096], out[4096], exp[4096];
+	struct xt_count before[XT_CNT_MAX], after[XT_CNT_MAX];
+	struct xt_chan_count cb[2], ca[2];
+	size_t n, outlen = sizeof(out), m;
+	int verdict;
+
+	n = build(&t->in, in);
+	if (t->truncate)
+		n = t->truncate;
+	set_cfg(t->disabled ? 0 : XT_CFG_ENABLED | t->flags);
+	read_stats(before);
+	cb[0] = read_chan(t->c2p_slot);
+	cb[1] = read_chan(t->p2c_slot);
+
+	verdict = run_prog(in, n, t->ingress == IN_C ? if_c : if_a, out, &outlen);
+	assert_int_equal(verdict, t->verdict);
+	if (verdict == XDP_PASS) {	/* untouched */
+		assert_int_equal(outlen, n);
+		assert_memory_equal(out, in, n);
+	} else if (verdict == XDP_TX || verdict == XDP_REDIRECT) {
+		m = build(&t->out, exp);
+		check_sums(out, outlen);
+		assert_int_equal(outlen, m);
+		assert_memory_equal(out, exp, m);
+	}
+
+	read_stats(after);
+	for (int i = 0; i < XT_CNT_MAX; i++) {
+		bool hit = !t->disabled && i == t->counter;
+
+		assert_int_equal(after[i].packets - before[i].packets, hit ? 1 : 0);
+		assert_int_equal(after[i].bytes - before[i].bytes, hit ? n : 0);
+	}
+	/* Slot 0 is no binding's: it must never move. */
+	ca[0] = read_chan(t->c2p_slot);
+	ca[1] = read_chan(t->p2c_slot);
+	assert_int_equal(ca[0].c2p_packets - cb[0].c2p_packets, t->c2p_slot ? 1 : 0);
+	assert_int_equal(ca[0].c2p_bytes - cb[0].c2p_bytes, t->c2p_slot ? t->out.pl.len : 0);
+	assert_int_equal(ca[1].p2c_packets - cb[1].p2c_packets, t->p2c_slot ? 1 : 0);
+	assert_int_equal(ca[1].p2c_bytes - cb[1].p2c_bytes, t->p2c_slot ? t->out.pl.len : 0);
+}
+
+/* A packet must pass when no or a foreign configuration is present. */
+static void cfg_guard(void **state)
+{
+	static uint8_t in[256], out[256];
+	struct frame f = { C4, L4, .pl = CD(0x4000, 100) };
+	struct xt_cfg c = { .magic = XT_MAGIC, .abi_version = XT_ABI_VERSION + 1,
+			    .flags = XT_CFG_ENABLED };
+	uint32_t zero = 0;
+	size_t n = build(&f, in), outlen = sizeof(out);
+
+	(void)state;
+	update(skel->maps.xt_cfg, &zero, &c);
+	assert_int_equal(run_prog(in, n, if_a, out, &outlen), XDP_PASS);
+	c.abi_version = XT_ABI_VERSION;
+	c.magic = 0;
+	update(skel->maps.xt_cfg, &zero, &c);
+	assert_int_equal(run_prog(in, n, if_a, out, &outlen), XDP_PASS);
+	set_cfg(XT_CFG_ENABLED);
+	outlen = sizeof(out);
+	assert_int_equal(run_prog(in, n, if_a, out, &outlen), XDP_REDIRECT);
+}
+
+/* The next hop is on a device the program may not redirect to: the
+ * original frame goes to the kernel. */
+static void tx_port_missing(void **state)
+{
+	static uint8_t in[256], out[256];
+	struct frame f = { C4, L4, .pl = CD(0x4000, 100) };
+	struct xt_count before[XT_CNT_MAX], after[XT_CNT_MAX];
+	size_t n = build(&f, in), outlen = sizeof(out);
+
+	(void)state;
+	set_cfg(XT_CFG_ENABLED);
+	read_stats(before);
+	assert_int_equal(bpf_map_delete_elem(bpf_map__fd(skel->maps.xt_tx_ports), &if_c), 0);
+	assert_int_equal(run_prog(in, n, if_a, out, &outlen), XDP_PASS);
+	update(skel->maps.xt_tx_ports, &if_c, &if_c);
+	assert_int_equal(outlen, n);
+	assert_memory_equal(out, in, n);
+	read_stats(after);
+	assert_int_equal(after[XT_CNT_PASS_FIB].packets - before[XT_CNT_PASS_FIB].packets, 1);
+	assert_int_equal(after[XT_CNT_C2P].packets - before[XT_CNT_C2P].packets, 0);
+}
+
+static int setup(void **state)
+{
+	struct bpf_prog_info info = { 0 };
+	uint32_t len = sizeof(info);
+	struct bpf_map *m;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(netns_setup) / sizeof(netns_setup[0]); i++) {
+		if (system(netns_setup[i]) != 0) {
+			fprintf(stderr, "setup failed: %s\n", netns_setup[i]);
+			return -1;
+		}
+	}
+	if_a = (int)if_nametoindex("xa");
+	if_c = (int)if_nametoindex("xc");
+	if (!if_a || !if_c)
+		return -1;
+
+	skel = xturn_bpf__open();
+	if (!skel)
+		return -1;
+	bpf_object__for_each_map(m, skel->obj)
+		if (bpf_map__set_pin_path(m, NULL))	/* no pins left behind */
+			return -1;
+	if (xturn_bpf__load(skel)) {
+		fprintf(stderr, "load failed: %s\n", strerror(errno));
+		return -1;
+	}
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(skel->progs.xturn_xdp), &info, &len) == 0)
+		printf("xturn_xdp: %u instructions, verifier processed %u\n",
+		       info.xlated_prog_len / 8, info.verified_insns);
+
+	for (size_t i = 0; i < sizeof(bindings) / sizeof(bindings[0]); i++)
+		add_binding(&bindings[i]);
+	add_relay(RH2);			/* a relay with no binding to it */
+	add_perm(R4, "10.0.2.9:0");	/* a permitted peer with no channel */
+	update(skel->maps.xt_tx_ports, &if_a, &if_a);
+	update(skel->maps.xt_tx_ports, &if_c, &if_c);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	xturn_bpf__destroy(skel);
+	return 0;
+}
+
+int main(void)
+{
+	enum { N = sizeof(cases) / sizeof(cases[0]) };
+	struct CMUnitTest tests[N + 2];
+
+	/* A private network namespace: devices, addresses and neighbours of
+	 * this test vanish with the process. */
+	if (unshare(CLONE_NEWNET)) {
+		perror("unshare(CLONE_NEWNET) (needs root)");
+		return 1;
+	}
+	for (int i = 0; i < N; i++)
+		tests[i] = (struct CMUnitTest){ cases[i].name, run_case, NULL, NULL,
+						(void *)&cases[i] };
+	tests[N] = (struct CMUnitTest){ "cfg_guard", cfg_guard, NULL, NULL, NULL };
+	tests[N + 1] = (struct CMUnitTest){ "tx_port_missing", tx_port_missing, NULL, NULL, NULL };
+	return _cmocka_run_group_tests("xdp", tests, N + 2, setup, teardown);
+}

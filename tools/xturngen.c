@@ -1,0 +1,1042 @@
+/* xturngen: a TURN-aware packet generator and peer sink.
+ *
+ * Client: creates allocations (one UDP socket each), a permission and a
+ * channel per peer, then floods ChannelData over every channel at a target
+ * rate with sendmmsg from several threads and measures the round trip of
+ * anything echoed back. Peer: counts what arrives per flow (loss, reorder,
+ * one-way latency) and optionally echoes it.
+ *
+ * Payload (big endian): u32 flow id, u32 sequence, u64 CLOCK_MONOTONIC ns
+ * at send, then zeros. Client and peer run on one host, so one-way latency
+ * compares one clock. */
+#include <arpa/inet.h>
+#include <endian.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "stun.h"
+#include "turnclient.h"
+
+#define PAYLOAD_MIN 16
+#define PAYLOAD_MAX 8192
+#define BATCH 32
+#define MAX_PEERS 16
+#define MAX_THREADS 64
+#define MAX_ALLOCS 10000
+#define MAX_FLOWS (1u << 20)
+/* Runs stay below the 300 s permission lifetime (RFC 8656 §9), so nothing
+ * needs refreshing while the data plane owns the sockets. */
+#define MAX_DURATION 290
+#define ECHO_GRACE_MS 500	/* wait for echoes still in flight */
+#define SOCK_BUF (4 << 20)
+#define DEFAULT_PORT 3478
+#define REST_TTL 86400
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	g_stop = 1;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- latency histogram: log-linear, 32 sub-buckets per power of two (~3 %) */
+
+#define HIST_SUB 5
+#define HIST_BUCKETS ((64 - HIST_SUB + 1) << HIST_SUB)
+
+struct hist {
+	uint64_t b[HIST_BUCKETS];
+	uint64_t n;
+};
+
+static unsigned hist_idx(uint64_t v)
+{
+	unsigned e;
+
+	if (v < (1u << HIST_SUB))
+		return (unsigned)v;
+	e = 63 - (unsigned)__builtin_clzll(v);
+	return ((e - HIST_SUB + 1) << HIST_SUB) + (unsigned)((v >> (e - HIST_SUB)) & ((1u << HIST_SUB) - 1));
+}
+
+/* Lower bound of a bucket's values. */
+static uint64_t hist_val(unsigned idx)
+{
+	unsigned e = idx >> HIST_SUB, sub = idx & ((1u << HIST_SUB) - 1);
+
+	if (e == 0)
+		return sub;
+	return (uint64_t)((1u << HIST_SUB) + sub) << (e - 1);
+}
+
+static void hist_add(struct hist *h, uint64_t v)
+{
+	h->b[hist_idx(v)]++;
+	h->n++;
+}
+
+/* p-th percentile (0..100) in the same unit as the samples; 0 if empty. */
+static uint64_t hist_pct(const struct hist *h, double p)
+{
+	uint64_t want, seen = 0;
+
+	if (!h->n)
+		return 0;
+	want = (uint64_t)(p / 100.0 * (double)h->n);
+	if (want >= h->n)
+		want = h->n - 1;
+	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+		seen += h->b[i];
+		if (seen > want)
+			return hist_val(i);
+	}
+	return hist_val(HIST_BUCKETS - 1);
+}
+
+/* ---- payload and per-flow receive statistics -------------------------- */
+
+static void payload_put(uint8_t *p, uint32_t flow, uint32_t seq, uint64_t ts)
+{
+	uint32_t f = htobe32(flow), s = htobe32(seq);
+	uint64_t t = htobe64(ts);
+
+	memcpy(p, &f, 4);
+	memcpy(p + 4, &s, 4);
+	memcpy(p + 8, &t, 8);
+}
+
+static void payload_get(const uint8_t *p, uint32_t *flow, uint32_t *seq, uint64_t *ts)
+{
+	uint32_t f, s;
+	uint64_t t;
+
+	memcpy(&f, p, 4);
+	memcpy(&s, p + 4, 4);
+	memcpy(&t, p + 8, 8);
+	*flow = be32toh(f);
+	*seq = be32toh(s);
+	*ts = be64toh(t);
+}
+
+struct flow {
+	uint64_t rx;
+	uint32_t max_seq;
+	bool seen;
+	uint64_t reorder;	/* arrived after a higher sequence number */
+};
+
+struct rx {
+	struct flow *flows;
+	uint32_t nflows;
+	uint64_t pkts;		/* atomic: the progress line reads it */
+	uint64_t bytes, bad;
+	int64_t first_ns, last_ns;
+	struct hist lat;	/* ns */
+};
+
+static void rx_add(struct rx *r, const uint8_t *p, size_t len, int64_t now)
+{
+	uint32_t id, seq;
+	uint64_t ts;
+	struct flow *f;
+
+	if (len < PAYLOAD_MIN) {
+		r->bad++;
+		return;
+	}
+	payload_get(p, &id, &seq, &ts);
+	if (id >= MAX_FLOWS) {
+		r->bad++;
+		return;
+	}
+	if (id >= r->nflows) {
+		uint32_t n = id + 1 > 2 * r->nflows ? id + 1 : 2 * r->nflows;
+		struct flow *nf = realloc(r->flows, n * sizeof(*nf));
+
+		if (!nf) {
+			r->bad++;
+			return;
+		}
+		memset(nf + r->nflows, 0, (n - r->nflows) * sizeof(*nf));
+		r->flows = nf;
+		r->nflows = n;
+	}
+	f = &r->flows[id];
+	if (f->seen && seq < f->max_seq)
+		f->reorder++;
+	if (!f->seen || seq > f->max_seq)
+		f->max_seq = seq;
+	f->seen = true;
+	f->rx++;
+	if (!r->first_ns)
+		r->first_ns = now;
+	r->last_ns = now;
+	r->bytes += len;
+	if ((int64_t)ts <= now)
+		hist_add(&r->lat, (uint64_t)(now - (int64_t)ts));
+	__atomic_fetch_add(&r->pkts, 1, __ATOMIC_RELAXED);
+}
+
+struct rx_sum {
+	uint32_t flows;
+	uint64_t expected, lost, reorder;
+	double loss_pct;
+};
+
+static void rx_summarize(const struct rx *r, struct rx_sum *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (uint32_t i = 0; i < r->nflows; i++) {
+		const struct flow *f = &r->flows[i];
+
+		if (!f->seen)
+			continue;
+		s->flows++;
+		s->expected += (uint64_t)f->max_seq + 1;
+		/* Loss from gaps; duplicates could make rx exceed it. */
+		if (f->rx < (uint64_t)f->max_seq + 1)
+			s->lost += (uint64_t)f->max_seq + 1 - f->rx;
+		s->reorder += f->reorder;
+	}
+	s->loss_pct = s->expected ? 100.0 * (double)s->lost / (double)s->expected : 0;
+}
+
+#define RX_SLOT (CHANNELDATA_HDR_LEN + PAYLOAD_MAX + 64)
+
+/* Receives a batch on fd into bufs (BATCH slots) and feeds rx; with echo,
+ * sends each datagram back to its sender. skip is the header length before
+ * the payload (4 for ChannelData on the client). Returns datagrams read or
+ * -errno. */
+static int rx_batch(int fd, uint8_t (*bufs)[RX_SLOT], struct rx *r, bool echo, size_t skip)
+{
+	struct mmsghdr m[BATCH];
+	struct iovec iov[BATCH];
+	struct sockaddr_storage from[BATCH];
+	int64_t now;
+	int n;
+
+	for (int i = 0; i < BATCH; i++) {
+		iov[i] = (struct iovec){ bufs[i], sizeof(bufs[i]) };
+		m[i].msg_hdr = (struct msghdr){ .msg_name = &from[i], .msg_namelen = sizeof(from[i]),
+						.msg_iov = &iov[i], .msg_iovlen = 1 };
+	}
+	n = recvmmsg(fd, m, BATCH, MSG_DONTWAIT, NULL);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	now = now_ns();
+	for (int i = 0; i < n; i++) {
+		size_t len = m[i].msg_len;
+
+		iov[i].iov_len = len;
+		if (len < skip || (skip && !channeldata_looks_like(bufs[i], len))) {
+			r->bad++;
+			continue;
+		}
+		rx_add(r, bufs[i] + skip, len - skip, now);
+	}
+	if (echo && n > 0 && sendmmsg(fd, m, (unsigned)n, MSG_DONTWAIT) < 0)
+		r->bad += (uint64_t)n;	/* echo lost, like the network would */
+	return n;
+}
+
+static int set_bufs(int fd)
+{
+	int sz = SOCK_BUF;
+
+	/* FORCE needs CAP_NET_ADMIN; fall back to what rmem_max allows. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	return 0;
+}
+
+/* ---- options ------------------------------------------------------------ */
+
+struct opts {
+	bool peer, echo, json;
+	const char *server, *user, *pass, *secret, *pcap;
+	struct sockaddr_storage peers[MAX_PEERS];
+	unsigned npeers;
+	unsigned allocs, chans, threads, ports, pcap_count;
+	double rate, duration;
+	size_t len;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: xturngen -s SERVER[:port] -u USER (-w PASS | -W SECRET) -p PEER:PORT[,...]\n"
+"                [-a ALLOCS] [-c CHANNELS] [-r PPS] [-d SECONDS] [-l BYTES] [-t THREADS]\n"
+"                [--json] [--pcap FILE [--pcap-count N]]\n"
+"       xturngen --peer -L ADDR:PORT[,...] [--ports N] [--echo] [-d SECONDS] [--json]\n"
+"\n"
+"client (TURN over UDP):\n"
+"  -s SERVER      TURN server, default port %d\n"
+"  -u USER        username (with -W: the name part of the REST username)\n"
+"  -w PASS        long-term password\n"
+"  -W SECRET      TURN REST shared secret (username \"<expiry>:USER\")\n"
+"  -a N           allocations, each from its own UDP socket (default 1)\n"
+"  -p PEERS       peer addresses; channel j goes to peer j mod P at port + j div P\n"
+"  -c N           channels per allocation (default 1, at most %d)\n"
+"  -r PPS         total ChannelData rate, 0 = as fast as possible (default 1000)\n"
+"  -d SECONDS     data-plane duration (default 5, at most %d: no refreshes needed)\n"
+"  -l BYTES       payload length, %d..%d (default 64)\n"
+"  -t THREADS     sender threads (default 1); allocations are split among them\n"
+"  --pcap FILE    also write the data-plane packets (IP/UDP, LINKTYPE_RAW) to FILE\n"
+"  --pcap-count N packets written to the pcap (default 1000); -d 0 writes and exits\n"
+"peer (sink):\n"
+"  --peer         run as the peer: count per flow loss, reorder, one-way latency\n"
+"  -L ADDRS       listen addresses\n"
+"  --ports N      also listen on port+1 .. port+N-1 of each address (default 1)\n"
+"  --echo         send every datagram back to its sender (client measures RTT)\n"
+"  -d SECONDS     stop after SECONDS (default: on SIGINT/SIGTERM)\n"
+"both:\n"
+"  --json         final summary as one JSON object on stdout\n"
+"  -h             this help\n",
+		DEFAULT_PORT, CHANNEL_MAX - CHANNEL_MIN + 1, MAX_DURATION, PAYLOAD_MIN, PAYLOAD_MAX);
+}
+
+static int parse_addrs(const char *list, struct sockaddr_storage *out, unsigned *n)
+{
+	char *copy = strdup(list), *save = NULL, *tok;
+	int ret = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	*n = 0;
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (*n == MAX_PEERS || addr_parse(tok, 0, &out[*n]) < 0 || !addr_port(&out[*n])) {
+			ret = -EINVAL;
+			break;
+		}
+		(*n)++;
+	}
+	free(copy);
+	return ret < 0 || !*n ? -EINVAL : 0;
+}
+
+static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (!*s || *end || v < lo || v > hi)
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_num(const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (!*s || *end || !(v >= lo && v <= hi))
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+enum { O_PEER = 256, O_ECHO, O_JSON, O_PCAP, O_PCAP_COUNT, O_PORTS, O_DURATION };
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{ "peer", no_argument, NULL, O_PEER },
+		{ "echo", no_argument, NULL, O_ECHO },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "pcap", required_argument, NULL, O_PCAP },
+		{ "pcap-count", required_argument, NULL, O_PCAP_COUNT },
+		{ "ports", required_argument, NULL, O_PORTS },
+		{ "duration", required_argument, NULL, O_DURATION },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	unsigned len = 64;
+	int c, bad = 0;
+
+	*o = (struct opts){ .allocs = 1, .chans = 1, .threads = 1, .ports = 1,
+			    .pcap_count = 1000, .rate = 1000, .duration = -1 };
+	while ((c = getopt_long(argc, argv, "s:u:w:W:a:p:c:r:d:l:t:L:h", lo, NULL)) != -1) {
+		switch (c) {
+		case 's': o->server = optarg; break;
+		case 'u': o->user = optarg; break;
+		case 'w': o->pass = optarg; break;
+		case 'W': o->secret = optarg; break;
+		case 'a': bad |= parse_uint(optarg, 1, MAX_ALLOCS, &o->allocs); break;
+		case 'p': case 'L': bad |= parse_addrs(optarg, o->peers, &o->npeers); break;
+		case 'c': bad |= parse_uint(optarg, 1, CHANNEL_MAX - CHANNEL_MIN + 1, &o->chans); break;
+		case 'r': bad |= parse_num(optarg, 0, 1e9, &o->rate); break;
+		case 'd': case O_DURATION: bad |= parse_num(optarg, 0, 1e6, &o->duration); break;
+		case 'l': bad |= parse_uint(optarg, PAYLOAD_MIN, PAYLOAD_MAX, &len); break;
+		case 't': bad |= parse_uint(optarg, 1, MAX_THREADS, &o->threads); break;
+		case O_PEER: o->peer = true; break;
+		case O_ECHO: o->echo = true; break;
+		case O_JSON: o->json = true; break;
+		case O_PCAP: o->pcap = optarg; break;
+		case O_PCAP_COUNT: bad |= parse_uint(optarg, 1, 10000000, &o->pcap_count); break;
+		case O_PORTS: bad |= parse_uint(optarg, 1, 1024, &o->ports); break;
+		case 'h': usage(stdout); exit(0);
+		default: return -EINVAL;
+		}
+		if (bad) {
+			fprintf(stderr, "xturngen: bad value for -%c: %s\n", c < 256 ? c : '-', optarg);
+			return -EINVAL;
+		}
+	}
+	o->len = len;
+	if (optind != argc || !o->npeers) {
+		fprintf(stderr, "xturngen: %s\n", optind != argc ? "unexpected argument" :
+			o->peer ? "-L is required" : "-p is required");
+		return -EINVAL;
+	}
+	if (o->peer)
+		return 0;
+	if (o->duration < 0)
+		o->duration = 5;
+	if (!o->server || !o->user || !o->pass == !o->secret || o->duration > MAX_DURATION) {
+		fprintf(stderr, "xturngen: need -s, -u and one of -w/-W; -d at most %d\n",
+			MAX_DURATION);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- peer mode ---------------------------------------------------------- */
+
+static void print_rx_json(const char *mode, const struct rx *r, double secs)
+{
+	struct rx_sum s;
+
+	rx_summarize(r, &s);
+	printf("{\"mode\":\"%s\",\"duration_s\":%.3f,\"flows\":%u,\"received\":%llu,"
+	       "\"bytes\":%llu,\"pps\":%.1f,\"expected\":%llu,\"lost\":%llu,\"loss_pct\":%.3f,"
+	       "\"reorder\":%llu,\"bad\":%llu,\"lat_p50_us\":%.1f,\"lat_p99_us\":%.1f}\n",
+	       mode, secs, s.flows, (unsigned long long)r->pkts, (unsigned long long)r->bytes,
+	       secs > 0 ? (double)r->pkts / secs : 0, (unsigned long long)s.expected,
+	       (unsigned long long)s.lost, s.loss_pct, (unsigned long long)s.reorder,
+	       (unsigned long long)r->bad, hist_pct(&r->lat, 50) / 1e3,
+	       hist_pct(&r->lat, 99) / 1e3);
+}
+
+static int run_peer(const struct opts *o)
+{
+	unsigned nfd = 0;
+	struct pollfd *pfd = calloc((size_t)o->npeers * o->ports, sizeof(*pfd));
+	uint8_t (*bufs)[RX_SLOT] = calloc(BATCH, RX_SLOT);
+	struct rx r = { 0 };
+	int64_t start = now_ns(), next_report = start + 1000000000, end;
+	uint64_t last_pkts = 0;
+	int ret = 0;
+
+	if (!pfd || !bufs) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (unsigned i = 0; i < o->npeers; i++) {
+		for (unsigned p = 0; p < o->ports; p++) {
+			struct sockaddr_storage a = o->peers[i];
+			char s[ADDR_STRLEN];
+			int fd;
+
+			addr_set_port(&a, (uint16_t)(addr_port(&a) + p));
+			fd = socket(a.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+			if (fd < 0 || bind(fd, (struct sockaddr *)&a, addr_len(&a)) < 0) {
+				ret = -errno;
+				fprintf(stderr, "xturngen: listen %s: %s\n",
+					addr_str(&a, true, s, sizeof(s)), strerror(errno));
+				if (fd >= 0)
+					close(fd);
+				goto out;
+			}
+			set_bufs(fd);
+			pfd[nfd++] = (struct pollfd){ .fd = fd, .events = POLLIN };
+		}
+	}
+	fprintf(stderr, "xturngen: peer listening on %u socket(s)%s\n", nfd,
+		o->echo ? ", echoing" : "");
+	end = o->duration > 0 ? start + (int64_t)(o->duration * 1e9) : INT64_MAX;
+	while (!g_stop && now_ns() < end) {
+		int n = poll(pfd, nfd, 100);
+		int64_t now;
+
+		if (n < 0 && errno != EINTR) {
+			ret = -errno;
+			break;
+		}
+		for (unsigned i = 0; n > 0 && i < nfd; i++) {
+			/* A bounded number of batches per wakeup keeps the
+			 * progress line and the stop check timely. */
+			for (int k = 0; k < 64 && (pfd[i].revents & POLLIN); k++)
+				if (rx_batch(pfd[i].fd, bufs, &r, o->echo, 0) < BATCH)
+					break;
+		}
+		now = now_ns();
+		if (now >= next_report) {
+			uint64_t p = __atomic_load_n(&r.pkts, __ATOMIC_RELAXED);
+
+			fprintf(stderr, "peer: t=%.0fs rx=%llu pps=%llu lat_p50=%.1fus\n",
+				(now - start) / 1e9, (unsigned long long)p,
+				(unsigned long long)(p - last_pkts), hist_pct(&r.lat, 50) / 1e3);
+			last_pkts = p;
+			next_report += 1000000000;
+		}
+	}
+	{
+		double secs = r.last_ns > r.first_ns ? (r.last_ns - r.first_ns) / 1e9 : 0;
+		struct rx_sum s;
+
+		rx_summarize(&r, &s);
+		fprintf(stderr, "peer: received %llu in %u flows, lost %llu (%.3f%%), reorder %llu, "
+			"latency p50 %.1f us p99 %.1f us\n", (unsigned long long)r.pkts, s.flows,
+			(unsigned long long)s.lost, s.loss_pct, (unsigned long long)s.reorder,
+			hist_pct(&r.lat, 50) / 1e3, hist_pct(&r.lat, 99) / 1e3);
+		if (o->json)
+			print_rx_json("peer", &r, secs);
+	}
+out:
+	for (unsigned i = 0; i < nfd; i++)
+		close(pfd[i].fd);
+	free(pfd);
+	free(bufs);
+	free(r.flows);
+	return ret;
+}
+
+/* ---- client: control plane ---------------------------------------------- */
+
+struct alloc {
+	struct turnc *tc;
+	int fd;
+	struct sockaddr_storage local, relayed;
+	uint32_t *seq;		/* per channel */
+	unsigned next_chan;	/* next channel the sender uses */
+	int err;
+	const char *what;	/* step that failed */
+};
+
+struct client {
+	const struct opts *o;
+	struct sockaddr_storage server;
+	struct alloc *allocs;
+	struct rx rx;		/* echoed packets */
+	volatile int rx_stop;
+};
+
+static uint16_t chan_num(unsigned j)
+{
+	return (uint16_t)(CHANNEL_MIN + j);
+}
+
+static void chan_peer(const struct opts *o, unsigned j, struct sockaddr_storage *out)
+{
+	*out = o->peers[j % o->npeers];
+	addr_set_port(out, (uint16_t)(addr_port(out) + j / o->npeers));
+}
+
+static int setup_alloc(struct client *c, struct alloc *a)
+{
+	const struct opts *o = c->o;
+	struct turnc_alloc res;
+	int ret;
+
+	ret = o->secret ? turnc_open_rest(&a->tc, &c->server, NULL, o->user, o->secret, REST_TTL)
+			: turnc_open(&a->tc, &c->server, NULL, o->user, o->pass);
+	a->what = "open";
+	if (ret < 0)
+		return ret;
+	/* 0.5+1+2 s then 8 s: a dead server fails a run in ~12 s. */
+	turnc_set_timers(a->tc, TURNC_RTO_MS, 4);
+	a->fd = turnc_fd(a->tc);
+	turnc_local_addr(a->tc, &a->local);
+	a->what = "allocate";
+	ret = turnc_allocate(a->tc, NULL, &res);
+	if (ret < 0)
+		return ret;
+	a->relayed = res.relayed[0];
+	return 0;
+}
+
+static int bind_alloc(struct client *c, struct alloc *a)
+{
+	const struct opts *o = c->o;
+	int ret;
+
+	a->what = "create-permission";
+	ret = turnc_create_permission(a->tc, o->peers, o->npeers);
+	for (unsigned j = 0; ret == 0 && j < o->chans; j++) {
+		struct sockaddr_storage p;
+
+		chan_peer(o, j, &p);
+		a->what = "channel-bind";
+		ret = turnc_channel_bind(a->tc, chan_num(j), &p);
+	}
+	return ret;
+}
+
+struct worker {
+	pthread_t th;
+	struct client *c;
+	unsigned idx;
+	int phase;		/* 0: allocate, 1: permissions and channels */
+	double rate;		/* this sender's share; 0 = unpaced */
+	int64_t end_ns;
+	uint64_t sent;		/* atomic: read by the progress line */
+	uint64_t errors;
+};
+
+static void *setup_worker(void *arg)
+{
+	struct worker *w = arg;
+	struct client *c = w->c;
+
+	for (unsigned i = w->idx; i < c->o->allocs && !g_stop; i += c->o->threads) {
+		struct alloc *a = &c->allocs[i];
+
+		a->err = w->phase == 0 ? setup_alloc(c, a) : bind_alloc(c, a);
+		if (a->err < 0)
+			break;
+	}
+	return NULL;
+}
+
+/* Runs phase on every allocation, one thread per -t; returns the first
+ * error (and reports it). */
+static int run_phase(struct client *c, struct worker *w, int phase)
+{
+	const struct opts *o = c->o;
+	unsigned n = o->threads < o->allocs ? o->threads : o->allocs;
+	int ret = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		w[i] = (struct worker){ .c = c, .idx = i, .phase = phase };
+		if (pthread_create(&w[i].th, NULL, setup_worker, &w[i]) != 0) {
+			n = i;
+			ret = -EAGAIN;
+			g_stop = 1;
+			break;
+		}
+	}
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(w[i].th, NULL);
+	for (unsigned i = 0; i < o->allocs; i++) {
+		struct alloc *a = &c->allocs[i];
+
+		if (a->err < 0) {
+			const struct turnc_error *e = a->tc ? turnc_error(a->tc) : NULL;
+
+			fprintf(stderr, "xturngen: allocation %u: %s: %s\n", i, a->what,
+				TURNC_IS_STUN_ERR(a->err) && e ? e->reason : strerror(-a->err));
+			if (TURNC_IS_STUN_ERR(a->err))
+				fprintf(stderr, "xturngen: server error %d\n", -a->err);
+			return a->err;
+		}
+	}
+	return g_stop ? -EINTR : ret;
+}
+
+/* ---- client: packets ------------------------------------------------------ */
+
+/* One ChannelData datagram of flow (alloc i, channel j) into buf (4 + len). */
+static void build_packet(const struct client *c, unsigned i, unsigned j, uint32_t seq,
+			 uint8_t *buf)
+{
+	size_t len = c->o->len;
+
+	channeldata_put_hdr(buf, chan_num(j), (uint16_t)len);
+	payload_put(buf + CHANNELDATA_HDR_LEN, i * c->o->chans + j, seq, (uint64_t)now_ns());
+}
+
+static uint16_t csum_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (len & 1)
+		sum += (uint32_t)p[len - 1] << 8;
+	return sum;
+}
+
+/* Wraps a datagram from src to dst in IPv4/IPv6 + UDP headers; returns the
+ * packet length. */
+static size_t ip_udp_wrap(const struct sockaddr_storage *src, const struct sockaddr_storage *dst,
+			  const uint8_t *data, size_t dlen, uint8_t *out)
+{
+	size_t ulen = 8 + dlen, hl;
+	uint8_t *udp;
+	uint32_t sum;
+
+	if (src->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const void *)src, *d = (const void *)dst;
+
+		hl = 20;
+		memset(out, 0, hl);
+		out[0] = 0x45;
+		out[2] = (uint8_t)((hl + ulen) >> 8);
+		out[3] = (uint8_t)(hl + ulen);
+		out[6] = 0x40;	/* DF */
+		out[8] = 64;
+		out[9] = IPPROTO_UDP;
+		memcpy(out + 12, &s->sin_addr, 4);
+		memcpy(out + 16, &d->sin_addr, 4);
+		sum = csum_fold(csum_add(0, out, hl));
+		out[10] = (uint8_t)(sum >> 8);
+		out[11] = (uint8_t)sum;
+		sum = csum_add(0, out + 12, 8);
+	} else {
+		const struct sockaddr_in6 *s = (const void *)src, *d = (const void *)dst;
+
+		hl = 40;
+		memset(out, 0, hl);
+		out[0] = 0x60;
+		out[4] = (uint8_t)(ulen >> 8);
+		out[5] = (uint8_t)ulen;
+		out[6] = IPPROTO_UDP;
+		out[7] = 64;
+		memcpy(out + 8, &s->sin6_addr, 16);
+		memcpy(out + 24, &d->sin6_addr, 16);
+		sum = csum_add(0, out + 8, 32);
+	}
+	udp = out + hl;
+	udp[0] = (uint8_t)(addr_port(src) >> 8);
+	udp[1] = (uint8_t)addr_port(src);
+	udp[2] = (uint8_t)(addr_port(dst) >> 8);
+	udp[3] = (uint8_t)addr_port(dst);
+	udp[4] = (uint8_t)(ulen >> 8);
+	udp[5] = (uint8_t)ulen;
+	udp[6] = udp[7] = 0;
+	memcpy(udp + 8, data, dlen);
+	sum += IPPROTO_UDP + (uint32_t)ulen;
+	sum = csum_fold(csum_add(sum, udp, ulen));
+	if (!sum)
+		sum = 0xffff;	/* 0 means "no checksum" in UDP */
+	udp[6] = (uint8_t)(sum >> 8);
+	udp[7] = (uint8_t)sum;
+	return hl + ulen;
+}
+
+/* Writes o->pcap_count data-plane packets, flows round robin, sequence
+ * numbers from 0 (the data plane starts at 0 too, so a replay and a run
+ * look the same to the peer). */
+static int write_pcap(const struct client *c)
+{
+	const struct opts *o = c->o;
+	struct { uint32_t magic; uint16_t vmaj, vmin; int32_t tz; uint32_t sigfigs, snap, link; }
+		gh = { 0xa1b2c3d4, 2, 4, 0, 0, 65535, 101 /* LINKTYPE_RAW */ };
+	uint8_t dgram[CHANNELDATA_HDR_LEN + PAYLOAD_MAX], pkt[48 + sizeof(dgram)];
+	unsigned nflows = o->allocs * o->chans;
+	FILE *f = fopen(o->pcap, "wb");
+	struct timespec rt;
+	int ret = 0;
+
+	if (!f)
+		return -errno;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	memset(dgram, 0, sizeof(dgram));
+	fwrite(&gh, sizeof(gh), 1, f);
+	for (unsigned k = 0; k < o->pcap_count; k++) {
+		unsigned flow = k % nflows, i = flow / o->chans, j = flow % o->chans;
+		size_t len;
+		struct { uint32_t sec, usec, caplen, len; } ph;
+
+		build_packet(c, i, j, k / nflows, dgram);
+		len = ip_udp_wrap(&c->allocs[i].local, &c->server, dgram,
+				  CHANNELDATA_HDR_LEN + o->len, pkt);
+		ph.sec = (uint32_t)rt.tv_sec;
+		ph.usec = (uint32_t)(rt.tv_nsec / 1000);
+		ph.caplen = ph.len = (uint32_t)len;
+		fwrite(&ph, sizeof(ph), 1, f);
+		fwrite(pkt, len, 1, f);
+	}
+	if (ferror(f))
+		ret = -EIO;
+	if (fclose(f) != 0 && !ret)
+		ret = -errno;
+	return ret;
+}
+
+/* ---- client: data plane ------------------------------------------------- */
+
+static void *sender(void *arg)
+{
+	struct worker *w = arg;
+	const struct client *c = w->c;
+	const struct opts *o = c->o;
+	size_t plen = CHANNELDATA_HDR_LEN + o->len;
+	uint8_t (*bufs)[CHANNELDATA_HDR_LEN + PAYLOAD_MAX] = calloc(BATCH, sizeof(*bufs));
+	struct mmsghdr m[BATCH];
+	struct iovec iov[BATCH];
+	unsigned chan_of[BATCH];
+	unsigned cur = w->idx;
+	int64_t start = now_ns();
+
+	if (!bufs)
+		return NULL;
+	while (!g_stop) {
+		int64_t now = now_ns();
+		unsigned want = BATCH;
+		struct alloc *a = &c->allocs[cur];
+		int n;
+
+		if (now >= w->end_ns)
+			break;
+		if (w->rate > 0) {
+			double due = w->rate * (double)(now - start) / 1e9 - (double)w->sent;
+
+			if (due < 1) {
+				/* Sleep until the next packet is due, at most 1 ms
+				 * so the end time is respected. */
+				int64_t wait = (int64_t)((1 - due) / w->rate * 1e9);
+				struct timespec ts = { 0, wait < 1000000 ? wait : 1000000 };
+
+				nanosleep(&ts, NULL);
+				continue;
+			}
+			if (due < want)
+				want = (unsigned)due;
+		}
+		for (unsigned k = 0; k < want; k++) {
+			unsigned j = a->next_chan;
+
+			a->next_chan = (j + 1) % o->chans;
+			chan_of[k] = j;
+			build_packet(c, cur, j, a->seq[j]++, bufs[k]);
+			iov[k] = (struct iovec){ bufs[k], plen };
+			m[k].msg_hdr = (struct msghdr){ .msg_iov = &iov[k], .msg_iovlen = 1 };
+		}
+		n = sendmmsg(a->fd, m, want, 0);
+		if (n < 0) {
+			n = 0;
+			w->errors++;
+		}
+		/* Unsent messages give their sequence numbers back, so gaps at
+		 * the peer mean loss in the network or the server. */
+		for (unsigned k = want; k-- > (unsigned)n;)
+			a->seq[chan_of[k]]--;
+		if ((unsigned)n < want)
+			a->next_chan = chan_of[n];
+		__atomic_fetch_add(&w->sent, (uint64_t)n, __ATOMIC_RELAXED);
+		/* A batch goes to one allocation (one socket); batches rotate
+		 * over this thread's allocations. */
+		cur += o->threads;
+		if (cur >= o->allocs)
+			cur = w->idx;
+	}
+	free(bufs);
+	return NULL;
+}
+
+static void *receiver(void *arg)
+{
+	struct client *c = arg;
+	const struct opts *o = c->o;
+	struct pollfd *pfd = calloc(o->allocs, sizeof(*pfd));
+	uint8_t (*bufs)[RX_SLOT] = calloc(BATCH, RX_SLOT);
+
+	if (!pfd || !bufs)
+		goto out;
+	for (unsigned i = 0; i < o->allocs; i++)
+		pfd[i] = (struct pollfd){ .fd = c->allocs[i].fd, .events = POLLIN };
+	while (!__atomic_load_n(&c->rx_stop, __ATOMIC_RELAXED)) {
+		int n = poll(pfd, o->allocs, 100);
+
+		for (unsigned i = 0; n > 0 && i < o->allocs; i++)
+			for (int k = 0; k < 64 && (pfd[i].revents & POLLIN); k++)
+				if (rx_batch(pfd[i].fd, bufs, &c->rx, false, CHANNELDATA_HDR_LEN) < BATCH)
+					break;
+	}
+out:
+	free(pfd);
+	free(bufs);
+	return NULL;
+}
+
+static uint64_t total_sent(const struct worker *w, unsigned n, uint64_t *errors)
+{
+	uint64_t s = 0;
+
+	if (errors)
+		*errors = 0;
+	for (unsigned i = 0; i < n; i++) {
+		s += __atomic_load_n(&w[i].sent, __ATOMIC_RELAXED);
+		if (errors)
+			*errors += w[i].errors;
+	}
+	return s;
+}
+
+static void sleep_until(int64_t t)
+{
+	struct timespec ts = { t / 1000000000, t % 1000000000 };
+
+	clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+}
+
+static int run_data_plane(struct client *c, struct worker *w, double alloc_s, double setup_s)
+{
+	const struct opts *o = c->o;
+	unsigned n = o->threads < o->allocs ? o->threads : o->allocs;
+	int64_t start = now_ns(), end = start + (int64_t)(o->duration * 1e9), actual_end;
+	uint64_t last = 0, sent, errors;
+	pthread_t rth;
+	struct rx_sum s;
+	double secs;
+
+	for (unsigned i = 0; i < o->allocs; i++) {
+		set_bufs(c->allocs[i].fd);
+		c->allocs[i].seq = calloc(o->chans, sizeof(uint32_t));
+		if (!c->allocs[i].seq)
+			return -ENOMEM;
+	}
+	if (pthread_create(&rth, NULL, receiver, c) != 0)
+		return -EAGAIN;
+	for (unsigned i = 0; i < n; i++) {
+		w[i] = (struct worker){ .c = c, .idx = i, .end_ns = end, .rate = o->rate / n };
+		if (pthread_create(&w[i].th, NULL, sender, &w[i]) != 0) {
+			g_stop = 1;
+			n = i;
+			break;
+		}
+	}
+	for (int sec = 1; !g_stop && start + (int64_t)sec * 1000000000 <= end; sec++) {
+		sleep_until(start + (int64_t)sec * 1000000000);
+		if (g_stop)
+			break;
+		sent = total_sent(w, n, NULL);
+		fprintf(stderr, "client: t=%ds sent=%llu pps=%llu echo_rx=%llu\n", sec,
+			(unsigned long long)sent, (unsigned long long)(sent - last),
+			(unsigned long long)__atomic_load_n(&c->rx.pkts, __ATOMIC_RELAXED));
+		last = sent;
+	}
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(w[i].th, NULL);
+	actual_end = now_ns();
+	sleep_until(actual_end + (int64_t)ECHO_GRACE_MS * 1000000);
+	__atomic_store_n(&c->rx_stop, 1, __ATOMIC_RELAXED);
+	pthread_join(rth, NULL);
+
+	sent = total_sent(w, n, &errors);
+	secs = (actual_end - start) / 1e9;
+	rx_summarize(&c->rx, &s);
+	fprintf(stderr, "client: %u allocations in %.3f s (%.1f/s), setup %.3f s; sent %llu in "
+		"%.3f s (%.1f pps, asked %.0f), %llu send errors; echoed %llu, lost %llu (%.3f%%), "
+		"rtt p50 %.1f us p99 %.1f us\n", o->allocs, alloc_s, o->allocs / alloc_s, setup_s,
+		(unsigned long long)sent, secs, secs > 0 ? sent / secs : 0, o->rate,
+		(unsigned long long)errors, (unsigned long long)c->rx.pkts,
+		(unsigned long long)s.lost, s.loss_pct, hist_pct(&c->rx.lat, 50) / 1e3,
+		hist_pct(&c->rx.lat, 99) / 1e3);
+	if (o->json)
+		printf("{\"mode\":\"client\",\"allocs\":%u,\"channels\":%u,\"threads\":%u,"
+		       "\"payload\":%zu,\"alloc_s\":%.3f,\"allocs_per_s\":%.1f,\"setup_s\":%.3f,"
+		       "\"duration_s\":%.3f,\"rate_pps\":%.0f,\"sent\":%llu,\"offered_pps\":%.1f,"
+		       "\"send_errors\":%llu,\"echo_received\":%llu,\"echo_pps\":%.1f,"
+		       "\"echo_lost\":%llu,\"loss_pct\":%.3f,\"reorder\":%llu,"
+		       "\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f}\n",
+		       o->allocs, o->allocs * o->chans, n, o->len, alloc_s, o->allocs / alloc_s,
+		       setup_s, secs, o->rate, (unsigned long long)sent, secs > 0 ? sent / secs : 0,
+		       (unsigned long long)errors, (unsigned long long)c->rx.pkts,
+		       secs > 0 ? c->rx.pkts / secs : 0, (unsigned long long)s.lost, s.loss_pct,
+		       (unsigned long long)s.reorder, hist_pct(&c->rx.lat, 50) / 1e3,
+		       hist_pct(&c->rx.lat, 99) / 1e3);
+	return 0;
+}
+
+static int run_client(const struct opts *o)
+{
+	struct client c = { .o = o };
+	struct worker *w = calloc(o->threads, sizeof(*w));
+	int64_t t0, t1, t2;
+	int ret;
+
+	c.allocs = calloc(o->allocs, sizeof(*c.allocs));
+	if (!w || !c.allocs) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = addr_parse(o->server, DEFAULT_PORT, &c.server);
+	if (ret < 0) {
+		fprintf(stderr, "xturngen: bad server address %s\n", o->server);
+		goto out;
+	}
+	t0 = now_ns();
+	ret = run_phase(&c, w, 0);
+	t1 = now_ns();
+	if (ret == 0)
+		ret = run_phase(&c, w, 1);
+	t2 = now_ns();
+	if (ret < 0)
+		goto out;
+	fprintf(stderr, "xturngen: %u allocations x %u channels ready\n", o->allocs, o->chans);
+	if (o->pcap) {
+		ret = write_pcap(&c);
+		if (ret < 0) {
+			fprintf(stderr, "xturngen: %s: %s\n", o->pcap, strerror(-ret));
+			goto out;
+		}
+	}
+	if (o->duration > 0)
+		ret = run_data_plane(&c, w, (t1 - t0) / 1e9, (t2 - t0) / 1e9);
+out:
+	for (unsigned i = 0; c.allocs && i < o->allocs; i++) {
+		struct alloc *a = &c.allocs[i];
+
+		if (a->tc && a->relayed.ss_family) {
+			/* Free the server's state now rather than at expiry;
+			 * a short timer since nothing depends on the answer. */
+			turnc_set_timers(a->tc, 100, 2);
+			turnc_refresh(a->tc, 0, NULL);
+		}
+		turnc_close(a->tc);
+		free(a->seq);
+	}
+	free(c.allocs);
+	free(c.rx.flows);
+	free(w);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct opts o;
+	int ret;
+
+	if (parse_opts(argc, argv, &o) < 0) {
+		usage(stderr);
+		return 2;
+	}
+	/* No SA_RESTART: poll and sleeps return early on a signal. */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	ret = o.peer ? run_peer(&o) : run_client(&o);
+	fflush(stdout);
+	return ret < 0 ? 1 : 0;
+}

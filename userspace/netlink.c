@@ -1,0 +1,191 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <linux/if_addr.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+
+#include "netlink.h"
+
+bool nl_parse_link(const struct nlmsghdr *nlh, struct nl_link *out)
+{
+	const struct ifinfomsg *ifi;
+	const struct nlattr *attr;
+
+	if ((nlh->nlmsg_type != RTM_NEWLINK && nlh->nlmsg_type != RTM_DELLINK) ||
+	    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ifi)))
+		return false;
+	ifi = mnl_nlmsg_get_payload(nlh);
+	memset(out, 0, sizeof(*out));
+	out->ifindex = ifi->ifi_index;
+	out->flags = ifi->ifi_flags;
+	mnl_attr_for_each(attr, nlh, sizeof(*ifi)) {
+		if (mnl_attr_get_type(attr) == IFLA_IFNAME &&
+		    mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0)
+			strncpy(out->name, mnl_attr_get_str(attr), sizeof(out->name) - 1);
+	}
+	return true;
+}
+
+bool nl_parse_addr(const struct nlmsghdr *nlh, struct nl_addr *out)
+{
+	const struct ifaddrmsg *ifa;
+	const struct nlattr *attr;
+	const void *local = NULL, *address = NULL;
+	size_t len;
+
+	if ((nlh->nlmsg_type != RTM_NEWADDR && nlh->nlmsg_type != RTM_DELADDR) ||
+	    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ifa)))
+		return false;
+	ifa = mnl_nlmsg_get_payload(nlh);
+	if (ifa->ifa_family == AF_INET)
+		len = 4;
+	else if (ifa->ifa_family == AF_INET6)
+		len = 16;
+	else
+		return false;
+	mnl_attr_for_each(attr, nlh, sizeof(*ifa)) {
+		if (mnl_attr_get_payload_len(attr) != len)
+			continue;
+		/* IFA_LOCAL is our address on point-to-point links, where
+		 * IFA_ADDRESS is the remote end. */
+		if (mnl_attr_get_type(attr) == IFA_LOCAL)
+			local = mnl_attr_get_payload(attr);
+		else if (mnl_attr_get_type(attr) == IFA_ADDRESS)
+			address = mnl_attr_get_payload(attr);
+	}
+	if (!local)
+		local = address;
+	if (!local)
+		return false;
+	memset(out, 0, sizeof(*out));
+	out->ifindex = (int)ifa->ifa_index;
+	out->addr.ss_family = ifa->ifa_family;
+	if (len == 4)
+		memcpy(&((struct sockaddr_in *)&out->addr)->sin_addr, local, 4);
+	else
+		memcpy(&((struct sockaddr_in6 *)&out->addr)->sin6_addr, local, 16);
+	return true;
+}
+
+/* Growable array filled by the dump callbacks. */
+struct dump {
+	void *items;
+	size_t n, cap, size;
+	bool (*parse)(const struct nlmsghdr *nlh, void *out);
+};
+
+static int dump_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct dump *d = data;
+
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? 2 * d->cap : 16;
+		void *p = realloc(d->items, cap * d->size);
+
+		if (!p)
+			return MNL_CB_ERROR;
+		d->items = p;
+		d->cap = cap;
+	}
+	if (d->parse(nlh, (char *)d->items + d->n * d->size))
+		d->n++;
+	return MNL_CB_OK;
+}
+
+static int dump(uint16_t type, struct dump *d)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct mnl_socket *nl;
+	struct nlmsghdr *nlh;
+	struct rtgenmsg *rt;
+	unsigned seq = (unsigned)time(NULL), portid;
+	ssize_t len;
+	int ret, err = 0;
+
+	nl = mnl_socket_open(NETLINK_ROUTE);
+	if (!nl)
+		return -errno;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		err = -errno;
+		goto out;
+	}
+	portid = mnl_socket_get_portid(nl);
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = seq;
+	rt = mnl_nlmsg_put_extra_header(nlh, sizeof(*rt));
+	rt->rtgen_family = AF_UNSPEC;
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		err = -errno;
+		goto out;
+	}
+	do {
+		len = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+		if (len < 0) {
+			err = -errno;
+			goto out;
+		}
+		ret = mnl_cb_run(buf, (size_t)len, seq, portid, dump_cb, d);
+	} while (ret > MNL_CB_STOP);
+	if (ret < 0)
+		err = errno ? -errno : -EIO;
+out:
+	mnl_socket_close(nl);
+	if (err) {
+		free(d->items);
+		d->items = NULL;
+		d->n = 0;
+	}
+	return err;
+}
+
+static bool parse_link_any(const struct nlmsghdr *nlh, void *out)
+{
+	return nl_parse_link(nlh, out);
+}
+
+static bool parse_addr_any(const struct nlmsghdr *nlh, void *out)
+{
+	return nl_parse_addr(nlh, out);
+}
+
+int nl_dump_links(struct nl_link **out, size_t *n)
+{
+	struct dump d = { .size = sizeof(**out), .parse = parse_link_any };
+	int err = dump(RTM_GETLINK, &d);
+
+	*out = d.items;
+	*n = d.n;
+	return err;
+}
+
+int nl_dump_addrs(struct nl_addr **out, size_t *n)
+{
+	struct dump d = { .size = sizeof(**out), .parse = parse_addr_any };
+	int err = dump(RTM_GETADDR, &d);
+
+	*out = d.items;
+	*n = d.n;
+	return err;
+}
+
+struct mnl_socket *nl_subscribe(unsigned groups)
+{
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int err;
+
+	if (!nl)
+		return NULL;
+	if (mnl_socket_bind(nl, groups, MNL_SOCKET_AUTOPID) < 0) {
+		err = errno;
+		mnl_socket_close(nl);
+		errno = err;
+		return NULL;
+	}
+	return nl;
+}

@@ -1,0 +1,36 @@
+/* rtnetlink through libmnl: what links and addresses the host has, and a
+ * socket that reports their changes. */
+#ifndef XT_NETLINK_H
+#define XT_NETLINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <libmnl/libmnl.h>
+
+struct nl_link {
+	int ifindex;
+	unsigned flags;		/* IFF_* */
+	char name[IF_NAMESIZE];
+};
+
+struct nl_addr {
+	int ifindex;
+	struct sockaddr_storage addr;	/* AF_INET or AF_INET6, port 0 */
+};
+
+/* Every link / address of the network namespace; *out is malloc'ed.
+ * 0 or -errno. */
+int nl_dump_links(struct nl_link **out, size_t *n);
+int nl_dump_addrs(struct nl_addr **out, size_t *n);
+
+/* A non-blocking socket in the RTMGRP_* groups; NULL and errno on failure. */
+struct mnl_socket *nl_subscribe(unsigned groups);
+
+/* Decode one message: true if it is a link (RTM_NEWLINK/RTM_DELLINK) or an
+ * address (RTM_NEWADDR/RTM_DELADDR) message and *out was filled. */
+bool nl_parse_link(const struct nlmsghdr *nlh, struct nl_link *out);
+bool nl_parse_addr(const struct nlmsghdr *nlh, struct nl_addr *out);
+
+#endif
