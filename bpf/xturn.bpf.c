@@ -462,8 +462,9 @@ static __noinline int xt_classify(struct xdp_md *ctx, struct xt_pkt *p, struct x
 
 	if ((void *)(pl + 4) > data_end || p->plen < 4)
 		return XT_CNT_PASS_NOT_OURS;
-	/* ChannelData: channel 0x4000-0x4FFF, then the data length. */
-	if ((pl[0] & 0xf0) == 0x40) {
+	/* ChannelData: channel 0x4000-0x7FFF (CHANNEL_MIN..MAX in stun.h:
+	 * RFC 5766's range, which RFC 8656's 0x4000-0x4FFF is part of). */
+	if ((pl[0] & 0xc0) == 0x40) {
 		__be16 channel;
 
 		__builtin_memcpy(&f->cd_in, pl, 4);	/* may be unaligned */

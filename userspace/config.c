@@ -80,7 +80,7 @@ static const struct config_key config_keys[] = {
 	UINT("user-quota", user_quota, 0, 1000000, "0", "allocations per user (0: unlimited)"),
 	UINT("total-quota", total_quota, 0, 1000000, "0", "allocations in all (0: unlimited)"),
 	UINT("max-permissions", max_perms, 1, 65535, "64", "permissions per allocation"),
-	/* RFC 8656 §12: channel numbers 0x4000-0x4FFF. */
+	/* RFC 8656 §12 gives a client 4096 channel numbers. */
 	UINT("max-channels", max_channels, 1, 4096, "64", "channels per allocation"),
 	UINT("max-allocate-lifetime", max_lifetime, 1, 86400, "3600",
 	     "longest allocation lifetime, seconds"),

@@ -181,16 +181,21 @@ int stun_check_integrity(const struct stun_msg *m, const uint8_t *key, size_t ke
 const char *stun_error_reason(int code);
 
 /* ChannelData (RFC 8656 §12.4): 4-byte header (channel, length) then data,
- * padded to 4 bytes over TCP (optional over UDP). */
+ * padded to 4 bytes over TCP (optional over UDP).
+ * Channel numbers: RFC 8656 narrowed RFC 5766's 0x4000-0x7FFF to
+ * 0x4000-0x4FFF, but deployed clients (coturn's own turnutils_uclient among
+ * them) still pick numbers up to 0x7FFF, and the first two bits (01) already
+ * tell ChannelData from STUN, DTLS and RTP (RFC 7983). We accept the RFC 5766
+ * range so those clients work; clients of RFC 8656 stay within it. */
 #define CHANNELDATA_HDR_LEN 4
 #define CHANNEL_MIN 0x4000
-#define CHANNEL_MAX 0x4FFF
+#define CHANNEL_MAX 0x7FFF
 static inline bool channeldata_looks_like(const uint8_t *buf, size_t len)
 {
 	return len >= CHANNELDATA_HDR_LEN && (buf[0] & 0xC0) == 0x40;
 }
 /* Parses a ChannelData datagram: 0, or -EINVAL (short, length past the
- * datagram, channel out of 0x4000-0x4FFF). */
+ * datagram, channel out of CHANNEL_MIN-CHANNEL_MAX). */
 int channeldata_parse(const uint8_t *buf, size_t len, uint16_t *channel,
 		      const uint8_t **data, uint16_t *dlen);
 /* Writes the 4-byte header in front of data (caller leaves room). */

@@ -144,6 +144,11 @@ static void send_error(struct req *q, int code)
 	struct reply r;
 
 	q->s->stats.error_responses++;
+	if (log_level >= LOG_DEBUG && code != 401) {
+		char c[ADDR_STRLEN];
+		log_debug("method 0x%03x from %s: error %d", q->m->method,
+			  addr_str(q->client, true, c, sizeof(c)), code);
+	}
 	reply_init(&r, q, STUN_ERROR);
 	stun_add_error(&r.b, code, NULL);
 	if (code == 401 || code == 438)

@@ -162,7 +162,7 @@ static void test_channel_rules(void **st)
 
 	alloc_insert(t, a);
 	assert_int_equal(alloc_chan_bind(t, a, 0x3FFF, &p1, 0), -EINVAL);
-	assert_int_equal(alloc_chan_bind(t, a, 0x5000, &p1, 0), -EINVAL);
+	assert_int_equal(alloc_chan_bind(t, a, 0x8000, &p1, 0), -EINVAL);
 	assert_int_equal(alloc_chan_bind(t, a, 0x4000, &p1, 0), 0);
 	/* binding installs the permission and starts the channel */
 	assert_true(alloc_perm_ok(a, &p1, 1));

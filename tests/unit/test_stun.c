@@ -661,11 +661,11 @@ static void test_channeldata(void **state)
 	assert_int_equal(channeldata_parse(d, 9, &ch, &data, &n), 0);
 	assert_int_equal(channeldata_parse(d, 8, &ch, &data, &n), -EINVAL);
 	assert_int_equal(channeldata_parse(d, 3, &ch, &data, &n), -EINVAL);
-	d[0] = 0x4F;
+	d[0] = 0x7F;
 	d[1] = 0xFF;
 	assert_int_equal(channeldata_parse(d, 9, &ch, &data, &n), 0);
-	assert_int_equal(ch, 0x4FFF);
-	d[0] = 0x50;
+	assert_int_equal(ch, 0x7FFF);
+	d[0] = 0x80;
 	d[1] = 0x00;
 	assert_int_equal(channeldata_parse(d, 9, &ch, &data, &n), -EINVAL);
 	d[0] = 0x3F;
