@@ -216,10 +216,14 @@ int main(int argc, char **argv)
 		for (unsigned i = 0; i < cfg.nrelay; i++)
 			addrs[n++] = cfg.relay[i];
 		o.naddrs = n;
+		err[0] = 0;
 		rc = fp_open(&fp, &o, err, sizeof(err));
 		if (rc) {
 			log_warn("fast path: off, relaying in userspace: %s", err);
 			fp = NULL;
+		} else {
+			log_info("fast path: XDP on, maps pinned in %s%s%s", cfg.pin_dir,
+				 err[0] ? "; " : "", err);
 		}
 	}
 
