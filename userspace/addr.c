@@ -34,8 +34,14 @@ static bool ip_eq(const struct sockaddr_storage *a, const struct sockaddr_storag
 
 bool addr_ip_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-	struct sockaddr_storage ca = *a, cb = *b;
+	struct sockaddr_storage ca, cb;
 
+	/* Same family: no mapped form to undo (the packet path's case). */
+	if (a->ss_family == b->ss_family &&
+	    (a->ss_family == AF_INET || !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)a)->sin6_addr)))
+		return ip_eq(a, b);
+	ca = *a;
+	cb = *b;
 	addr_canon(&ca);
 	addr_canon(&cb);
 	return ip_eq(&ca, &cb);

@@ -38,6 +38,22 @@ struct src {
 	struct src *next_dead;
 };
 
+/* Outgoing datagrams of one recv batch, sent with one sendmmsg per run of
+ * consecutive datagrams on the same socket. Payloads are copied: callers
+ * build responses on their stacks. */
+struct outq {
+	int fd;				/* socket of the queued datagrams */
+	unsigned n;
+	struct mmsghdr msgs[BATCH];
+	struct iovec iovs[BATCH];
+	struct sockaddr_storage to[BATCH];
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		struct cmsghdr align;
+	} ctrl[BATCH];
+	uint8_t bufs[BATCH][PKT_BUF];
+};
+
 struct server {
 	const struct config *cfg;
 	struct fastpath *fp;
@@ -55,6 +71,8 @@ struct server {
 	uint8_t bufs[BATCH][PKT_BUF];
 	uint8_t ctrl[BATCH][64];
 	uint64_t fp_full;		/* channels left to userspace: map full */
+	uint64_t send_drops;		/* datagrams the kernel would not take */
+	struct outq out;
 };
 
 static time_t now_s(void)
@@ -164,54 +182,105 @@ static int io_relay_open(void *ctx, int family, uint16_t port, bool even, bool d
 	return fd;
 }
 
+static void outq_flush(struct server *srv);
+
 static void io_relay_close(void *ctx, int fd)
 {
+	outq_flush(ctx);
 	close(fd);
+}
+
+static void outq_flush(struct server *srv)
+{
+	struct outq *q = &srv->out;
+	unsigned done = 0;
+
+	while (done < q->n) {
+		int n = sendmmsg(q->fd, q->msgs + done, q->n - done, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 && errno == EAGAIN) {
+			/* Socket buffer full: UDP's answer is to drop, and count. */
+			srv->send_drops += q->n - done;
+			break;
+		}
+		if (n <= 0) {
+			/* This one datagram was refused (no route, too big...). */
+			srv->send_drops++;
+			done++;
+			continue;
+		}
+		done += (unsigned)n;
+	}
+	q->n = 0;
+}
+
+/* Queues one datagram; src (may be NULL) sets its source address. */
+static int outq_push(struct server *srv, int fd, const struct sockaddr_storage *to,
+		     const struct sockaddr_storage *src, const struct iovec *iov, int iovcnt)
+{
+	struct outq *q = &srv->out;
+	struct msghdr *mh;
+	size_t len = 0;
+
+	if (q->n && (q->fd != fd || q->n == BATCH))
+		outq_flush(srv);
+	for (int i = 0; i < iovcnt; i++) {
+		if (len + iov[i].iov_len > PKT_BUF)
+			return -EMSGSIZE;
+		memcpy(q->bufs[q->n] + len, iov[i].iov_base, iov[i].iov_len);
+		len += iov[i].iov_len;
+	}
+	q->fd = fd;
+	q->to[q->n] = *to;
+	q->iovs[q->n].iov_base = q->bufs[q->n];
+	q->iovs[q->n].iov_len = len;
+	mh = &q->msgs[q->n].msg_hdr;
+	memset(mh, 0, sizeof(*mh));
+	mh->msg_name = &q->to[q->n];
+	mh->msg_namelen = addr_len(to);
+	mh->msg_iov = &q->iovs[q->n];
+	mh->msg_iovlen = 1;
+	if (src) {
+		/* Answer from the address the client talked to (listeners may be
+		 * bound to the any-address on a multi-homed host). */
+		struct cmsghdr *cm = &q->ctrl[q->n].align;
+		memset(&q->ctrl[q->n], 0, sizeof(q->ctrl[q->n]));
+		mh->msg_control = q->ctrl[q->n].buf;
+		if (src->ss_family == AF_INET) {
+			struct in_pktinfo pi = {
+				.ipi_spec_dst = ((const struct sockaddr_in *)src)->sin_addr };
+			mh->msg_controllen = CMSG_SPACE(sizeof(pi));
+			cm->cmsg_level = IPPROTO_IP;
+			cm->cmsg_type = IP_PKTINFO;
+			cm->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+		} else {
+			struct in6_pktinfo pi = {
+				.ipi6_addr = ((const struct sockaddr_in6 *)src)->sin6_addr };
+			mh->msg_controllen = CMSG_SPACE(sizeof(pi));
+			cm->cmsg_level = IPPROTO_IPV6;
+			cm->cmsg_type = IPV6_PKTINFO;
+			cm->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+		}
+	}
+	q->n++;
+	return 0;
 }
 
 static int io_send_client(void *ctx, int listener_fd, const struct sockaddr_storage *listener,
 			  const struct sockaddr_storage *client, const struct iovec *iov, int iovcnt)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-		struct cmsghdr align;
-	} ctrl;
-	struct msghdr mh = {
-		.msg_name = (void *)client,
-		.msg_namelen = addr_len(client),
-		.msg_iov = (struct iovec *)iov,
-		.msg_iovlen = (size_t)iovcnt,
-	};
-	struct cmsghdr *cm;
-
-	/* Answer from the address the client talked to (listeners may be bound
-	 * to the any-address on a multi-homed host). */
-	memset(&ctrl, 0, sizeof(ctrl));
-	mh.msg_control = ctrl.buf;
-	cm = (struct cmsghdr *)ctrl.buf;
-	if (listener->ss_family == AF_INET) {
-		struct in_pktinfo pi = { .ipi_spec_dst = ((const struct sockaddr_in *)listener)->sin_addr };
-		mh.msg_controllen = CMSG_SPACE(sizeof(pi));
-		cm->cmsg_level = IPPROTO_IP;
-		cm->cmsg_type = IP_PKTINFO;
-		cm->cmsg_len = CMSG_LEN(sizeof(pi));
-		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
-	} else {
-		struct in6_pktinfo pi = { .ipi6_addr = ((const struct sockaddr_in6 *)listener)->sin6_addr };
-		mh.msg_controllen = CMSG_SPACE(sizeof(pi));
-		cm->cmsg_level = IPPROTO_IPV6;
-		cm->cmsg_type = IPV6_PKTINFO;
-		cm->cmsg_len = CMSG_LEN(sizeof(pi));
-		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
-	}
-	return sendmsg(listener_fd, &mh, 0) < 0 ? -errno : 0;
+	return outq_push(ctx, listener_fd, client, listener, iov, iovcnt);
 }
 
 static int io_send_peer(void *ctx, int relay_fd, const struct sockaddr_storage *peer,
 			const void *buf, size_t len)
 {
-	return sendto(relay_fd, buf, len, 0, (const struct sockaddr *)peer, addr_len(peer)) < 0 ?
-		       -errno : 0;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+	return outq_push(ctx, relay_fd, peer, NULL, &iov, 1);
 }
 
 /* ---- alloc_hooks: relay sockets and the fast path follow TURN state ---------- */
@@ -242,6 +311,9 @@ static void hook_alloc_down(void *ctx, struct allocation *a)
 	struct server *srv = ctx;
 	struct src *srcs = a->user;
 
+	/* Queued datagrams go out before their socket closes: its fd number
+	 * could be reused by a new relay in this same batch. */
+	outq_flush(srv);
 	for (unsigned i = 0; i < a->nrelays; i++) {
 		if (srv->fp)
 			fp_relay_del(srv->fp, &a->relays[i].addr);
@@ -533,6 +605,7 @@ static void on_listener(struct server *srv, struct src *l)
 			turn_on_client(srv->turn, l->fd, &srv->from[i], &dst, srv->bufs[i],
 				       srv->msgs[i].msg_len, now);
 		}
+		outq_flush(srv);
 		if (n < BATCH)
 			return;
 	}
@@ -552,6 +625,7 @@ static void on_relay(struct server *srv, struct src *r)
 			turn_on_peer(srv->turn, r->alloc, &srv->from[i],
 				     srv->bufs[i] + TURN_PEER_HEADROOM, srv->msgs[i].msg_len, now);
 		}
+		outq_flush(srv);
 		if (n < BATCH)
 			return;
 	}
@@ -604,6 +678,7 @@ int server_run(struct server *srv, server_reload_fn reload)
 			case SRC_TIMER:
 				if (read(s->fd, &ticks, sizeof(ticks)) > 0)
 					turn_tick(srv->turn, now_s());
+				outq_flush(srv);
 				break;
 			case SRC_SIGNAL:
 				running = on_signal(srv, reload);
