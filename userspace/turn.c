@@ -42,7 +42,8 @@ struct req {
 	int listener_fd;
 	const struct sockaddr_storage *client;
 	const struct sockaddr_storage *listener;
-	time_t now;
+	time_t now;			/* monotonic: lifetimes */
+	time_t wall;			/* Unix time: REST expiry and nonces */
 	struct auth_result auth;	/* valid when authenticated */
 	bool authenticated;
 	struct allocation *alloc;	/* the 5-tuple's allocation, if any */
@@ -152,7 +153,7 @@ static void send_error(struct req *q, int code)
 	reply_init(&r, q, STUN_ERROR);
 	stun_add_error(&r.b, code, NULL);
 	if (code == 401 || code == 438)
-		auth_add_challenge(q->s->auth, &r.b, q->client, q->now);
+		auth_add_challenge(q->s->auth, &r.b, q->client, q->wall);
 	if (code == 420)
 		stun_add_unknown_attrs(&r.b, q->m->unknown, q->m->nunknown);
 	/* A 401/438 is never signed: the client's credentials did not pass. */
@@ -547,7 +548,7 @@ static void handle_request(struct req *q)
 		s->io.send_client(s->io.ctx, q->listener_fd, q->listener, q->client, &iov, 1);
 		return;
 	}
-	auth_check(s->auth, q->m, q->client, q->now, &q->auth);
+	auth_check(s->auth, q->m, q->client, q->wall, &q->auth);
 	if (q->auth.verdict != AUTH_OK) {
 		if (q->auth.verdict == AUTH_CHALLENGE)
 			s->stats.auth_challenges++;
@@ -661,6 +662,7 @@ void turn_on_client(struct turn_server *s, int listener_fd, const struct sockadd
 	q.client = client;
 	q.listener = listener;
 	q.now = now;
+	q.wall = time(NULL);
 	q.alloc = alloc_find(s->allocs, client, listener);
 	handle_request(&q);
 }

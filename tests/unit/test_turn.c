@@ -1,0 +1,1073 @@
+/* Protocol conformance against the real daemon: starts xturnd on loopback
+ * (userspace relaying, no XDP) and drives it with the TURN client library and
+ * hand-built datagrams, asserting the exact STUN answers of RFC 8489/8656.
+ * Peers are UDP sockets of this test on 127.0.0.1 / ::1. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <libgen.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+
+#include "addr.h"
+#include "auth.h"
+#include "stun.h"
+#include "turnclient.h"
+
+#define REALM "xturn"
+#define SECRET "conf-secret"
+#define RELAY_SPAN 64		/* relay ports per daemon */
+#define MAX_LIFETIME 1800	/* --max-allocate-lifetime */
+#define MAX_PERMS 4		/* --max-permissions of the main daemon */
+#define QUIET_MS 300		/* how long "nothing arrives" is watched */
+#define WAIT_MS 1000		/* bound for something that should arrive */
+#define UNKNOWN_ATTR 0x0031	/* comprehension-required, unassigned */
+
+struct daemon {
+	const char *name;
+	const char *extra[4];	/* group-specific flags */
+	pid_t pid;
+	uint16_t port, min_port, max_port;
+	char log[64];
+	struct sockaddr_storage srv4, srv6;
+};
+
+static struct daemon d_main = {
+	.name = "main",
+	.extra = { "--user-quota=3", "--total-quota=32", "--stale-nonce=600" },
+};
+/* total-quota 4 with user-quota 3: alice fills her quota, bob the rest. */
+static struct daemon d_quota = {
+	.name = "quota",
+	.extra = { "--user-quota=3", "--total-quota=4", "--stale-nonce=600" },
+};
+static struct daemon d_stale = {
+	.name = "stale",
+	.extra = { "--user-quota=3", "--total-quota=32", "--stale-nonce=1" },
+};
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static struct sockaddr_storage A(const char *s)
+{
+	struct sockaddr_storage a;
+
+	assert_int_equal(addr_parse(s, 0, &a), 0);
+	return a;
+}
+
+static unsigned rnd(unsigned n)
+{
+	unsigned v = 0;
+
+	if (getrandom(&v, sizeof(v), 0) != sizeof(v))
+		v = (unsigned)getpid() ^ (unsigned)time(NULL);
+	return v % n;
+}
+
+/* A UDP socket bound to ip (port 0 = any free port); fills its address. */
+static int udp_bound(const char *ip, uint16_t port, struct sockaddr_storage *out)
+{
+	struct sockaddr_storage a;
+	socklen_t len = sizeof(*out);
+	int fd;
+
+	if (addr_parse(ip, port, &a))
+		return -EINVAL;
+	fd = socket(a.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&a, addr_len(&a)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)out, &len) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int peer_open(const char *ip, struct sockaddr_storage *addr)
+{
+	int fd = udp_bound(ip, 0, addr);
+
+	assert_true(fd >= 0);
+	return fd;
+}
+
+/* Waits up to ms for a datagram: its length, or -ETIMEDOUT. */
+static int peer_recv(int fd, int ms, void *buf, size_t cap, struct sockaddr_storage *from)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	socklen_t len = sizeof(*from);
+	ssize_t n;
+
+	if (poll(&p, 1, ms) <= 0)
+		return -ETIMEDOUT;
+	n = recvfrom(fd, buf, cap, MSG_DONTWAIT, (struct sockaddr *)from, &len);
+	return n < 0 ? -errno : (int)n;
+}
+
+static void peer_send(int fd, const struct sockaddr_storage *to, const void *buf, size_t len)
+{
+	assert_int_equal(sendto(fd, buf, len, 0, (const struct sockaddr *)to, addr_len(to)),
+			 (ssize_t)len);
+}
+
+static void set_fast(struct turnc *t)
+{
+	/* 100 + 200 + 1600 ms at worst: a lost answer costs under 2 s. */
+	turnc_set_timers(t, 100, 3);
+}
+
+static struct turnc *cl(const struct daemon *d, int family, const char *user, const char *pass)
+{
+	struct turnc *t = NULL;
+
+	assert_int_equal(turnc_open(&t, family == AF_INET6 ? &d->srv6 : &d->srv4, NULL, user, pass),
+			 0);
+	set_fast(t);
+	return t;
+}
+
+static struct turnc *cl_rest_user(const struct daemon *d, const char *username)
+{
+	char pass[128];
+
+	assert_int_equal(auth_rest_password(SECRET, username, pass, sizeof(pass)) < 0, 0);
+	return cl(d, AF_INET, username, pass);
+}
+
+static struct turnc *alloc_cl(const struct daemon *d, const char *user, const char *pass,
+			      const struct turnc_alloc_opts *o, struct turnc_alloc *res)
+{
+	struct turnc *t = cl(d, AF_INET, user, pass);
+
+	assert_int_equal(turnc_allocate(t, o, res), 0);
+	return t;
+}
+
+/* Deletes the allocation (so quotas stay free for later tests) and closes. */
+static void release(struct turnc *t)
+{
+	assert_int_equal(turnc_refresh(t, 0, NULL), 0);
+	turnc_close(t);
+}
+
+/* A turnc_ call answered with STUN error code: the return value and the
+ * recorded error agree. */
+#define assert_stun_err(call, t, c)                                  \
+	do {                                                         \
+		assert_int_equal((call), -(c));                      \
+		assert_int_equal(turnc_error(t)->code, (c));         \
+	} while (0)
+
+static void assert_relay_in_range(const struct daemon *d, const struct sockaddr_storage *r,
+				  const char *ip)
+{
+	struct sockaddr_storage want = A(ip);
+
+	assert_true(addr_ip_eq(r, &want));
+	assert_true(addr_port(r) >= d->min_port && addr_port(r) <= d->max_port);
+}
+
+static bool daemon_alive(const struct daemon *d)
+{
+	int st;
+
+	return waitpid(d->pid, &st, WNOHANG) == 0;
+}
+
+/* ---- daemon lifecycle --------------------------------------------------------- */
+
+static void daemon_path(char *out, size_t cap)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	assert_true(n > 0);
+	self[n] = '\0';
+	snprintf(out, cap, "%s/../xturnd", dirname(self));
+}
+
+/* A UDP port free on both 127.0.0.1 and ::1 (the kernel picks it). */
+static uint16_t free_port(void)
+{
+	for (int i = 0; i < 32; i++) {
+		struct sockaddr_storage a, b;
+		int f4 = udp_bound("127.0.0.1", 0, &a), f6;
+
+		if (f4 < 0)
+			continue;
+		f6 = udp_bound("::1", addr_port(&a), &b);
+		close(f4);
+		if (f6 >= 0) {
+			close(f6);
+			return addr_port(&a);
+		}
+	}
+	return 0;
+}
+
+static void fmt(char *buf, size_t cap, const char *f, unsigned v)
+{
+	snprintf(buf, cap, f, v);
+}
+
+static pid_t spawn(const struct daemon *d)
+{
+	char exe[PATH_MAX], port[32], minp[32], maxp[32];
+	const char *argv[40];
+	int n = 0, fd;
+	pid_t pid;
+
+	daemon_path(exe, sizeof(exe));
+	fmt(port, sizeof(port), "--listening-port=%u", d->port);
+	fmt(minp, sizeof(minp), "--min-port=%u", d->min_port);
+	fmt(maxp, sizeof(maxp), "--max-port=%u", d->max_port);
+	argv[n++] = exe;
+	argv[n++] = "--listening-ip=127.0.0.1";
+	argv[n++] = "--listening-ip=::1";
+	argv[n++] = port;
+	argv[n++] = "--relay-ip=127.0.0.1";
+	argv[n++] = "--relay-ip=::1";
+	argv[n++] = minp;
+	argv[n++] = maxp;
+	argv[n++] = "--realm=" REALM;
+	argv[n++] = "--user=alice:secret";
+	argv[n++] = "--user=bob:pw";
+	argv[n++] = "--use-auth-secret";
+	argv[n++] = "--static-auth-secret=" SECRET;
+	argv[n++] = "--allowed-peer-ip=127.0.0.1";
+	argv[n++] = "--allowed-peer-ip=::1";
+	/* More allowed loopback IPs, only ever used as permission targets
+	 * (never sent to), to reach max-permissions; 127.0.0.2 stays denied. */
+	argv[n++] = "--allowed-peer-ip=127.0.1.0/24";
+	argv[n++] = "--max-permissions=4";
+	argv[n++] = "--max-allocate-lifetime=1800";
+	argv[n++] = "--no-xdp";
+	argv[n++] = "--log-level=debug";
+	for (int i = 0; i < 4 && d->extra[i]; i++)
+		argv[n++] = d->extra[i];
+	argv[n] = NULL;
+
+	fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		dup2(fd, STDERR_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		execv(exe, (char **)argv);
+		_exit(127);
+	}
+	close(fd);
+	return pid;
+}
+
+/* Bounded: a Binding over IPv4 and IPv6 answers, or the daemon died. */
+static bool wait_ready(struct daemon *d)
+{
+	for (int i = 0; i < 30; i++) {
+		struct sockaddr_storage m;
+		struct turnc *t4 = NULL, *t6 = NULL;
+		bool ok;
+
+		if (!daemon_alive(d))
+			return false;
+		if (turnc_open(&t4, &d->srv4, NULL, "", "") || turnc_open(&t6, &d->srv6, NULL, "", "")) {
+			turnc_close(t4);
+			return false;
+		}
+		turnc_set_timers(t4, 50, 1);	/* 800 ms per try */
+		turnc_set_timers(t6, 50, 1);
+		ok = turnc_binding(t4, &m) == 0 && turnc_binding(t6, &m) == 0;
+		turnc_close(t4);
+		turnc_close(t6);
+		if (ok)
+			return true;
+		usleep(50 * 1000);
+	}
+	return false;
+}
+
+static void daemon_kill(struct daemon *d, int *status)
+{
+	*status = -1;
+	if (d->pid <= 0)
+		return;
+	kill(d->pid, SIGTERM);
+	for (int i = 0; i < 100; i++) {	/* 5 s: sanitizer builds exit slowly */
+		if (waitpid(d->pid, status, WNOHANG) == d->pid) {
+			d->pid = 0;
+			return;
+		}
+		usleep(50 * 1000);
+	}
+	kill(d->pid, SIGKILL);
+	waitpid(d->pid, NULL, 0);
+	d->pid = 0;
+}
+
+static int daemon_start(void **state, struct daemon *d)
+{
+	snprintf(d->log, sizeof(d->log), "/tmp/xturn-conf-%s-%d.log", d->name, (int)getpid());
+	unlink(d->log);
+	/* The port may be taken between our probe and the daemon's bind: retry. */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		int st;
+
+		d->port = free_port();
+		/* Relay ports below the kernel's ephemeral range (32768+), so
+		 * our own sockets never take them. */
+		d->min_port = (uint16_t)(20000 + rnd(10000 / RELAY_SPAN) * RELAY_SPAN);
+		d->max_port = (uint16_t)(d->min_port + RELAY_SPAN - 1);
+		if (!d->port)
+			continue;
+		assert_int_equal(addr_parse("127.0.0.1", d->port, &d->srv4), 0);
+		assert_int_equal(addr_parse("::1", d->port, &d->srv6), 0);
+		d->pid = spawn(d);
+		if (d->pid < 0)
+			break;
+		if (wait_ready(d)) {
+			*state = d;
+			return 0;
+		}
+		daemon_kill(d, &st);
+	}
+	fprintf(stderr, "xturnd (%s) did not start; log %s\n", d->name, d->log);
+	return -1;
+}
+
+/* SIGTERM must end the daemon cleanly: exit status 0 (under SAN=1 that
+ * also means no leak report). */
+static int daemon_stop(struct daemon *d)
+{
+	int st;
+
+	daemon_kill(d, &st);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "xturnd (%s) exit status 0x%x; log %s\n", d->name, st, d->log);
+		return -1;
+	}
+	return 0;
+}
+
+static int setup_main(void **state) { return daemon_start(state, &d_main); }
+static int setup_quota(void **state) { return daemon_start(state, &d_quota); }
+static int setup_stale(void **state) { return daemon_start(state, &d_stale); }
+static int teardown_main(void **state) { return daemon_stop(&d_main); }
+static int teardown_quota(void **state) { return daemon_stop(&d_quota); }
+static int teardown_stale(void **state) { return daemon_stop(&d_stale); }
+
+/* ---- request fillers ------------------------------------------------------------ */
+
+static void fill_transport(struct stun_builder *b, void *arg)
+{
+	uint8_t proto = arg ? *(const uint8_t *)arg : IPPROTO_UDP;
+
+	stun_add_u32(b, STUN_A_REQUESTED_TRANSPORT, (uint32_t)proto << 24);
+}
+
+static void fill_unknown(struct stun_builder *b, void *arg)
+{
+	static const uint8_t v[4] = { 1, 2, 3, 4 };
+
+	fill_transport(b, NULL);
+	stun_add_attr(b, UNKNOWN_ATTR, v, sizeof(v));
+}
+
+/* ---- Binding -------------------------------------------------------------------- */
+
+static void check_binding(const struct daemon *d, int family)
+{
+	struct turnc *t = cl(d, family, "", "");
+	struct sockaddr_storage mapped, local;
+
+	assert_int_equal(turnc_binding(t, &mapped), 0);
+	assert_int_equal(turnc_local_addr(t, &local), 0);
+	assert_int_equal(mapped.ss_family, family);
+	assert_true(addr_eq(&mapped, &local));
+	turnc_close(t);
+}
+
+static void test_binding_v4(void **state) { check_binding(*state, AF_INET); }
+static void test_binding_v6(void **state) { check_binding(*state, AF_INET6); }
+
+/* ---- authentication ---------------------------------------------------------------- */
+
+static void test_auth_challenge(void **state)
+{
+	struct turnc *t = cl(*state, AF_INET, "alice", "secret");
+	const struct stun_msg *m;
+	const struct stun_attr *realm;
+
+	/* auth=false: the request goes out without credentials and the 401
+	 * comes back to us instead of being answered. */
+	assert_stun_err(turnc_request(t, TURN_ALLOCATE, fill_transport, NULL, false), t, 401);
+	m = turnc_response(t);
+	assert_non_null(m);
+	assert_int_equal(m->cls, STUN_ERROR);
+	realm = stun_find(m, STUN_A_REALM);
+	assert_non_null(realm);
+	assert_int_equal(realm->len, strlen(REALM));
+	assert_memory_equal(stun_attr_val(m, realm), REALM, strlen(REALM));
+	assert_non_null(stun_find(m, STUN_A_NONCE));
+	/* a challenge is not signed: the client's key is not known yet */
+	assert_null(stun_find(m, STUN_A_MESSAGE_INTEGRITY));
+	turnc_close(t);
+}
+
+static void expect_alloc_401(const struct daemon *d, const char *user, const char *pass)
+{
+	struct turnc *t = cl(d, AF_INET, user, pass);
+	struct turnc_alloc res;
+
+	assert_stun_err(turnc_allocate(t, NULL, &res), t, 401);
+	turnc_close(t);
+}
+
+static void test_auth_wrong_password(void **state) { expect_alloc_401(*state, "alice", "wrong"); }
+static void test_auth_unknown_user(void **state) { expect_alloc_401(*state, "mallory", "secret"); }
+
+static void test_rest_valid(void **state)
+{
+	struct turnc *t = NULL;
+	struct turnc_alloc res;
+
+	assert_int_equal(turnc_open_rest(&t, &((struct daemon *)*state)->srv4, NULL, "carol", SECRET,
+					 600), 0);
+	set_fast(t);
+	assert_int_equal(turnc_allocate(t, NULL, &res), 0);
+	assert_int_equal(res.nrelayed, 1);
+	release(t);
+}
+
+static void test_rest_expired(void **state)
+{
+	char user[64];
+
+	/* correctly signed by the secret, but the expiry is a minute ago */
+	snprintf(user, sizeof(user), "%lld:carol", (long long)time(NULL) - 60);
+	struct turnc *t = cl_rest_user(*state, user);
+	struct turnc_alloc res;
+	int r = turnc_allocate(t, NULL, &res);
+
+	/* The expiry is Unix time: the daemon must not compare it with its
+	 * monotonic clock (it once did, and accepted every expired name). */
+	assert_stun_err(r, t, 401);
+	turnc_close(t);
+}
+
+static void test_rest_wrong_secret(void **state)
+{
+	char user[64], pass[128];
+
+	snprintf(user, sizeof(user), "%lld:carol", (long long)time(NULL) + 600);
+	assert_int_equal(auth_rest_password("not-the-secret", user, pass, sizeof(pass)) < 0, 0);
+	expect_alloc_401(*state, user, pass);
+}
+
+/* --stale-nonce=1: a nonce older than a second gets 438 with a fresh one,
+ * and the client recovers. */
+static void test_stale_nonce(void **state)
+{
+	struct turnc_alloc res;
+	struct turnc *t = alloc_cl(*state, "alice", "secret", NULL, &res);
+	uint8_t req[STUN_MAX_MSG], resp[STUN_MAX_MSG], tid[STUN_TID_LEN];
+	struct stun_builder b;
+	struct stun_msg m;
+	size_t len;
+	int n;
+
+	usleep(2200 * 1000);
+	/* by hand, signed with the old nonce: the raw answer is 438 */
+	assert_int_equal(getrandom(tid, sizeof(tid), 0), (ssize_t)sizeof(tid));
+	stun_build_init(&b, req, sizeof(req), TURN_REFRESH, STUN_REQUEST, tid);
+	stun_add_u32(&b, STUN_A_LIFETIME, 600);
+	assert_int_equal(turnc_sign(t, &b), 0);
+	len = stun_build_finish(&b);
+	assert_true(len > 0);
+	n = turnc_raw(t, req, len, resp, sizeof(resp));
+	assert_true(n > 0);
+	assert_int_equal(stun_parse(&m, resp, (size_t)n), STUN_OK);
+	assert_int_equal(m.cls, STUN_ERROR);
+	const struct stun_attr *ec = stun_find(&m, STUN_A_ERROR_CODE);
+	assert_non_null(ec);
+	assert_int_equal((stun_attr_val(&m, ec)[2] & 7) * 100 + stun_attr_val(&m, ec)[3], 438);
+	assert_non_null(stun_find(&m, STUN_A_NONCE));
+	/* the client library sees the same 438 and retries with the new nonce */
+	assert_int_equal(turnc_refresh(t, 600, NULL), 0);
+	release(t);
+}
+
+/* ---- Allocate ---------------------------------------------------------------------- */
+
+static void test_alloc_no_transport(void **state)
+{
+	struct turnc *t = cl(*state, AF_INET, "alice", "secret");
+
+	assert_stun_err(turnc_request(t, TURN_ALLOCATE, NULL, NULL, true), t, 400);
+	turnc_close(t);
+}
+
+static void test_alloc_tcp(void **state)
+{
+	struct turnc *t = cl(*state, AF_INET, "alice", "secret");
+	uint8_t tcp = IPPROTO_TCP;
+
+	assert_stun_err(turnc_request(t, TURN_ALLOCATE, fill_transport, &tcp, true), t, 442);
+	turnc_close(t);
+}
+
+static void test_alloc_twice(void **state)
+{
+	struct turnc_alloc res, res2;
+	struct turnc *t = alloc_cl(*state, "alice", "secret", NULL, &res);
+
+	assert_stun_err(turnc_allocate(t, NULL, &res2), t, 437);
+	release(t);
+}
+
+/* A retransmitted Allocate (same transaction id) gets the very same bytes,
+ * not a 437 for the allocation it created. */
+static void test_alloc_retransmit(void **state)
+{
+	struct turnc *t = cl(*state, AF_INET, "alice", "secret");
+	uint8_t req[STUN_MAX_MSG], r1[STUN_MAX_MSG], r2[STUN_MAX_MSG], tid[STUN_TID_LEN];
+	struct stun_builder b;
+	struct stun_msg m;
+	size_t len;
+	int n1, n2;
+
+	/* learn REALM and NONCE: a Refresh without allocation is 437 */
+	assert_stun_err(turnc_refresh(t, 600, NULL), t, 437);
+	assert_int_equal(getrandom(tid, sizeof(tid), 0), (ssize_t)sizeof(tid));
+	stun_build_init(&b, req, sizeof(req), TURN_ALLOCATE, STUN_REQUEST, tid);
+	fill_transport(&b, NULL);
+	assert_int_equal(turnc_sign(t, &b), 0);
+	len = stun_build_finish(&b);
+	assert_true(len > 0);
+	n1 = turnc_raw(t, req, len, r1, sizeof(r1));
+	assert_true(n1 > 0);
+	assert_int_equal(stun_parse(&m, r1, (size_t)n1), STUN_OK);
+	assert_int_equal(m.cls, STUN_SUCCESS);
+	assert_int_equal(m.method, TURN_ALLOCATE);
+	assert_non_null(stun_find(&m, STUN_A_XOR_RELAYED_ADDRESS));
+	n2 = turnc_raw(t, req, len, r2, sizeof(r2));
+	assert_int_equal(n2, n1);
+	assert_memory_equal(r1, r2, (size_t)n1);
+	release(t);
+}
+
+static void test_alloc_ipv6(void **state)
+{
+	struct turnc_alloc_opts o = { .family = STUN_FAMILY_IPV6 };
+	struct turnc_alloc res;
+	struct turnc *t = alloc_cl(*state, "alice", "secret", &o, &res);
+
+	assert_int_equal(res.nrelayed, 1);
+	assert_relay_in_range(*state, &res.relayed[0], "::1");
+	release(t);
+}
+
+static void test_alloc_dual(void **state)
+{
+	struct turnc_alloc_opts o = { .additional_family = STUN_FAMILY_IPV6 };
+	struct turnc_alloc res;
+	struct turnc *t = alloc_cl(*state, "alice", "secret", &o, &res);
+
+	assert_int_equal(res.nrelayed, 2);
+	assert_int_equal(turnc_error(t)->address_error, 0);
+	assert_relay_in_range(*state, &res.relayed[0], "127.0.0.1");
+	assert_relay_in_range(*state, &res.relayed[1], "::1");
+	release(t);
+}
+
+static void test_alloc_even_port(void **state)
+{
+	struct turnc_alloc_opts o = { .even_port = true };
+	struct turnc_alloc res;
+	struct turnc *t = alloc_cl(*state, "alice", "secret", &o, &res);
+
+	assert_relay_in_range(*state, &res.relayed[0], "127.0.0.1");
+	assert_int_equal(addr_port(&res.relayed[0]) % 2, 0);
+	assert_false(res.has_token);
+	release(t);
+}
+
+static void test_alloc_reservation(void **state)
+{
+	struct turnc_alloc_opts o1 = { .even_port = true, .reserve_next = true };
+	struct turnc_alloc r1, r2;
+	struct turnc *t1 = alloc_cl(*state, "alice", "secret", &o1, &r1);
+
+	assert_int_equal(addr_port(&r1.relayed[0]) % 2, 0);
+	assert_true(r1.has_token);
+	struct turnc_alloc_opts o2 = { .has_token = true };
+	memcpy(o2.token, r1.token, sizeof(o2.token));
+	struct turnc *t2 = alloc_cl(*state, "bob", "pw", &o2, &r2);
+	assert_true(addr_ip_eq(&r1.relayed[0], &r2.relayed[0]));
+	assert_int_equal(addr_port(&r2.relayed[0]), addr_port(&r1.relayed[0]) + 1);
+	release(t2);
+	release(t1);
+}
+
+static void test_alloc_lifetime_clamped(void **state)
+{
+	struct turnc_alloc_opts o = { .lifetime = 100000 };
+	struct turnc_alloc res;
+	struct turnc *t = alloc_cl(*state, "alice", "secret", &o, &res);
+	uint32_t granted = 0;
+
+	assert_int_equal(res.lifetime, MAX_LIFETIME);
+	assert_int_equal(turnc_refresh(t, 99999, &granted), 0);
+	assert_int_equal(granted, MAX_LIFETIME);
+	release(t);
+}
+
+static void test_unknown_attribute(void **state)
+{
+	struct turnc *t = cl(*state, AF_INET, "alice", "secret");
+	const struct stun_msg *m;
+	const struct stun_attr *ua;
+
+	assert_stun_err(turnc_request(t, TURN_ALLOCATE, fill_unknown, NULL, true), t, 420);
+	m = turnc_response(t);
+	ua = stun_find(m, STUN_A_UNKNOWN_ATTRIBUTES);
+	assert_non_null(ua);
+	assert_int_equal(ua->len, 2);
+	assert_int_equal(stun_attr_val(m, ua)[0] << 8 | stun_attr_val(m, ua)[1], UNKNOWN_ATTR);
+	/* nothing was allocated: the next Refresh finds no allocation */
+	assert_stun_err(turnc_refresh(t, 600, NULL), t, 437);
+	turnc_close(t);
+}
+
+/* ---- quotas ------------------------------------------------------------------------- */
+
+static void test_user_quota(void **state)
+{
+	struct turnc_alloc res;
+	struct turnc *t[4];
+
+	for (int i = 0; i < 3; i++)
+		t[i] = alloc_cl(*state, "alice", "secret", NULL, &res);
+	t[3] = cl(*state, AF_INET, "alice", "secret");
+	assert_stun_err(turnc_allocate(t[3], NULL, &res), t[3], 486);
+	turnc_close(t[3]);
+	/* deleting one gives the quota back */
+	release(t[0]);
+	t[0] = alloc_cl(*state, "alice", "secret", NULL, &res);
+	for (int i = 0; i < 3; i++)
+		release(t[i]);
+}
+
+static void test_total_quota(void **state)
+{
+	struct turnc_alloc res;
+	struct turnc *t[4], *extra;
+
+	for (int i = 0; i < 3; i++)
+		t[i] = alloc_cl(*state, "alice", "secret", NULL, &res);
+	t[3] = alloc_cl(*state, "bob", "pw", NULL, &res);
+	/* bob is under his quota, the server is full */
+	extra = cl(*state, AF_INET, "bob", "pw");
+	assert_stun_err(turnc_allocate(extra, NULL, &res), extra, 508);
+	turnc_close(extra);
+	for (int i = 0; i < 4; i++)
+		release(t[i]);
+}
+
+/* ---- requests that need an allocation ----------------------------------------------- */
+
+static void test_no_allocation(void **state)
+{
+	struct turnc *t = cl(*state, AF_INET, "alice", "secret");
+	struct sockaddr_storage peer = A("127.0.0.1:9");
+
+	assert_stun_err(turnc_refresh(t, 600, NULL), t, 437);
+	assert_stun_err(turnc_create_permission(t, &peer, 1), t, 437);
+	assert_stun_err(turnc_channel_bind(t, 0x4000, &peer), t, 437);
+	turnc_close(t);
+}
+
+/* Bob's credentials on alice's 5-tuple: 441. The same local address is
+ * reused by closing alice's socket (the allocation stays on the server). */
+static void test_wrong_credentials(void **state)
+{
+	struct turnc_alloc res;
+	struct turnc *t = alloc_cl(*state, "alice", "secret", NULL, &res);
+	struct sockaddr_storage local;
+	struct turnc *bob = NULL, *again = NULL;
+	const struct daemon *d = *state;
+
+	assert_int_equal(turnc_local_addr(t, &local), 0);
+	turnc_close(t);
+	assert_int_equal(turnc_open(&bob, &d->srv4, &local, "bob", "pw"), 0);
+	set_fast(bob);
+	assert_stun_err(turnc_refresh(bob, 600, NULL), bob, 441);
+	turnc_close(bob);
+	/* alice's own credentials still work on it */
+	assert_int_equal(turnc_open(&again, &d->srv4, &local, "alice", "secret"), 0);
+	set_fast(again);
+	release(again);
+}
+
+/* ---- CreatePermission --------------------------------------------------------------- */
+
+static void test_permission_policy(void **state)
+{
+	struct turnc_alloc res;
+	struct turnc *t = alloc_cl(*state, "alice", "secret", NULL, &res);
+	struct sockaddr_storage ok = A("127.0.0.1:5000"), lo2 = A("127.0.0.2:5000"),
+				mapped = A("[::ffff:127.0.0.2]:5000"), priv = A("10.1.2.3:5000"),
+				v6 = A("[::1]:5000");
+
+	assert_int_equal(turnc_create_permission(t, &ok, 1), 0);
+	/* loopback, but not in allowed-peer-ip */
+	assert_stun_err(turnc_create_permission(t, &lo2, 1), t, 403);
+	/* the IPv4-mapped spelling of the same address */
+	assert_stun_err(turnc_create_permission(t, &mapped, 1), t, 403);
+	assert_stun_err(turnc_create_permission(t, &priv, 1), t, 403);
+	/* IPv6 peer on an IPv4-only allocation */
+	assert_stun_err(turnc_create_permission(t, &v6, 1), t, 443);
+	release(t);
+}
+
+static void test_permission_max(void **state)
+{
+	struct turnc_alloc res;
+	struct turnc *t = alloc_cl(*state, "alice", "secret", NULL, &res);
+	struct sockaddr_storage p = A("127.0.0.1:5000");
+
+	assert_int_equal(turnc_create_permission(t, &p, 1), 0);
+	for (int i = 1; i < MAX_PERMS; i++) {
+		char s[32];
+
+		snprintf(s, sizeof(s), "127.0.1.%d:5000", i);
+		p = A(s);
+		assert_int_equal(turnc_create_permission(t, &p, 1), 0);
+	}
+	/* refreshing an existing one is not a new permission */
+	assert_int_equal(turnc_create_permission(t, &p, 1), 0);
+	p = A("127.0.1.200:5000");
+	assert_stun_err(turnc_create_permission(t, &p, 1), t, 508);
+	release(t);
+}
+
+/* ---- ChannelBind -------------------------------------------------------------------- */
+
+static void test_channel_rules(void **state)
+{
+	struct turnc_alloc res;
+	struct turnc *t = alloc_cl(*state, "alice", "secret", NULL, &res);
+	struct sockaddr_storage pa = A("127.0.0.1:5001"), pb = A("127.0.0.1:5002");
+
+	assert_stun_err(turnc_channel_bind(t, 0x3FFF, &pa), t, 400);
+	assert_stun_err(turnc_channel_bind(t, 0x8000, &pa), t, 400);
+	assert_int_equal(turnc_channel_bind(t, 0x4000, &pa), 0);
+	/* channel 0x4000 belongs to A */
+	assert_stun_err(turnc_channel_bind(t, 0x4000, &pb), t, 400);
+	/* A has channel 0x4000 */
+	assert_stun_err(turnc_channel_bind(t, 0x4001, &pa), t, 400);
+	/* the same pair again is a refresh */
+	assert_int_equal(turnc_channel_bind(t, 0x4000, &pa), 0);
+	/* B is free to take another number */
+	assert_int_equal(turnc_channel_bind(t, 0x4001, &pb), 0);
+	release(t);
+}
+
+/* ---- data ---------------------------------------------------------------------------- */
+
+static void test_data_channel(void **state)
+{
+	struct turnc_alloc res;
+	struct turnc *t = alloc_cl(*state, "alice", "secret", NULL, &res);
+	struct sockaddr_storage pa, from, got_peer;
+	int pfd = peer_open("127.0.0.1", &pa);
+	static const char c2p[] = "client to peer over channel";
+	static const char p2c[] = "peer to client over channel";
+	char buf[256];
+	uint16_t ch = 0;
+	int n;
+
+	assert_int_equal(turnc_channel_bind(t, 0x4001, &pa), 0);
+	assert_int_equal(turnc_send_channel(t, 0x4001, c2p, sizeof(c2p)), 0);
+	n = peer_recv(pfd, WAIT_MS, buf, sizeof(buf), &from);
+	assert_int_equal(n, sizeof(c2p));
+	assert_memory_equal(buf, c2p, sizeof(c2p));
+	assert_true(addr_eq(&from, &res.relayed[0]));
+
+	peer_send(pfd, &res.relayed[0], p2c, sizeof(p2c));
+	n = turnc_recv(t, WAIT_MS, &got_peer, &ch, buf, sizeof(buf));
+	assert_int_equal(n, sizeof(p2c));
+	assert_int_equal(ch, 0x4001);
+	assert_true(addr_eq(&got_peer, &pa));
+	assert_memory_equal(buf, p2c, sizeof(p2c));
+	close(pfd);
+	release(t);
+}
+
+/* The permission is per IP: another port of a permitted IP without a
+ * channel reaches the client as a Data indication naming it. */
+static void test_data_indication(void **state)
+{
+	struct turnc_alloc res;
+	struct turnc *t = alloc_cl(*state, "alice", "secret", NULL, &res);
+	struct sockaddr_storage pa, pq, got_peer;
+	int pfd = peer_open("127.0.0.1", &pa), qfd = peer_open("127.0.0.1", &pq);
+	static const char msg[] = "no channel, permission only";
+	char buf[256];
+	uint16_t ch = 0xFFFF;
+	int n;
+
+	assert_int_equal(turnc_channel_bind(t, 0x4002, &pa), 0);
+	peer_send(qfd, &res.relayed[0], msg, sizeof(msg));
+	n = turnc_recv(t, WAIT_MS, &got_peer, &ch, buf, sizeof(buf));
+	assert_int_equal(n, sizeof(msg));
+	assert_int_equal(ch, 0);
+	assert_true(addr_eq(&got_peer, &pq));
+	assert_memory_equal(buf, msg, sizeof(msg));
+	close(pfd);
+	close(qfd);
+	release(t);
+}
+
+/* The same over an IPv6 relay, client on the IPv6 listener. */
+static void test_data_ipv6(void **state)
+{
+	struct turnc_alloc_opts o = { .family = STUN_FAMILY_IPV6 };
+	struct turnc_alloc res;
+	struct turnc *t = cl(*state, AF_INET6, "alice", "secret");
+	struct sockaddr_storage pa, from, got_peer;
+	int pfd = peer_open("::1", &pa);
+	static const char c2p[] = "v6 client to peer", p2c[] = "v6 peer to client";
+	char buf[256];
+	uint16_t ch = 0;
+	int n;
+
+	assert_int_equal(turnc_allocate(t, &o, &res), 0);
+	assert_relay_in_range(*state, &res.relayed[0], "::1");
+	assert_int_equal(turnc_channel_bind(t, 0x4FFF, &pa), 0);
+	assert_int_equal(turnc_send_channel(t, 0x4FFF, c2p, sizeof(c2p)), 0);
+	n = peer_recv(pfd, WAIT_MS, buf, sizeof(buf), &from);
+	assert_int_equal(n, sizeof(c2p));
+	assert_memory_equal(buf, c2p, sizeof(c2p));
+	assert_true(addr_eq(&from, &res.relayed[0]));
+	peer_send(pfd, &res.relayed[0], p2c, sizeof(p2c));
+	n = turnc_recv(t, WAIT_MS, &got_peer, &ch, buf, sizeof(buf));
+	assert_int_equal(n, sizeof(p2c));
+	assert_int_equal(ch, 0x4FFF);
+	assert_memory_equal(buf, p2c, sizeof(p2c));
+	close(pfd);
+	release(t);
+}
+
+/* Without a permission nothing passes either way; Send indications pass
+ * once it is installed. */
+static void test_permission_gates_data(void **state)
+{
+	struct turnc_alloc res;
+	struct turnc *t = alloc_cl(*state, "alice", "secret", NULL, &res);
+	struct sockaddr_storage pa, from, got_peer;
+	int pfd = peer_open("127.0.0.1", &pa);
+	static const char in[] = "unpermitted peer", out[] = "send indication";
+	char buf[256];
+	uint16_t ch;
+	int n;
+
+	peer_send(pfd, &res.relayed[0], in, sizeof(in));
+	assert_int_equal(turnc_recv(t, QUIET_MS, &got_peer, &ch, buf, sizeof(buf)), -ETIMEDOUT);
+	assert_int_equal(turnc_send_indication(t, &pa, out, sizeof(out)), 0);
+	assert_int_equal(peer_recv(pfd, QUIET_MS, buf, sizeof(buf), &from), -ETIMEDOUT);
+
+	assert_int_equal(turnc_create_permission(t, &pa, 1), 0);
+	assert_int_equal(turnc_send_indication(t, &pa, out, sizeof(out)), 0);
+	n = peer_recv(pfd, WAIT_MS, buf, sizeof(buf), &from);
+	assert_int_equal(n, sizeof(out));
+	assert_memory_equal(buf, out, sizeof(out));
+	assert_true(addr_eq(&from, &res.relayed[0]));
+	close(pfd);
+	release(t);
+}
+
+/* ---- Refresh ----------------------------------------------------------------------- */
+
+/* Sends one datagram from a connected socket: true if ICMP port
+ * unreachable came back (ECONNREFUSED) within the wait. */
+static bool port_refused(const struct sockaddr_storage *to, int ms)
+{
+	struct sockaddr_storage me;
+	int fd = peer_open("127.0.0.1", &me);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char b[8];
+	bool refused;
+
+	assert_int_equal(connect(fd, (const struct sockaddr *)to, addr_len(to)), 0);
+	assert_int_equal(send(fd, "ping", 4, 0), 4);
+	refused = poll(&p, 1, ms) > 0 && recv(fd, b, sizeof(b), MSG_DONTWAIT) < 0 &&
+		  errno == ECONNREFUSED;
+	close(fd);
+	return refused;
+}
+
+static void test_refresh_zero(void **state)
+{
+	struct turnc_alloc res;
+	struct turnc *t = alloc_cl(*state, "alice", "secret", NULL, &res);
+	uint32_t granted = 1;
+
+	/* while allocated the relay port is open (unpermitted data is dropped
+	 * silently) */
+	assert_false(port_refused(&res.relayed[0], QUIET_MS));
+	assert_int_equal(turnc_refresh(t, 0, &granted), 0);
+	assert_int_equal(granted, 0);
+	assert_stun_err(turnc_refresh(t, 600, NULL), t, 437);
+	assert_true(port_refused(&res.relayed[0], WAIT_MS));
+	turnc_close(t);
+}
+
+/* ---- malformed input ----------------------------------------------------------------- */
+
+static size_t build_binding(uint8_t *buf, size_t cap, bool fingerprint)
+{
+	uint8_t tid[STUN_TID_LEN];
+	struct stun_builder b;
+
+	assert_int_equal(getrandom(tid, sizeof(tid), 0), (ssize_t)sizeof(tid));
+	stun_build_init(&b, buf, cap, STUN_BINDING, STUN_REQUEST, tid);
+	stun_add_attr(&b, STUN_A_SOFTWARE, "conformance", 11);
+	if (fingerprint)
+		stun_add_fingerprint(&b);
+	return stun_build_finish(&b);
+}
+
+static void test_malformed(void **state)
+{
+	const struct daemon *d = *state;
+	struct turnc_alloc res;
+	struct turnc *t = alloc_cl(d, "alice", "secret", NULL, &res);
+	struct sockaddr_storage pa, from, mapped;
+	int pfd = peer_open("127.0.0.1", &pa), fd = turnc_fd(t);
+	uint8_t msg[STUN_MAX_MSG], resp[STUN_MAX_MSG];
+	static const uint8_t garbage[] = "\x00\x01\xff\xfe not a STUN message at all";
+	/* Binding header claiming 8 bytes of attributes; SOFTWARE says 0xFFF0 */
+	static const uint8_t huge_attr[] = {
+		0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xA4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+		0x80, 0x22, 0xFF, 0xF0, 'x', 'x', 'x', 'x',
+	};
+	/* channel 0x4000 (bound below) claiming 1000 bytes, carrying 8 */
+	static const uint8_t long_cd[] = { 0x40, 0x00, 0x03, 0xE8, 1, 2, 3, 4, 5, 6, 7, 8 };
+	size_t len;
+	char buf[64];
+
+	assert_int_equal(turnc_channel_bind(t, 0x4000, &pa), 0);
+	assert_int_equal(send(fd, garbage, sizeof(garbage), 0), (ssize_t)sizeof(garbage));
+	assert_int_equal(send(fd, msg, 0, 0), 0);
+	len = build_binding(msg, sizeof(msg), false);
+	assert_int_equal(send(fd, msg, len - 4, 0), (ssize_t)(len - 4));	/* truncated */
+	assert_int_equal(send(fd, msg, 10, 0), 10);				/* half a header */
+	assert_int_equal(send(fd, huge_attr, sizeof(huge_attr), 0), (ssize_t)sizeof(huge_attr));
+	assert_int_equal(send(fd, long_cd, sizeof(long_cd), 0), (ssize_t)sizeof(long_cd));
+	/* the bad ChannelData is dropped, not relayed in part */
+	assert_int_equal(peer_recv(pfd, QUIET_MS, buf, sizeof(buf), &from), -ETIMEDOUT);
+
+	/* a valid FINGERPRINT is answered, a wrong one is dropped */
+	len = build_binding(msg, sizeof(msg), true);
+	assert_true(turnc_raw(t, msg, len, resp, sizeof(resp)) > 0);
+	len = build_binding(msg, sizeof(msg), true);
+	msg[len - 1] ^= 0x01;
+	turnc_set_timers(t, 50, 1);
+	assert_int_equal(turnc_raw(t, msg, len, resp, sizeof(resp)), -ETIMEDOUT);
+	set_fast(t);
+
+	assert_true(daemon_alive(d));
+	assert_int_equal(turnc_binding(t, &mapped), 0);
+	/* and the allocation survived it all */
+	assert_int_equal(turnc_send_channel(t, 0x4000, "ok", 2), 0);
+	assert_int_equal(peer_recv(pfd, WAIT_MS, buf, sizeof(buf), &from), 2);
+	close(pfd);
+	release(t);
+}
+
+/* ---- main ------------------------------------------------------------------------------ */
+
+/* The daemon logs are kept and printed only when something failed. */
+static void dump_log(const struct daemon *d)
+{
+	char line[512];
+	FILE *f = fopen(d->log, "r");
+
+	if (!f)
+		return;
+	fprintf(stderr, "---- xturnd (%s) log %s ----\n", d->name, d->log);
+	while (fgets(line, sizeof(line), f))
+		fputs(line, stderr);
+	fclose(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest main_tests[] = {
+		cmocka_unit_test(test_binding_v4),
+		cmocka_unit_test(test_binding_v6),
+		cmocka_unit_test(test_auth_challenge),
+		cmocka_unit_test(test_auth_wrong_password),
+		cmocka_unit_test(test_auth_unknown_user),
+		cmocka_unit_test(test_rest_valid),
+		cmocka_unit_test(test_rest_expired),
+		cmocka_unit_test(test_rest_wrong_secret),
+		cmocka_unit_test(test_alloc_no_transport),
+		cmocka_unit_test(test_alloc_tcp),
+		cmocka_unit_test(test_alloc_twice),
+		cmocka_unit_test(test_alloc_retransmit),
+		cmocka_unit_test(test_alloc_ipv6),
+		cmocka_unit_test(test_alloc_dual),
+		cmocka_unit_test(test_alloc_even_port),
+		cmocka_unit_test(test_alloc_reservation),
+		cmocka_unit_test(test_alloc_lifetime_clamped),
+		cmocka_unit_test(test_unknown_attribute),
+		cmocka_unit_test(test_no_allocation),
+		cmocka_unit_test(test_wrong_credentials),
+		cmocka_unit_test(test_permission_policy),
+		cmocka_unit_test(test_permission_max),
+		cmocka_unit_test(test_channel_rules),
+		cmocka_unit_test(test_data_channel),
+		cmocka_unit_test(test_data_indication),
+		cmocka_unit_test(test_data_ipv6),
+		cmocka_unit_test(test_permission_gates_data),
+		cmocka_unit_test(test_refresh_zero),
+		cmocka_unit_test(test_malformed),
+	};
+	const struct CMUnitTest quota_tests[] = {
+		cmocka_unit_test(test_user_quota),
+		cmocka_unit_test(test_total_quota),
+	};
+	const struct CMUnitTest stale_tests[] = {
+		cmocka_unit_test(test_stale_nonce),
+	};
+	struct daemon *all[] = { &d_main, &d_quota, &d_stale };
+	int failed = 0;
+
+	failed += cmocka_run_group_tests_name("turn-main", main_tests, setup_main, teardown_main);
+	failed += cmocka_run_group_tests_name("turn-quota", quota_tests, setup_quota, teardown_quota);
+	failed += cmocka_run_group_tests_name("turn-stale", stale_tests, setup_stale, teardown_stale);
+	for (unsigned i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		if (failed)
+			dump_log(all[i]);
+		else
+			unlink(all[i]->log);
+	}
+	return failed;
+}
