@@ -22,9 +22,12 @@
  * cannot give one (no neighbour yet, no route, MTU), the original packet
  * goes up the stack, the kernel resolves the neighbour and the daemon
  * relays it. A rewritten packet is never passed to the kernel.
- * bpf_fib_lookup answers FWD_DISABLED unless forwarding is on for the
- * ingress device (net.ipv4.conf.IF.forwarding, net.ipv6.conf.IF.forwarding):
- * without it everything still works, through the daemon.
+ * bpf_fib_lookup answers FWD_DISABLED unless forwarding is on for the device
+ * it is given (net.ipv4.conf.IF.forwarding, net.ipv6.conf.IF.forwarding):
+ * that is xt_cfg.fib_ifindex, a device of the daemon's with forwarding on,
+ * so the host's interfaces need not route transit traffic. With 0 it is the
+ * ingress device; without forwarding there everything still works, through
+ * the daemon.
  *
  * VLAN: tagged frames (up to two tags) are parsed and forwarded only when
  * the next hop is out of the ingress device (XDP_TX, tags kept as they
@@ -523,7 +526,7 @@ static __always_inline void xt_set_ethertype(__u8 *l2hdr, __u32 l2, __be16 proto
  * two frames are never live at the same time.
  */
 static __noinline int xt_forward(struct xdp_md *ctx, const struct xt_pkt *p,
-				 struct xt_fwd *f, int cnt, __u32 cfg_flags)
+				 struct xt_fwd *f, int cnt, const struct xt_cfg *cfg)
 {
 	struct bpf_fib_lookup fib = {};
 	union {		/* one of the two; a union saves stack */
@@ -559,7 +562,9 @@ static __noinline int xt_forward(struct xdp_md *ctx, const struct xt_pkt *p,
 	fib.sport = f->sport;
 	fib.dport = f->dport;
 	fib.tot_len = l3 + ulen;
-	fib.ifindex = ctx->ingress_ifindex;
+	/* The device whose forwarding switch the kernel checks (see the
+	 * top); the egress it returns is compared with the ingress below. */
+	fib.ifindex = cfg->fib_ifindex ?: ctx->ingress_ifindex;
 	if (v4) {
 		fib.ipv4_src = f->saddr[3];
 		fib.ipv4_dst = f->daddr[3];
@@ -580,7 +585,7 @@ static __noinline int xt_forward(struct xdp_md *ctx, const struct xt_pkt *p,
 	dsum = xt_csum_region(ctx, f->data_off, f->dlen);
 	if (dsum < 0)
 		return XT_CNT_PASS_UNUSUAL;
-	if ((cfg_flags & XT_CFG_VERIFY_CSUM) && !xt_csum_ok(ctx, p, f, dsum)) {
+	if ((cfg->flags & XT_CFG_VERIFY_CSUM) && !xt_csum_ok(ctx, p, f, dsum)) {
 		f->verdict = XDP_DROP;
 		return XT_CNT_DROP_BAD_CSUM;
 	}
@@ -699,7 +704,7 @@ int xturn_xdp(struct xdp_md *ctx)
 	 * application data relayed (no headers), like the daemon's relaying. */
 	cnt = xt_classify(ctx, &p, &f);
 	if (cnt == XT_CNT_C2P || cnt == XT_CNT_P2C || cnt == XT_CNT_HAIRPIN)
-		cnt = xt_forward(ctx, &p, &f, cnt, cfg->flags);
+		cnt = xt_forward(ctx, &p, &f, cnt, cfg);
 	else
 		f.verdict = cnt >= XT_CNT_DROP_NO_PERM ? XDP_DROP : XDP_PASS;
 	xt_count(cnt, p.len);

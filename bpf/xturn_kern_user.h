@@ -16,7 +16,7 @@
 
 /* Bumped on any change to a struct below; the daemon refuses a program or a
  * pinned map of another version (xt_cfg.abi_version / map value sizes). */
-#define XT_ABI_VERSION 1
+#define XT_ABI_VERSION 2
 #define XT_MAGIC 0x5854524eU /* "XTRN" */
 
 /* Capacity of the binding maps. A full map degrades to userspace relaying. */
@@ -131,7 +131,10 @@ struct xt_cfg {
 	__u32 magic;		/* XT_MAGIC */
 	__u32 abi_version;	/* XT_ABI_VERSION */
 	__u32 flags;		/* enum xt_cfg_flags */
-	__u32 pad;
+	/* Device bpf_fib_lookup asks about (0: the ingress interface). The
+	 * kernel answers only for a device with forwarding on; the daemon's
+	 * lookup device has it, so the real interfaces need not. */
+	__u32 fib_ifindex;
 };
 
 enum xt_cfg_flags {

@@ -39,9 +39,13 @@ static const char *config_check_user(const char *v);
 static const char *config_check_peer(const char *v);
 static const char *config_check_ifname(const char *v);
 static const char *config_check_xdp_mode(const char *v);
+static const char *config_check_ip(const char *v);
 
 #define F(field) offsetof(struct config, field)
 #define FLAG(n, f, h) { .name = n, .type = CONFIG_FLAG, .off = F(f), .help = h }
+/* A flag that is on unless turned off with "no" (or false/0/off). */
+#define FLAG_ON(n, f, h) { .name = n, .type = CONFIG_FLAG, .off = F(f), .def = "yes", \
+	.arg = "yes|no", .help = h }
 #define UINT(n, f, lo, hi, d, h) { .name = n, .type = CONFIG_UINT, .off = F(f), \
 	.min = lo, .max = hi, .def = d, .arg = "N", .help = h }
 #define PORT(n, f, d, h) { .name = n, .type = CONFIG_PORT, .off = F(f), \
@@ -96,12 +100,22 @@ static const struct config_key config_keys[] = {
 	FLAG("keep-pins", keep_pins, "leave pinned maps at exit"),
 	LIST("xdp-interface", xdp_ifaces, config_check_ifname, "IFNAME",
 	     "also attach XDP to this interface (repeatable)"),
+	STR("xdp-lookup-device", xdp_lookup_dev, "xturn0", config_check_ifname, "IFNAME",
+	    "device created for the XDP route lookups, with forwarding on (only it)"),
+	FLAG_ON("xdp-verify-checksum", xdp_verify_csum,
+		"XDP drops relayed datagrams whose UDP checksum is wrong"),
 	{ .name = "log-level", .type = CONFIG_LOGLEVEL, .off = F(log_level), .def = "info",
 	  .arg = "error|warn|info|debug", .help = "log verbosity" },
 	{ .name = "verbose", .type = CONFIG_CONST, .off = F(log_level), .min = LOG_DEBUG,
 	  .help = "same as log-level=debug" },
 	FLAG("prometheus", prometheus, "serve metrics over HTTP"),
 	PORT("prometheus-port", prometheus_port, "9641", "metrics port"),
+	/* Loopback by default: the counters are no secret, but a scraper
+	 * elsewhere is a choice to make, not a default. */
+	STR("prometheus-ip", prometheus_ip, "127.0.0.1", config_check_ip, "IP",
+	    "metrics address (0.0.0.0 or :: for all)"),
+	STR("stats-socket", stats_socket, "/run/xturn/xturnd.sock", NULL, "PATH",
+	    "Unix socket answering with the JSON metrics (xturnstat)"),
 	UINT("relay-threads", workers, 0, 1024, "0", "relay threads (0: one per CPU)"),
 	/* coturn keys that describe what xturn always does (long-term
 	 * credentials, FINGERPRINT) or never does (TLS, DTLS, CLI, TCP relay):
@@ -127,6 +141,13 @@ static const char *config_check_user(const char *v)
 static const char *config_check_peer(const char *v)
 {
 	return policy_spec_check(v) ? "expected an IP, a CIDR or a range IP-IP" : NULL;
+}
+
+static const char *config_check_ip(const char *v)
+{
+	struct sockaddr_storage a;
+
+	return addr_parse(v, 0, &a) || addr_port(&a) ? "expected an IP address" : NULL;
 }
 
 static const char *config_check_ifname(const char *v)

@@ -57,10 +57,14 @@ struct config {
 	char pin_dir[CONFIG_MAX_STR];			/* bpf-pin-dir, /sys/fs/bpf/xturn */
 	bool keep_pins;					/* keep-pins */
 	struct config_list xdp_ifaces;			/* xdp-interface: extra/explicit */
+	char xdp_lookup_dev[CONFIG_MAX_STR];		/* xdp-lookup-device, xturn0 */
+	bool xdp_verify_csum;				/* xdp-verify-checksum, yes */
 	/* operations */
 	int log_level;					/* log-level: error|warn|info|debug */
 	bool prometheus;				/* prometheus */
 	uint16_t prometheus_port;			/* prometheus-port, 9641 */
+	char prometheus_ip[64];				/* prometheus-ip, 127.0.0.1 */
+	char stats_socket[108];				/* stats-socket (sun_path size) */
 	unsigned workers;				/* relay-threads, 0 = one per CPU */
 	char config_path[CONFIG_MAX_STR];		/* -c / --config */
 	bool demo;					/* --demo (command line only) */

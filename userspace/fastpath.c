@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #define FP_BPFFS "/sys/fs/bpf"
 #define FP_PROG_NAME "xturn_xdp"
 #define FP_RELAY_BUCKETS 4096
+#define FP_LOOKUP_DEV "xturn0"
 
 enum fp_mode { FP_AUTO, FP_NATIVE, FP_GENERIC };
 
@@ -56,6 +58,9 @@ struct fastpath {
 	enum fp_mode mode;
 	bool keep_pins;
 	char pin_dir[PATH_MAX - 64];	/* room for "/<map name>" */
+	struct xt_cfg cfg;		/* as written to xt_cfg */
+	char lookup_dev[IF_NAMESIZE];
+	int lookup_ifindex;		/* the lookup device, ours to delete; 0: none */
 	struct sockaddr_storage *addrs;
 	unsigned naddrs;
 	char (*ifaces)[IF_NAMESIZE];
@@ -391,6 +396,103 @@ unsigned fp_chan_count(struct fastpath *fp)
 	return XT_MAX_CHANNELS - fp->nfree;
 }
 
+/* ---- the lookup device ------------------------------------------------------ */
+
+/* Kinds of device that carry no traffic of their own. ifb, for kernels built
+ * without the dummy driver, drops whatever tc does not redirect to it. */
+static const char *const lookup_kinds[] = { "dummy", "ifb" };
+
+static bool lookup_kind_ok(const char *kind)
+{
+	for (size_t i = 0; i < sizeof(lookup_kinds) / sizeof(lookup_kinds[0]); i++)
+		if (!strcmp(kind, lookup_kinds[i]))
+			return true;
+	return false;
+}
+
+static int cfg_write(struct fastpath *fp)
+{
+	__u32 zero = 0;
+
+	return bpf_map_update_elem(bpf_map__fd(fp->skel->maps.xt_cfg), &zero, &fp->cfg, BPF_ANY);
+}
+
+/* net.ipv4/ipv6.conf.DEV.forwarding=1: per device and per network namespace. */
+static int forwarding_on(const char *dev)
+{
+	static const char *const fams[] = { "ipv4", "ipv6" };
+	char path[96];
+
+	for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
+		int fd, err = 0;
+
+		snprintf(path, sizeof(path), "/proc/sys/net/%s/conf/%s/forwarding", fams[i], dev);
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		/* A kernel without IPv6 has no IPv6 lookups to enable. */
+		if (fd < 0 && errno == ENOENT && i == 1)
+			continue;
+		if (fd < 0)
+			return -errno;
+		if (write(fd, "1", 1) != 1)
+			err = errno ? -errno : -EIO;
+		close(fd);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Creates the lookup device, or takes over the one a crashed run left, and
+ * turns forwarding on for it. 0, or -errno with why saying what failed. */
+static int lookup_dev_open(struct fastpath *fp, char *why, size_t whylen)
+{
+	struct nl_link l;
+	int err = -EOPNOTSUPP;
+
+	for (size_t i = 0; i < sizeof(lookup_kinds) / sizeof(lookup_kinds[0]) &&
+			   err == -EOPNOTSUPP; i++)
+		err = nl_link_add(fp->lookup_dev, lookup_kinds[i]);
+	if (err == -EOPNOTSUPP) {
+		say(why, whylen, "the kernel has neither the dummy nor the ifb driver");
+		return err;
+	}
+	if (!err || err == -EEXIST)
+		err = nl_link_get(fp->lookup_dev, &l);
+	if (err) {
+		say(why, whylen, "%s", strerror(-err));
+		return err;
+	}
+	/* Someone else's device: not ours to reconfigure or delete. */
+	if (!lookup_kind_ok(l.kind)) {
+		say(why, whylen, "a device of kind \"%s\" has that name", l.kind);
+		return -EEXIST;
+	}
+	fp->lookup_ifindex = l.ifindex;
+	err = nl_link_set_up(l.ifindex);
+	if (!err)
+		err = forwarding_on(fp->lookup_dev);
+	if (err)
+		say(why, whylen, "enabling it: %s", strerror(-err));
+	return err;
+}
+
+static void lookup_dev_close(struct fastpath *fp)
+{
+	if (fp->lookup_ifindex)
+		nl_link_del(fp->lookup_ifindex);
+	fp->lookup_ifindex = 0;
+}
+
+/* Deleted under us: look up with the ingress interface from now on (the
+ * kernel answers FWD_DISABLED there unless forwarding is on, and the daemon
+ * relays), and never delete a device that may get its ifindex. */
+static void lookup_dev_gone(struct fastpath *fp)
+{
+	fp->lookup_ifindex = 0;
+	fp->cfg.fib_ifindex = 0;
+	cfg_write(fp);
+}
+
 /* ---- interfaces ------------------------------------------------------------ */
 
 static struct fp_iface *iface_find(struct fastpath *fp, int ifindex)
@@ -428,7 +530,8 @@ static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_
 	size_t off = 0;
 	int err = -EINVAL;
 
-	if (iface_find(fp, l->ifindex))
+	/* The lookup device carries no traffic: nothing to attach to. */
+	if (iface_find(fp, l->ifindex) || l->ifindex == fp->lookup_ifindex)
 		return 0;
 	if (fp->nattached == XT_MAX_IFACES) {
 		say(why, whylen, "%s: more than %d interfaces", l->name, XT_MAX_IFACES);
@@ -569,9 +672,11 @@ static int netlink_cb(const struct nlmsghdr *nlh, void *data)
 	struct nl_event *ev = data;
 	struct nl_link l;
 
-	if (nlh->nlmsg_type == RTM_DELLINK && nl_parse_link(nlh, &l))
+	if (nlh->nlmsg_type == RTM_DELLINK && nl_parse_link(nlh, &l)) {
 		forget(ev->fp, l.ifindex);
-	else if (nlh->nlmsg_type == RTM_NEWLINK || nlh->nlmsg_type == RTM_NEWADDR)
+		if (l.ifindex == ev->fp->lookup_ifindex)
+			lookup_dev_gone(ev->fp);
+	} else if (nlh->nlmsg_type == RTM_NEWLINK || nlh->nlmsg_type == RTM_NEWADDR)
 		ev->rescan = true;
 	return MNL_CB_OK;
 }
@@ -715,9 +820,6 @@ static void pins_prepare(struct fastpath *fp, char *why, size_t whylen)
 static int fp_load(struct fastpath *fp, char *why, size_t whylen)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = fp->pin_dir);
-	struct xt_cfg cfg = { .magic = XT_MAGIC, .abi_version = XT_ABI_VERSION,
-			      .flags = XT_CFG_ENABLED };
-	__u32 zero = 0;
 	int err;
 
 	fp->skel = xturn_bpf__open_opts(&oo);
@@ -734,7 +836,7 @@ static int fp_load(struct fastpath *fp, char *why, size_t whylen)
 	}
 	/* Written before the first attach, so the program never sees a config
 	 * of zeroes with the fast path nominally on. */
-	err = bpf_map_update_elem(bpf_map__fd(fp->skel->maps.xt_cfg), &zero, &cfg, BPF_ANY);
+	err = cfg_write(fp);
 	if (err) {
 		say(why, whylen, "writing %s failed: %s", XT_MAP_CFG, strerror(-err));
 		return err;
@@ -763,9 +865,20 @@ static int parse_mode(const char *s, enum fp_mode *out)
 
 static int copy_opts(struct fastpath *fp, const struct fp_opts *o)
 {
+	const char *dev = o->lookup_dev ? o->lookup_dev : FP_LOOKUP_DEV;
+
 	fp->keep_pins = o->keep_pins;
-	if (snprintf(fp->pin_dir, sizeof(fp->pin_dir), "%s", o->pin_dir) >= (int)sizeof(fp->pin_dir))
+	if (snprintf(fp->pin_dir, sizeof(fp->pin_dir), "%s", o->pin_dir) >=
+	    (int)sizeof(fp->pin_dir) ||
+	    snprintf(fp->lookup_dev, sizeof(fp->lookup_dev), "%s", dev) >=
+	    (int)sizeof(fp->lookup_dev))
 		return -ENAMETOOLONG;
+	/* It becomes part of a /proc/sys path. */
+	if (!*dev || strchr(dev, '/'))
+		return -EINVAL;
+	fp->cfg = (struct xt_cfg){ .magic = XT_MAGIC, .abi_version = XT_ABI_VERSION,
+				   .flags = XT_CFG_ENABLED |
+					    (o->verify_csum ? XT_CFG_VERIFY_CSUM : 0) };
 	fp->addrs = calloc(o->naddrs + 1, sizeof(*fp->addrs));
 	fp->ifaces = calloc(o->nifaces + 1, sizeof(*fp->ifaces));
 	if (!fp->addrs || !fp->ifaces)
@@ -794,7 +907,7 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 {
 	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
 	struct fastpath *fp;
-	char note[256];
+	char note[256], lookup[160];
 	int err;
 
 	*out = NULL;
@@ -818,6 +931,13 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 	err = pin_dir_prepare(fp->pin_dir, why, whylen);
 	if (err)
 		goto fail;
+	/* Before fp_load(), which writes its ifindex into xt_cfg. Without it
+	 * the program looks up with the ingress interface. */
+	if (lookup_dev_open(fp, lookup, sizeof(lookup)))
+		lookup_dev_close(fp);
+	else
+		lookup[0] = '\0';
+	fp->cfg.fib_ifindex = (__u32)fp->lookup_ifindex;
 	err = fp_load(fp, why, whylen);
 	if (err)
 		goto fail;
@@ -833,7 +953,12 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 	err = scan(fp, true, why, whylen);
 	if (err)
 		goto fail;
-	say(why, whylen, "%s", note);
+	if (lookup[0])
+		say(why, whylen, "%s%sno lookup device %s (%s): the fast path needs forwarding "
+		    "on the interfaces (net.ipv4.conf.IF.forwarding, net.ipv6.conf.IF.forwarding) "
+		    "or the dummy module", note, note[0] ? "; " : "", fp->lookup_dev, lookup);
+	else
+		say(why, whylen, "%s", note);
 	*out = fp;
 	return 0;
 fail:
@@ -850,6 +975,7 @@ void fp_close(struct fastpath *fp)
 	xdp_program__close(fp->prog);
 	if (fp->nl)
 		mnl_socket_close(fp->nl);
+	lookup_dev_close(fp);
 	/* Map by map: bpf_object__unpin_maps() stops at the first pin that
 	 * is missing (a failed open may have pinned none). */
 	if (fp->skel && !fp->keep_pins) {

@@ -19,6 +19,13 @@ struct fp_opts {
 	const char *pin_dir;	/* bpffs directory for the maps; mounted if needed */
 	const char *mode;	/* "auto" (native, then generic), "native", "generic" */
 	bool keep_pins;		/* leave the pinned maps behind on fp_close() */
+	bool verify_csum;	/* drop relayed datagrams with a wrong UDP checksum */
+	/* Device for bpf_fib_lookup, created by fp_open and deleted by
+	 * fp_close (NULL: "xturn0"). The kernel only answers a lookup for a
+	 * device with forwarding on: this one gets it, the real interfaces
+	 * need not (forwarding there would route transit traffic and, for
+	 * IPv6, ignore Router Advertisements). */
+	const char *lookup_dev;
 	/* Addresses whose interfaces get the program (listeners and relays;
 	 * the any-address means every up, non-loopback interface). */
 	const struct sockaddr_storage *addrs;
@@ -31,7 +38,7 @@ struct fp_opts {
 /* Loads and attaches. On failure returns -errno and writes one line for
  * the log saying why (the daemon then relays everything in userspace).
  * On success why is empty or holds a note worth logging (pinned maps of
- * another ABI were replaced). */
+ * another ABI were replaced, no lookup device: see lookup_dev). */
 int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t whylen);
 /* Detaches, unpins (unless keep_pins) and frees. NULL is fine. */
 void fp_close(struct fastpath *fp);

@@ -10,6 +10,17 @@
 
 #include "netlink.h"
 
+static void parse_kind(const struct nlattr *linkinfo, struct nl_link *out)
+{
+	const struct nlattr *attr;
+
+	mnl_attr_for_each_nested(attr, linkinfo) {
+		if (mnl_attr_get_type(attr) == IFLA_INFO_KIND &&
+		    mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0)
+			strncpy(out->kind, mnl_attr_get_str(attr), sizeof(out->kind) - 1);
+	}
+}
+
 bool nl_parse_link(const struct nlmsghdr *nlh, struct nl_link *out)
 {
 	const struct ifinfomsg *ifi;
@@ -26,6 +37,9 @@ bool nl_parse_link(const struct nlmsghdr *nlh, struct nl_link *out)
 		if (mnl_attr_get_type(attr) == IFLA_IFNAME &&
 		    mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0)
 			strncpy(out->name, mnl_attr_get_str(attr), sizeof(out->name) - 1);
+		else if (mnl_attr_get_type(attr) == IFLA_LINKINFO &&
+			 mnl_attr_validate(attr, MNL_TYPE_NESTED) == 0)
+			parse_kind(attr, out);
 	}
 	return true;
 }
@@ -96,12 +110,13 @@ static int dump_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-static int dump(uint16_t type, struct dump *d)
+/* Sends one request (NLM_F_ACK added) on a socket of its own and feeds every
+ * answer to cb until the acknowledgement or the end of a dump.
+ * 0 or -errno (the kernel's answer for a refused request). */
+static int request(struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct mnl_socket *nl;
-	struct nlmsghdr *nlh;
-	struct rtgenmsg *rt;
 	unsigned seq = (unsigned)time(NULL), portid;
 	ssize_t len;
 	int ret, err = 0;
@@ -114,12 +129,8 @@ static int dump(uint16_t type, struct dump *d)
 		goto out;
 	}
 	portid = mnl_socket_get_portid(nl);
-	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = type;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
 	nlh->nlmsg_seq = seq;
-	rt = mnl_nlmsg_put_extra_header(nlh, sizeof(*rt));
-	rt->rtgen_family = AF_UNSPEC;
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
 		err = -errno;
 		goto out;
@@ -130,12 +141,28 @@ static int dump(uint16_t type, struct dump *d)
 			err = -errno;
 			goto out;
 		}
-		ret = mnl_cb_run(buf, (size_t)len, seq, portid, dump_cb, d);
+		errno = 0;
+		ret = mnl_cb_run(buf, (size_t)len, seq, portid, cb, data);
 	} while (ret > MNL_CB_STOP);
 	if (ret < 0)
 		err = errno ? -errno : -EIO;
 out:
 	mnl_socket_close(nl);
+	return err;
+}
+
+static int dump(uint16_t type, struct dump *d)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct rtgenmsg *rt;
+	int err;
+
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_DUMP;
+	rt = mnl_nlmsg_put_extra_header(nlh, sizeof(*rt));
+	rt->rtgen_family = AF_UNSPEC;
+	err = request(nlh, dump_cb, d);
 	if (err) {
 		free(d->items);
 		d->items = NULL;
@@ -188,4 +215,68 @@ struct mnl_socket *nl_subscribe(unsigned groups)
 		return NULL;
 	}
 	return nl;
+}
+
+/* An RTM_*LINK request about ifindex and/or name. */
+static struct nlmsghdr *link_msg(char *buf, uint16_t type, uint16_t flags, int ifindex,
+				 const char *name)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifi;
+
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = flags;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = ifindex;
+	if (name)
+		mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	return nlh;
+}
+
+static int link_get_cb(const struct nlmsghdr *nlh, void *data)
+{
+	nl_parse_link(nlh, data);
+	return MNL_CB_OK;
+}
+
+int nl_link_get(const char *name, struct nl_link *out)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	err = request(link_msg(buf, RTM_GETLINK, 0, 0, name), link_get_cb, out);
+	if (!err && !out->ifindex)
+		err = -ENODEV;
+	return err;
+}
+
+int nl_link_add(const char *name, const char *kind)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = link_msg(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, name);
+	struct nlattr *info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+
+	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, kind);
+	mnl_attr_nest_end(nlh, info);
+	return request(nlh, NULL, NULL);
+}
+
+int nl_link_set_up(int ifindex)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = link_msg(buf, RTM_NEWLINK, 0, ifindex, NULL);
+	struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+
+	ifi->ifi_flags = IFF_UP;
+	ifi->ifi_change = IFF_UP;
+	return request(nlh, NULL, NULL);
+}
+
+int nl_link_del(int ifindex)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+
+	return request(link_msg(buf, RTM_DELLINK, 0, ifindex, NULL), NULL, NULL);
 }

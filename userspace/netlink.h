@@ -13,6 +13,7 @@ struct nl_link {
 	int ifindex;
 	unsigned flags;		/* IFF_* */
 	char name[IF_NAMESIZE];
+	char kind[16];		/* IFLA_INFO_KIND ("veth", "dummy"...), "" if none */
 };
 
 struct nl_addr {
@@ -24,6 +25,14 @@ struct nl_addr {
  * 0 or -errno. */
 int nl_dump_links(struct nl_link **out, size_t *n);
 int nl_dump_addrs(struct nl_addr **out, size_t *n);
+
+/* One link by name: 0, -ENODEV or -errno. */
+int nl_link_get(const char *name, struct nl_link *out);
+/* Creates link name of kind (no options): 0, -EEXIST if the name is taken,
+ * -EOPNOTSUPP if the kernel has no such kind, or -errno. */
+int nl_link_add(const char *name, const char *kind);
+int nl_link_set_up(int ifindex);
+int nl_link_del(int ifindex);
 
 /* A non-blocking socket in the RTMGRP_* groups; NULL and errno on failure. */
 struct mnl_socket *nl_subscribe(unsigned groups);

@@ -203,6 +203,8 @@ int main(int argc, char **argv)
 			.pin_dir = cfg.pin_dir,
 			.mode = cfg.xdp_mode,
 			.keep_pins = cfg.keep_pins,
+			.verify_csum = cfg.xdp_verify_csum,
+			.lookup_dev = cfg.xdp_lookup_dev,
 			.addrs = addrs,
 			.ifaces = cfg.xdp_ifaces.v,
 			.nifaces = cfg.xdp_ifaces.n,
@@ -222,8 +224,9 @@ int main(int argc, char **argv)
 			log_warn("fast path: off, relaying in userspace: %s", err);
 			fp = NULL;
 		} else {
-			log_info("fast path: XDP on, maps pinned in %s%s%s", cfg.pin_dir,
-				 err[0] ? "; " : "", err);
+			log_info("fast path: XDP on, maps pinned in %s", cfg.pin_dir);
+			if (err[0])	/* a note worth an operator's eye */
+				log_warn("fast path: %s", err);
 		}
 	}
 

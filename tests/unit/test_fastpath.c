@@ -120,6 +120,64 @@ static bool in_tx_ports(const char *ifname)
 	return found;
 }
 
+/* net.<fam>.conf.<dev>.forwarding; -1 if there is no such file. */
+static int forwarding(const char *fam, const char *dev)
+{
+	char path[128];
+	FILE *f;
+	int v = -1;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/%s/conf/%s/forwarding", fam, dev);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%d", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+/* Does `ip -o -d link show dev` match the extended regex? */
+static bool link_matches(const char *dev, const char *ere)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "ip -o -d link show dev %s 2>/dev/null | grep -Eq '%s'",
+		 dev, ere);
+	return system(cmd) == 0;
+}
+
+#define LOOKUP_KIND " (dummy|ifb) "	/* ifb where the kernel lacks dummy */
+#define IS_UP "<([^>]*,)?UP[,>]"
+
+static struct xt_cfg read_cfg(void)
+{
+	struct xt_cfg cfg;
+	__u32 zero = 0;
+
+	assert_true(has_key(XT_MAP_CFG, &zero, &cfg));
+	return cfg;
+}
+
+/* The lookup device as fp_open leaves it: a dummy (or ifb), up, forwarding
+ * on for it and nowhere else, its ifindex in xt_cfg, no XDP on it. */
+static void check_lookup_dev(const char *dev)
+{
+	int ifindex = (int)if_nametoindex(dev);
+
+	assert_int_not_equal(ifindex, 0);
+	assert_true(link_matches(dev, LOOKUP_KIND));
+	assert_true(link_matches(dev, IS_UP));
+	assert_int_equal(forwarding("ipv4", dev), 1);
+	assert_int_equal(forwarding("ipv6", dev), 1);
+	assert_int_equal(forwarding("ipv4", "a0"), 0);
+	assert_int_equal(forwarding("ipv6", "a0"), 0);
+	assert_int_equal(forwarding("ipv4", "all"), 0);
+	assert_int_equal(forwarding("ipv6", "all"), 0);
+	assert_int_equal(read_cfg().fib_ifindex, ifindex);
+	assert_int_equal(xdp_prog(dev, NULL), 0);
+}
+
 static int open_fp(struct fastpath **fp, const char *addr, const char *mode, bool keep,
 		   char *why, size_t whylen)
 {
@@ -172,13 +230,100 @@ static void test_open_attach_close(void **state)
 	assert_true(has_key(XT_MAP_CFG, &zero, &cfg));
 	assert_int_equal(cfg.magic, XT_MAGIC);
 	assert_int_equal(cfg.abi_version, XT_ABI_VERSION);
-	assert_int_equal(cfg.flags & XT_CFG_ENABLED, XT_CFG_ENABLED);
+	assert_int_equal(cfg.flags, XT_CFG_ENABLED);	/* verify_csum unset */
+	check_lookup_dev("xturn0");
 
 	fp_close(fp);
 	assert_int_equal(xdp_prog("a0", NULL), 0);
 	for (unsigned i = 0; i < NMAPS; i++)
 		assert_false(pin_exists(map_names[i]));
 	assert_int_equal(access(pin_dir, F_OK), -1);
+	assert_int_equal(if_nametoindex("xturn0"), 0);
+}
+
+static void test_verify_csum_and_lookup_name(void **state)
+{
+	struct sockaddr_storage a = ss("10.11.0.1");
+	struct fp_opts o = { .pin_dir = pin_dir, .mode = "auto", .addrs = &a, .naddrs = 1,
+			     .verify_csum = true, .lookup_dev = "xlk1" };
+	struct fastpath *fp;
+	char why[256];
+
+	assert_int_equal(fp_open(&fp, &o, why, sizeof(why)), 0);
+	assert_string_equal(why, "");
+	assert_int_equal(read_cfg().flags, XT_CFG_ENABLED | XT_CFG_VERIFY_CSUM);
+	check_lookup_dev("xlk1");
+	assert_int_equal(if_nametoindex("xturn0"), 0);
+	fp_close(fp);
+	assert_int_equal(if_nametoindex("xlk1"), 0);
+
+	o.lookup_dev = "../all";	/* a /proc/sys path, not a device */
+	assert_int_equal(fp_open(&fp, &o, why, sizeof(why)), -EINVAL);
+	o.lookup_dev = "a-name-too-long-for-a-device";
+	assert_int_equal(fp_open(&fp, &o, why, sizeof(why)), -ENAMETOOLONG);
+	assert_null(fp);
+}
+
+/* A lookup device left by a crashed run is taken over, then removed. */
+static void test_lookup_dev_leftover(void **state)
+{
+	struct fastpath *fp;
+	char why[256];
+	unsigned old;
+
+	sh("ip link add xturn0 type dummy 2>/dev/null || ip link add xturn0 type ifb");
+	old = if_nametoindex("xturn0");
+	assert_int_equal(forwarding("ipv4", "xturn0"), 0);
+	assert_false(link_matches("xturn0", IS_UP));
+
+	assert_int_equal(open_fp(&fp, "10.11.0.1", "auto", false, why, sizeof(why)), 0);
+	assert_string_equal(why, "");
+	assert_int_equal(if_nametoindex("xturn0"), old);
+	check_lookup_dev("xturn0");
+	fp_close(fp);
+	assert_int_equal(if_nametoindex("xturn0"), 0);
+}
+
+/* Someone else's device has the name: left alone, the program looks up with
+ * the ingress interface, and fp_open says what that costs. */
+static void test_lookup_dev_taken(void **state)
+{
+	struct fastpath *fp;
+	char why[512];
+	unsigned ifindex;
+
+	sh("ip link add xturn0 type veth peer name xturn1");
+	ifindex = if_nametoindex("xturn0");
+	assert_int_equal(open_fp(&fp, "10.11.0.1", "auto", false, why, sizeof(why)), 0);
+	assert_non_null(strstr(why, "xturn0"));
+	assert_non_null(strstr(why, "veth"));
+	assert_non_null(strstr(why, "net.ipv4.conf.IF.forwarding"));
+	assert_non_null(strstr(why, "dummy"));
+	assert_int_equal(read_cfg().fib_ifindex, 0);
+	assert_int_equal(forwarding("ipv4", "xturn0"), 0);
+	assert_int_equal(forwarding("ipv6", "xturn0"), 0);
+	fp_close(fp);
+	assert_int_equal(if_nametoindex("xturn0"), ifindex);
+	sh("ip link del xturn0");
+}
+
+/* Deleted under the daemon: lookups fall back to the ingress interface and
+ * fp_close leaves a new device of that name alone. */
+static void test_lookup_dev_deleted(void **state)
+{
+	struct fastpath *fp = open_ok("10.11.0.1", "auto", false);
+	unsigned again;
+
+	check_lookup_dev("xturn0");
+	sh("ip link del xturn0");
+	fp_netlink_event(fp);
+	assert_int_equal(read_cfg().fib_ifindex, 0);
+	sh("ip link add xturn0 type veth peer name xturn1");
+	again = if_nametoindex("xturn0");
+	fp_netlink_event(fp);
+	fp_close(fp);
+	assert_int_equal(if_nametoindex("xturn0"), again);
+	sh("ip link del xturn0");
 }
 
 static void test_modes(void **state)
@@ -362,7 +507,7 @@ static void test_restart_after_crash(void **state)
 	struct fastpath *fp;
 	pid_t pid = fork();
 	int status;
-	__u32 old;
+	__u32 old, lookup;
 
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -374,12 +519,17 @@ static void test_restart_after_crash(void **state)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	old = xdp_prog("a0", NULL);
 	assert_int_not_equal(old, 0);
+	lookup = if_nametoindex("xturn0");
+	assert_int_not_equal(lookup, 0);
 
 	fp = open_ok("10.11.0.1", "auto", false);
 	assert_int_not_equal(xdp_prog("a0", NULL), 0);
 	assert_int_not_equal(xdp_prog("a0", NULL), old);
+	assert_int_equal(if_nametoindex("xturn0"), lookup);
+	check_lookup_dev("xturn0");
 	fp_close(fp);
 	assert_int_equal(xdp_prog("a0", NULL), 0);
+	assert_int_equal(if_nametoindex("xturn0"), 0);
 }
 
 static void check_chan(const struct fp_chan *c, const char *client6, const char *relay6,
@@ -597,6 +747,7 @@ static void test_netlink_follow(void **state)
 	fp = open_ok("0.0.0.0:3478", "auto", false);
 	assert_int_not_equal(xdp_prog("a0", NULL), 0);
 	assert_int_not_equal(xdp_prog("a1", NULL), 0);
+	assert_int_equal(xdp_prog("xturn0", NULL), 0);	/* up, but no traffic */
 	sh("ip link add c0 type veth peer name c1 && ip link set c0 up");
 	fp_netlink_event(fp);
 	assert_int_not_equal(xdp_prog("c0", NULL), 0);
@@ -643,6 +794,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_attach_close),
+		cmocka_unit_test(test_verify_csum_and_lookup_name),
+		cmocka_unit_test(test_lookup_dev_leftover),
+		cmocka_unit_test(test_lookup_dev_taken),
+		cmocka_unit_test(test_lookup_dev_deleted),
 		cmocka_unit_test(test_modes),
 		cmocka_unit_test(test_fallback_and_ifaces),
 		cmocka_unit_test(test_no_interface),

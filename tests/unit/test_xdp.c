@@ -4,7 +4,8 @@
  *
  * Runs as root in a network namespace of its own (unshare at start, gone
  * at exit) with two veth devices, addresses and permanent neighbours, so
- * bpf_fib_lookup gives known results. Maps are not pinned. */
+ * bpf_fib_lookup gives known results. Forwarding is off on the veths and on
+ * on a lookup device (xf), as xturnd sets things up. Maps are not pinned. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
@@ -29,6 +30,7 @@
 
 static struct xturn_bpf *skel;
 static int if_a, if_c;	/* xa: clients' side, xc: peers' side */
+static int if_f;	/* xf: the lookup device (xt_cfg.fib_ifindex) */
 
 static const uint8_t MAC_XA[6] = { 2, 0, 0, 0, 0x0a, 1 };
 static const uint8_t MAC_XC[6] = { 2, 0, 0, 0, 0x0c, 1 };
@@ -43,8 +45,11 @@ static const char *const netns_setup[] = {
 	"ip link set xa up && ip link set xap up && ip link set xc up && ip link set xcp up",
 	"ip addr add 10.0.1.1/24 dev xa && ip addr add 10.0.2.1/24 dev xc",
 	"ip -6 addr add fd00:1::1/64 dev xa nodad && ip -6 addr add fd00:2::1/64 dev xc nodad",
-	/* bpf_fib_lookup wants forwarding on the ingress device. */
-	"sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv6.conf.all.forwarding=1",
+	/* bpf_fib_lookup wants forwarding on the device it is given: the
+	 * lookup device, as xturnd's (dummy, or ifb where the kernel lacks it). */
+	"ip link add xf type dummy 2>/dev/null || ip link add xf type ifb",
+	"ip link set xf up",
+	"sysctl -qw net.ipv4.conf.xf.forwarding=1 net.ipv6.conf.xf.forwarding=1",
 	"ip neigh replace 10.0.1.2 lladdr 02:00:00:00:01:02 dev xa nud permanent",
 	"ip neigh replace 10.0.1.4 lladdr 02:00:00:00:01:04 dev xa nud permanent",
 	"ip neigh replace 10.0.2.2 lladdr 02:00:00:00:02:02 dev xc nud permanent",
@@ -73,6 +78,7 @@ static const char *const netns_setup[] = {
 #define LB "10.0.2.1:3478"	/*   B's listener */
 #define RH "10.0.2.1:50012"	/* hairpin to a relay with no binding */
 #define RH2 "10.0.2.1:50013"
+#define R4H "10.0.2.1:50020"	/* RFC 5766 channel number (0x5000-0x7FFF) */
 
 struct binding {
 	const char *client, *listener, *relay, *peer;
@@ -90,6 +96,7 @@ static const struct binding bindings[] = {
 	{ C4, L4, RA, RB, 0x4006, 7 },
 	{ CB, LB, RB, RA, 0x4007, 8 },
 	{ C4, L4, RH, RH2, 0x4008, 9 },
+	{ C4, L4, R4H, P4, 0x6dc4, 10 },
 };
 
 /* ---- frames ---------------------------------------------------------- */
@@ -366,12 +373,29 @@ static void add_binding(const struct binding *b)
 	add_perm(b->relay, b->peer);
 }
 
-static void set_cfg(uint32_t flags)
+static void set_cfg(uint32_t flags, int fib_ifindex)
 {
-	struct xt_cfg c = { .magic = XT_MAGIC, .abi_version = XT_ABI_VERSION, .flags = flags };
+	struct xt_cfg c = { .magic = XT_MAGIC, .abi_version = XT_ABI_VERSION, .flags = flags,
+			    .fib_ifindex = (uint32_t)fib_ifindex };
 	uint32_t zero = 0;
 
 	update(skel->maps.xt_cfg, &zero, &c);
+}
+
+/* net.ipv4/ipv6.conf.DEV.forwarding */
+static void set_forwarding(const char *dev, bool on)
+{
+	static const char *const fams[] = { "ipv4", "ipv6" };
+	char path[96];
+	FILE *f;
+
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "/proc/sys/net/%s/conf/%s/forwarding", fams[i], dev);
+		f = fopen(path, "w");
+		assert_non_null(f);
+		assert_true(fputs(on ? "1" : "0", f) >= 0);
+		assert_int_equal(fclose(f), 0);
+	}
 }
 
 static void read_stats(struct xt_count out[XT_CNT_MAX])
@@ -408,9 +432,17 @@ static struct xt_chan_count read_chan(uint32_t slot)
 
 enum { IN_A = 0, IN_C };
 
+/* Which device bpf_fib_lookup is given, and forwarding on the veths. */
+enum fib_dev {
+	FIB_LOOKUP_DEV = 0,	/* xf (forwarding on); forwarding off on xa, xc */
+	FIB_INGRESS_FWD,	/* fib_ifindex 0: the ingress; forwarding on xa, xc */
+	FIB_INGRESS_NOFWD,	/* fib_ifindex 0, forwarding off on xa, xc */
+};
+
 struct tcase {
 	const char *name;
 	int ingress;		/* IN_A (default) or IN_C */
+	enum fib_dev fib;
 	bool disabled;		/* xt_cfg without XT_CFG_ENABLED */
 	uint32_t flags;		/* extra xt_cfg flags */
 	struct frame in;
@@ -558,6 +590,34 @@ static const struct tcase cases[] = {
 	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_UNUSUAL },
 	{ "disabled", .disabled = true, .in = { C4, L4, .pl = CD(0x4000, 100) },
 	  .verdict = XDP_PASS },
+	{ "c2p_v4_rfc5766_channel", .in = { C4, L4, .pl = CD(0x6dc4, 60, .seed = 27) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 10,
+	  .out = TO(R4H, P4, MAC_XC, MAC_P, .pl = RAW(60, .seed = 27)) },
+	{ "p2c_v4_rfc5766_channel", .ingress = IN_C, .in = { P4, R4H, .pl = RAW(61, .seed = 28) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 10,
+	  .out = TO(L4, C4, MAC_XA, MAC_C, .pl = CD(0x6dc4, 61, .seed = 28)) },
+	/* No lookup device: the ingress's forwarding switch decides. */
+	{ "c2p_v4_ingress_forwarding", .fib = FIB_INGRESS_FWD,
+	  .in = { C4, L4, .pl = CD(0x4000, 100, .seed = 29) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(100, .seed = 29)) },
+	{ "p2c_v6_ingress_forwarding", .fib = FIB_INGRESS_FWD, .ingress = IN_C,
+	  .in = { P6, R6, .pl = RAW(70, .seed = 30) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 2,
+	  .out = TO(L6, C6, MAC_XA, MAC_C, .pl = CD(0x4001, 70, .seed = 30)) },
+	{ "c2p_tx_ingress_forwarding", .fib = FIB_INGRESS_FWD,
+	  .in = { C4, L4, .pl = CD(0x4004, 90, .seed = 31) },
+	  .verdict = XDP_TX, .counter = XT_CNT_C2P, .c2p_slot = 5,
+	  .out = TO(R4T, PT, MAC_XA, MAC_T, .pl = RAW(90, .seed = 31)) },
+	{ "c2p_v4_ingress_no_forwarding", .fib = FIB_INGRESS_NOFWD,
+	  .in = { C4, L4, .pl = CD(0x4000, 100) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_FIB },
+	{ "p2c_v6_ingress_no_forwarding", .fib = FIB_INGRESS_NOFWD, .ingress = IN_C,
+	  .in = { P6, R6, .pl = RAW(70) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_FIB },
+	{ "c2p_tx_ingress_no_forwarding", .fib = FIB_INGRESS_NOFWD,
+	  .in = { C4, L4, .pl = CD(0x4004, 90) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_FIB },
 };
 
 static int run_prog(const uint8_t *in, size_t n, int ifindex, uint8_t *out, size_t *outlen)
@@ -584,7 +644,9 @@ static void run_case(void **state)
 	n = build(&t->in, in);
 	if (t->truncate)
 		n = t->truncate;
-	set_cfg(t->disabled ? 0 : XT_CFG_ENABLED | t->flags);
+	set_cfg(t->disabled ? 0 : XT_CFG_ENABLED | t->flags, t->fib == FIB_LOOKUP_DEV ? if_f : 0);
+	set_forwarding("xa", t->fib == FIB_INGRESS_FWD);
+	set_forwarding("xc", t->fib == FIB_INGRESS_FWD);
 	read_stats(before);
 	cb[0] = read_chan(t->c2p_slot);
 	cb[1] = read_chan(t->p2c_slot);
@@ -634,7 +696,7 @@ static void cfg_guard(void **state)
 	c.magic = 0;
 	update(skel->maps.xt_cfg, &zero, &c);
 	assert_int_equal(run_prog(in, n, if_a, out, &outlen), XDP_PASS);
-	set_cfg(XT_CFG_ENABLED);
+	set_cfg(XT_CFG_ENABLED, if_f);
 	outlen = sizeof(out);
 	assert_int_equal(run_prog(in, n, if_a, out, &outlen), XDP_REDIRECT);
 }
@@ -649,7 +711,7 @@ static void tx_port_missing(void **state)
 	size_t n = build(&f, in), outlen = sizeof(out);
 
 	(void)state;
-	set_cfg(XT_CFG_ENABLED);
+	set_cfg(XT_CFG_ENABLED, if_f);
 	read_stats(before);
 	assert_int_equal(bpf_map_delete_elem(bpf_map__fd(skel->maps.xt_tx_ports), &if_c), 0);
 	assert_int_equal(run_prog(in, n, if_a, out, &outlen), XDP_PASS);
@@ -676,7 +738,8 @@ static int setup(void **state)
 	}
 	if_a = (int)if_nametoindex("xa");
 	if_c = (int)if_nametoindex("xc");
-	if (!if_a || !if_c)
+	if_f = (int)if_nametoindex("xf");
+	if (!if_a || !if_c || !if_f)
 		return -1;
 
 	skel = xturn_bpf__open();
