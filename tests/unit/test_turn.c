@@ -57,6 +57,13 @@ static struct daemon d_stale = {
 	.name = "stale",
 	.extra = { "--user-quota=3", "--total-quota=32", "--stale-nonce=1" },
 };
+/* Reads a config file that the reload test rewrites before SIGHUP. */
+static char reload_conf[64];
+static char reload_flag[80];
+static struct daemon d_reload = {
+	.name = "reload",
+	.extra = { reload_flag },
+};
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -367,6 +374,29 @@ static int daemon_stop(struct daemon *d)
 static int setup_main(void **state) { return daemon_start(state, &d_main); }
 static int setup_quota(void **state) { return daemon_start(state, &d_quota); }
 static int setup_stale(void **state) { return daemon_start(state, &d_stale); }
+
+static void write_conf(const char *text)
+{
+	FILE *f = fopen(reload_conf, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static int setup_reload(void **state)
+{
+	snprintf(reload_conf, sizeof(reload_conf), "/tmp/xturn-conf-reload-%d.conf", (int)getpid());
+	snprintf(reload_flag, sizeof(reload_flag), "--config=%s", reload_conf);
+	write_conf("user = carol:one\n");
+	return daemon_start(state, &d_reload);
+}
+
+static int teardown_reload(void **state)
+{
+	unlink(reload_conf);
+	return daemon_stop(&d_reload);
+}
 static int teardown_main(void **state) { return daemon_stop(&d_main); }
 static int teardown_quota(void **state) { return daemon_stop(&d_quota); }
 static int teardown_stale(void **state) { return daemon_stop(&d_stale); }
@@ -1017,6 +1047,42 @@ static void dump_log(const struct daemon *d)
 	fclose(f);
 }
 
+/* Allocates as user:pass and releases; returns 0 or the error. */
+static int try_user(const struct daemon *d, const char *user, const char *pass)
+{
+	struct turnc *t = cl(d, AF_INET, user, pass);
+	struct turnc_alloc res;
+	int r = turnc_allocate(t, NULL, &res);
+
+	if (r == 0)
+		release(t);
+	else
+		turnc_close(t);
+	return r;
+}
+
+/* SIGHUP re-reads users from the file; a broken file keeps what runs. */
+static void test_reload(void **state)
+{
+	const struct daemon *d = *state;
+
+	assert_int_equal(try_user(d, "carol", "one"), 0);
+	write_conf("user = carol:two\n");
+	assert_int_equal(kill(d->pid, SIGHUP), 0);
+	usleep(300 * 1000);
+	assert_int_equal(try_user(d, "carol", "one"), -401);
+	assert_int_equal(try_user(d, "carol", "two"), 0);
+	/* flags from the command line survive the reload */
+	assert_int_equal(try_user(d, "alice", "secret"), 0);
+
+	write_conf("user = carol:three\nno-such-key = 1\n");
+	assert_int_equal(kill(d->pid, SIGHUP), 0);
+	usleep(300 * 1000);
+	assert_true(daemon_alive(d));
+	assert_int_equal(try_user(d, "carol", "three"), -401);
+	assert_int_equal(try_user(d, "carol", "two"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest main_tests[] = {
@@ -1057,12 +1123,17 @@ int main(void)
 	const struct CMUnitTest stale_tests[] = {
 		cmocka_unit_test(test_stale_nonce),
 	};
-	struct daemon *all[] = { &d_main, &d_quota, &d_stale };
+	const struct CMUnitTest reload_tests[] = {
+		cmocka_unit_test(test_reload),
+	};
+	struct daemon *all[] = { &d_main, &d_quota, &d_stale, &d_reload };
 	int failed = 0;
 
 	failed += cmocka_run_group_tests_name("turn-main", main_tests, setup_main, teardown_main);
 	failed += cmocka_run_group_tests_name("turn-quota", quota_tests, setup_quota, teardown_quota);
 	failed += cmocka_run_group_tests_name("turn-stale", stale_tests, setup_stale, teardown_stale);
+	failed += cmocka_run_group_tests_name("turn-reload", reload_tests, setup_reload,
+					      teardown_reload);
 	for (unsigned i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		if (failed)
 			dump_log(all[i]);
