@@ -12,7 +12,7 @@ passed=0 failed=0 failures=()
 run() {
 	local name=$1; shift
 	local log="$build/test-logs/$name.log"
-	mkdir -p "$build/test-logs"
+	mkdir -p "$(dirname "$log")"
 	local t0=$SECONDS
 	if "$@" >"$log" 2>&1; then
 		passed=$((passed + 1)); printf '  PASS  %-32s %3ds\n' "$name" $((SECONDS - t0))

@@ -242,6 +242,21 @@ unsigned alloc_count(const struct alloc_table *t)
 	return t->count;
 }
 
+void alloc_totals(const struct alloc_table *t, struct alloc_totals *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (const struct allocation *a = t->buckets[i]; a; a = a->next) {
+			out->perms += a->nperms;
+			out->chans += a->nchans;
+			for (unsigned c = 0; c < a->nchans; c++)
+				out->chans_in_kernel += a->chans[c].in_kernel;
+		}
+	for (size_t i = 0; i < USER_BUCKETS; i++)
+		for (const struct user_count *u = t->users[i]; u; u = u->next)
+			out->users++;
+}
+
 void alloc_foreach(struct alloc_table *t, void (*fn)(struct allocation *a, void *arg), void *arg)
 {
 	for (size_t i = 0; i < t->nbuckets; i++)

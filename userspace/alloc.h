@@ -110,6 +110,12 @@ struct allocation *alloc_find(const struct alloc_table *t, const struct sockaddr
 void alloc_delete(struct alloc_table *t, struct allocation *a);
 unsigned alloc_count(const struct alloc_table *t);
 unsigned alloc_user_count(const struct alloc_table *t, const char *username);
+/* Live state summed over every allocation, for the metrics. */
+struct alloc_totals {
+	unsigned perms, chans, chans_in_kernel;
+	unsigned users;			/* distinct usernames holding allocations */
+};
+void alloc_totals(const struct alloc_table *t, struct alloc_totals *out);
 /* Calls fn on every allocation (fn must not delete). */
 void alloc_foreach(struct alloc_table *t, void (*fn)(struct allocation *a, void *arg), void *arg);
 

@@ -16,6 +16,7 @@
 #include "addr.h"
 #include "fastpath.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "turn.h"
 
@@ -24,7 +25,7 @@
 #define SOCK_BUF (4 << 20)
 #define MAX_EVENTS 64
 
-enum src_kind { SRC_LISTENER, SRC_RELAY, SRC_SIGNAL, SRC_TIMER, SRC_NETLINK };
+enum src_kind { SRC_LISTENER, SRC_RELAY, SRC_SIGNAL, SRC_TIMER, SRC_NETLINK, SRC_METRICS };
 
 /* What an epoll event points at. Relay sources die with their allocation,
  * possibly in the middle of an epoll batch: they are marked dead and freed
@@ -61,7 +62,8 @@ struct server {
 	int epfd;
 	struct src *listeners[CONFIG_MAX_ADDRS * 2];
 	unsigned nlisteners;
-	struct src sig, timer, netlink;
+	struct src sig, timer, netlink, metrics_src;
+	struct metrics *metrics;
 	struct src *dead;
 	uint16_t port_cursor;
 	/* recvmmsg state, reused for every batch */
@@ -518,6 +520,16 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 		server_free(srv);
 		return -errno;
 	}
+	rc = metrics_open(&srv->metrics, cfg, srv->turn, fp, &srv->fp_full, err, errlen);
+	if (rc) {
+		server_free(srv);
+		return rc;
+	}
+	if (err[0])
+		log_warn("%s", err);
+	srv->metrics_src.kind = SRC_METRICS;
+	srv->metrics_src.fd = metrics_fd(srv->metrics);
+	epoll_add(srv, &srv->metrics_src);
 	srv->netlink.fd = -1;
 	if (fp && fp_netlink_fd(fp) >= 0) {
 		srv->netlink.kind = SRC_NETLINK;
@@ -532,6 +544,7 @@ void server_free(struct server *srv)
 {
 	if (!srv)
 		return;
+	metrics_close(srv->metrics);
 	turn_free(srv->turn);	/* deletes allocations: relays and map entries */
 	while (srv->dead) {
 		struct src *d = srv->dead;
@@ -685,6 +698,9 @@ int server_run(struct server *srv, server_reload_fn reload)
 				break;
 			case SRC_NETLINK:
 				fp_netlink_event(srv->fp);
+				break;
+			case SRC_METRICS:
+				metrics_event(srv->metrics);
 				break;
 			}
 		}

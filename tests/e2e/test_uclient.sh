@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# coturn's turnutils_uclient (client ns) through the server under test (relay
+# ns) to turnutils_peer (peer ns), over IPv4 and IPv6:
+#   channel  ChannelData, long-term credentials
+#   send     Send/Data indications (-s), long-term credentials
+#   rest     ChannelData, REST credentials (-W, use-auth-secret)
+#   csum     ChannelData with full UDP checksums from both senders (tx off)
+# Each run must deliver every message and lose none. xturnd runs every
+# scenario twice: with XDP and with --no-xdp.
+# Usage: tests/e2e/test_uclient.sh BUILD_DIR   (XT_SERVER=coturn|xturnd)
+. "$(dirname "$0")/lib.sh"
+
+USER=alice PASS=wonderland SECRET=north-wind
+SESSIONS=2 MSGS=200 LEN=160 GAP_MS=5
+
+xt_init "${1:-build}"
+xt_topology
+start_peer
+xt_assert_isolated
+
+UC_PIDS=()
+UC_NAMES=()
+
+# uclient_start NAME uclient-args... : one uclient per family, in background.
+uclient_start() {
+	local name=$1; shift
+	local fam
+	for fam in 4 6; do
+		xt_uclient_bg "$XT_TMP/uc-$name-v$fam.out" $fam "$@" \
+			-m $SESSIONS -n $MSGS -l $LEN -z $GAP_MS
+		UC_PIDS+=("$XT_BG_PID")
+		UC_NAMES+=("$name-v$fam")
+	done
+}
+
+# Waits for every started uclient: each must deliver SESSIONS * MSGS.
+uclient_check_all() {
+	local i rc
+	for i in "${!UC_PIDS[@]}"; do
+		xt_wait "${UC_PIDS[$i]}"; rc=$?
+		xt_uclient_verdict "$label/${UC_NAMES[$i]}" "$XT_TMP/uc-${UC_NAMES[$i]}.out" \
+			$rc $((SESSIONS * MSGS))
+	done
+	UC_PIDS=() UC_NAMES=()
+}
+
+# xdp_check MODE: with XDP, the program is attached to both relay interfaces;
+# with --no-xdp, to neither.
+xdp_check() {
+	local dev
+	for dev in r0 r1; do
+		if xt_xdp_attached "$NS_R" $dev; then
+			if [ "$1" = xdp ]; then pass "$label: XDP attached to $dev"
+			else fail "$label: XDP attached to $dev despite --no-xdp"; fi
+		else
+			if [ "$1" = xdp ]; then fail "$label: no XDP program on $dev"
+			else pass "$label: no XDP program on $dev"; fi
+		fi
+	done
+}
+
+# xdp_counts: "C2P P2C" packets forwarded in XDP so far ("- -" if no map).
+xdp_counts() {
+	local c p
+	c=$(xt_xdp_count 0) p=$(xt_xdp_count 1)
+	echo "${c:--} ${p:--}"
+}
+
+# xdp_expect BEFORE_C2P BEFORE_P2C N: every one of the N ChannelData
+# messages since BEFORE went through XDP both ways (the send scenario's
+# Send/Data indications are STUN and never count).
+xdp_expect() {
+	local c2p p2c
+	read -r c2p p2c < <(xdp_counts)
+	if [ "$1$2$c2p$p2c" != "${1//-/}${2//-/}${c2p//-/}${p2c//-/}" ]; then
+		fail "$label: no counters in $XT_PIN_DIR/xt_stats"
+	elif [ $((c2p - $1)) -ge "$3" ] && [ $((p2c - $2)) -ge "$3" ]; then
+		pass "$label: XDP forwarded $((c2p - $1)) client->peer, $((p2c - $2)) peer->client (>= $3)"
+	else
+		fail "$label: XDP forwarded $((c2p - $1)) client->peer, $((p2c - $2)) peer->client, expected >= $3 each"
+	fi
+}
+
+# One round: every scenario against a server started with the extra args.
+# mode: coturn, xdp or no-xdp.
+run_round() {
+	local mode=$1; shift
+	local c0 p0 per_group=$((2 * SESSIONS * MSGS))	# two families
+	local failed0=$XT_FAILED
+	label=$mode
+	[ "$XT_SERVER" = xturnd ] && label=xturnd-$mode
+
+	start_server "$@" --user=$USER:$PASS
+	[ "$mode" = coturn ] || xdp_check "$mode"
+	read -r c0 p0 < <(xdp_counts)
+	uclient_start channel -u $USER -w $PASS
+	uclient_start send -s -u $USER -w $PASS
+	uclient_check_all
+	# Full checksums from both ends instead of CHECKSUM_PARTIAL frames.
+	xt_tx_csum "$NS_C" c0 off
+	xt_tx_csum "$NS_P" p0 off
+	uclient_start csum -u $USER -w $PASS
+	uclient_check_all
+	xt_tx_csum "$NS_C" c0 on
+	xt_tx_csum "$NS_P" p0 on
+	[ "$mode" = xdp ] && xdp_expect "$c0" "$p0" $((2 * per_group))
+	[ "$XT_FAILED" = "$failed0" ] || xt_server_log_tail
+	stop_server
+
+	failed0=$XT_FAILED
+	start_server "$@" --use-auth-secret --static-auth-secret=$SECRET
+	read -r c0 p0 < <(xdp_counts)
+	# uclient derives the username "expiry:alice" and its HMAC password.
+	uclient_start rest -W $SECRET -u $USER
+	uclient_check_all
+	[ "$mode" = xdp ] && xdp_expect "$c0" "$p0" $per_group
+	[ "$XT_FAILED" = "$failed0" ] || xt_server_log_tail
+	stop_server
+}
+
+if [ "$XT_SERVER" = xturnd ]; then
+	run_round xdp
+	run_round no-xdp --no-xdp
+else
+	run_round coturn
+fi
+xt_finish

@@ -1,0 +1,61 @@
+/* The daemon's metrics: one snapshot of the TURN counters, the live state
+ * and the XDP counters, rendered as Prometheus text exposition format or as
+ * a flat JSON object (and parsed back from it, for xturnstat). Served by the
+ * daemon on a Unix socket (JSON, always) and over HTTP (GET /metrics, with
+ * `prometheus`). One table of fields drives every format, so the daemon's
+ * endpoint and xturnstat --prometheus cannot disagree on a name. */
+#ifndef XT_METRICS_H
+#define XT_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "turn.h"
+#include "xturn_kern_user.h"
+
+struct config;
+struct fastpath;
+
+struct metrics_snapshot {
+	bool daemon;			/* the daemon's fields below are valid */
+	bool xdp;			/* xdp[] is valid */
+	uint64_t fastpath;		/* 1: the XDP fast path is on */
+	uint64_t allocations, permissions, channels, channels_in_kernel, users;
+	uint64_t fastpath_full;		/* channels the fast path could not take */
+	struct turn_stats turn;
+	struct xt_count xdp_cnt[XT_CNT_MAX];
+};
+
+/* How an XDP counter is labelled: verdict "forwarded", "passed" or
+ * "dropped"; label "direction" or "reason" with its value. */
+struct metrics_xdp_desc {
+	const char *verdict, *label, *value;
+};
+extern const struct metrics_xdp_desc metrics_xdp[XT_CNT_MAX];
+
+/* Fill the daemon's part of m; fp may be NULL (fast path off). */
+void metrics_collect(struct metrics_snapshot *m, struct turn_server *t, struct fastpath *fp,
+		     uint64_t fastpath_full);
+
+/* Render into buf (NUL-terminated). Length written, or -ENOSPC. */
+int metrics_prometheus(const struct metrics_snapshot *m, char *buf, size_t len);
+int metrics_json(const struct metrics_snapshot *m, char *buf, size_t len);
+/* Parse what metrics_json wrote (unknown keys ignored). 0 or -EINVAL. */
+int metrics_json_parse(const char *json, struct metrics_snapshot *m);
+
+/* The daemon's endpoints: the Unix socket (config stats-socket) and, with
+ * `prometheus`, HTTP on prometheus-ip:prometheus-port. One epoll fd to poll;
+ * metrics_event() handles what is ready. Snapshots are taken per request
+ * from t, fp and *fastpath_full. */
+#define METRICS_MAX_CLIENTS 16		/* concurrent HTTP connections */
+#define METRICS_MAX_REQUEST 2048	/* bytes of an HTTP request read */
+struct metrics;
+int metrics_open(struct metrics **out, const struct config *cfg, struct turn_server *t,
+		 struct fastpath *fp, const uint64_t *fastpath_full, char *err, size_t errlen);
+int metrics_fd(const struct metrics *ms);
+void metrics_event(struct metrics *ms);
+/* Closes everything and removes the socket file. NULL is fine. */
+void metrics_close(struct metrics *ms);
+
+#endif
