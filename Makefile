@@ -84,7 +84,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 # ---- the two commands ----------------------------------------------------
 DEPS := clang llvm bpftool libbpf-dev libxdp-dev libmnl-dev libcmocka-dev \
 	libssl-dev libelf-dev zlib1g-dev pkg-config iproute2 coturn ethtool \
-	libclang-rt-14-dev
+	libclang-rt-14-dev jq tcpdump
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 		grep -q '^install ok installed' || echo $$p; done); \
