@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,11 +15,21 @@ struct user_count {
 
 #define USER_BUCKETS 1024
 
+/* Quota counts, shared by the tables of every worker thread: a client's
+ * allocations may live on several workers, its quota must not. */
+struct alloc_quota {
+	pthread_mutex_t lock;
+	unsigned total;
+	unsigned users;			/* distinct usernames holding allocations */
+	struct user_count *buckets[USER_BUCKETS];
+};
+
 struct alloc_table {
 	struct allocation **buckets;
 	size_t nbuckets;	/* power of two */
-	unsigned count;
-	struct user_count **users;	/* USER_BUCKETS buckets */
+	unsigned count;		/* this table's allocations */
+	struct alloc_quota *quota;
+	bool own_quota;
 	struct alloc_limits lim;
 	struct alloc_hooks hooks;
 };
@@ -38,7 +49,32 @@ static uint64_t str_hash(const char *s)
 	return h;
 }
 
-struct alloc_table *alloc_table_new(const struct alloc_limits *lim, const struct alloc_hooks *h)
+struct alloc_quota *alloc_quota_new(void)
+{
+	struct alloc_quota *q = calloc(1, sizeof(*q));
+
+	if (q)
+		pthread_mutex_init(&q->lock, NULL);
+	return q;
+}
+
+void alloc_quota_free(struct alloc_quota *q)
+{
+	if (!q)
+		return;
+	for (size_t i = 0; i < USER_BUCKETS; i++) {
+		struct user_count *u = q->buckets[i], *next;
+		for (; u; u = next) {
+			next = u->next;
+			free(u);
+		}
+	}
+	pthread_mutex_destroy(&q->lock);
+	free(q);
+}
+
+struct alloc_table *alloc_table_new(const struct alloc_limits *lim, const struct alloc_hooks *h,
+				    struct alloc_quota *quota)
 {
 	struct alloc_table *t = calloc(1, sizeof(*t));
 
@@ -46,10 +82,12 @@ struct alloc_table *alloc_table_new(const struct alloc_limits *lim, const struct
 		return NULL;
 	t->nbuckets = 1024;
 	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-	t->users = calloc(USER_BUCKETS, sizeof(*t->users));
-	if (!t->buckets || !t->users) {
+	t->own_quota = !quota;
+	t->quota = quota ? quota : alloc_quota_new();
+	if (!t->buckets || !t->quota) {
 		free(t->buckets);
-		free(t->users);
+		if (t->own_quota)
+			alloc_quota_free(t->quota);
 		free(t);
 		return NULL;
 	}
@@ -64,25 +102,36 @@ void alloc_set_limits(struct alloc_table *t, const struct alloc_limits *lim)
 	t->lim = *lim;
 }
 
-static struct user_count **user_slot(const struct alloc_table *t, const char *name)
+/* The user functions below run with q->lock held. */
+static struct user_count **user_slot(struct alloc_quota *q, const char *name)
 {
-	struct user_count **p = &t->users[str_hash(name) & (USER_BUCKETS - 1)];
+	struct user_count **p = &q->buckets[str_hash(name) & (USER_BUCKETS - 1)];
 
 	while (*p && strcmp((*p)->name, name))
 		p = &(*p)->next;
 	return p;
 }
 
-unsigned alloc_user_count(const struct alloc_table *t, const char *username)
+static unsigned user_count(struct alloc_quota *q, const char *name)
 {
-	struct user_count *u = *user_slot(t, username);
+	struct user_count *u = *user_slot(q, name);
 
 	return u ? u->n : 0;
 }
 
-static int user_inc(struct alloc_table *t, const char *name)
+unsigned alloc_user_count(const struct alloc_table *t, const char *username)
 {
-	struct user_count **p = user_slot(t, name);
+	unsigned n;
+
+	pthread_mutex_lock(&t->quota->lock);
+	n = user_count(t->quota, username);
+	pthread_mutex_unlock(&t->quota->lock);
+	return n;
+}
+
+static int user_inc(struct alloc_quota *q, const char *name)
+{
+	struct user_count **p = user_slot(q, name);
 
 	if (!*p) {
 		size_t len = strlen(name) + 1;
@@ -90,18 +139,22 @@ static int user_inc(struct alloc_table *t, const char *name)
 		if (!*p)
 			return -ENOMEM;
 		memcpy((*p)->name, name, len);
+		q->users++;
 	}
 	(*p)->n++;
+	q->total++;
 	return 0;
 }
 
-static void user_dec(struct alloc_table *t, const char *name)
+static void user_dec(struct alloc_quota *q, const char *name)
 {
-	struct user_count **p = user_slot(t, name), *u = *p;
+	struct user_count **p = user_slot(q, name), *u = *p;
 
+	q->total--;
 	if (u && --u->n == 0) {
 		*p = u->next;
 		free(u);
+		q->users--;
 	}
 }
 
@@ -132,13 +185,23 @@ static void maybe_grow(struct alloc_table *t)
 	t->nbuckets = n;
 }
 
-int alloc_quota_check(const struct alloc_table *t, const char *username)
+static int quota_check_locked(const struct alloc_table *t, const char *username)
 {
-	if (t->lim.total_quota && t->count >= t->lim.total_quota)
+	if (t->lim.total_quota && t->quota->total >= t->lim.total_quota)
 		return -ENOSPC;
-	if (t->lim.user_quota && alloc_user_count(t, username) >= t->lim.user_quota)
+	if (t->lim.user_quota && user_count(t->quota, username) >= t->lim.user_quota)
 		return -EDQUOT;
 	return 0;
+}
+
+int alloc_quota_check(const struct alloc_table *t, const char *username)
+{
+	int err;
+
+	pthread_mutex_lock(&t->quota->lock);
+	err = quota_check_locked(t, username);
+	pthread_mutex_unlock(&t->quota->lock);
+	return err;
 }
 
 struct allocation *alloc_find(const struct alloc_table *t, const struct sockaddr_storage *client,
@@ -159,10 +222,12 @@ int alloc_insert(struct alloc_table *t, struct allocation *a)
 
 	if (alloc_find(t, &a->client, &a->listener))
 		return -EEXIST;
-	err = alloc_quota_check(t, a->username);
-	if (err)
-		return err;
-	err = user_inc(t, a->username);
+	/* Check and count in one step: workers allocate concurrently. */
+	pthread_mutex_lock(&t->quota->lock);
+	err = quota_check_locked(t, a->username);
+	if (!err)
+		err = user_inc(t->quota, a->username);
+	pthread_mutex_unlock(&t->quota->lock);
 	if (err)
 		return err;
 	maybe_grow(t);
@@ -202,7 +267,9 @@ static void alloc_free_one(struct alloc_table *t, struct allocation *a)
 			t->hooks.perm_down(t->hooks.ctx, a, &a->perms[i]);
 	if (t->hooks.alloc_down)
 		t->hooks.alloc_down(t->hooks.ctx, a);
-	user_dec(t, a->username);
+	pthread_mutex_lock(&t->quota->lock);
+	user_dec(t->quota, a->username);
+	pthread_mutex_unlock(&t->quota->lock);
 	free(a->perms);
 	free(a->chans);
 	free(a);
@@ -229,11 +296,12 @@ void alloc_table_free(struct alloc_table *t)
 		struct allocation *a = t->buckets[i], *next;
 		for (; a; a = next) {
 			next = a->next;
-			alloc_free_one(t, a);	/* also frees its user_count at 0 */
+			alloc_free_one(t, a);
 		}
 	}
 	free(t->buckets);
-	free(t->users);
+	if (t->own_quota)
+		alloc_quota_free(t->quota);
 	free(t);
 }
 
@@ -252,9 +320,9 @@ void alloc_totals(const struct alloc_table *t, struct alloc_totals *out)
 			for (unsigned c = 0; c < a->nchans; c++)
 				out->chans_in_kernel += a->chans[c].in_kernel;
 		}
-	for (size_t i = 0; i < USER_BUCKETS; i++)
-		for (const struct user_count *u = t->users[i]; u; u = u->next)
-			out->users++;
+	pthread_mutex_lock(&t->quota->lock);
+	out->users = t->quota->users;
+	pthread_mutex_unlock(&t->quota->lock);
 }
 
 void alloc_foreach(struct alloc_table *t, void (*fn)(struct allocation *a, void *arg), void *arg)

@@ -92,8 +92,16 @@ struct alloc_limits {
 };
 
 struct alloc_table;
+struct alloc_quota;
 
-struct alloc_table *alloc_table_new(const struct alloc_limits *lim, const struct alloc_hooks *h);
+/* Quota counts shared by several tables (one per worker thread); locked
+ * inside, so tables of different threads may share one. */
+struct alloc_quota *alloc_quota_new(void);
+void alloc_quota_free(struct alloc_quota *q);
+
+/* quota: shared counts, or NULL for a table of its own. */
+struct alloc_table *alloc_table_new(const struct alloc_limits *lim, const struct alloc_hooks *h,
+				    struct alloc_quota *quota);
 /* Deletes every allocation (hooks called) and frees the table. */
 void alloc_table_free(struct alloc_table *t);
 void alloc_set_limits(struct alloc_table *t, const struct alloc_limits *lim);
@@ -108,12 +116,14 @@ struct allocation *alloc_find(const struct alloc_table *t, const struct sockaddr
 			      const struct sockaddr_storage *listener);
 /* Removes and frees (hooks called). */
 void alloc_delete(struct alloc_table *t, struct allocation *a);
+/* Allocations in this table. */
 unsigned alloc_count(const struct alloc_table *t);
+/* Allocations of a user across every table sharing the quota. */
 unsigned alloc_user_count(const struct alloc_table *t, const char *username);
 /* Live state summed over every allocation, for the metrics. */
 struct alloc_totals {
 	unsigned perms, chans, chans_in_kernel;
-	unsigned users;			/* distinct usernames holding allocations */
+	unsigned users;			/* distinct users, across tables sharing the quota */
 };
 void alloc_totals(const struct alloc_table *t, struct alloc_totals *out);
 /* Calls fn on every allocation (fn must not delete). */

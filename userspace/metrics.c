@@ -282,23 +282,31 @@ int metrics_json_parse(const char *s, struct metrics_snapshot *m)
 	}
 }
 
-void metrics_collect(struct metrics_snapshot *m, struct turn_server *t, struct fastpath *fp,
-		     uint64_t fastpath_full)
+void metrics_collect(struct metrics_snapshot *m, struct turn_server *const *t, unsigned n,
+		     struct fastpath *fp, uint64_t fastpath_full)
 {
-	struct alloc_table *at = turn_allocs(t);
-	struct alloc_totals tot;
+	/* struct turn_stats is all uint64_t counters: summed as an array. */
+	_Static_assert(sizeof(struct turn_stats) % sizeof(uint64_t) == 0, "turn_stats");
+	uint64_t *sum = (uint64_t *)&m->turn;
 
 	memset(m, 0, sizeof(*m));
-	alloc_totals(at, &tot);
+	for (unsigned i = 0; i < n; i++) {
+		struct alloc_table *at = turn_allocs(t[i]);
+		const uint64_t *st = (const uint64_t *)turn_stats(t[i]);
+		struct alloc_totals tot;
+
+		alloc_totals(at, &tot);
+		m->allocations += alloc_count(at);
+		m->permissions += tot.perms;
+		m->channels += tot.chans;
+		m->channels_in_kernel += tot.chans_in_kernel;
+		m->users = tot.users;	/* the same shared quota in every table */
+		for (size_t k = 0; k < sizeof(struct turn_stats) / sizeof(uint64_t); k++)
+			sum[k] += st[k];
+	}
 	m->daemon = true;
 	m->fastpath = fp != NULL;
-	m->allocations = alloc_count(at);
-	m->permissions = tot.perms;
-	m->channels = tot.chans;
-	m->channels_in_kernel = tot.chans_in_kernel;
-	m->users = tot.users;
 	m->fastpath_full = fastpath_full;
-	m->turn = *turn_stats(t);
 	m->xdp = fp && !fp_counters(fp, m->xdp_cnt);
 }
 
@@ -312,9 +320,8 @@ struct metrics {
 	int epfd, unix_fd, http_fd;
 	ino_t sock_ino;			/* the socket file we made, removed at close */
 	char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	struct turn_server *turn;
-	struct fastpath *fp;
-	const uint64_t *fastpath_full;
+	metrics_collect_fn collect;
+	void *ctx;
 	struct {
 		int fd;
 		time_t since;
@@ -407,8 +414,8 @@ static int http_open(struct metrics *ms, const struct config *cfg, char *err, si
 	return ep_add(ms, fd);
 }
 
-int metrics_open(struct metrics **out, const struct config *cfg, struct turn_server *t,
-		 struct fastpath *fp, const uint64_t *fastpath_full, char *err, size_t errlen)
+int metrics_open(struct metrics **out, const struct config *cfg, metrics_collect_fn collect,
+		 void *ctx, char *err, size_t errlen)
 {
 	struct metrics *ms = calloc(1, sizeof(*ms));
 	int rc;
@@ -421,9 +428,8 @@ int metrics_open(struct metrics **out, const struct config *cfg, struct turn_ser
 	ms->unix_fd = ms->http_fd = -1;
 	for (unsigned i = 0; i < METRICS_MAX_CLIENTS; i++)
 		ms->clients[i].fd = -1;
-	ms->turn = t;
-	ms->fp = fp;
-	ms->fastpath_full = fastpath_full;
+	ms->collect = collect;
+	ms->ctx = ctx;
 	ms->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (ms->epfd < 0) {
 		rc = -errno;
@@ -451,7 +457,7 @@ static int render(struct metrics *ms, bool prometheus)
 {
 	struct metrics_snapshot m;
 
-	metrics_collect(&m, ms->turn, ms->fp, *ms->fastpath_full);
+	ms->collect(ms->ctx, &m);
 	return prometheus ? metrics_prometheus(&m, ms->out, sizeof(ms->out)) :
 			    metrics_json(&m, ms->out, sizeof(ms->out));
 }

@@ -34,9 +34,10 @@ struct metrics_xdp_desc {
 };
 extern const struct metrics_xdp_desc metrics_xdp[XT_CNT_MAX];
 
-/* Fill the daemon's part of m; fp may be NULL (fast path off). */
-void metrics_collect(struct metrics_snapshot *m, struct turn_server *t, struct fastpath *fp,
-		     uint64_t fastpath_full);
+/* Fills the daemon's part of m from n servers (one per worker thread,
+ * sharing their quota); fp may be NULL (fast path off). */
+void metrics_collect(struct metrics_snapshot *m, struct turn_server *const *t, unsigned n,
+		     struct fastpath *fp, uint64_t fastpath_full);
 
 /* Render into buf (NUL-terminated). Length written, or -ENOSPC. */
 int metrics_prometheus(const struct metrics_snapshot *m, char *buf, size_t len);
@@ -46,13 +47,14 @@ int metrics_json_parse(const char *json, struct metrics_snapshot *m);
 
 /* The daemon's endpoints: the Unix socket (config stats-socket) and, with
  * `prometheus`, HTTP on prometheus-ip:prometheus-port. One epoll fd to poll;
- * metrics_event() handles what is ready. Snapshots are taken per request
- * from t, fp and *fastpath_full. */
+ * metrics_event() handles what is ready. Each request takes a snapshot
+ * through collect(ctx, m), which must fill all of m. */
 #define METRICS_MAX_CLIENTS 16		/* concurrent HTTP connections */
 #define METRICS_MAX_REQUEST 2048	/* bytes of an HTTP request read */
 struct metrics;
-int metrics_open(struct metrics **out, const struct config *cfg, struct turn_server *t,
-		 struct fastpath *fp, const uint64_t *fastpath_full, char *err, size_t errlen);
+typedef void (*metrics_collect_fn)(void *ctx, struct metrics_snapshot *m);
+int metrics_open(struct metrics **out, const struct config *cfg, metrics_collect_fn collect,
+		 void *ctx, char *err, size_t errlen);
 int metrics_fd(const struct metrics *ms);
 void metrics_event(struct metrics *ms);
 /* Closes everything and removes the socket file. NULL is fine. */

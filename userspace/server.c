@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,11 +10,15 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/sysinfo.h>
 #include <sys/timerfd.h>
 
 #include "addr.h"
+#include "auth.h"
+#include "policy.h"
 #include "fastpath.h"
 #include "log.h"
 #include "metrics.h"
@@ -25,7 +30,10 @@
 #define SOCK_BUF (4 << 20)
 #define MAX_EVENTS 64
 
-enum src_kind { SRC_LISTENER, SRC_RELAY, SRC_SIGNAL, SRC_TIMER, SRC_NETLINK, SRC_METRICS };
+#define MAX_WORKERS 64
+
+enum src_kind { SRC_LISTENER, SRC_RELAY, SRC_SIGNAL, SRC_TIMER, SRC_NETLINK, SRC_METRICS,
+		SRC_WAKE };
 
 /* What an epoll event points at. Relay sources die with their allocation,
  * possibly in the middle of an epoll batch: they are marked dead and freed
@@ -55,26 +63,53 @@ struct outq {
 	uint8_t bufs[BATCH][PKT_BUF];
 };
 
-struct server {
-	const struct config *cfg;
-	struct fastpath *fp;
-	struct turn_server *turn;
+/* One relay thread. Each has its own listener sockets on the same
+ * addresses (SO_REUSEPORT: the kernel hashes a client's 5-tuple to one of
+ * them, so all of a client's traffic meets the same worker), its own TURN
+ * state and relay sockets. Shared between workers: the configuration, the
+ * quota counts and reservations (struct turn_shared), the fast path (under
+ * fp_lock). */
+struct worker {
+	struct server *srv;
+	unsigned id;
+	pthread_t thread;
+	/* Held while the worker handles events: the metrics endpoint takes it
+	 * to read this worker's state between two batches. */
+	pthread_mutex_t lock;
 	int epfd;
+	struct turn_server *turn;
 	struct src *listeners[CONFIG_MAX_ADDRS * 2];
 	unsigned nlisteners;
-	struct src sig, timer, netlink, metrics_src;
-	struct metrics *metrics;
+	struct src timer, wake;
 	struct src *dead;
 	uint16_t port_cursor;
+	/* SIGHUP: new credentials and policy, handed over under lock */
+	struct auth *new_auth;
+	struct policy *new_pol;
 	/* recvmmsg state, reused for every batch */
 	struct mmsghdr msgs[BATCH];
 	struct iovec iovs[BATCH];
 	struct sockaddr_storage from[BATCH];
 	uint8_t bufs[BATCH][PKT_BUF];
 	uint8_t ctrl[BATCH][64];
-	uint64_t fp_full;		/* channels left to userspace: map full */
 	uint64_t send_drops;		/* datagrams the kernel would not take */
 	struct outq out;
+};
+
+struct server {
+	const struct config *cfg;
+	struct fastpath *fp;
+	pthread_mutex_t fp_lock;	/* fastpath.c is not thread-safe */
+	uint64_t fp_full;		/* channels left to userspace: map full (fp_lock) */
+	struct turn_shared *shared;
+	struct worker *workers[MAX_WORKERS];
+	unsigned nworkers;
+	volatile bool stopping;
+	/* the main thread's loop: signals, netlink, metrics */
+	int epfd;
+	struct src sig, netlink, metrics_src;
+	struct metrics *metrics;
+	server_reload_fn reload;
 };
 
 static time_t now_s(void)
@@ -85,11 +120,11 @@ static time_t now_s(void)
 	return ts.tv_sec;
 }
 
-static int epoll_add(struct server *srv, struct src *s)
+static int epoll_add(int epfd, struct src *s)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
 
-	return epoll_ctl(srv->epfd, EPOLL_CTL_ADD, s->fd, &ev) ? -errno : 0;
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, s->fd, &ev) ? -errno : 0;
 }
 
 static void sock_bufs(int fd)
@@ -156,7 +191,8 @@ static int try_bind(int family, const struct sockaddr_storage *ip, uint16_t port
 static int io_relay_open(void *ctx, int family, uint16_t port, bool even, bool df,
 			 struct sockaddr_storage *addr, struct sockaddr_storage *adv)
 {
-	struct server *srv = ctx;
+	struct worker *w = ctx;
+	struct server *srv = w->srv;
 	const struct sockaddr_storage *ip = relay_local(srv, family);
 	unsigned lo = srv->cfg->min_port, hi = srv->cfg->max_port, span = hi - lo + 1;
 	int fd = -EADDRINUSE;
@@ -171,7 +207,7 @@ static int io_relay_open(void *ctx, int family, uint16_t port, bool even, bool d
 		/* Walk the range from a moving cursor: ports are handed out
 		 * round-robin, so a freed port is not reused at once. */
 		for (unsigned i = 0; i < span; i++) {
-			uint16_t p = (uint16_t)(lo + (srv->port_cursor++ % span));
+			uint16_t p = (uint16_t)(lo + (w->port_cursor++ % span));
 			if (even && (p & 1))
 				continue;
 			fd = try_bind(family, ip, p, df, addr);
@@ -184,7 +220,7 @@ static int io_relay_open(void *ctx, int family, uint16_t port, bool even, bool d
 	return fd;
 }
 
-static void outq_flush(struct server *srv);
+static void outq_flush(struct worker *w);
 
 static void io_relay_close(void *ctx, int fd)
 {
@@ -192,9 +228,9 @@ static void io_relay_close(void *ctx, int fd)
 	close(fd);
 }
 
-static void outq_flush(struct server *srv)
+static void outq_flush(struct worker *w)
 {
-	struct outq *q = &srv->out;
+	struct outq *q = &w->out;
 	unsigned done = 0;
 
 	while (done < q->n) {
@@ -203,12 +239,12 @@ static void outq_flush(struct server *srv)
 			continue;
 		if (n <= 0 && errno == EAGAIN) {
 			/* Socket buffer full: UDP's answer is to drop, and count. */
-			srv->send_drops += q->n - done;
+			w->send_drops += q->n - done;
 			break;
 		}
 		if (n <= 0) {
 			/* This one datagram was refused (no route, too big...). */
-			srv->send_drops++;
+			w->send_drops++;
 			done++;
 			continue;
 		}
@@ -218,15 +254,15 @@ static void outq_flush(struct server *srv)
 }
 
 /* Queues one datagram; src (may be NULL) sets its source address. */
-static int outq_push(struct server *srv, int fd, const struct sockaddr_storage *to,
+static int outq_push(struct worker *w, int fd, const struct sockaddr_storage *to,
 		     const struct sockaddr_storage *src, const struct iovec *iov, int iovcnt)
 {
-	struct outq *q = &srv->out;
+	struct outq *q = &w->out;
 	struct msghdr *mh;
 	size_t len = 0;
 
 	if (q->n && (q->fd != fd || q->n == BATCH))
-		outq_flush(srv);
+		outq_flush(w);
 	for (int i = 0; i < iovcnt; i++) {
 		if (len + iov[i].iov_len > PKT_BUF)
 			return -EMSGSIZE;
@@ -289,7 +325,8 @@ static int io_send_peer(void *ctx, int relay_fd, const struct sockaddr_storage *
 
 static void hook_alloc_up(void *ctx, struct allocation *a)
 {
-	struct server *srv = ctx;
+	struct worker *w = ctx;
+	struct server *srv = w->srv;
 	struct src *srcs = calloc(a->nrelays, sizeof(*srcs));
 
 	a->user = srcs;
@@ -298,11 +335,14 @@ static void hook_alloc_up(void *ctx, struct allocation *a)
 			srcs[i].kind = SRC_RELAY;
 			srcs[i].fd = a->relays[i].fd;
 			srcs[i].alloc = a;
-			if (epoll_add(srv, &srcs[i]))
+			if (epoll_add(w->epfd, &srcs[i]))
 				log_warn("epoll add relay: %s", strerror(errno));
 		}
-		if (srv->fp)
+		if (srv->fp) {
+			pthread_mutex_lock(&srv->fp_lock);
 			fp_relay_add(srv->fp, &a->relays[i].addr);
+			pthread_mutex_unlock(&srv->fp_lock);
+		}
 	}
 	if (!srcs)
 		log_err("out of memory: allocation's relay gets no events");
@@ -310,41 +350,51 @@ static void hook_alloc_up(void *ctx, struct allocation *a)
 
 static void hook_alloc_down(void *ctx, struct allocation *a)
 {
-	struct server *srv = ctx;
+	struct worker *w = ctx;
+	struct server *srv = w->srv;
 	struct src *srcs = a->user;
 
 	/* Queued datagrams go out before their socket closes: its fd number
 	 * could be reused by a new relay in this same batch. */
-	outq_flush(srv);
+	outq_flush(w);
 	for (unsigned i = 0; i < a->nrelays; i++) {
-		if (srv->fp)
+		if (srv->fp) {
+			pthread_mutex_lock(&srv->fp_lock);
 			fp_relay_del(srv->fp, &a->relays[i].addr);
+			pthread_mutex_unlock(&srv->fp_lock);
+		}
 		close(a->relays[i].fd);	/* also leaves the epoll set */
 		if (srcs)
 			srcs[i].fd = -1;
 	}
 	if (srcs) {
-		srcs[0].next_dead = srv->dead;
-		srv->dead = srcs;
+		srcs[0].next_dead = w->dead;
+		w->dead = srcs;
 	}
 }
 
 static void hook_perm_up(void *ctx, struct allocation *a, const struct perm *p)
 {
-	struct server *srv = ctx;
+	struct server *srv = ((struct worker *)ctx)->srv;
 	struct relay *r = alloc_relay_for(a, p->peer.ss_family);
 
-	if (srv->fp && r)
-		fp_perm_add(srv->fp, &r->addr, &p->peer);
+	if (!srv->fp || !r)
+		return;
+	pthread_mutex_lock(&srv->fp_lock);
+	fp_perm_add(srv->fp, &r->addr, &p->peer);
+	pthread_mutex_unlock(&srv->fp_lock);
 }
 
 static void hook_perm_down(void *ctx, struct allocation *a, const struct perm *p)
 {
-	struct server *srv = ctx;
+	struct server *srv = ((struct worker *)ctx)->srv;
 	struct relay *r = alloc_relay_for(a, p->peer.ss_family);
 
-	if (srv->fp && r)
-		fp_perm_del(srv->fp, &r->addr, &p->peer);
+	if (!srv->fp || !r)
+		return;
+	pthread_mutex_lock(&srv->fp_lock);
+	fp_perm_del(srv->fp, &r->addr, &p->peer);
+	pthread_mutex_unlock(&srv->fp_lock);
 }
 
 static void chan_to_fp(const struct allocation *a, const struct chan *c, struct fp_chan *fc)
@@ -362,17 +412,20 @@ static void chan_to_fp(const struct allocation *a, const struct chan *c, struct 
 
 static bool hook_chan_up(void *ctx, struct allocation *a, struct chan *c)
 {
-	struct server *srv = ctx;
+	struct server *srv = ((struct worker *)ctx)->srv;
 	struct fp_chan fc;
 	int err;
 
 	if (!srv->fp || !alloc_relay_for(a, c->peer.ss_family))
 		return false;
 	chan_to_fp(a, c, &fc);
+	pthread_mutex_lock(&srv->fp_lock);
 	err = fp_chan_add(srv->fp, &fc);
+	if (err)
+		srv->fp_full++;
+	pthread_mutex_unlock(&srv->fp_lock);
 	if (err) {
 		/* Userspace relays this channel; never an error to the client. */
-		srv->fp_full++;
 		log_warn("channel 0x%04x stays in userspace: %s", c->number, strerror(-err));
 		return false;
 	}
@@ -382,30 +435,33 @@ static bool hook_chan_up(void *ctx, struct allocation *a, struct chan *c)
 
 static void hook_chan_down(void *ctx, struct allocation *a, struct chan *c)
 {
-	struct server *srv = ctx;
+	struct server *srv = ((struct worker *)ctx)->srv;
 	struct fp_chan fc;
 
 	if (!srv->fp || !c->in_kernel)
 		return;
 	chan_to_fp(a, c, &fc);
+	pthread_mutex_lock(&srv->fp_lock);
 	fp_chan_del(srv->fp, &fc);
+	pthread_mutex_unlock(&srv->fp_lock);
 }
 
 /* ---- sockets ----------------------------------------------------------------------- */
 
-static int open_listener(struct server *srv, const struct sockaddr_storage *ip, char *err,
+static int open_listener(struct worker *w, const struct sockaddr_storage *ip, char *err,
 			 size_t errlen)
 {
 	struct sockaddr_storage a = *ip;
 	char buf[ADDR_STRLEN];
-	int one = 1, fd;
-	struct src *s;
+	int one = 1, fd, rc;
+	struct src *s = calloc(1, sizeof(*s));
 
-	addr_set_port(&a, srv->cfg->listen_port);
+	addr_set_port(&a, w->srv->cfg->listen_port);
 	fd = socket(a.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	if (!s || fd < 0)
 		goto fail;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* Every worker binds the same address: the kernel spreads clients. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (a.ss_family == AF_INET6) {
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 		setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
@@ -415,31 +471,56 @@ static int open_listener(struct server *srv, const struct sockaddr_storage *ip, 
 	if (bind(fd, (struct sockaddr *)&a, addr_len(&a)))
 		goto fail;
 	sock_bufs(fd);
-	s = calloc(1, sizeof(*s));
-	if (!s) {
-		errno = ENOMEM;
-		goto fail;
-	}
 	s->kind = SRC_LISTENER;
 	s->fd = fd;
 	s->local = a;
-	srv->listeners[srv->nlisteners++] = s;
-	if (epoll_add(srv, s))
+	if (epoll_add(w->epfd, s))
 		goto fail;
-	log_info("listening on %s/udp", addr_str(&a, true, buf, sizeof(buf)));
+	w->listeners[w->nlisteners++] = s;
+	if (w->id == 0)
+		log_info("listening on %s/udp", addr_str(&a, true, buf, sizeof(buf)));
 	return 0;
 fail:
+	rc = -errno;
 	snprintf(err, errlen, "listen on %s: %s", addr_str(&a, true, buf, sizeof(buf)),
 		 strerror(errno));
-	if (fd >= 0 && !(srv->nlisteners && srv->listeners[srv->nlisteners - 1]->fd == fd))
+	if (fd >= 0)
 		close(fd);
-	return -errno;
+	free(s);
+	return rc;
 }
 
-int server_new(struct server **out, const struct config *cfg, struct auth *auth,
-	       struct policy *pol, struct fastpath *fp, char *err, size_t errlen)
+static void worker_free(struct worker *w)
 {
-	struct server *srv = calloc(1, sizeof(*srv));
+	if (!w)
+		return;
+	turn_free(w->turn);	/* deletes allocations: relays and map entries */
+	while (w->dead) {
+		struct src *d = w->dead;
+		w->dead = d->next_dead;
+		free(d);
+	}
+	for (unsigned i = 0; i < w->nlisteners; i++) {
+		close(w->listeners[i]->fd);
+		free(w->listeners[i]);
+	}
+	if (w->timer.fd > 0)
+		close(w->timer.fd);
+	if (w->wake.fd > 0)
+		close(w->wake.fd);
+	if (w->epfd >= 0)
+		close(w->epfd);
+	auth_free(w->new_auth);
+	policy_free(w->new_pol);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+static int worker_new(struct server *srv, unsigned id, struct auth *auth, struct policy *pol,
+		      struct worker **out, char *err, size_t errlen)
+{
+	const struct config *cfg = srv->cfg;
+	struct worker *w = calloc(1, sizeof(*w));
 	struct turn_cfg tc = {
 		.limits = {
 			.user_quota = cfg->user_quota,
@@ -467,6 +548,88 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 		.chan_down = hook_chan_down,
 	};
 	struct itimerspec its = { .it_interval.tv_sec = 1, .it_value.tv_sec = 1 };
+	int rc = 0;
+
+	if (!w) {
+		auth_free(auth);
+		policy_free(pol);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	w->srv = srv;
+	w->id = id;
+	pthread_mutex_init(&w->lock, NULL);
+	/* Workers walk the port range from different places. */
+	w->port_cursor = (uint16_t)(now_s() * 7919 + id * 4099);
+	io.ctx = w;
+	hooks.ctx = w;
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	w->turn = turn_new(&tc, auth, pol, &io, &hooks, srv->shared);
+	if (!w->turn) {
+		auth_free(auth);
+		policy_free(pol);
+	}
+	w->timer.kind = SRC_TIMER;
+	w->timer.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	w->wake.kind = SRC_WAKE;
+	w->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->epfd < 0 || !w->turn || w->timer.fd < 0 || w->wake.fd < 0 ||
+	    timerfd_settime(w->timer.fd, 0, &its, NULL) || epoll_add(w->epfd, &w->timer) ||
+	    epoll_add(w->epfd, &w->wake)) {
+		snprintf(err, errlen, "worker setup: %s", strerror(errno ? errno : ENOMEM));
+		worker_free(w);
+		return -ENOMEM;
+	}
+	if (cfg->nlisten == 0) {
+		struct sockaddr_storage any4, any6;
+		addr_parse("0.0.0.0", 0, &any4);
+		addr_parse("::", 0, &any6);
+		rc = open_listener(w, &any4, err, errlen);
+		/* An IPv4-only host still serves IPv4. */
+		if (!rc && open_listener(w, &any6, err, errlen) && id == 0)
+			log_warn("%s (IPv6 not served)", err);
+	} else {
+		for (unsigned i = 0; i < cfg->nlisten && !rc; i++)
+			rc = open_listener(w, &cfg->listen[i], err, errlen);
+	}
+	if (rc) {
+		worker_free(w);
+		return rc;
+	}
+	*out = w;
+	return 0;
+}
+
+static void collect(void *ctx, struct metrics_snapshot *m)
+{
+	struct server *srv = ctx;
+	struct turn_server *turns[MAX_WORKERS];
+
+	/* Every worker is held between two batches while its state is read. */
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		pthread_mutex_lock(&srv->workers[i]->lock);
+		turns[i] = srv->workers[i]->turn;
+	}
+	pthread_mutex_lock(&srv->fp_lock);
+	metrics_collect(m, turns, srv->nworkers, srv->fp, srv->fp_full);
+	pthread_mutex_unlock(&srv->fp_lock);
+	for (unsigned i = srv->nworkers; i-- > 0;)
+		pthread_mutex_unlock(&srv->workers[i]->lock);
+}
+
+static unsigned worker_count(const struct config *cfg)
+{
+	unsigned n = cfg->workers ? cfg->workers : (unsigned)get_nprocs();
+
+	return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : n;
+}
+
+int server_new(struct server **out, const struct config *cfg, struct auth *auth,
+	       struct policy *pol, struct fastpath *fp, server_reload_fn reload, char *err,
+	       size_t errlen)
+{
+	struct server *srv = calloc(1, sizeof(*srv));
+	unsigned n = worker_count(cfg);
 	sigset_t sigs;
 	int rc;
 
@@ -476,51 +639,59 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 	}
 	srv->cfg = cfg;
 	srv->fp = fp;
-	srv->port_cursor = (uint16_t)(now_s() * 7919);
-	io.ctx = srv;
-	hooks.ctx = srv;
+	srv->reload = reload;
+	pthread_mutex_init(&srv->fp_lock, NULL);
 	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
-	srv->turn = turn_new(&tc, auth, pol, &io, &hooks);
-	if (srv->epfd < 0 || !srv->turn) {
+	srv->sig.fd = srv->netlink.fd = -1;
+	srv->shared = turn_shared_new();
+	if (srv->epfd < 0 || !srv->shared) {
+		auth_free(auth);
+		policy_free(pol);
 		snprintf(err, errlen, "out of memory");
 		server_free(srv);
 		return -ENOMEM;
 	}
-	if (cfg->nlisten == 0) {
-		struct sockaddr_storage any4, any6;
-		addr_parse("0.0.0.0", 0, &any4);
-		addr_parse("::", 0, &any6);
-		rc = open_listener(srv, &any4, err, errlen);
-		/* An IPv4-only host still serves IPv4. */
-		if (!rc && open_listener(srv, &any6, err, errlen))
-			log_warn("%s (IPv6 not served)", err);
-	} else {
-		rc = 0;
-		for (unsigned i = 0; i < cfg->nlisten && !rc; i++)
-			rc = open_listener(srv, &cfg->listen[i], err, errlen);
-	}
-	if (rc) {
-		server_free(srv);
-		return rc;
+	/* Worker 0 takes the credentials built by the caller; the others get
+	 * their own copies (each worker owns and may replace its own). */
+	for (unsigned i = 0; i < n; i++) {
+		struct auth *a = auth;
+		struct policy *p = pol;
+		if (i > 0 && (rc = reload(false, &a, &p))) {
+			snprintf(err, errlen, "credentials for worker %u: %s", i, strerror(-rc));
+			server_free(srv);
+			return rc;
+		}
+		rc = worker_new(srv, i, a, p, &srv->workers[i], err, errlen);
+		if (rc) {
+			if (i == 0)
+				auth = NULL;
+			server_free(srv);
+			return rc;
+		}
+		srv->nworkers++;
 	}
 
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
+	/* Blocked before the threads start, so they inherit the mask and only
+	 * the main thread's signalfd sees the signals. */
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	srv->sig.kind = SRC_SIGNAL;
 	srv->sig.fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
-	srv->timer.kind = SRC_TIMER;
-	srv->timer.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (srv->sig.fd < 0 || srv->timer.fd < 0 || timerfd_settime(srv->timer.fd, 0, &its, NULL) ||
-	    epoll_add(srv, &srv->sig) || epoll_add(srv, &srv->timer)) {
-		snprintf(err, errlen, "signalfd/timerfd: %s", strerror(errno));
+	if (srv->sig.fd < 0 || epoll_add(srv->epfd, &srv->sig)) {
+		snprintf(err, errlen, "signalfd: %s", strerror(errno));
 		server_free(srv);
 		return -errno;
 	}
-	rc = metrics_open(&srv->metrics, cfg, srv->turn, fp, &srv->fp_full, err, errlen);
+	if (fp && fp_netlink_fd(fp) >= 0) {
+		srv->netlink.kind = SRC_NETLINK;
+		srv->netlink.fd = fp_netlink_fd(fp);
+		epoll_add(srv->epfd, &srv->netlink);
+	}
+	rc = metrics_open(&srv->metrics, cfg, collect, srv, err, errlen);
 	if (rc) {
 		server_free(srv);
 		return rc;
@@ -529,13 +700,8 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 		log_warn("%s", err);
 	srv->metrics_src.kind = SRC_METRICS;
 	srv->metrics_src.fd = metrics_fd(srv->metrics);
-	epoll_add(srv, &srv->metrics_src);
-	srv->netlink.fd = -1;
-	if (fp && fp_netlink_fd(fp) >= 0) {
-		srv->netlink.kind = SRC_NETLINK;
-		srv->netlink.fd = fp_netlink_fd(fp);
-		epoll_add(srv, &srv->netlink);
-	}
+	epoll_add(srv->epfd, &srv->metrics_src);
+	log_info("%u relay thread%s", n, n > 1 ? "s" : "");
 	*out = srv;
 	return 0;
 }
@@ -544,44 +710,36 @@ void server_free(struct server *srv)
 {
 	if (!srv)
 		return;
+	for (unsigned i = 0; i < srv->nworkers; i++)
+		worker_free(srv->workers[i]);
+	turn_shared_free(srv->shared);
 	metrics_close(srv->metrics);
-	turn_free(srv->turn);	/* deletes allocations: relays and map entries */
-	while (srv->dead) {
-		struct src *d = srv->dead;
-		srv->dead = d->next_dead;
-		free(d);
-	}
-	for (unsigned i = 0; i < srv->nlisteners; i++) {
-		close(srv->listeners[i]->fd);
-		free(srv->listeners[i]);
-	}
-	if (srv->sig.fd > 0)
+	if (srv->sig.fd >= 0)
 		close(srv->sig.fd);
-	if (srv->timer.fd > 0)
-		close(srv->timer.fd);
 	if (srv->epfd >= 0)
 		close(srv->epfd);
+	pthread_mutex_destroy(&srv->fp_lock);
 	free(srv);
 }
 
-/* ---- the loop ------------------------------------------------------------------------ */
+/* ---- a worker's loop ------------------------------------------------------------------ */
 
-static int recv_batch(struct server *srv, int fd, size_t headroom, bool want_ctrl)
+static int recv_batch(struct worker *w, int fd, size_t headroom, bool want_ctrl)
 {
 	for (int i = 0; i < BATCH; i++) {
-		srv->iovs[i].iov_base = srv->bufs[i] + headroom;
-		srv->iovs[i].iov_len = PKT_BUF - headroom;
-		memset(&srv->msgs[i].msg_hdr, 0, sizeof(srv->msgs[i].msg_hdr));
-		srv->msgs[i].msg_hdr.msg_name = &srv->from[i];
-		srv->msgs[i].msg_hdr.msg_namelen = sizeof(srv->from[i]);
-		srv->msgs[i].msg_hdr.msg_iov = &srv->iovs[i];
-		srv->msgs[i].msg_hdr.msg_iovlen = 1;
+		w->iovs[i].iov_base = w->bufs[i] + headroom;
+		w->iovs[i].iov_len = PKT_BUF - headroom;
+		memset(&w->msgs[i].msg_hdr, 0, sizeof(w->msgs[i].msg_hdr));
+		w->msgs[i].msg_hdr.msg_name = &w->from[i];
+		w->msgs[i].msg_hdr.msg_namelen = sizeof(w->from[i]);
+		w->msgs[i].msg_hdr.msg_iov = &w->iovs[i];
+		w->msgs[i].msg_hdr.msg_iovlen = 1;
 		if (want_ctrl) {
-			srv->msgs[i].msg_hdr.msg_control = srv->ctrl[i];
-			srv->msgs[i].msg_hdr.msg_controllen = sizeof(srv->ctrl[i]);
+			w->msgs[i].msg_hdr.msg_control = w->ctrl[i];
+			w->msgs[i].msg_hdr.msg_controllen = sizeof(w->ctrl[i]);
 		}
 	}
-	return recvmmsg(fd, srv->msgs, BATCH, MSG_DONTWAIT, NULL);
+	return recvmmsg(fd, w->msgs, BATCH, MSG_DONTWAIT, NULL);
 }
 
 /* The local address a datagram was sent to, from IP(V6)_PKTINFO. */
@@ -601,61 +759,147 @@ static void dst_addr(const struct msghdr *mh, const struct src *l, struct sockad
 	}
 }
 
-static void on_listener(struct server *srv, struct src *l)
+static void on_listener(struct worker *w, struct src *l)
 {
 	time_t now = now_s();
 	int n;
 
 	/* Bounded: a flood on one socket cannot starve the others. */
 	for (int round = 0; round < 8; round++) {
-		n = recv_batch(srv, l->fd, 0, true);
+		n = recv_batch(w, l->fd, 0, true);
 		if (n <= 0)
 			return;
 		for (int i = 0; i < n; i++) {
 			struct sockaddr_storage dst;
-			dst_addr(&srv->msgs[i].msg_hdr, l, &dst);
-			addr_canon(&srv->from[i]);
-			turn_on_client(srv->turn, l->fd, &srv->from[i], &dst, srv->bufs[i],
-				       srv->msgs[i].msg_len, now);
+			dst_addr(&w->msgs[i].msg_hdr, l, &dst);
+			addr_canon(&w->from[i]);
+			turn_on_client(w->turn, l->fd, &w->from[i], &dst, w->bufs[i],
+				       w->msgs[i].msg_len, now);
 		}
-		outq_flush(srv);
+		outq_flush(w);
 		if (n < BATCH)
 			return;
 	}
 }
 
-static void on_relay(struct server *srv, struct src *r)
+static void on_relay(struct worker *w, struct src *r)
 {
 	time_t now = now_s();
 	int n;
 
 	for (int round = 0; round < 8 && r->fd >= 0; round++) {
-		n = recv_batch(srv, r->fd, TURN_PEER_HEADROOM, false);
+		n = recv_batch(w, r->fd, TURN_PEER_HEADROOM, false);
 		if (n <= 0)
 			return;
 		for (int i = 0; i < n && r->fd >= 0; i++) {
-			addr_canon(&srv->from[i]);
-			turn_on_peer(srv->turn, r->alloc, &srv->from[i],
-				     srv->bufs[i] + TURN_PEER_HEADROOM, srv->msgs[i].msg_len, now);
+			addr_canon(&w->from[i]);
+			turn_on_peer(w->turn, r->alloc, &w->from[i],
+				     w->bufs[i] + TURN_PEER_HEADROOM, w->msgs[i].msg_len, now);
 		}
-		outq_flush(srv);
+		outq_flush(w);
 		if (n < BATCH)
 			return;
 	}
 }
 
-static bool on_signal(struct server *srv, server_reload_fn reload)
+static void on_wake(struct worker *w)
+{
+	uint64_t v;
+
+	if (read(w->wake.fd, &v, sizeof(v)) < 0)
+		return;
+	if (w->new_auth) {
+		turn_replace_auth(w->turn, w->new_auth, w->new_pol);
+		w->new_auth = NULL;
+		w->new_pol = NULL;
+	}
+}
+
+static void *worker_run(void *arg)
+{
+	struct worker *w = arg;
+	struct epoll_event evs[MAX_EVENTS];
+
+	while (!w->srv->stopping) {
+		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_err("worker %u: epoll_wait: %s", w->id, strerror(errno));
+			break;
+		}
+		pthread_mutex_lock(&w->lock);
+		for (int i = 0; i < n; i++) {
+			struct src *s = evs[i].data.ptr;
+			uint64_t ticks;
+			switch (s->kind) {
+			case SRC_LISTENER:
+				on_listener(w, s);
+				break;
+			case SRC_RELAY:
+				if (s->fd >= 0)
+					on_relay(w, s);
+				break;
+			case SRC_TIMER:
+				if (read(s->fd, &ticks, sizeof(ticks)) > 0)
+					turn_tick(w->turn, now_s());
+				outq_flush(w);
+				break;
+			case SRC_WAKE:
+				on_wake(w);
+				break;
+			default:
+				break;
+			}
+		}
+		while (w->dead) {
+			struct src *d = w->dead;
+			w->dead = d->next_dead;
+			free(d);
+		}
+		pthread_mutex_unlock(&w->lock);
+	}
+	return NULL;
+}
+
+static void wake(struct worker *w)
+{
+	uint64_t one = 1;
+
+	if (write(w->wake.fd, &one, sizeof(one)) < 0)
+		log_warn("worker %u: wake: %s", w->id, strerror(errno));
+}
+
+/* ---- the main thread: signals, netlink, metrics ---------------------------------------- */
+
+static void reload_all(struct server *srv)
+{
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		struct worker *w = srv->workers[i];
+		struct auth *auth;
+		struct policy *pol;
+
+		/* Re-read once; the other workers get copies of the same. */
+		if (srv->reload(i == 0, &auth, &pol))
+			return;	/* the callee logged why; everything stays as it was */
+		pthread_mutex_lock(&w->lock);
+		auth_free(w->new_auth);
+		policy_free(w->new_pol);
+		w->new_auth = auth;
+		w->new_pol = pol;
+		pthread_mutex_unlock(&w->lock);
+		wake(w);
+	}
+	log_info("reloaded users, secrets and peer policy");
+}
+
+static bool on_signal(struct server *srv)
 {
 	struct signalfd_siginfo si;
 
 	while (read(srv->sig.fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			struct auth *auth;
-			struct policy *pol;
-			if (reload && !reload(&auth, &pol)) {
-				turn_replace_auth(srv->turn, auth, pol);
-				log_info("reloaded users, secrets and peer policy");
-			}
+			reload_all(srv);
 			continue;
 		}
 		log_info("%s: shutting down", strsignal((int)si.ssi_signo));
@@ -664,51 +908,54 @@ static bool on_signal(struct server *srv, server_reload_fn reload)
 	return true;
 }
 
-int server_run(struct server *srv, server_reload_fn reload)
+int server_run(struct server *srv)
 {
-	struct epoll_event evs[MAX_EVENTS];
+	struct epoll_event evs[8];
 	bool running = true;
+	unsigned started = 0;
+	int rc = 0;
 
+	for (; started < srv->nworkers; started++) {
+		if ((rc = pthread_create(&srv->workers[started]->thread, NULL, worker_run,
+					 srv->workers[started]))) {
+			log_err("relay thread: %s", strerror(rc));
+			rc = -rc;
+			running = false;
+			break;
+		}
+	}
 	while (running) {
-		int n = epoll_wait(srv->epfd, evs, MAX_EVENTS, -1);
+		int n = epoll_wait(srv->epfd, evs, 8, -1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			log_err("epoll_wait: %s", strerror(errno));
-			return -errno;
+			rc = -errno;
+			break;
 		}
 		for (int i = 0; i < n; i++) {
 			struct src *s = evs[i].data.ptr;
-			uint64_t ticks;
 			switch (s->kind) {
-			case SRC_LISTENER:
-				on_listener(srv, s);
-				break;
-			case SRC_RELAY:
-				if (s->fd >= 0)
-					on_relay(srv, s);
-				break;
-			case SRC_TIMER:
-				if (read(s->fd, &ticks, sizeof(ticks)) > 0)
-					turn_tick(srv->turn, now_s());
-				outq_flush(srv);
-				break;
 			case SRC_SIGNAL:
-				running = on_signal(srv, reload);
+				running = on_signal(srv);
 				break;
 			case SRC_NETLINK:
+				pthread_mutex_lock(&srv->fp_lock);
 				fp_netlink_event(srv->fp);
+				pthread_mutex_unlock(&srv->fp_lock);
 				break;
 			case SRC_METRICS:
 				metrics_event(srv->metrics);
 				break;
+			default:
+				break;
 			}
 		}
-		while (srv->dead) {
-			struct src *d = srv->dead;
-			srv->dead = d->next_dead;
-			free(d);
-		}
 	}
-	return 0;
+	srv->stopping = true;
+	for (unsigned i = 0; i < started; i++) {
+		wake(srv->workers[i]);
+		pthread_join(srv->workers[i]->thread, NULL);
+	}
+	return rc;
 }

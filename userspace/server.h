@@ -5,6 +5,8 @@
 #ifndef XT_SERVER_H
 #define XT_SERVER_H
 
+#include <stdbool.h>
+
 #include "config.h"
 
 struct auth;
@@ -12,15 +14,20 @@ struct policy;
 struct fastpath;
 struct server;
 
-/* On SIGHUP: re-reads the configuration and builds new credentials and
- * policy. 0, or -errno (the old ones stay; the callee logs why). */
-typedef int (*server_reload_fn)(struct auth **auth, struct policy **pol);
+/* Builds credentials and policy (each worker owns a set): from the running
+ * configuration, or after re-reading it (reread, on SIGHUP). 0, or -errno
+ * (the old ones stay; the callee logs why). */
+typedef int (*server_reload_fn)(bool reread, struct auth **auth, struct policy **pol);
 
-/* Opens the listeners. fp may be NULL (userspace relaying only). */
+/* Opens the listeners of relay-threads workers (0: one per CPU). Takes
+ * auth and pol (for the first worker; reload builds the others' and, on
+ * SIGHUP, everyone's new ones). fp may be NULL (userspace relaying only). */
 int server_new(struct server **out, const struct config *cfg, struct auth *auth,
-	       struct policy *pol, struct fastpath *fp, char *err, size_t errlen);
-/* Runs until SIGTERM or SIGINT. */
-int server_run(struct server *srv, server_reload_fn reload);
+	       struct policy *pol, struct fastpath *fp, server_reload_fn reload, char *err,
+	       size_t errlen);
+/* Runs the workers and, in the calling thread, signals, netlink and the
+ * metrics endpoints, until SIGTERM or SIGINT. */
+int server_run(struct server *srv);
 void server_free(struct server *srv);
 
 #endif

@@ -1,7 +1,9 @@
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <unistd.h>
 #include <openssl/rand.h>
 
 #include "addr.h"
@@ -22,14 +24,24 @@ struct reservation {
 	time_t expires;
 };
 
+/* What the worker threads' servers share: quota counts, and ports held by
+ * EVEN-PORT reservations (the token may come back on another 5-tuple, which
+ * SO_REUSEPORT may hand to another worker). */
+struct turn_shared {
+	pthread_mutex_t lock;		/* for resv */
+	struct reservation resv[MAX_RESERVATIONS];
+	unsigned nresv;
+	struct alloc_quota *quota;
+};
+
 struct turn_server {
 	struct turn_cfg cfg;
 	struct auth *auth;
 	struct policy *policy;
 	struct turn_io io;
 	struct alloc_table *allocs;
-	struct reservation resv[MAX_RESERVATIONS];
-	unsigned nresv;
+	struct turn_shared *shared;
+	bool own_shared;
 	uint8_t tid_seed[4];		/* server-originated transaction ids */
 	uint64_t tid_counter;
 	struct turn_stats stats;
@@ -54,8 +66,35 @@ struct reply {
 	uint8_t buf[STUN_MAX_MSG];
 };
 
+struct turn_shared *turn_shared_new(void)
+{
+	struct turn_shared *sh = calloc(1, sizeof(*sh));
+
+	if (!sh)
+		return NULL;
+	sh->quota = alloc_quota_new();
+	if (!sh->quota) {
+		free(sh);
+		return NULL;
+	}
+	pthread_mutex_init(&sh->lock, NULL);
+	return sh;
+}
+
+void turn_shared_free(struct turn_shared *sh)
+{
+	if (!sh)
+		return;
+	for (unsigned i = 0; i < sh->nresv; i++)
+		close(sh->resv[i].fd);
+	alloc_quota_free(sh->quota);
+	pthread_mutex_destroy(&sh->lock);
+	free(sh);
+}
+
 struct turn_server *turn_new(const struct turn_cfg *cfg, struct auth *auth, struct policy *pol,
-			     const struct turn_io *io, const struct alloc_hooks *hooks)
+			     const struct turn_io *io, const struct alloc_hooks *hooks,
+			     struct turn_shared *shared)
 {
 	struct turn_server *s = calloc(1, sizeof(*s));
 
@@ -65,9 +104,13 @@ struct turn_server *turn_new(const struct turn_cfg *cfg, struct auth *auth, stru
 	s->auth = auth;
 	s->policy = pol;
 	s->io = *io;
-	s->allocs = alloc_table_new(&cfg->limits, hooks);
+	s->own_shared = !shared;
+	s->shared = shared ? shared : turn_shared_new();
+	s->allocs = s->shared ? alloc_table_new(&cfg->limits, hooks, s->shared->quota) : NULL;
 	if (!s->allocs || RAND_bytes(s->tid_seed, sizeof(s->tid_seed)) != 1) {
 		alloc_table_free(s->allocs);
+		if (s->own_shared)
+			turn_shared_free(s->shared);
 		free(s);
 		return NULL;
 	}
@@ -79,8 +122,8 @@ void turn_free(struct turn_server *s)
 	if (!s)
 		return;
 	alloc_table_free(s->allocs);
-	for (unsigned i = 0; i < s->nresv; i++)
-		s->io.relay_close(s->io.ctx, s->resv[i].fd);
+	if (s->own_shared)
+		turn_shared_free(s->shared);
 	auth_free(s->auth);
 	policy_free(s->policy);
 	free(s);
@@ -210,17 +253,35 @@ static uint32_t grant_lifetime(struct turn_server *s, uint32_t requested)
 
 /* ---- Allocate ---------------------------------------------------------------- */
 
-static struct reservation *resv_take(struct turn_server *s, const uint8_t *token)
+/* Takes the reservation of a token out of the shared store: true and *out
+ * filled if there was one. */
+static bool resv_take(struct turn_shared *sh, const uint8_t *token, struct reservation *out)
 {
-	for (unsigned i = 0; i < s->nresv; i++)
-		if (!memcmp(s->resv[i].token, token, 8))
-			return &s->resv[i];
-	return NULL;
+	bool found = false;
+
+	pthread_mutex_lock(&sh->lock);
+	for (unsigned i = 0; i < sh->nresv; i++) {
+		if (!memcmp(sh->resv[i].token, token, 8)) {
+			*out = sh->resv[i];
+			sh->resv[i] = sh->resv[--sh->nresv];
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&sh->lock);
+	return found;
 }
 
-static void resv_remove(struct turn_server *s, struct reservation *r)
+static bool resv_put(struct turn_shared *sh, const struct reservation *r)
 {
-	*r = s->resv[--s->nresv];
+	bool ok;
+
+	pthread_mutex_lock(&sh->lock);
+	ok = sh->nresv < MAX_RESERVATIONS;
+	if (ok)
+		sh->resv[sh->nresv++] = *r;
+	pthread_mutex_unlock(&sh->lock);
+	return ok;
 }
 
 /* Opens the relay for family; with even_port and reserve, also holds the
@@ -238,23 +299,18 @@ static int open_relay(struct req *q, int family, bool even, bool reserve, bool d
 		out->fd = fd;
 		if (!reserve)
 			return 0;
-		if (s->nresv >= MAX_RESERVATIONS) {
-			s->io.relay_close(s->io.ctx, fd);
-			return -ENOSPC;
-		}
-		struct reservation *r = &s->resv[s->nresv];
+		struct reservation r;
 		int rfd = s->io.relay_open(s->io.ctx, family, addr_port(&out->addr) + 1, false, df,
-					   &r->addr, &r->adv);
+					   &r.addr, &r.adv);
 		if (rfd >= 0) {
-			r->fd = rfd;
-			r->expires = q->now + RESERVATION_LIFETIME;
-			if (RAND_bytes(r->token, 8) != 1) {
+			r.fd = rfd;
+			r.expires = q->now + RESERVATION_LIFETIME;
+			if (RAND_bytes(r.token, 8) != 1 || !resv_put(s->shared, &r)) {
 				s->io.relay_close(s->io.ctx, rfd);
 				s->io.relay_close(s->io.ctx, fd);
-				return -EIO;
+				return -ENOSPC;
 			}
-			memcpy(token, r->token, 8);
-			s->nresv++;
+			memcpy(token, r.token, 8);
 			*reserved = true;
 			return 0;
 		}
@@ -358,17 +414,16 @@ static void handle_allocate(struct req *q)
 	memcpy(a->alloc_tid, q->m->tid, STUN_TID_LEN);
 
 	if (token) {
-		struct reservation *rv = token->len == 8 ? resv_take(s, stun_attr_val(q->m, token)) : NULL;
-		if (!rv) {
+		struct reservation rv;
+		if (token->len != 8 || !resv_take(s->shared, stun_attr_val(q->m, token), &rv)) {
 			free(a);
 			send_error(q, 508);
 			return;
 		}
-		a->relays[0].fd = rv->fd;
-		a->relays[0].addr = rv->addr;
-		a->relays[0].adv = rv->adv;
+		a->relays[0].fd = rv.fd;
+		a->relays[0].addr = rv.addr;
+		a->relays[0].adv = rv.adv;
 		a->nrelays = 1;
-		resv_remove(s, rv);
 	} else {
 		bool want_reserve = even && (stun_attr_val(q->m, even)[0] & 0x80);
 		err = open_relay(q, families[0], even != NULL, want_reserve, df, &a->relays[0],
@@ -709,12 +764,16 @@ void turn_on_peer(struct turn_server *s, struct allocation *a, const struct sock
 void turn_tick(struct turn_server *s, time_t now)
 {
 	alloc_expire(s->allocs, now);
-	for (unsigned i = 0; i < s->nresv;) {
-		if (s->resv[i].expires <= now) {
-			s->io.relay_close(s->io.ctx, s->resv[i].fd);
-			resv_remove(s, &s->resv[i]);
+	struct turn_shared *sh = s->shared;
+
+	pthread_mutex_lock(&sh->lock);
+	for (unsigned i = 0; i < sh->nresv;) {
+		if (sh->resv[i].expires <= now) {
+			close(sh->resv[i].fd);
+			sh->resv[i] = sh->resv[--sh->nresv];
 		} else {
 			i++;
 		}
 	}
+	pthread_mutex_unlock(&sh->lock);
 }

@@ -56,9 +56,17 @@ struct turn_stats {
 };
 
 struct turn_server;
+struct turn_shared;
 
+/* State several servers (one per worker thread) share: quota counts and
+ * EVEN-PORT reservations. Locked inside. */
+struct turn_shared *turn_shared_new(void);
+void turn_shared_free(struct turn_shared *sh);
+
+/* shared: the state shared with other servers, or NULL for its own. */
 struct turn_server *turn_new(const struct turn_cfg *cfg, struct auth *auth, struct policy *pol,
-			     const struct turn_io *io, const struct alloc_hooks *hooks);
+			     const struct turn_io *io, const struct alloc_hooks *hooks,
+			     struct turn_shared *shared);
 /* Deletes every allocation (hooks called) and frees. */
 void turn_free(struct turn_server *s);
 /* SIGHUP: new credentials and policy take over; the old ones are freed. */

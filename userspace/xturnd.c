@@ -59,12 +59,21 @@ static int build_auth(const struct config *c, struct auth **auth, struct policy 
 	return 0;
 }
 
-static int reload(struct auth **auth, struct policy **pol)
+#define SWAP(a, b) do { __typeof__(a) t_ = (a); (a) = (b); (b) = t_; } while (0)
+
+/* SIGHUP: re-reads the file and flags, and takes over what can change at
+ * run time (credentials and peer policy; addresses and ports need a
+ * restart). A configuration that does not load changes nothing. */
+static int reread_config(void)
 {
 	struct config nc;
 	char err[512];
 	int rc;
 
+	if (cfg.demo) {
+		log_err("reload refused: the demo's credentials exist only in this process");
+		return -EINVAL;
+	}
 	config_init(&nc);
 	rc = config_parse_args(&nc, g_argc, g_argv, err, sizeof(err));
 	if (!rc)
@@ -74,10 +83,24 @@ static int reload(struct auth **auth, struct policy **pol)
 		config_free(&nc);
 		return rc;
 	}
-	rc = build_auth(&nc, auth, pol);
-	if (rc)
-		log_err("reload refused: %s", strerror(-rc));
-	config_free(&nc);
+	memcpy(cfg.realm, nc.realm, sizeof(cfg.realm));
+	cfg.use_auth_secret = nc.use_auth_secret;
+	cfg.stale_nonce = nc.stale_nonce;
+	cfg.allow_special_peers = nc.allow_special_peers;
+	SWAP(cfg.users, nc.users);
+	SWAP(cfg.secrets, nc.secrets);
+	SWAP(cfg.allowed_peers, nc.allowed_peers);
+	SWAP(cfg.denied_peers, nc.denied_peers);
+	config_free(&nc);	/* the old lists */
+	return 0;
+}
+
+static int reload(bool reread, struct auth **auth, struct policy **pol)
+{
+	int rc = reread ? reread_config() : 0;
+
+	if (!rc && (rc = build_auth(&cfg, auth, pol)))
+		log_err("credentials/policy: %s", strerror(-rc));
 	return rc;
 }
 
@@ -230,7 +253,7 @@ int main(int argc, char **argv)
 		}
 	}
 
-	rc = server_new(&srv, &cfg, auth, pol, fp, err, sizeof(err));
+	rc = server_new(&srv, &cfg, auth, pol, fp, reload, err, sizeof(err));
 	if (rc) {
 		log_err("%s", err);
 		fp_close(fp);
@@ -242,7 +265,7 @@ int main(int argc, char **argv)
 		log_info("relaying on %s ports %u-%u", addr_str(&cfg.relay[i], false, b, sizeof(b)),
 			 cfg.min_port, cfg.max_port);
 	}
-	rc = server_run(srv, reload);
+	rc = server_run(srv);
 	server_free(srv);	/* allocations go first: their map entries with them */
 	fp_close(fp);
 	config_free(&cfg);

@@ -51,7 +51,7 @@ static struct alloc_table *new_table(void)
 		.perm_down = m_perm_down, .chan_up = m_chan_up, .chan_down = m_chan_down,
 	};
 	memset(&mir, 0, sizeof(mir));
-	return alloc_table_new(&limits, &h);
+	return alloc_table_new(&limits, &h, NULL);
 }
 
 static struct sockaddr_storage A(const char *s)
@@ -117,6 +117,32 @@ static void test_quotas(void **st)
 	assert_int_equal(alloc_user_count(t, "alice"), 0);
 	assert_int_equal(alloc_quota_check(t, "carol"), 0);
 	alloc_table_free(t);
+}
+
+/* Worker threads' tables share one quota: a user's allocations count
+ * wherever they live. */
+static void test_shared_quota(void **st)
+{
+	struct alloc_quota *q = alloc_quota_new();
+	struct alloc_table *t1 = alloc_table_new(&limits, NULL, q);
+	struct alloc_table *t2 = alloc_table_new(&limits, NULL, q);
+	struct allocation *extra;
+
+	assert_int_equal(alloc_insert(t1, mk("198.51.100.1:1", "alice", 100)), 0);
+	assert_int_equal(alloc_insert(t2, mk("198.51.100.1:2", "alice", 100)), 0);
+	assert_int_equal(alloc_user_count(t1, "alice"), 2);
+	extra = mk("198.51.100.1:3", "alice", 100);
+	assert_int_equal(alloc_insert(t1, extra), -EDQUOT);
+	free(extra);
+	assert_int_equal(alloc_insert(t2, mk("198.51.100.1:4", "bob", 100)), 0);
+	assert_int_equal(alloc_quota_check(t1, "carol"), -ENOSPC);	/* total 3 */
+	assert_int_equal(alloc_count(t1), 1);
+	assert_int_equal(alloc_count(t2), 2);
+	alloc_table_free(t2);
+	assert_int_equal(alloc_user_count(t1, "alice"), 1);
+	assert_int_equal(alloc_quota_check(t1, "carol"), 0);
+	alloc_table_free(t1);
+	alloc_quota_free(q);
 }
 
 static void test_permissions(void **st)
@@ -249,7 +275,7 @@ static void test_expiry_and_growth(void **st)
 	big.user_quota = 0;
 	big.total_quota = 0;
 	memset(&mir, 0, sizeof(mir));
-	t = alloc_table_new(&big, &h);
+	t = alloc_table_new(&big, &h, NULL);
 	/* past the initial bucket count, so the table grows */
 	for (int i = 0; i < 5000; i++) {
 		char s[40];
@@ -292,6 +318,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_insert_find_delete),
 		cmocka_unit_test(test_quotas),
+		cmocka_unit_test(test_shared_quota),
 		cmocka_unit_test(test_permissions),
 		cmocka_unit_test(test_channel_rules),
 		cmocka_unit_test(test_channel_mirror_follows_permission),

@@ -340,7 +340,7 @@ static void test_alloc_totals(void **st)
 				    .channel_lifetime = 600 };
 	unsigned calls = 0;
 	struct alloc_hooks h = { .ctx = &calls, .chan_up = in_kernel_every_other };
-	struct alloc_table *t = alloc_table_new(&lim, &h);
+	struct alloc_table *t = alloc_table_new(&lim, &h, NULL);
 	struct allocation *a1 = mk("198.51.100.1:1", "alice"), *a2 = mk("198.51.100.1:2", "alice");
 	struct allocation *a3 = mk("198.51.100.1:3", "bob");
 	struct sockaddr_storage p1 = A("203.0.113.1:5000"), p2 = A("203.0.113.2:5000");
@@ -380,6 +380,13 @@ struct ep {
 	char dir[64];
 };
 
+static void ep_collect(void *ctx, struct metrics_snapshot *m)
+{
+	struct ep *e = ctx;
+
+	metrics_collect(m, &e->turn, 1, NULL, e->full);
+}
+
 static int ep_setup(void **st)
 {
 	struct ep *e = calloc(1, sizeof(*e));
@@ -392,7 +399,7 @@ static int ep_setup(void **st)
 	config_init(&e->cfg);
 	e->auth = auth_new("test", 600);
 	e->pol = policy_new();
-	e->turn = turn_new(&tc, e->auth, e->pol, &io, NULL);
+	e->turn = turn_new(&tc, e->auth, e->pol, &io, NULL, NULL);
 	assert_non_null(e->turn);
 	strcpy(e->dir, "/tmp/test_metrics.XXXXXX");
 	assert_non_null(mkdtemp(e->dir));
@@ -402,7 +409,7 @@ static int ep_setup(void **st)
 	e->full = 42;
 	for (int i = 0; i < 50 && rc == -EADDRINUSE; i++) {
 		e->cfg.prometheus_port = (uint16_t)(20000 + (getpid() * 31 + i * 997) % 40000);
-		rc = metrics_open(&e->ms, &e->cfg, e->turn, NULL, &e->full, err, sizeof(err));
+		rc = metrics_open(&e->ms, &e->cfg, ep_collect, e, err, sizeof(err));
 	}
 	if (rc)
 		fail_msg("metrics_open: %s", err);
@@ -501,7 +508,7 @@ static void test_http(void **st)
 	assert_non_null(strstr(body, "\nxturn_fastpath_full_total 42\n"));
 	assert_non_null(strstr(body, "\nxturn_allocations 0\n"));
 	assert_null(strstr(body, "xturn_xdp_"));
-	metrics_collect(&m, e->turn, NULL, e->full);
+	metrics_collect(&m, &e->turn, 1, NULL, e->full);
 	struct expect ex[64];
 	unsigned ne = expectations(&m, ex);
 	check_exposition(body, ex, ne);
@@ -565,7 +572,7 @@ static void test_unix_in_use(void **st)
 	char err[256];
 
 	c.prometheus = false;
-	assert_int_equal(metrics_open(&second, &c, e->turn, NULL, &e->full, err, sizeof(err)), 0);
+	assert_int_equal(metrics_open(&second, &c, ep_collect, e, err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "another running xturnd"));
 	metrics_close(second);
 	assert_int_equal(access(e->cfg.stats_socket, F_OK), 0);	/* still the first's */
