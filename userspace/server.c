@@ -373,7 +373,7 @@ static void hook_alloc_down(void *ctx, struct allocation *a)
 	}
 }
 
-static void hook_perm_up(void *ctx, struct allocation *a, const struct perm *p)
+static void perm_sync(void *ctx, struct allocation *a, const struct perm *p, bool up)
 {
 	struct server *srv = ((struct worker *)ctx)->srv;
 	struct relay *r = alloc_relay_for(a, p->peer.ss_family);
@@ -381,20 +381,21 @@ static void hook_perm_up(void *ctx, struct allocation *a, const struct perm *p)
 	if (!srv->fp || !r)
 		return;
 	pthread_mutex_lock(&srv->fp_lock);
-	fp_perm_add(srv->fp, &r->addr, &p->peer);
+	if (up)
+		fp_perm_add(srv->fp, &r->addr, &p->peer);
+	else
+		fp_perm_del(srv->fp, &r->addr, &p->peer);
 	pthread_mutex_unlock(&srv->fp_lock);
+}
+
+static void hook_perm_up(void *ctx, struct allocation *a, const struct perm *p)
+{
+	perm_sync(ctx, a, p, true);
 }
 
 static void hook_perm_down(void *ctx, struct allocation *a, const struct perm *p)
 {
-	struct server *srv = ((struct worker *)ctx)->srv;
-	struct relay *r = alloc_relay_for(a, p->peer.ss_family);
-
-	if (!srv->fp || !r)
-		return;
-	pthread_mutex_lock(&srv->fp_lock);
-	fp_perm_del(srv->fp, &r->addr, &p->peer);
-	pthread_mutex_unlock(&srv->fp_lock);
+	perm_sync(ctx, a, p, false);
 }
 
 static void chan_to_fp(const struct allocation *a, const struct chan *c, struct fp_chan *fc)

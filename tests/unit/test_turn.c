@@ -820,32 +820,41 @@ static void test_channel_rules(void **state)
 
 /* ---- data ---------------------------------------------------------------------------- */
 
-static void test_data_channel(void **state)
+/* Binds a channel to a peer socket of ours and relays one datagram each
+ * way: it must arrive intact, from the relayed address / on the channel. */
+static void channel_roundtrip(struct turnc *t, const struct turnc_alloc *res, const char *peer_ip,
+			      uint16_t channel)
 {
-	struct turnc_alloc res;
-	struct turnc *t = alloc_cl(*state, "alice", "secret", NULL, &res);
 	struct sockaddr_storage pa, from, got_peer;
-	int pfd = peer_open("127.0.0.1", &pa);
+	int pfd = peer_open(peer_ip, &pa);
 	static const char c2p[] = "client to peer over channel";
 	static const char p2c[] = "peer to client over channel";
 	char buf[256];
 	uint16_t ch = 0;
 	int n;
 
-	assert_int_equal(turnc_channel_bind(t, 0x4001, &pa), 0);
-	assert_int_equal(turnc_send_channel(t, 0x4001, c2p, sizeof(c2p)), 0);
+	assert_int_equal(turnc_channel_bind(t, channel, &pa), 0);
+	assert_int_equal(turnc_send_channel(t, channel, c2p, sizeof(c2p)), 0);
 	n = peer_recv(pfd, WAIT_MS, buf, sizeof(buf), &from);
 	assert_int_equal(n, sizeof(c2p));
 	assert_memory_equal(buf, c2p, sizeof(c2p));
-	assert_true(addr_eq(&from, &res.relayed[0]));
+	assert_true(addr_eq(&from, &res->relayed[0]));
 
-	peer_send(pfd, &res.relayed[0], p2c, sizeof(p2c));
+	peer_send(pfd, &res->relayed[0], p2c, sizeof(p2c));
 	n = turnc_recv(t, WAIT_MS, &got_peer, &ch, buf, sizeof(buf));
 	assert_int_equal(n, sizeof(p2c));
-	assert_int_equal(ch, 0x4001);
+	assert_int_equal(ch, channel);
 	assert_true(addr_eq(&got_peer, &pa));
 	assert_memory_equal(buf, p2c, sizeof(p2c));
 	close(pfd);
+}
+
+static void test_data_channel(void **state)
+{
+	struct turnc_alloc res;
+	struct turnc *t = alloc_cl(*state, "alice", "secret", NULL, &res);
+
+	channel_roundtrip(t, &res, "127.0.0.1", 0x4001);
 	release(t);
 }
 
@@ -880,27 +889,10 @@ static void test_data_ipv6(void **state)
 	struct turnc_alloc_opts o = { .family = STUN_FAMILY_IPV6 };
 	struct turnc_alloc res;
 	struct turnc *t = cl(*state, AF_INET6, "alice", "secret");
-	struct sockaddr_storage pa, from, got_peer;
-	int pfd = peer_open("::1", &pa);
-	static const char c2p[] = "v6 client to peer", p2c[] = "v6 peer to client";
-	char buf[256];
-	uint16_t ch = 0;
-	int n;
 
 	assert_int_equal(turnc_allocate(t, &o, &res), 0);
 	assert_relay_in_range(*state, &res.relayed[0], "::1");
-	assert_int_equal(turnc_channel_bind(t, 0x4FFF, &pa), 0);
-	assert_int_equal(turnc_send_channel(t, 0x4FFF, c2p, sizeof(c2p)), 0);
-	n = peer_recv(pfd, WAIT_MS, buf, sizeof(buf), &from);
-	assert_int_equal(n, sizeof(c2p));
-	assert_memory_equal(buf, c2p, sizeof(c2p));
-	assert_true(addr_eq(&from, &res.relayed[0]));
-	peer_send(pfd, &res.relayed[0], p2c, sizeof(p2c));
-	n = turnc_recv(t, WAIT_MS, &got_peer, &ch, buf, sizeof(buf));
-	assert_int_equal(n, sizeof(p2c));
-	assert_int_equal(ch, 0x4FFF);
-	assert_memory_equal(buf, p2c, sizeof(p2c));
-	close(pfd);
+	channel_roundtrip(t, &res, "::1", 0x4FFF);
 	release(t);
 }
 
