@@ -107,12 +107,21 @@ unit: $(UNIT_TESTS)
 
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -Iuserspace -Ibpf -D_GNU_SOURCE
 FUZZ_SECONDS ?= 60
+# Each target: its sources. fuzz_stun: the parser; fuzz_turn: the whole
+# protocol logic behind a fake socket layer.
+FUZZ_STUN_SRCS := userspace/stun.c
+FUZZ_TURN_SRCS := userspace/turn.c userspace/alloc.c userspace/auth.c userspace/policy.c \
+	userspace/stun.c userspace/addr.c userspace/log.c
 fuzz: deps
-	$(Q)mkdir -p $(BUILD)/fuzz/corpus
-	$(CLANG) $(FUZZ_CFLAGS) tests/fuzz/fuzz_stun.c userspace/stun.c \
+	$(Q)mkdir -p $(BUILD)/fuzz/corpus-stun $(BUILD)/fuzz/corpus-turn
+	$(CLANG) $(FUZZ_CFLAGS) tests/fuzz/fuzz_stun.c $(FUZZ_STUN_SRCS) \
 		-o $(BUILD)/fuzz/fuzz_stun -lcrypto -lz
+	$(CLANG) $(FUZZ_CFLAGS) tests/fuzz/fuzz_turn.c $(FUZZ_TURN_SRCS) \
+		-o $(BUILD)/fuzz/fuzz_turn -lxdp -lbpf -lcrypto -lz -lpthread
 	$(BUILD)/fuzz/fuzz_stun -max_total_time=$(FUZZ_SECONDS) -max_len=1500 \
-		$(BUILD)/fuzz/corpus tests/fuzz/seeds
+		$(BUILD)/fuzz/corpus-stun tests/fuzz/seeds
+	$(BUILD)/fuzz/fuzz_turn -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		$(BUILD)/fuzz/corpus-turn tests/fuzz/seeds-turn
 
 bench: deps all
 	$(Q)tests/bench/bench.sh $(BUILD)
