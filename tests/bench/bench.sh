@@ -1,0 +1,399 @@
+#!/usr/bin/env bash
+# make bench: xturnd (XDP), xturnd --no-xdp and coturn relaying the same
+# xturngen load through one namespace topology.
+#
+#   gen ns: c0 10.72.1.2 <-> r0 10.72.1.1 [relay ns] r1 10.72.2.1 <-> p0 10.72.2.2: peer ns
+#
+# Client and peer have routes to the relay's subnet only, so nothing but the
+# TURN server can move a packet between them (checked before the first run).
+#
+# Method (per server, per load, per run):
+#  * Throughput: xturngen sends ChannelData client->peer (2 threads,
+#    sendmmsg). The peer is a kernel counter, not a process: nothing listens
+#    on the peer ports, and the peer namespace's UDP NoPorts + InDatagrams
+#    count what arrived (cheapest possible sink: the 2 vCPUs go to the
+#    generator and the relay, and the sink's cost is the same for every
+#    server). Delivery = arrived / sent.
+#    First an unpaced trial (offered = what the generator reaches). If it
+#    loses <= 0.1 %, that delivered rate is the result and the limit is the
+#    generator ("gen"). Otherwise paced trials at 0.9, 0.63, 0.44 x the
+#    delivered rate of the unpaced trial (bounded: at most 3 steps); the
+#    first with >= 99.9 % delivery gives the result ("relay"); if none
+#    passes the result is 0 ("none") -- never a rate that lost packets.
+#    One more paced trial bisects between the passing and the last failing
+#    rate. Trials last 1.5 s of data plane (setup excluded).
+#    On 2 vCPUs the generator (~0.8-1.1 M pps with sendmmsg) shares the
+#    machine with the relay: XDP results marked "gen" are lower bounds.
+#  * CPU over the winning trial's whole xturngen run (setup and the 0.5 s
+#    drain included, so the % slightly understate the load): the relay process (utime+stime from
+#    /proc/PID/stat, all threads) and the whole machine's softirq time
+#    (/proc/stat, all CPUs). XDP runs in softirq, so for the XDP server the
+#    softirq column is where its work is; it also holds the kernel receive
+#    work of every server and of the sink, so compare it across servers
+#    rather than reading it as "relay only". Shown as % of one CPU and as
+#    (relay process + softirq) ns per delivered packet.
+#  * Latency: 20 k pps (10 allocations x 10 channels, 200 B) to an echoing
+#    xturngen peer; round trip p50/p99 as the client measures it.
+#  * Control plane: N allocations (2000; 500 quick), 4 threads, long-term
+#    credentials; xturngen's allocations/s.
+#  * Runs: one warm-up run (unpaced trials only, discarded) and BENCH_RUNS
+#    (3) measured runs; servers alternate A/B (order reversed every run);
+#    medians reported.
+# Loads: payload 64/200/1200 B at 100 channels (10 allocations x 10),
+# channels 1 (1x1), 100 (10x10), 10000 (100x100) at 200 B.
+#
+# Output in BUILD/bench/: results.txt (table), results.json, pps.png and
+# raw.tsv (every trial). BENCH_QUICK=1: one run, no warm-up, 1 s trials,
+# three loads (~1 min). The whole bench is bounded by BENCH_BUDGET seconds
+# (default 540): runs that would not fit are skipped and the report says so.
+#
+# Usage: tests/bench/bench.sh BUILD_DIR      (root; run by `make bench`)
+set -u
+
+BUILD=$(cd "${1:-build}" && pwd) || exit 1
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=$BUILD/bench
+GEN=$BUILD/xturngen
+XTURND=$BUILD/xturnd
+QUICK=${BENCH_QUICK:-0}
+BUDGET=${BENCH_BUDGET:-540}
+
+if [ "$QUICK" = 1 ]; then
+	RUNS=${BENCH_RUNS:-1}; WARMUP=0; TRIAL_S=1; NALLOC=500; LAT_S=1
+	LOADS="64:10:10 1200:10:10 200:100:100"
+else
+	RUNS=${BENCH_RUNS:-3}; WARMUP=1; TRIAL_S=1.5; NALLOC=2000; LAT_S=2
+	LOADS="64:10:10 200:10:10 1200:10:10 200:1:1 200:100:100"
+fi
+SERVERS="xdp noxdp coturn"
+GEN_THREADS=2
+NQ=${BENCH_QUEUES:-$(nproc)}
+LOSS_MAX=0.1		# percent: >= 99.9 % delivery
+STEPS="0.9 0.63 0.44"
+LAT_RATE=20000
+
+ID=xb-$$
+NS_C=$ID-c NS_R=$ID-r NS_P=$ID-p
+C4=10.72.1.2 R4C=10.72.1.1 R4P=10.72.2.1 P4=10.72.2.2
+MAC_C=02:72:01:00:00:02 MAC_RC=02:72:01:00:00:01
+MAC_RP=02:72:02:00:00:01 MAC_P=02:72:02:00:00:02
+PORT=3478 PEER_PORT=4000
+PIN_DIR=/sys/fs/bpf/$ID
+TMP=
+SRV_PID=
+NETNS=()
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "FATAL: $*"; exit 1; }
+
+cleanup() {
+	local rc=$? ns
+	trap - EXIT INT TERM
+	stop_server
+	for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+	[ -d "$PIN_DIR" ] && rm -rf -- "$PIN_DIR"
+	[ -n "$TMP" ] && [ -d "$TMP" ] && { [ "${BENCH_KEEP:-0}" = 1 ] &&
+		log "logs kept in $TMP" || rm -rf -- "$TMP"; }
+	exit "$rc"
+}
+
+# The bench's own dependencies (not the Makefile's DEPS): gnuplot draws the
+# plot; everything else comes with `make deps`.
+check_deps() {
+	local t
+	[ "$(id -u)" = 0 ] || die "needs root (network namespaces, XDP)"
+	for t in ip ethtool nsenter ss turnserver bpftool jq awk; do
+		command -v "$t" >/dev/null || die "missing tool: $t (make deps)"
+	done
+	[ -x "$GEN" ] && [ -x "$XTURND" ] || die "build first: make BUILD=$BUILD all"
+	if ! command -v gnuplot >/dev/null; then
+		log "installing gnuplot-nox for the plot"
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null ||
+			log "gnuplot unavailable: no plot"
+	fi
+}
+
+# Background processes are started with ip netns exec directly (it execs,
+# so $! is the process itself), never through this function.
+nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+topology() {
+	local ns
+	for ns in "$NS_C" "$NS_R" "$NS_P"; do
+		ip netns add "$ns" || die "ip netns add $ns"
+		NETNS+=("$ns")
+		ip -n "$ns" link set lo up
+	done
+	# One queue per CPU, like a NIC with RSS: each queue has its own NAPI,
+	# so the XDP path is not held to one CPU.
+	local q="numtxqueues $NQ numrxqueues $NQ"
+	ip -n "$NS_C" link add c0 address $MAC_C $q type veth \
+		peer name r0 address $MAC_RC $q netns "$NS_R" || die "veth c0-r0"
+	ip -n "$NS_P" link add p0 address $MAC_P $q type veth \
+		peer name r1 address $MAC_RP $q netns "$NS_R" || die "veth p0-r1"
+	ip -n "$NS_C" addr add $C4/24 dev c0 && ip -n "$NS_R" addr add $R4C/24 dev r0 &&
+		ip -n "$NS_R" addr add $R4P/24 dev r1 && ip -n "$NS_P" addr add $P4/24 dev p0 ||
+		die "addresses"
+	ip -n "$NS_C" link set c0 up && ip -n "$NS_R" link set r0 up &&
+		ip -n "$NS_R" link set r1 up && ip -n "$NS_P" link set p0 up || die "link up"
+	nsx "$NS_R" sysctl -qw net.ipv4.ip_forward=0 || die "relay ip_forward"
+	ip -n "$NS_C" neigh replace $R4C lladdr $MAC_RC dev c0 nud permanent &&
+		ip -n "$NS_R" neigh replace $C4 lladdr $MAC_C dev r0 nud permanent &&
+		ip -n "$NS_R" neigh replace $P4 lladdr $MAC_P dev r1 nud permanent &&
+		ip -n "$NS_P" neigh replace $R4P lladdr $MAC_RP dev p0 nud permanent ||
+		die "static neighbours"
+	# XDP redirects into a veth are delivered only to an end with NAPI.
+	nsx "$NS_C" ethtool -K c0 gro on >/dev/null && nsx "$NS_P" ethtool -K p0 gro on >/dev/null ||
+		die "gro on"
+	# The sink sends no port unreachables back into the relay.
+	nsx "$NS_P" sysctl -qw net.ipv4.icmp_msgs_per_sec=0 net.ipv4.icmp_msgs_burst=0
+	# Client and peer have nothing but their connected /24 (the relay's).
+	ip -n "$NS_C" route get $P4 >/dev/null 2>&1 && die "client has a route to the peer"
+	ip -n "$NS_P" route get $C4 >/dev/null 2>&1 && die "peer has a route to the client"
+}
+
+# Until xturnd's fib lookup works with forwarding off, the XDP path needs
+# forwarding on the relay's two veths (routes above still keep the kernel
+# from forwarding between client and peer). Not needed once xturnd has its
+# own lookup device (xturn0).
+relay_if_forwarding() {
+	ip -n "$NS_R" link show xturn0 >/dev/null 2>&1 && [ "$1" = 1 ] && return 0
+	nsx "$NS_R" sysctl -qw net.ipv4.conf.r0.forwarding="$1" net.ipv4.conf.r1.forwarding="$1"
+}
+
+wait_udp() {	# NS PORT
+	for _ in $(seq 100); do
+		[ -n "$(nsx "$1" ss -Hlun "sport = :$2")" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+start_server() {	# xdp|noxdp|coturn
+	local log=$TMP/server-$1.log
+	local common=("--listening-ip=$R4C" "--listening-port=$PORT" "--relay-ip=$R4P"
+		--min-port=50000 --max-port=59999 --realm=bench --user=u:p)
+	case $1 in
+	xdp|noxdp)
+		local x=(--xdp-mode=native)
+		[ "$1" = noxdp ] && x=(--no-xdp)
+		# nsenter, not ip netns exec: the pins stay in the host's bpffs.
+		nsenter --net=/run/netns/"$NS_R" "$XTURND" "${common[@]}" "${x[@]}" \
+			--allowed-peer-ip=10.72.2.0/24 --max-channels=4096 --log-level=warn \
+			--bpf-pin-dir="$PIN_DIR" >>"$log" 2>&1 &
+		;;
+	coturn)
+		# UDP only, no CLI; relay threads as coturn likes (one per CPU).
+		ip netns exec "$NS_R" turnserver -n --no-tcp --no-tcp-relay --no-tls --no-dtls --no-cli \
+			--lt-cred-mech --log-file=stdout --simple-log --no-stdout-log \
+			--pidfile="$TMP/turnserver.pid" --userdb="$TMP/turndb" "${common[@]}" \
+			>>"$log" 2>&1 &
+		;;
+	esac
+	SRV_PID=$!
+	wait_udp "$NS_R" $PORT || { tail "$log" >&2; die "$1 does not listen"; }
+	if [ "$1" = xdp ]; then
+		ip -n "$NS_R" link show r0 | grep -q 'prog/xdp' || die "no XDP on r0"
+		relay_if_forwarding 1
+	fi
+	sleep 0.2
+	kill -0 "$SRV_PID" 2>/dev/null || { tail "$log" >&2; die "$1 exited"; }
+}
+
+stop_server() {
+	[ -n "$SRV_PID" ] || return 0
+	kill -TERM "$SRV_PID" 2>/dev/null
+	for _ in $(seq 100); do kill -0 "$SRV_PID" 2>/dev/null || break; sleep 0.05; done
+	kill -KILL "$SRV_PID" 2>/dev/null
+	wait "$SRV_PID" 2>/dev/null
+	SRV_PID=
+	relay_if_forwarding 0 2>/dev/null
+}
+
+# A numeric field of xturngen's flat JSON.
+field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1"; }
+
+# Datagrams that reached the peer namespace (to a socket or not).
+peer_rx() {
+	nsx "$NS_P" awk '/^Udp: [0-9]/ { print $2 + $3 }' /proc/net/snmp
+}
+# Relay process CPU, clock ticks.
+proc_ticks() { awk '{ print $14 + $15 }' "/proc/$SRV_PID/stat"; }
+# Machine softirq time, clock ticks.
+softirq_ticks() { awk '/^cpu / { print $8 }' /proc/stat; }
+
+# xt_stats[XT_CNT_C2P] packets summed over CPUs (see tests/e2e/lib.sh).
+xdp_c2p() {
+	local map=$PIN_DIR/xt_stats sum=0 b
+	[ -e "$map" ] || { echo 0; return; }
+	while read -r -a b; do
+		sum=$((sum + b[0] + (b[1] << 8) + (b[2] << 16) + (b[3] << 24) +
+			(b[4] << 32) + (b[5] << 40) + (b[6] << 48) + (b[7] << 56)))
+	done < <(bpftool -j map lookup pinned "$map" key 0 0 0 0 |
+		jq -r '.values[].value[0:8] | join(" ")')
+	echo $sum
+}
+
+# Every xturngen run takes its client ports from a fresh window of the
+# ephemeral range: an allocation whose release (Refresh 0) a backlogged
+# server dropped still owns its 5-tuple until it expires, and a new socket
+# on that port would get 437 (allocation mismatch).
+PORT_WIN=0
+gen_once() {	# OUT xturngen-client-args...
+	local out=$1 lo; shift
+	lo=$((10000 + PORT_WIN % 20 * 2500))
+	PORT_WIN=$((PORT_WIN + 1))
+	nsx "$NS_C" sysctl -qw net.ipv4.ip_local_port_range="$lo $((lo + 2499))"
+	timeout -k 5 120 ip netns exec "$NS_C" "$GEN" -s $R4C:$PORT -u u -w p --json "$@" \
+		>"$out" 2>"$out.err"
+}
+# A server still draining the backlog of an unpaced trial can time out a
+# few setup transactions (coturn then answers a retransmitted Allocate with
+# 437); such a run is repeated once on fresh ports.
+gen() {
+	gen_once "$@" && return 0
+	log "xturngen failed ($(grep -m1 'xturngen:.*allocation' "$1.err")); retrying"
+	sleep 1
+	gen_once "$@"
+}
+
+# trial SERVER LEN ALLOCS CHANS RATE: one throughput trial; prints
+# "sent offered_pps delivered_pps loss_pct proc_cpu_pct softirq_pct xdp_frac".
+trial() {
+	local srv=$1 len=$2 na=$3 nc=$4 rate=$5 out=$TMP/trial.json
+	local rx0 rx1 p0 p1 s0 s1 x0 x1 t0 t1 sent
+	rx0=$(peer_rx); p0=$(proc_ticks); s0=$(softirq_ticks); x0=0
+	[ "$srv" = xdp ] && x0=$(xdp_c2p)
+	t0=$(date +%s.%N)
+	gen "$out" -a "$na" -c "$nc" -p $P4:$PEER_PORT -l "$len" -r "$rate" -d $TRIAL_S \
+		-t $GEN_THREADS || { echo "gen failed: $(tail -n 3 "$out.err")" >&2; echo "0 0 0 100 0 0 0"; return; }
+	t1=$(date +%s.%N)
+	rx1=$(peer_rx); p1=$(proc_ticks); s1=$(softirq_ticks); x1=0
+	[ "$srv" = xdp ] && x1=$(xdp_c2p)
+	sent=$(field "$out" sent)
+	awk -v sent="$sent" -v off="$(field "$out" offered_pps)" -v d="$(field "$out" duration_s)" \
+		-v rx=$((rx1 - rx0)) -v p=$((p1 - p0)) -v s=$((s1 - s0)) -v x=$((x1 - x0)) \
+		-v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
+		-v hz="$(getconf CLK_TCK)" 'BEGIN {
+		loss = sent > 0 ? 100 * (sent - rx) / sent : 100; if (loss < 0) loss = 0
+		# (parenthesized: in a print list, ">" would be a redirection)
+		printf "%d %.0f %.0f %.3f %.1f %.1f %.3f\n", sent, off, (d > 0 ? rx / d : 0), loss,
+			100 * p / hz / wall, 100 * s / hz / wall, (rx > 0 ? x / rx : 0) }'
+}
+
+# passes LOSS_PCT: true if the delivery was >= 99.9 %.
+passes() { awk -v l="$1" -v m=$LOSS_MAX 'BEGIN { exit !(l <= m) }'; }
+
+# step_trial SERVER RUN LOAD RATE: a paced trial, recorded in raw.tsv;
+# prints its result line.
+step_trial() {
+	local len na nc r
+	IFS=: read -r len na nc <<<"$3"
+	r=$(trial "$1" "$len" "$na" "$nc" "$4")
+	printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$r" | tr ' ' '\t' >>"$OUT/raw.tsv"
+	echo "$r"
+}
+
+# bench_load SERVER RUN LOAD: the >= 99.9 % delivery rate of one load. The
+# warm-up run (0) only does the unpaced trial.
+bench_load() {
+	local srv=$1 run=$2 load=$3 r max loss res step rate fail limit=none
+	r=$(step_trial "$srv" "$run" "$load" 0)
+	read -r _ _ max loss _ <<<"$r"
+	sleep 0.5	# let the server drain its socket buffers
+	[ "$run" -ge 1 ] || return 0
+	if passes "$loss"; then
+		res=$r limit=gen
+	else
+		res="0 0 0 100 0 0 0" fail=$max
+		for step in $STEPS; do
+			rate=$(awk -v m="$max" -v s="$step" 'BEGIN { printf "%.0f", m * s }')
+			[ "$rate" -ge 100 ] || break
+			r=$(step_trial "$srv" "$run" "$load" "$rate")
+			read -r _ _ _ loss _ <<<"$r"
+			if passes "$loss"; then
+				res=$r limit=relay
+				break
+			fi
+			fail=$rate
+		done
+		# One bisection between the last failing and the passing rate.
+		if [ $limit = relay ]; then
+			rate=$(awk -v a="$rate" -v b="$fail" 'BEGIN { printf "%.0f", (a + b) / 2 }')
+			r=$(step_trial "$srv" "$run" "$load" "$rate")
+			read -r _ _ _ loss _ <<<"$r"
+			passes "$loss" && res=$r
+		fi
+	fi
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$srv" "$run" "$load" "$limit" "$max" "$res" |
+		tr ' ' '\t' >>"$OUT/results.tsv"
+	log "  $srv $load: $(awk -v r="$res" 'BEGIN { split(r, a, " "); printf "%.0f pps at %.3f %% loss", a[3], a[4] }') ($limit; unpaced delivered $max pps)"
+}
+
+bench_latency() {	# SERVER RUN
+	local out=$TMP/lat.json pj=$TMP/lat-peer.json pid
+	ip netns exec "$NS_P" "$GEN" --peer -L $P4:$PEER_PORT --ports 10 --echo --json \
+		-d $((LAT_S + 20)) >"$pj" 2>/dev/null &
+	pid=$!
+	wait_udp "$NS_P" $PEER_PORT || die "echo peer does not listen"
+	gen "$out" -a 10 -c 10 -p $P4:$PEER_PORT -l 200 -r $LAT_RATE -d $LAT_S -t 1 ||
+		log "latency run failed: $(tail -n 2 "$out.err")"
+	kill -INT $pid; wait $pid
+	printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$(field "$out" rtt_p50_us)" \
+		"$(field "$out" rtt_p99_us)" "$(field "$out" echo_received)" >>"$OUT/latency.tsv"
+}
+
+bench_allocs() {	# SERVER RUN
+	local out=$TMP/alloc.json
+	gen "$out" -a $NALLOC -c 1 -p $P4:$PEER_PORT -r 10 -d 0.1 -t 4 ||
+		log "allocation run failed: $(tail -n 2 "$out.err")"
+	printf '%s\t%s\t%s\n' "$1" "$2" "$(field "$out" allocs_per_s)" >>"$OUT/allocs.tsv"
+}
+
+bench_server() {	# SERVER RUN
+	local load
+	log "run $2: $1"
+	start_server "$1"
+	bench_allocs "$1" "$2"
+	bench_latency "$1" "$2"
+	for load in $LOADS; do bench_load "$1" "$2" "$load"; done
+	stop_server
+}
+
+main() {
+	local t_start run order s
+	t_start=$(date +%s)
+	check_deps
+	mkdir -p "$OUT"
+	rm -f "$OUT"/{raw,results,latency,allocs}.tsv
+	TMP=$(mktemp -d "/tmp/$ID.XXXXXX")
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	ulimit -n "$(ulimit -Hn)"	# 2000 allocations = 2000 sockets
+	topology
+	log "topology $ID ready; loads (payload:allocs:channels) $LOADS; $RUNS run(s) + $WARMUP warm-up"
+	local skipped=0 per_run=0 t_run
+	for ((run = 1 - WARMUP; run <= RUNS; run++)); do
+		t_run=$(date +%s)
+		if [ $per_run -gt 0 ] && [ $((t_run - t_start + per_run)) -gt "$BUDGET" ]; then
+			skipped=$((RUNS - run + 1))
+			log "time budget ${BUDGET}s: skipping $skipped run(s)"
+			break
+		fi
+		order=$SERVERS
+		[ $((run % 2)) = 0 ] && order=$(echo $SERVERS | tr ' ' '\n' | tac | tr '\n' ' ')
+		for s in $order; do bench_server "$s" "$run"; done
+		per_run=$(($(date +%s) - t_run))
+	done
+	python3 "$HERE/report.py" "$OUT" "$skipped" "$(($(date +%s) - t_start))" ||
+		die "report failed"
+	if command -v gnuplot >/dev/null; then
+		gnuplot "$OUT/plot.gp" || log "gnuplot failed"
+	fi
+	cat "$OUT/results.txt"
+	log "results in $OUT (results.txt, results.json, pps.png, raw.tsv)"
+}
+
+main "$@"

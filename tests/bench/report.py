@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Summarizes bench.sh's trials: medians over the measured runs (run >= 1;
+run 0 is the warm-up), xturn/coturn ratios, results.txt, results.json and a
+gnuplot script for pps.png. Usage: report.py OUT_DIR SKIPPED_RUNS SECONDS"""
+import json
+import os
+import statistics
+import sys
+
+SERVERS = ["xdp", "noxdp", "coturn"]
+LABEL = {"xdp": "xturnd XDP", "noxdp": "xturnd --no-xdp", "coturn": "coturn"}
+
+
+def rows(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [line.rstrip("\n").split("\t") for line in f if line.strip()]
+
+
+def med(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def num(s):
+    try:
+        return float(s)
+    except ValueError:
+        return None
+
+
+def load_key(load):
+    size, allocs, chans = (int(x) for x in load.split(":"))
+    return size, allocs * chans, allocs, chans
+
+
+def main():
+    out, skipped, secs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    res = {}
+    for srv, run, load, limit, maxd, *r in rows(os.path.join(out, "results.tsv")):
+        r = " ".join(r).split()
+        if int(run) < 1:
+            continue
+        sent, offered, pps, loss, proc, sirq, xfrac = (float(x) for x in r)
+        res.setdefault((srv, load), []).append(dict(
+            limit=limit, max_pps=float(maxd), pps=pps, loss=loss, proc=proc,
+            softirq=sirq, xdp_frac=xfrac, offered=offered,
+            ns_per_pkt=(proc + sirq) / 100 * 1e9 / pps if pps else None))
+    lat, allocs = {}, {}
+    for srv, run, p50, p99, _ in rows(os.path.join(out, "latency.tsv")):
+        if int(run) >= 1:
+            lat.setdefault(srv, []).append((num(p50), num(p99)))
+    for srv, run, aps in rows(os.path.join(out, "allocs.tsv")):
+        if int(run) >= 1:
+            allocs.setdefault(srv, []).append(num(aps))
+
+    loads = sorted({load for _, load in res}, key=load_key)
+    summary = {"runs": max((len(v) for v in res.values()), default=0),
+               "skipped_runs": skipped, "seconds": secs, "loads": [], "servers": {}}
+    lines = []
+    w = lines.append
+    w("xturn bench: delivered pps at >= 99.9 %% delivery (median of %d run(s)%s), "
+      "client->peer ChannelData" % (summary["runs"],
+                                    ", %d skipped for time" % skipped if skipped else ""))
+    w("limit: relay = paced step passed; gen = generator's unpaced rate lost <= 0.1 %; "
+      "none = no step passed")
+    w("cpu: % of one CPU during the trial; relay = relay process, sirq = whole machine's "
+      "softirq (XDP runs there); ns/pkt = (relay+sirq)/pps")
+    w("")
+    hdr = "%-14s %-16s %10s %6s %10s %7s %6s %7s %6s" % (
+        "load", "server", "pps", "limit", "unpaced", "relay%", "sirq%", "ns/pkt", "xdp%")
+    w(hdr)
+    w("-" * len(hdr))
+    for load in loads:
+        size, nch, a, c = load_key(load)
+        name = "%dB %dch" % (size, nch)
+        entry = {"payload": size, "channels": nch, "allocations": a,
+                 "channels_per_allocation": c, "servers": {}}
+        for srv in SERVERS:
+            t = res.get((srv, load))
+            if not t:
+                continue
+            m = {k: med([x[k] for x in t]) for k in
+                 ("pps", "max_pps", "proc", "softirq", "ns_per_pkt", "xdp_frac")}
+            limits = sorted({x["limit"] for x in t})
+            m["limit"] = "/".join(limits)
+            m["runs"] = [x["pps"] for x in t]
+            entry["servers"][srv] = m
+            w("%-14s %-16s %10.0f %6s %10.0f %7.1f %6.1f %7s %6s" % (
+                name, LABEL[srv], m["pps"], m["limit"], m["max_pps"], m["proc"],
+                m["softirq"], "%.0f" % m["ns_per_pkt"] if m["ns_per_pkt"] else "-",
+                "%.0f" % (100 * m["xdp_frac"]) if srv == "xdp" else "-"))
+        co = entry["servers"].get("coturn", {}).get("pps")
+        for srv in ("xdp", "noxdp"):
+            p = entry["servers"].get(srv, {}).get("pps")
+            if co and p is not None:
+                entry["servers"][srv]["ratio_vs_coturn"] = p / co
+        w("%-14s ratio xturn/coturn: XDP %s, no-xdp %s" % ("", *(
+            "%.2fx" % entry["servers"][s]["ratio_vs_coturn"]
+            if "ratio_vs_coturn" in entry["servers"].get(s, {}) else "-"
+            for s in ("xdp", "noxdp"))))
+        summary["loads"].append(entry)
+    w("")
+    w("%-16s %12s %12s %14s" % ("server", "rtt p50 us", "rtt p99 us", "allocations/s"))
+    for srv in SERVERS:
+        p50 = med([x[0] for x in lat.get(srv, [])])
+        p99 = med([x[1] for x in lat.get(srv, [])])
+        aps = med(allocs.get(srv, []))
+        summary["servers"][srv] = {"rtt_p50_us": p50, "rtt_p99_us": p99,
+                                   "allocs_per_s": aps}
+        w("%-16s %12s %12s %14s" % (LABEL[srv], *(
+            "%.1f" % v if v is not None else "-" for v in (p50, p99, aps))))
+    co = summary["servers"]["coturn"]
+    for srv in ("xdp", "noxdp"):
+        s = summary["servers"][srv]
+        w("ratio %s/coturn: rtt p50 %s, p99 %s, allocations/s %s" % (LABEL[srv], *(
+            "%.2fx" % (s[k] / co[k]) if s[k] and co[k] else "-"
+            for k in ("rtt_p50_us", "rtt_p99_us", "allocs_per_s"))))
+    w("")
+    w("latency: 20 kpps, 10x10 channels, 200 B, echo peer; bench took %d s" % secs)
+    with open(os.path.join(out, "results.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    write_plot(out, summary)
+
+
+def write_plot(out, summary):
+    """pps vs payload (loads with 100 channels) and vs channels (200 B)."""
+    by_size = [e for e in summary["loads"] if e["channels"] == 100]
+    by_chan = [e for e in summary["loads"] if e["payload"] == 200]
+    for name, sel, key in (("size", by_size, "payload"), ("chan", by_chan, "channels")):
+        with open(os.path.join(out, "plot-%s.dat" % name), "w") as f:
+            f.write("# %s %s\n" % (key, " ".join(SERVERS)))
+            for e in sorted(sel, key=lambda e: e[key]):
+                f.write("%d %s\n" % (e[key], " ".join(
+                    "%.0f" % e["servers"][s]["pps"] if s in e["servers"] else "NaN"
+                    for s in SERVERS)))
+    cols = " ,\\\n  ".join("'%%s' u 1:%d w lp lw 2 pt 7 t '%s'" % (i + 2, LABEL[s])
+                           for i, s in enumerate(SERVERS))
+    gp = """set terminal pngcairo size 1200,480 noenhanced
+set output '{out}/pps.png'
+set multiplot layout 1,2 title 'delivered pps at >= 99.9 % delivery (median)'
+set grid
+set yrange [0:*]
+set key top right
+set ylabel 'packets/s'
+set format y '%.1s%c'
+set xlabel 'payload bytes (100 channels)'
+set logscale x
+plot {size}
+set xlabel 'channels (200 B payload)'
+plot {chan}
+unset multiplot
+""".format(out=out, size=cols.replace("%s", out + "/plot-size.dat"),
+           chan=cols.replace("%s", out + "/plot-chan.dat"))
+    with open(os.path.join(out, "plot.gp"), "w") as f:
+        f.write(gp)
+
+
+main()
