@@ -204,15 +204,22 @@ int alloc_quota_check(const struct alloc_table *t, const char *username)
 	return err;
 }
 
-struct allocation *alloc_find(const struct alloc_table *t, const struct sockaddr_storage *client,
-			      const struct sockaddr_storage *listener)
+struct allocation *alloc_find_tp(const struct alloc_table *t, const struct sockaddr_storage *client,
+				 const struct sockaddr_storage *listener, bool stream)
 {
 	struct allocation *a = t->buckets[tuple_hash(client, listener) & (t->nbuckets - 1)];
 
 	for (; a; a = a->next)
-		if (addr_eq(&a->client, client) && addr_eq(&a->listener, listener))
+		if (a->stream == stream && addr_eq(&a->client, client) &&
+		    addr_eq(&a->listener, listener))
 			return a;
 	return NULL;
+}
+
+struct allocation *alloc_find(const struct alloc_table *t, const struct sockaddr_storage *client,
+			      const struct sockaddr_storage *listener)
+{
+	return alloc_find_tp(t, client, listener, false);
 }
 
 int alloc_insert(struct alloc_table *t, struct allocation *a)
@@ -220,7 +227,7 @@ int alloc_insert(struct alloc_table *t, struct allocation *a)
 	size_t b;
 	int err;
 
-	if (alloc_find(t, &a->client, &a->listener))
+	if (alloc_find_tp(t, &a->client, &a->listener, a->stream))
 		return -EEXIST;
 	/* Check and count in one step: workers allocate concurrently. */
 	pthread_mutex_lock(&t->quota->lock);

@@ -48,8 +48,12 @@ struct tx_entry {
 struct allocation {
 	struct allocation *next;	/* hash chain */
 	struct sockaddr_storage client;	/* 5-tuple: client, */
-	struct sockaddr_storage listener; /* our address, UDP */
+	struct sockaddr_storage listener; /* our address, transport below */
 	int listener_fd;		/* socket to answer the client from */
+	/* Made over a TCP/TLS connection (listener_fd is the connection): part
+	 * of the 5-tuple, so a UDP and a stream client on the same addresses
+	 * never share an allocation. */
+	bool stream;
 	char username[AUTH_MAX_USERNAME];
 	/* The credential that created the allocation: later requests must
 	 * match it (441) and their responses are signed with it. */
@@ -114,6 +118,9 @@ int alloc_quota_check(const struct alloc_table *t, const char *username);
 int alloc_insert(struct alloc_table *t, struct allocation *a);
 struct allocation *alloc_find(const struct alloc_table *t, const struct sockaddr_storage *client,
 			      const struct sockaddr_storage *listener);
+/* The same, for the transport: stream (TCP/TLS) or UDP (what alloc_find finds). */
+struct allocation *alloc_find_tp(const struct alloc_table *t, const struct sockaddr_storage *client,
+				 const struct sockaddr_storage *listener, bool stream);
 /* Removes and frees (hooks called). */
 void alloc_delete(struct alloc_table *t, struct allocation *a);
 /* Allocations in this table. */

@@ -62,7 +62,21 @@ static const char *config_check_ip(const char *v);
 static const struct config_key config_keys[] = {
 	ADDRS("listening-ip", listen, nlisten,
 	      "address to listen on for STUN/TURN (repeatable; default: all)"),
-	PORT("listening-port", listen_port, "3478", "UDP port to listen on"),
+	PORT("listening-port", listen_port, "3478", "UDP and TCP port to listen on"),
+	FLAG("no-tcp", no_tcp, "no TURN over TCP on listening-port"),
+	FLAG("no-tls", no_tls, "no TURN over TLS, even with cert and pkey"),
+	PORT("tls-listening-port", tls_port, "5349", "TLS port (with cert and pkey)"),
+	STR("cert", cert, NULL, NULL, "FILE", "TLS certificate chain, PEM (TLS only with pkey)"),
+	STR("pkey", pkey, NULL, NULL, "FILE", "TLS private key, PEM"),
+	STR("cipher-list", cipher_list, NULL, NULL, "LIST",
+	    "OpenSSL cipher list for TLS 1.2 (default: OpenSSL's)"),
+	/* Each thread bounds its own, like coturn's per-process limit would. */
+	UINT("max-tcp-connections", max_tcp_conns, 1, 1000000, "8192",
+	     "TCP and TLS client connections per relay thread"),
+	UINT("tcp-idle-timeout", tcp_idle_timeout, 1, 3600, "30",
+	     "seconds a TCP/TLS connection may live without an allocation"),
+	UINT("tls-handshake-timeout", tls_handshake_timeout, 1, 600, "10",
+	     "seconds to complete the TLS handshake"),
 	ADDRS("relay-ip", relay, nrelay, "address to allocate relayed ports on (repeatable)"),
 	{ .name = "external-ip", .type = CONFIG_EXTIP, .arg = "PUBLIC[/PRIVATE]",
 	  .help = "public address advertised for relays on PRIVATE (or on any) (repeatable)" },
@@ -118,9 +132,9 @@ static const struct config_key config_keys[] = {
 	    "Unix socket answering with the JSON metrics (xturnstat)"),
 	UINT("relay-threads", workers, 0, 1024, "0", "relay threads (0: one per CPU)"),
 	/* coturn keys that describe what xturn always does (long-term
-	 * credentials, FINGERPRINT) or never does (TLS, DTLS, CLI, TCP relay):
+	 * credentials, FINGERPRINT) or never does (DTLS, CLI, TCP relay):
 	 * accepted so a coturn config file loads unchanged. */
-	NOOP("lt-cred-mech"), NOOP("fingerprint"), NOOP("no-tls"), NOOP("no-dtls"),
+	NOOP("lt-cred-mech"), NOOP("fingerprint"), NOOP("no-dtls"),
 	NOOP("no-cli"), NOOP("no-tcp-relay"),
 };
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -585,6 +599,9 @@ int config_validate(const struct config *c, char *err, size_t errlen)
 			 "max-allocate-lifetime %u", c->default_lifetime, c->max_lifetime);
 	else if (c->use_auth_secret && !c->secrets.n)
 		snprintf(err, errlen, "use-auth-secret needs a static-auth-secret");
+	else if (!c->cert[0] != !c->pkey[0])
+		snprintf(err, errlen, "%s is set but not %s: TLS needs both", c->cert[0] ? "cert" :
+			 "pkey", c->cert[0] ? "pkey" : "cert");
 	else if (!c->users.n && !c->secrets.n)
 		snprintf(err, errlen, "no credentials: set user=NAME:PASSWORD or "
 			 "use-auth-secret with static-auth-secret");

@@ -23,7 +23,17 @@ struct config {
 	/* network */
 	struct sockaddr_storage listen[CONFIG_MAX_ADDRS];	/* listening-ip (port 0) */
 	unsigned nlisten;
-	uint16_t listen_port;					/* listening-port, 3478 */
+	uint16_t listen_port;					/* listening-port, 3478 (UDP and TCP) */
+	/* TURN over TCP and TLS (the relayed transport stays UDP) */
+	bool no_tcp;						/* no-tcp */
+	bool no_tls;						/* no-tls */
+	uint16_t tls_port;					/* tls-listening-port, 5349 */
+	char cert[CONFIG_MAX_STR];				/* cert: PEM chain */
+	char pkey[CONFIG_MAX_STR];				/* pkey: PEM key */
+	char cipher_list[CONFIG_MAX_STR];			/* cipher-list (TLS 1.2) */
+	unsigned max_tcp_conns;					/* max-tcp-connections per thread */
+	unsigned tcp_idle_timeout;				/* tcp-idle-timeout, 30 s */
+	unsigned tls_handshake_timeout;				/* tls-handshake-timeout, 10 s */
 	struct sockaddr_storage relay[CONFIG_MAX_ADDRS];	/* relay-ip */
 	unsigned nrelay;
 	/* external-ip: "public" or "public/private"; public is advertised in

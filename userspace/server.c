@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/sysinfo.h>
@@ -23,6 +24,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
+#include "stream.h"
 #include "turn.h"
 
 #define BATCH 32
@@ -31,9 +33,11 @@
 #define MAX_EVENTS 64
 
 #define MAX_WORKERS 64
+#define STREAM_MAX_SNDBUF (256 * 1024)	/* per TCP/TLS client that does not read */
+#define ACCEPT_BATCH 64
 
 enum src_kind { SRC_LISTENER, SRC_RELAY, SRC_SIGNAL, SRC_TIMER, SRC_NETLINK, SRC_METRICS,
-		SRC_WAKE };
+		SRC_WAKE, SRC_STREAM_LISTENER, SRC_CONN };
 
 /* What an epoll event points at. Relay sources die with their allocation,
  * possibly in the middle of an epoll batch: they are marked dead and freed
@@ -42,9 +46,11 @@ enum src_kind { SRC_LISTENER, SRC_RELAY, SRC_SIGNAL, SRC_TIMER, SRC_NETLINK, SRC
 struct src {
 	enum src_kind kind;
 	int fd;
-	struct allocation *alloc;
+	struct allocation *alloc;	/* relays; connections: theirs, or NULL */
 	struct sockaddr_storage local;	/* listeners: bound address */
 	struct src *next_dead;
+	bool tls;			/* stream listeners */
+	struct stream_conn *conn;	/* connections (freed only between batches) */
 };
 
 /* Outgoing datagrams of one recv batch, sent with one sendmmsg per run of
@@ -78,8 +84,9 @@ struct worker {
 	pthread_mutex_t lock;
 	int epfd;
 	struct turn_server *turn;
-	struct src *listeners[CONFIG_MAX_ADDRS * 2];
+	struct src *listeners[CONFIG_MAX_ADDRS * 2 * 3];	/* UDP, TCP, TLS */
 	unsigned nlisteners;
+	struct stream_set *streams;	/* TCP and TLS client connections */
 	struct src timer, wake;
 	struct src *dead;
 	uint16_t port_cursor;
@@ -99,6 +106,7 @@ struct worker {
 struct server {
 	const struct config *cfg;
 	struct fastpath *fp;
+	SSL_CTX *tls;			/* NULL: no TLS listeners */
 	pthread_mutex_t fp_lock;	/* fastpath.c is not thread-safe */
 	uint64_t fp_full;		/* channels left to userspace: map full (fp_lock) */
 	struct turn_shared *shared;
@@ -310,7 +318,13 @@ static int outq_push(struct worker *w, int fd, const struct sockaddr_storage *to
 static int io_send_client(void *ctx, int listener_fd, const struct sockaddr_storage *listener,
 			  const struct sockaddr_storage *client, const struct iovec *iov, int iovcnt)
 {
-	return outq_push(ctx, listener_fd, client, listener, iov, iovcnt);
+	struct worker *w = ctx;
+	struct stream_conn *c = stream_get(w->streams, listener_fd);
+
+	/* A connection's fd stands for it (turn_on_stream). */
+	if (c)
+		return stream_send(w->streams, c, iov, iovcnt);
+	return outq_push(w, listener_fd, client, listener, iov, iovcnt);
 }
 
 static int io_send_peer(void *ctx, int relay_fd, const struct sockaddr_storage *peer,
@@ -346,6 +360,14 @@ static void hook_alloc_up(void *ctx, struct allocation *a)
 	}
 	if (!srcs)
 		log_err("out of memory: allocation's relay gets no events");
+	if (a->stream) {
+		/* The allocation lives and dies with its connection. */
+		struct stream_conn *c = stream_get(w->streams, a->listener_fd);
+		if (c) {
+			((struct src *)c->user)->alloc = a;
+			stream_hold(w->streams, c, true, now_s());
+		}
+	}
 }
 
 static void hook_alloc_down(void *ctx, struct allocation *a)
@@ -370,6 +392,13 @@ static void hook_alloc_down(void *ctx, struct allocation *a)
 	if (srcs) {
 		srcs[0].next_dead = w->dead;
 		w->dead = srcs;
+	}
+	if (a->stream) {
+		struct stream_conn *c = stream_get(w->streams, a->listener_fd);
+		if (c) {
+			((struct src *)c->user)->alloc = NULL;
+			stream_hold(w->streams, c, false, now_s());
+		}
 	}
 }
 
@@ -417,7 +446,8 @@ static bool hook_chan_up(void *ctx, struct allocation *a, struct chan *c)
 	struct fp_chan fc;
 	int err;
 
-	if (!srv->fp || !alloc_relay_for(a, c->peer.ss_family))
+	/* XDP carries UDP clients only: a TCP/TLS client's channels stay here. */
+	if (!srv->fp || a->stream || !alloc_relay_for(a, c->peer.ss_family))
 		return false;
 	chan_to_fp(a, c, &fc);
 	pthread_mutex_lock(&srv->fp_lock);
@@ -491,10 +521,76 @@ fail:
 	return rc;
 }
 
+static int open_stream_listener(struct worker *w, const struct sockaddr_storage *ip, bool tls,
+				char *err, size_t errlen)
+{
+	struct sockaddr_storage a = *ip;
+	char buf[ADDR_STRLEN];
+	const char *proto = tls ? "tls" : "tcp";
+	struct src *s = calloc(1, sizeof(*s));
+	int fd, rc;
+
+	addr_set_port(&a, tls ? w->srv->cfg->tls_port : w->srv->cfg->listen_port);
+	fd = s ? stream_listen(&a) : -ENOMEM;
+	rc = fd < 0 ? fd : 0;
+	if (!rc) {
+		s->kind = SRC_STREAM_LISTENER;
+		s->fd = fd;
+		s->local = a;
+		s->tls = tls;
+		rc = epoll_add(w->epfd, s);
+	}
+	if (rc) {
+		snprintf(err, errlen, "listen on %s/%s: %s", addr_str(&a, true, buf, sizeof(buf)),
+			 proto, strerror(-rc));
+		if (fd >= 0)
+			close(fd);
+		free(s);
+		return rc;
+	}
+	w->listeners[w->nlisteners++] = s;
+	if (w->id == 0)
+		log_info("listening on %s/%s", addr_str(&a, true, buf, sizeof(buf)), proto);
+	return 0;
+}
+
+/* UDP, and TCP and TLS as configured, on one address. */
+static int open_listeners(struct worker *w, const struct sockaddr_storage *ip, char *err,
+			  size_t errlen)
+{
+	int rc = open_listener(w, ip, err, errlen);
+
+	if (!rc && !w->srv->cfg->no_tcp)
+		rc = open_stream_listener(w, ip, false, err, errlen);
+	if (!rc && w->srv->tls)
+		rc = open_stream_listener(w, ip, true, err, errlen);
+	return rc;
+}
+
+/* Closes the doomed connections, deleting their allocations (RFC 8656 §3.1:
+ * an allocation over TCP or TLS lives only as long as its connection). */
+static void reap_conns(struct worker *w)
+{
+	struct stream_conn *c;
+
+	while ((c = stream_next_doomed(w->streams))) {
+		struct src *s = c->user;
+
+		if (s && s->alloc)
+			alloc_delete(turn_allocs(w->turn), s->alloc);	/* clears s->alloc */
+		stream_close(w->streams, c);
+		free(s);
+	}
+}
+
 static void worker_free(struct worker *w)
 {
 	if (!w)
 		return;
+	if (w->streams) {
+		stream_doom_all(w->streams);
+		reap_conns(w);
+	}
 	turn_free(w->turn);	/* deletes allocations: relays and map entries */
 	while (w->dead) {
 		struct src *d = w->dead;
@@ -505,6 +601,7 @@ static void worker_free(struct worker *w)
 		close(w->listeners[i]->fd);
 		free(w->listeners[i]);
 	}
+	stream_set_free(w->streams);
 	if (w->timer.fd > 0)
 		close(w->timer.fd);
 	if (w->wake.fd > 0)
@@ -549,6 +646,12 @@ static int worker_new(struct server *srv, unsigned id, struct auth *auth, struct
 		.chan_down = hook_chan_down,
 	};
 	struct itimerspec its = { .it_interval.tv_sec = 1, .it_value.tv_sec = 1 };
+	struct stream_limits sl = {
+		.max_conns = cfg->max_tcp_conns,
+		.idle_timeout = cfg->tcp_idle_timeout,
+		.handshake_timeout = cfg->tls_handshake_timeout,
+		.max_sndbuf = STREAM_MAX_SNDBUF,
+	};
 	int rc = 0;
 
 	if (!w) {
@@ -565,6 +668,7 @@ static int worker_new(struct server *srv, unsigned id, struct auth *auth, struct
 	io.ctx = w;
 	hooks.ctx = w;
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	w->streams = w->epfd >= 0 ? stream_set_new(&sl, w->epfd) : NULL;
 	w->turn = turn_new(&tc, auth, pol, &io, &hooks, srv->shared);
 	if (!w->turn) {
 		auth_free(auth);
@@ -574,7 +678,7 @@ static int worker_new(struct server *srv, unsigned id, struct auth *auth, struct
 	w->timer.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	w->wake.kind = SRC_WAKE;
 	w->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (w->epfd < 0 || !w->turn || w->timer.fd < 0 || w->wake.fd < 0 ||
+	if (w->epfd < 0 || !w->streams || !w->turn || w->timer.fd < 0 || w->wake.fd < 0 ||
 	    timerfd_settime(w->timer.fd, 0, &its, NULL) || epoll_add(w->epfd, &w->timer) ||
 	    epoll_add(w->epfd, &w->wake)) {
 		snprintf(err, errlen, "worker setup: %s", strerror(errno ? errno : ENOMEM));
@@ -585,13 +689,13 @@ static int worker_new(struct server *srv, unsigned id, struct auth *auth, struct
 		struct sockaddr_storage any4, any6;
 		addr_parse("0.0.0.0", 0, &any4);
 		addr_parse("::", 0, &any6);
-		rc = open_listener(w, &any4, err, errlen);
+		rc = open_listeners(w, &any4, err, errlen);
 		/* An IPv4-only host still serves IPv4. */
-		if (!rc && open_listener(w, &any6, err, errlen) && id == 0)
+		if (!rc && open_listeners(w, &any6, err, errlen) && id == 0)
 			log_warn("%s (IPv6 not served)", err);
 	} else {
 		for (unsigned i = 0; i < cfg->nlisten && !rc; i++)
-			rc = open_listener(w, &cfg->listen[i], err, errlen);
+			rc = open_listeners(w, &cfg->listen[i], err, errlen);
 	}
 	if (rc) {
 		worker_free(w);
@@ -625,6 +729,18 @@ static unsigned worker_count(const struct config *cfg)
 	return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : n;
 }
 
+/* Every TCP/TLS client and every relay is a file descriptor: the soft
+ * limit (often 1024) goes up to the hard one. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 	       struct policy *pol, struct fastpath *fp, server_reload_fn reload, char *err,
 	       size_t errlen)
@@ -645,6 +761,15 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
 	srv->sig.fd = srv->netlink.fd = -1;
 	srv->shared = turn_shared_new();
+	if (cfg->cert[0] && !cfg->no_tls &&
+	    (rc = stream_tls_new(&srv->tls, cfg->cert, cfg->pkey,
+				 cfg->cipher_list[0] ? cfg->cipher_list : NULL, err, errlen))) {
+		auth_free(auth);
+		policy_free(pol);
+		server_free(srv);
+		return rc;
+	}
+	raise_nofile();
 	if (srv->epfd < 0 || !srv->shared) {
 		auth_free(auth);
 		policy_free(pol);
@@ -714,6 +839,7 @@ void server_free(struct server *srv)
 	for (unsigned i = 0; i < srv->nworkers; i++)
 		worker_free(srv->workers[i]);
 	turn_shared_free(srv->shared);
+	SSL_CTX_free(srv->tls);
 	metrics_close(srv->metrics);
 	if (srv->sig.fd >= 0)
 		close(srv->sig.fd);
@@ -803,6 +929,44 @@ static void on_relay(struct worker *w, struct src *r)
 	}
 }
 
+static void on_conn_msg(void *arg, struct stream_conn *c, const uint8_t *msg, size_t len)
+{
+	struct worker *w = arg;
+
+	turn_on_stream(w->turn, c->fd, &c->peer, &c->local, msg, len, now_s());
+}
+
+static void on_stream_listener(struct worker *w, struct src *l)
+{
+	time_t now = now_s();
+
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct stream_conn *c;
+		struct src *s;
+		int rc = stream_accept(w->streams, l->fd, l->tls ? w->srv->tls : NULL, now, &c);
+
+		if (rc == -EDQUOT)
+			continue;	/* over max-tcp-connections: closed, counted */
+		if (rc == -EAGAIN)
+			return;
+		if (rc) {
+			log_debug("accept: %s", strerror(-rc));
+			return;
+		}
+		s = calloc(1, sizeof(*s));
+		if (s) {
+			s->kind = SRC_CONN;
+			s->fd = c->fd;
+			s->conn = c;
+			c->user = s;
+		}
+		if (!s || stream_watch(w->streams, c)) {
+			stream_close(w->streams, c);
+			free(s);
+		}
+	}
+}
+
 static void on_wake(struct worker *w)
 {
 	uint64_t v;
@@ -841,9 +1005,18 @@ static void *worker_run(void *arg)
 				if (s->fd >= 0)
 					on_relay(w, s);
 				break;
+			case SRC_STREAM_LISTENER:
+				on_stream_listener(w, s);
+				break;
+			case SRC_CONN:
+				stream_event(w->streams, s->conn, on_conn_msg, w);
+				outq_flush(w);
+				break;
 			case SRC_TIMER:
-				if (read(s->fd, &ticks, sizeof(ticks)) > 0)
+				if (read(s->fd, &ticks, sizeof(ticks)) > 0) {
 					turn_tick(w->turn, now_s());
+					stream_expire(w->streams, now_s());
+				}
 				outq_flush(w);
 				break;
 			case SRC_WAKE:
@@ -853,6 +1026,8 @@ static void *worker_run(void *arg)
 				break;
 			}
 		}
+		/* After the batch: no event of it can still point at them. */
+		reap_conns(w);
 		while (w->dead) {
 			struct src *d = w->dead;
 			w->dead = d->next_dead;

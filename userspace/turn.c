@@ -54,6 +54,7 @@ struct req {
 	int listener_fd;
 	const struct sockaddr_storage *client;
 	const struct sockaddr_storage *listener;
+	bool stream;			/* over TCP/TLS: listener_fd is the connection */
 	time_t now;			/* monotonic: lifetimes */
 	time_t wall;			/* Unix time: REST expiry and nonces */
 	struct auth_result auth;	/* valid when authenticated */
@@ -408,6 +409,7 @@ static void handle_allocate(struct req *q)
 	a->client = *q->client;
 	a->listener = *q->listener;
 	a->listener_fd = q->listener_fd;
+	a->stream = q->stream;
 	snprintf(a->username, sizeof(a->username), "%s", q->auth.username);
 	memcpy(a->key, q->auth.key, q->auth.keylen);
 	a->keylen = q->auth.keylen;
@@ -673,9 +675,9 @@ static void handle_send(struct turn_server *s, struct allocation *a, const struc
 	relay_to_peer(s, a, &peer, stun_attr_val(m, data), data->len, now);
 }
 
-void turn_on_client(struct turn_server *s, int listener_fd, const struct sockaddr_storage *client,
-		    const struct sockaddr_storage *listener, const uint8_t *buf, size_t len,
-		    time_t now)
+static void on_client(struct turn_server *s, int listener_fd, const struct sockaddr_storage *client,
+		      const struct sockaddr_storage *listener, bool stream, const uint8_t *buf,
+		      size_t len, time_t now)
 {
 	struct stun_msg m;
 	struct req q;
@@ -690,7 +692,7 @@ void turn_on_client(struct turn_server *s, int listener_fd, const struct sockadd
 			s->stats.malformed++;
 			return;
 		}
-		a = alloc_find(s->allocs, client, listener);
+		a = alloc_find_tp(s->allocs, client, listener, stream);
 		c = a ? alloc_chan_by_number(a, number, now) : NULL;
 		if (!c) {
 			s->stats.dropped_no_alloc++;
@@ -705,7 +707,7 @@ void turn_on_client(struct turn_server *s, int listener_fd, const struct sockadd
 	}
 	if (m.cls == STUN_INDICATION) {
 		if (m.method == TURN_SEND)
-			handle_send(s, alloc_find(s->allocs, client, listener), &m, now);
+			handle_send(s, alloc_find_tp(s->allocs, client, listener, stream), &m, now);
 		return;
 	}
 	if (m.cls != STUN_REQUEST)
@@ -716,10 +718,25 @@ void turn_on_client(struct turn_server *s, int listener_fd, const struct sockadd
 	q.listener_fd = listener_fd;
 	q.client = client;
 	q.listener = listener;
+	q.stream = stream;
 	q.now = now;
 	q.wall = time(NULL);
-	q.alloc = alloc_find(s->allocs, client, listener);
+	q.alloc = alloc_find_tp(s->allocs, client, listener, stream);
 	handle_request(&q);
+}
+
+void turn_on_client(struct turn_server *s, int listener_fd, const struct sockaddr_storage *client,
+		    const struct sockaddr_storage *listener, const uint8_t *buf, size_t len,
+		    time_t now)
+{
+	on_client(s, listener_fd, client, listener, false, buf, len, now);
+}
+
+void turn_on_stream(struct turn_server *s, int conn_fd, const struct sockaddr_storage *client,
+		    const struct sockaddr_storage *listener, const uint8_t *msg, size_t len,
+		    time_t now)
+{
+	on_client(s, conn_fd, client, listener, true, msg, len, now);
 }
 
 void turn_on_peer(struct turn_server *s, struct allocation *a, const struct sockaddr_storage *peer,

@@ -76,6 +76,13 @@ void turn_replace_auth(struct turn_server *s, struct auth *auth, struct policy *
 void turn_on_client(struct turn_server *s, int listener_fd, const struct sockaddr_storage *client,
 		    const struct sockaddr_storage *listener, const uint8_t *buf, size_t len,
 		    time_t now);
+/* One message from a client over a TCP or TLS connection (framed by the
+ * caller, ChannelData without its padding). conn_fd stands for the
+ * connection: it is the fd send_client gets to answer on and the
+ * allocation's listener_fd; the allocation is the connection's (stream). */
+void turn_on_stream(struct turn_server *s, int conn_fd, const struct sockaddr_storage *client,
+		    const struct sockaddr_storage *listener, const uint8_t *msg, size_t len,
+		    time_t now);
 /* A datagram from a peer to relay r of allocation a. buf has at least
  * TURN_PEER_HEADROOM writable bytes before it (the ChannelData header is
  * written there, so relaying is one send with no copy). */

@@ -8,9 +8,12 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "addr.h"
 #include "auth.h"
+#include "stream.h"
 #include "turnclient.h"
 
 #define TURNC_QLEN 8		/* data datagrams kept while a transaction waits */
@@ -25,6 +28,9 @@ struct turnc_chan {
 
 struct turnc {
 	int fd;
+	enum turnc_transport tp;
+	SSL_CTX *ctx;		/* TLS */
+	SSL *ssl;
 	struct sockaddr_storage server;
 	char username[AUTH_MAX_USERNAME];
 	char password[256];
@@ -51,6 +57,9 @@ struct turnc {
 	unsigned qhead, qcount;
 	uint8_t rbuf[TURNC_RBUF];
 	uint8_t resp_buf[STUN_MAX_MSG];
+	/* TCP/TLS: bytes read but not yet a whole message */
+	size_t slen;
+	uint8_t sbuf[2 * STREAM_MAX_MSG];
 };
 
 static int64_t now_ms(void)
@@ -61,8 +70,31 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int tls_connect(struct turnc *t)
+{
+	t->ctx = SSL_CTX_new(TLS_client_method());
+	if (!t->ctx)
+		return -ENOMEM;
+	SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
+	t->ssl = SSL_new(t->ctx);
+	if (!t->ssl || SSL_set_fd(t->ssl, t->fd) != 1)
+		return -ENOMEM;
+	if (SSL_connect(t->ssl) != 1) {
+		ERR_clear_error();
+		return -ECONNREFUSED;
+	}
+	return 0;
+}
+
 int turnc_open(struct turnc **out, const struct sockaddr_storage *server,
 	       const struct sockaddr_storage *local, const char *username, const char *password)
+{
+	return turnc_open_tp(out, server, local, username, password, TURNC_UDP);
+}
+
+int turnc_open_tp(struct turnc **out, const struct sockaddr_storage *server,
+		  const struct sockaddr_storage *local, const char *username,
+		  const char *password, enum turnc_transport tp)
 {
 	struct turnc *t;
 	int err;
@@ -78,7 +110,9 @@ int turnc_open(struct turnc **out, const struct sockaddr_storage *server,
 	t->server = *server;
 	t->rto_ms = TURNC_RTO_MS;
 	t->rc = TURNC_RC;
-	t->fd = socket(server->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	t->tp = tp;
+	t->fd = socket(server->ss_family, (tp == TURNC_UDP ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC,
+		       0);
 	if (t->fd < 0) {
 		err = -errno;
 		free(t);
@@ -90,8 +124,11 @@ int turnc_open(struct turnc **out, const struct sockaddr_storage *server,
 	if ((local && bind(t->fd, (const struct sockaddr *)local, addr_len(local)) < 0) ||
 	    connect(t->fd, (const struct sockaddr *)server, addr_len(server)) < 0) {
 		err = -errno;
-		close(t->fd);
-		free(t);
+		turnc_close(t);
+		return err;
+	}
+	if (tp == TURNC_TLS && (err = tls_connect(t))) {
+		turnc_close(t);
 		return err;
 	}
 	*out = t;
@@ -122,6 +159,8 @@ void turnc_close(struct turnc *t)
 {
 	if (!t)
 		return;
+	SSL_free(t->ssl);
+	SSL_CTX_free(t->ctx);
 	close(t->fd);
 	free(t);
 }
@@ -179,10 +218,108 @@ static bool tid_matches(const uint8_t *buf, size_t len, const uint8_t *tid)
 	return !tid || !memcmp(buf + 8, tid, STUN_TID_LEN);
 }
 
-/* Waits until deadline for a datagram; returns its length, 0 at the
- * deadline, or -errno. */
+/* Reads what the stream has into sbuf after waiting until deadline: the
+ * byte count, 0 at the deadline, or -errno (-ECONNRESET at EOF). */
+static ssize_t stream_fill(struct turnc *t, int64_t deadline)
+{
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		struct pollfd p = { .fd = t->fd, .events = POLLIN };
+		size_t room = sizeof(t->sbuf) - t->slen;
+		ssize_t n;
+		int r;
+
+		if (!t->ssl || !SSL_pending(t->ssl)) {
+			if (left <= 0)
+				return 0;
+			r = poll(&p, 1, (int)left);
+			if (r < 0 && errno != EINTR)
+				return -errno;
+			if (r <= 0)
+				continue;
+		}
+		if (t->ssl) {
+			r = SSL_read(t->ssl, t->sbuf + t->slen, (int)room);
+			if (r <= 0) {
+				ERR_clear_error();
+				return -ECONNRESET;
+			}
+			return r;
+		}
+		n = recv(t->fd, t->sbuf + t->slen, room, MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return -errno;
+		return n ? n : -ECONNRESET;
+	}
+}
+
+/* The next whole message of the stream into rbuf (ChannelData without its
+ * padding): its length, 0 at the deadline, or -errno. */
+static ssize_t stream_recv(struct turnc *t, int64_t deadline)
+{
+	for (;;) {
+		ssize_t fl = stream_frame_len(t->sbuf, t->slen), n;
+
+		if (fl < 0)
+			return -EPROTO;
+		if (fl && (size_t)fl <= t->slen) {
+			memcpy(t->rbuf, t->sbuf, (size_t)fl);
+			memmove(t->sbuf, t->sbuf + fl, t->slen - (size_t)fl);
+			t->slen -= (size_t)fl;
+			if (channeldata_looks_like(t->rbuf, (size_t)fl))
+				fl = CHANNELDATA_HDR_LEN + (t->rbuf[2] << 8 | t->rbuf[3]);
+			return fl;
+		}
+		n = stream_fill(t, deadline);
+		if (n <= 0)
+			return n;
+		t->slen += (size_t)n;
+	}
+}
+
+/* Writes all of buf: one datagram, or into the stream. */
+static int xmit(struct turnc *t, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	if (t->tp == TURNC_UDP)
+		return send(t->fd, buf, len, 0) < 0 ? -errno : 0;
+	while (len) {
+		ssize_t n;
+
+		if (t->ssl) {
+			int r = SSL_write(t->ssl, p, (int)len);
+			if (r <= 0) {
+				ERR_clear_error();
+				return -EPIPE;
+			}
+			n = r;
+		} else {
+			n = send(t->fd, p, len, MSG_NOSIGNAL);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int turnc_send_raw(struct turnc *t, const void *buf, size_t len)
+{
+	return xmit(t, buf, len);
+}
+
+/* Waits until deadline for a datagram (a message over TCP/TLS); returns its
+ * length, 0 at the deadline, or -errno. */
 static ssize_t recv_until(struct turnc *t, int64_t deadline)
 {
+	if (t->tp != TURNC_UDP)
+		return stream_recv(t, deadline);
 	for (;;) {
 		int64_t left = deadline - now_ms();
 		struct pollfd p = { .fd = t->fd, .events = POLLIN };
@@ -218,8 +355,12 @@ static ssize_t transact(struct turnc *t, const uint8_t *req, size_t len, const u
 		int64_t deadline = now_ms() + wait;
 		ssize_t n;
 
-		if (send(t->fd, req, len, 0) < 0)
-			return -errno;
+		int err;
+
+		/* A reliable transport carries the request once (RFC 8489
+		 * §6.2.2); the waits add up to the same timeout. */
+		if ((i == 0 || t->tp == TURNC_UDP) && (err = xmit(t, req, len)) < 0)
+			return err;
 		while ((n = recv_until(t, deadline)) > 0) {
 			if (tid_matches(t->rbuf, n, tid))
 				return n;
@@ -579,7 +720,7 @@ int turnc_send_indication(struct turnc *t, const struct sockaddr_storage *peer,
 	n = stun_build_finish(&b);
 	if (!n)
 		return -EMSGSIZE;
-	return send(t->fd, msg, n, 0) < 0 ? -errno : 0;
+	return xmit(t, msg, n);
 }
 
 int turnc_send_channel(struct turnc *t, uint16_t channel, const void *data, size_t len)
@@ -591,6 +732,17 @@ int turnc_send_channel(struct turnc *t, uint16_t channel, const void *data, size
 	if (len > UINT16_MAX)
 		return -EMSGSIZE;
 	channeldata_put_hdr(hdr, channel, (uint16_t)len);
+	if (t->tp != TURNC_UDP) {
+		/* One write, padded to 4 bytes (RFC 8656 §12.5). */
+		uint8_t msg[STREAM_MAX_MSG] = { 0 };
+		size_t padded = CHANNELDATA_HDR_LEN + ((len + 3) & ~(size_t)3);
+
+		if (padded > sizeof(msg))
+			return -EMSGSIZE;
+		memcpy(msg, hdr, sizeof(hdr));
+		memcpy(msg + sizeof(hdr), data, len);
+		return xmit(t, msg, padded);
+	}
 	return sendmsg(t->fd, &mh, 0) < 0 ? -errno : 0;
 }
 

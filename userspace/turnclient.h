@@ -1,7 +1,9 @@
-/* A blocking, single-socket UDP TURN client (RFC 8656) for xturngen and the
- * end-to-end tests. One struct turnc = one client socket connected to the
- * server = at most one allocation. Requests are retransmitted with RFC 8489
- * timers (RTO doubling, Rc transmissions, last wait 16 x RTO).
+/* A blocking, single-socket TURN client (RFC 8656) for xturngen and the
+ * end-to-end tests, over UDP, TCP or TLS to the server (the relayed
+ * transport is always UDP). One struct turnc = one client socket connected
+ * to the server = at most one allocation. Requests over UDP are
+ * retransmitted with RFC 8489 timers (RTO doubling, Rc transmissions, last
+ * wait 16 x RTO); over TCP/TLS they are sent once and wait as long.
  *
  * Return values: 0 on success; a negative errno for local failures
  * (-ETIMEDOUT when no response came); -CODE (-300..-699) when the server
@@ -25,10 +27,24 @@
 
 struct turnc;
 
+enum turnc_transport {
+	TURNC_UDP,
+	TURNC_TCP,
+	/* TLS 1.2+; the server's certificate is not verified (a test and load
+	 * client: it proves the transport, not the server's identity). */
+	TURNC_TLS,
+};
+
 /* Credentials are a static user and password; see turnc_open_rest() for
  * the TURN REST form. local may be NULL (ephemeral port, server's family). */
 int turnc_open(struct turnc **out, const struct sockaddr_storage *server,
 	       const struct sockaddr_storage *local, const char *username, const char *password);
+/* The same over a transport: TCP and TLS connect (and handshake) here.
+ * Writing to a connection the server closed raises SIGPIPE over TLS: the
+ * caller ignores it. */
+int turnc_open_tp(struct turnc **out, const struct sockaddr_storage *server,
+		  const struct sockaddr_storage *local, const char *username,
+		  const char *password, enum turnc_transport tp);
 /* TURN REST: username "<now+ttl>:<name>" (just "<now+ttl>" if name is empty),
  * password base64(HMAC-SHA1(secret, username)). */
 int turnc_open_rest(struct turnc **out, const struct sockaddr_storage *server,
@@ -36,7 +52,8 @@ int turnc_open_rest(struct turnc **out, const struct sockaddr_storage *server,
 		    unsigned ttl_s);
 void turnc_close(struct turnc *t);
 
-/* The connected UDP socket (the data plane may send/recv on it directly). */
+/* The connected socket (the data plane may send/recv on it directly over
+ * UDP and TCP; TLS needs turnc_send_raw). */
 int turnc_fd(const struct turnc *t);
 /* Local address of the socket. */
 int turnc_local_addr(const struct turnc *t, struct sockaddr_storage *out);
@@ -91,10 +108,14 @@ int turnc_binding(struct turnc *t, struct sockaddr_storage *mapped);
 int turnc_send_indication(struct turnc *t, const struct sockaddr_storage *peer,
 			  const void *data, size_t len);
 int turnc_send_channel(struct turnc *t, uint16_t channel, const void *data, size_t len);
+/* Writes bytes as they are: one datagram over UDP, part of the byte
+ * stream over TCP/TLS (a message may be split across calls). */
+int turnc_send_raw(struct turnc *t, const void *buf, size_t len);
 /* Waits up to timeout_ms for a ChannelData message or a Data indication.
  * *channel is its channel (0 for a Data indication); *peer its peer
  * (AF_UNSPEC for a channel this client did not bind). Returns the data
- * length (truncated to cap), or -ETIMEDOUT. */
+ * length (truncated to cap), -ETIMEDOUT, or over TCP/TLS -ECONNRESET when
+ * the server closed the connection (-EPROTO: it broke the framing). */
 int turnc_recv(struct turnc *t, int timeout_ms, struct sockaddr_storage *peer,
 	       uint16_t *channel, void *buf, size_t cap);
 

@@ -5,6 +5,7 @@
 #   send     Send/Data indications (-s), long-term credentials
 #   rest     ChannelData, REST credentials (-W, use-auth-secret)
 #   csum     ChannelData with full UDP checksums from both senders (tx off)
+#   tcp      ChannelData with the client on TCP (-t; relayed over UDP), xturnd only
 # Each run must deliver every message and lose none. xturnd runs every
 # scenario twice: with XDP and with --no-xdp.
 # Usage: tests/e2e/test_uclient.sh BUILD_DIR   (XT_SERVER=coturn|xturnd)
@@ -95,6 +96,8 @@ run_round() {
 	read -r c0 p0 < <(xdp_counts)
 	uclient_start channel -u $USER -w $PASS
 	uclient_start send -s -u $USER -w $PASS
+	# coturn runs with --no-tcp here; xturnd serves TCP on the same port.
+	[ "$mode" = coturn ] || uclient_start tcp -t -u $USER -w $PASS
 	uclient_check_all
 	# Full checksums from both ends instead of CHECKSUM_PARTIAL frames.
 	xt_tx_csum "$NS_C" c0 off

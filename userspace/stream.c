@@ -1,0 +1,556 @@
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <openssl/err.h>
+
+#include "addr.h"
+#include "stream.h"
+
+#define SCRATCH 16384		/* one TLS record's plaintext at most */
+#define READ_ROUNDS 16		/* reads per event: one connection cannot starve others */
+#define WBUF_KEEP 16384		/* a larger emptied send buffer is given back */
+#define LISTEN_BACKLOG 1024
+
+struct stream_set {
+	struct stream_limits lim;
+	int epfd;
+	struct stream_conn **byfd;	/* indexed by fd */
+	size_t nbyfd;
+	unsigned nconns;
+	struct stream_conn *doomed;
+	struct stream_stats stats;
+	uint8_t scratch[SCRATCH];	/* what one read returns, framed in place */
+};
+
+ssize_t stream_frame_len(const uint8_t *buf, size_t len)
+{
+	size_t n;
+
+	if (len < 4)
+		return 0;
+	n = (size_t)buf[2] << 8 | buf[3];
+	switch (buf[0] & 0xC0) {
+	case 0x00:	/* STUN: header + length, already a multiple of 4 */
+		if (n & 3)
+			return -EPROTO;
+		n += STUN_HDR_LEN;
+		break;
+	case 0x40:	/* ChannelData, padded over streams (RFC 8656 §12.5) */
+		n = CHANNELDATA_HDR_LEN + ((n + 3) & ~(size_t)3);
+		break;
+	default:
+		return -EPROTO;
+	}
+	return n > STREAM_MAX_MSG ? -EMSGSIZE : (ssize_t)n;
+}
+
+/* ---- TLS ------------------------------------------------------------------------------ */
+
+static int tls_fail(SSL_CTX *ctx, const char *key, const char *val, const char *why, char *err,
+		    size_t errlen)
+{
+	char ossl[256] = "";
+	unsigned long e = ERR_peek_last_error();
+
+	if (e)
+		ERR_error_string_n(e, ossl, sizeof(ossl));
+	snprintf(err, errlen, "key '%s' (%s): %s", key, val, why ? why : ossl);
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return -EINVAL;
+}
+
+int stream_tls_new(SSL_CTX **out, const char *cert, const char *pkey, const char *ciphers,
+		   char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (!ctx) {
+		snprintf(err, errlen, "TLS context: out of memory");
+		return -ENOMEM;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* A client that closes without close_notify is a close, not an error:
+	 * nothing it sent after the last message could be cut off unseen. */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+			    SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* Partial and moving writes: the send buffer is compacted and grown
+	 * between retries. Released buffers: idle connections stay small. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+			 SSL_MODE_RELEASE_BUFFERS);
+	/* No resumption: no session state, and no tickets to write after the
+	 * handshake (they would need a writable socket at a random moment). */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(ctx, 0);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+		return tls_fail(ctx, "cert", cert, NULL, err, errlen);
+	if (SSL_CTX_use_PrivateKey_file(ctx, pkey, SSL_FILETYPE_PEM) != 1)
+		return tls_fail(ctx, "pkey", pkey, NULL, err, errlen);
+	if (SSL_CTX_check_private_key(ctx) != 1)
+		return tls_fail(ctx, "pkey", pkey, "does not match the certificate", err, errlen);
+	if (ciphers && *ciphers && SSL_CTX_set_cipher_list(ctx, ciphers) != 1)
+		return tls_fail(ctx, "cipher-list", ciphers, NULL, err, errlen);
+	*out = ctx;
+	return 0;
+}
+
+/* ---- sockets -------------------------------------------------------------------------- */
+
+int stream_listen(const struct sockaddr_storage *addr)
+{
+	int one = 1, err;
+	int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (addr->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)addr, addr_len(addr)) ||
+	    listen(fd, LISTEN_BACKLOG)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+struct stream_set *stream_set_new(const struct stream_limits *lim, int epfd)
+{
+	struct stream_set *set = calloc(1, sizeof(*set));
+
+	if (!set)
+		return NULL;
+	set->lim = *lim;
+	set->epfd = epfd;
+	return set;
+}
+
+void stream_set_free(struct stream_set *set)
+{
+	if (!set)
+		return;
+	for (size_t fd = 0; fd < set->nbyfd; fd++)
+		if (set->byfd[fd])
+			stream_close(set, set->byfd[fd]);
+	free(set->byfd);
+	free(set);
+}
+
+const struct stream_stats *stream_stats(const struct stream_set *set)
+{
+	return &set->stats;
+}
+
+unsigned stream_count(const struct stream_set *set)
+{
+	return set->nconns;
+}
+
+struct stream_conn *stream_get(const struct stream_set *set, int fd)
+{
+	return fd >= 0 && (size_t)fd < set->nbyfd ? set->byfd[fd] : NULL;
+}
+
+static void doom(struct stream_set *set, struct stream_conn *c, uint64_t *counter)
+{
+	if (c->doomed)
+		return;
+	c->doomed = true;
+	if (counter)
+		(*counter)++;
+	c->next_doomed = set->doomed;
+	set->doomed = c;
+}
+
+void stream_doom_all(struct stream_set *set)
+{
+	for (size_t fd = 0; fd < set->nbyfd; fd++)
+		if (set->byfd[fd])
+			doom(set, set->byfd[fd], NULL);
+}
+
+struct stream_conn *stream_next_doomed(struct stream_set *set)
+{
+	struct stream_conn *c = set->doomed;
+
+	if (c)
+		set->doomed = c->next_doomed;
+	return c;
+}
+
+static int table_put(struct stream_set *set, struct stream_conn *c)
+{
+	size_t fd = (size_t)c->fd;
+
+	if (fd >= set->nbyfd) {
+		size_t n = set->nbyfd ? set->nbyfd * 2 : 64;
+		struct stream_conn **t;
+
+		while (n <= fd)
+			n *= 2;
+		t = realloc(set->byfd, n * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		memset(t + set->nbyfd, 0, (n - set->nbyfd) * sizeof(*t));
+		set->byfd = t;
+		set->nbyfd = n;
+	}
+	set->byfd[fd] = c;
+	return 0;
+}
+
+int stream_accept(struct stream_set *set, int lfd, SSL_CTX *tls, time_t now,
+		  struct stream_conn **out)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	struct stream_conn *c;
+	int one = 1, fd, err;
+
+	fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	/* Accepted and closed rather than left in the backlog: a full backlog
+	 * would wake the listener for ever. */
+	if (set->nconns >= set->lim.max_conns) {
+		close(fd);
+		set->stats.rejected++;
+		return -EDQUOT;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return -ENOMEM;
+	}
+	c->fd = fd;
+	c->peer = peer;
+	addr_canon(&c->peer);
+	len = sizeof(c->local);
+	if (getsockname(fd, (struct sockaddr *)&c->local, &len)) {
+		err = -errno;
+		goto fail;
+	}
+	addr_canon(&c->local);
+	/* Media: latency over fewer segments. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->deadline = now + set->lim.idle_timeout;
+	if (tls) {
+		c->ssl = SSL_new(tls);
+		if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
+			err = -ENOMEM;
+			goto fail;
+		}
+		SSL_set_accept_state(c->ssl);
+		c->hs_deadline = now + set->lim.handshake_timeout;
+	}
+	if ((err = table_put(set, c)))
+		goto fail;
+	set->nconns++;
+	set->stats.accepted++;
+	*out = c;
+	return 0;
+fail:
+	SSL_free(c->ssl);
+	close(fd);
+	free(c);
+	return err;
+}
+
+static int set_events(struct stream_set *set, struct stream_conn *c, uint32_t events, int op)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = c->user };
+
+	if (epoll_ctl(set->epfd, op, c->fd, &ev))
+		return -errno;
+	c->events = events;
+	return 0;
+}
+
+int stream_watch(struct stream_set *set, struct stream_conn *c)
+{
+	return set_events(set, c, EPOLLIN, EPOLL_CTL_ADD);
+}
+
+/* EPOLLOUT only while something waits to be written. */
+static void update_events(struct stream_set *set, struct stream_conn *c)
+{
+	uint32_t want = EPOLLIN;
+
+	if (c->woff < c->wlen || c->tls_wants_write)
+		want |= EPOLLOUT;
+	if (want != c->events && set_events(set, c, want, EPOLL_CTL_MOD))
+		doom(set, c, NULL);
+}
+
+void stream_close(struct stream_set *set, struct stream_conn *c)
+{
+	if (c->ssl) {
+		/* Best effort: the peer learns it was no truncation attack. */
+		if (!c->tls_failed && SSL_is_init_finished(c->ssl)) {
+			ERR_clear_error();
+			SSL_shutdown(c->ssl);
+		}
+		SSL_free(c->ssl);
+	}
+	ERR_clear_error();
+	set->byfd[c->fd] = NULL;
+	close(c->fd);		/* also leaves the epoll set */
+	set->nconns--;
+	free(c->wbuf);
+	free(c);
+}
+
+/* ---- reading: bytes into messages ------------------------------------------------------- */
+
+/* One TLS or socket error: doomed, with the right counter. */
+static void tls_error(struct stream_set *set, struct stream_conn *c, int e)
+{
+	if (e == SSL_ERROR_ZERO_RETURN) {
+		doom(set, c, NULL);	/* orderly close_notify */
+		return;
+	}
+	c->tls_failed = true;
+	doom(set, c, &set->stats.tls_failures);
+}
+
+/* A whole message: STUN must carry the magic cookie; ChannelData goes up
+ * without its padding. */
+static void deliver(struct stream_set *set, struct stream_conn *c, const uint8_t *msg, size_t fl,
+		    stream_msg_fn fn, void *arg)
+{
+	if (msg[0] & 0x40) {
+		fn(arg, c, msg, CHANNELDATA_HDR_LEN + ((size_t)msg[2] << 8 | msg[3]));
+		return;
+	}
+	if (!stun_looks_like(msg, fl)) {
+		doom(set, c, &set->stats.bad_framing);
+		return;
+	}
+	fn(arg, c, msg, fl);
+}
+
+/* Frames n bytes at p: whole messages straight from p, a split one through
+ * c->rbuf. */
+static void feed(struct stream_set *set, struct stream_conn *c, const uint8_t *p, size_t n,
+		 stream_msg_fn fn, void *arg)
+{
+	while (n && !c->doomed) {
+		ssize_t fl;
+		size_t take;
+
+		if (!c->rlen) {
+			fl = stream_frame_len(p, n);
+			if (fl < 0)
+				break;
+			if (fl && (size_t)fl <= n) {
+				p += fl;
+				n -= (size_t)fl;
+				deliver(set, c, p - fl, (size_t)fl, fn, arg);
+				continue;
+			}
+			/* Shorter than its header or its length: n < STREAM_MAX_MSG. */
+			memcpy(c->rbuf, p, n);
+			c->rlen = n;
+			return;
+		}
+		/* Completing a split message: its header first, then the rest. */
+		if (c->rlen < 4) {
+			take = 4 - c->rlen < n ? 4 - c->rlen : n;
+			memcpy(c->rbuf + c->rlen, p, take);
+			c->rlen += take;
+			p += take;
+			n -= take;
+			continue;
+		}
+		fl = stream_frame_len(c->rbuf, c->rlen);
+		if (fl < 0)
+			break;
+		take = (size_t)fl - c->rlen < n ? (size_t)fl - c->rlen : n;
+		memcpy(c->rbuf + c->rlen, p, take);
+		c->rlen += take;
+		p += take;
+		n -= take;
+		if (c->rlen < (size_t)fl)
+			return;
+		c->rlen = 0;
+		deliver(set, c, c->rbuf, (size_t)fl, fn, arg);
+	}
+	if (n && !c->doomed)
+		doom(set, c, &set->stats.bad_framing);
+}
+
+static void conn_read(struct stream_set *set, struct stream_conn *c, stream_msg_fn fn, void *arg)
+{
+	for (int round = 0; round < READ_ROUNDS && !c->doomed; round++) {
+		ssize_t n;
+
+		if (c->ssl) {
+			int r;
+
+			ERR_clear_error();
+			r = SSL_read(c->ssl, set->scratch, sizeof(set->scratch));
+			if (r <= 0) {
+				int e = SSL_get_error(c->ssl, r);
+
+				c->tls_wants_write = e == SSL_ERROR_WANT_WRITE;
+				if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+					tls_error(set, c, e);
+				return;
+			}
+			c->tls_wants_write = false;
+			n = r;
+		} else {
+			n = read(c->fd, set->scratch, sizeof(set->scratch));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && errno == EAGAIN)
+				return;
+			if (n <= 0) {
+				doom(set, c, NULL);	/* EOF or reset */
+				return;
+			}
+		}
+		feed(set, c, set->scratch, (size_t)n, fn, arg);
+	}
+}
+
+/* ---- writing -------------------------------------------------------------------------- */
+
+static void conn_flush(struct stream_set *set, struct stream_conn *c)
+{
+	while (c->woff < c->wlen && !c->doomed) {
+		size_t len = c->wlen - c->woff;
+		ssize_t n;
+
+		if (c->ssl) {
+			int r;
+
+			ERR_clear_error();
+			r = SSL_write(c->ssl, c->wbuf + c->woff, len > INT_MAX ? INT_MAX : (int)len);
+			if (r <= 0) {
+				int e = SSL_get_error(c->ssl, r);
+
+				if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+					tls_error(set, c, e);
+				break;
+			}
+			n = r;
+		} else {
+			n = send(c->fd, c->wbuf + c->woff, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && errno == EAGAIN)
+				break;
+			if (n < 0) {
+				doom(set, c, NULL);
+				break;
+			}
+		}
+		c->woff += (size_t)n;
+	}
+	if (c->woff == c->wlen) {
+		c->woff = c->wlen = 0;
+		if (c->wcap > WBUF_KEEP) {
+			free(c->wbuf);
+			c->wbuf = NULL;
+			c->wcap = 0;
+		}
+	}
+}
+
+/* Room for need more bytes at the end of the send buffer. */
+static int wbuf_reserve(struct stream_conn *c, size_t need)
+{
+	size_t cap;
+	uint8_t *b;
+
+	if (c->wcap - c->wlen >= need)
+		return 0;
+	if (c->woff) {
+		memmove(c->wbuf, c->wbuf + c->woff, c->wlen - c->woff);
+		c->wlen -= c->woff;
+		c->woff = 0;
+		if (c->wcap - c->wlen >= need)
+			return 0;
+	}
+	cap = c->wcap ? c->wcap * 2 : 4096;
+	while (cap - c->wlen < need)
+		cap *= 2;
+	b = realloc(c->wbuf, cap);
+	if (!b)
+		return -ENOMEM;
+	c->wbuf = b;
+	c->wcap = cap;
+	return 0;
+}
+
+int stream_send(struct stream_set *set, struct stream_conn *c, const struct iovec *iov,
+		int iovcnt)
+{
+	static const uint8_t zeros[3];
+	size_t total = 0, pad = 0;
+
+	if (c->doomed)
+		return -EPIPE;
+	for (int i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	if (total > STUN_HDR_LEN + 0xFFFF)	/* larger than any STUN or ChannelData */
+		return -EMSGSIZE;
+	if (iovcnt && iov[0].iov_len && (((const uint8_t *)iov[0].iov_base)[0] & 0xC0) == 0x40)
+		pad = (4 - (total & 3)) & 3;
+	if (c->wlen - c->woff + total + pad > set->lim.max_sndbuf) {
+		/* The client does not read: it cannot be relaying media. */
+		doom(set, c, &set->stats.overflow);
+		return -ENOBUFS;
+	}
+	if (wbuf_reserve(c, total + pad)) {
+		doom(set, c, NULL);
+		return -ENOBUFS;
+	}
+	for (int i = 0; i < iovcnt; i++) {
+		memcpy(c->wbuf + c->wlen, iov[i].iov_base, iov[i].iov_len);
+		c->wlen += iov[i].iov_len;
+	}
+	memcpy(c->wbuf + c->wlen, zeros, pad);
+	c->wlen += pad;
+	conn_flush(set, c);
+	if (!c->doomed)
+		update_events(set, c);
+	return c->doomed ? -EPIPE : 0;
+}
+
+void stream_event(struct stream_set *set, struct stream_conn *c, stream_msg_fn fn, void *arg)
+{
+	conn_read(set, c, fn, arg);
+	conn_flush(set, c);
+	if (!c->doomed)
+		update_events(set, c);
+}
+
+void stream_hold(struct stream_set *set, struct stream_conn *c, bool held, time_t now)
+{
+	c->held = held;
+	if (!held)
+		c->deadline = now + set->lim.idle_timeout;
+}
+
+void stream_expire(struct stream_set *set, time_t now)
+{
+	for (size_t fd = 0; fd < set->nbyfd; fd++) {
+		struct stream_conn *c = set->byfd[fd];
+
+		if (!c || c->doomed)
+			continue;
+		/* ">": whole seconds, so a timeout of N is never under N s. */
+		if ((!c->held && now > c->deadline) ||
+		    (c->ssl && !SSL_is_init_finished(c->ssl) && now > c->hs_deadline))
+			doom(set, c, &set->stats.timeouts);
+	}
+}

@@ -1,0 +1,122 @@
+/* TURN over TCP and TLS between client and server (RFC 8656 §3.1, §6): the
+ * listening sockets, the accepted connections of one worker, per-connection
+ * framing of the byte stream into STUN and ChannelData messages, bounded
+ * send buffering, and TLS (1.2+) with OpenSSL. The relayed transport stays
+ * UDP. The caller runs the protocol; this module only moves messages.
+ *
+ * A connection that breaks a rule (bytes that are neither STUN nor
+ * ChannelData, a message above STREAM_MAX_MSG, a send buffer above the
+ * bound, a handshake or idle timeout, EOF, a socket error) is marked doomed
+ * and handed back by stream_next_doomed(): the caller closes it between two
+ * event batches, never in the middle of handling one of its messages. */
+#ifndef XT_STREAM_H
+#define XT_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <openssl/ssl.h>
+
+#include "stun.h"
+
+/* Largest message accepted on a stream: a STUN header (or ChannelData
+ * header and padding) and 4 KB. */
+#define STREAM_MAX_MSG (STUN_HDR_LEN + 4096)
+
+struct stream_limits {
+	unsigned max_conns;		/* per set (worker); more are accepted and closed */
+	unsigned idle_timeout;		/* s a connection may live without an allocation */
+	unsigned handshake_timeout;	/* s to finish the TLS handshake */
+	size_t max_sndbuf;		/* bytes queued for a client that does not read */
+};
+
+/* Counters (only ever grow). */
+struct stream_stats {
+	uint64_t accepted;
+	uint64_t rejected;		/* over max_conns */
+	uint64_t bad_framing;		/* closed: neither STUN nor ChannelData, or too big */
+	uint64_t overflow;		/* closed: send buffer over max_sndbuf */
+	uint64_t timeouts;		/* closed: idle or handshake timeout */
+	uint64_t tls_failures;		/* closed: TLS handshake or record error */
+};
+
+struct stream_conn {
+	int fd;
+	struct sockaddr_storage peer;	/* the client, canonical */
+	struct sockaddr_storage local;	/* our address it connected to, canonical */
+	void *user;			/* the caller's; also the epoll data pointer */
+	/* private */
+	SSL *ssl;			/* NULL: plain TCP */
+	bool doomed, held, tls_wants_write;
+	uint32_t events;		/* registered with epoll */
+	bool tls_failed;		/* no close_notify after a fatal TLS error */
+	time_t deadline;		/* idle deadline; unused while held */
+	time_t hs_deadline;		/* TLS handshake deadline */
+	struct stream_conn *next_doomed;
+	uint8_t *wbuf;
+	size_t woff, wlen, wcap;
+	size_t rlen;
+	uint8_t rbuf[STREAM_MAX_MSG];	/* a message split across reads */
+};
+
+struct stream_set;
+
+/* Length of the message starting at buf (a STUN message, or ChannelData
+ * with its padding to 4 bytes), 0 if fewer than 4 bytes are there yet, or
+ * -EPROTO (neither STUN nor ChannelData), -EMSGSIZE (above STREAM_MAX_MSG). */
+ssize_t stream_frame_len(const uint8_t *buf, size_t len);
+
+/* A TLS server context (TLS 1.2 and later) from PEM files. 0, or -errno with
+ * err naming the config key (cert, pkey, cipher-list) and OpenSSL's reason. */
+int stream_tls_new(SSL_CTX **out, const char *cert, const char *pkey, const char *ciphers,
+		   char *err, size_t errlen);
+
+/* A listening TCP socket on addr with SO_REUSEPORT (every worker has its
+ * own on the same address): the fd, or -errno. */
+int stream_listen(const struct sockaddr_storage *addr);
+
+/* The connections of one worker, registered with its epoll set. */
+struct stream_set *stream_set_new(const struct stream_limits *lim, int epfd);
+/* Closes every connection left (doom them first to close them the usual way). */
+void stream_set_free(struct stream_set *set);
+/* Dooms every connection (shutdown). */
+void stream_doom_all(struct stream_set *set);
+const struct stream_stats *stream_stats(const struct stream_set *set);
+unsigned stream_count(const struct stream_set *set);
+
+/* Accepts one connection from listener lfd (tls: NULL for plain TCP).
+ * 0 and *out (not yet watched: set user, then stream_watch), -EAGAIN when
+ * none is waiting, -EDQUOT when it was over max_conns (closed, counted), or
+ * another -errno from accept. */
+int stream_accept(struct stream_set *set, int lfd, SSL_CTX *tls, time_t now,
+		  struct stream_conn **out);
+/* Adds the connection to the epoll set with data.ptr = c->user. */
+int stream_watch(struct stream_set *set, struct stream_conn *c);
+/* The connection on fd, or NULL. */
+struct stream_conn *stream_get(const struct stream_set *set, int fd);
+
+/* Called for each complete message, without ChannelData padding. */
+typedef void (*stream_msg_fn)(void *arg, struct stream_conn *c, const uint8_t *msg, size_t len);
+/* Handles an epoll event: reads what is there (bounded), calls fn per
+ * message, and writes what is queued. Dooms the connection on a violation. */
+void stream_event(struct stream_set *set, struct stream_conn *c, stream_msg_fn fn, void *arg);
+/* Queues one message (ChannelData is padded to 4 bytes here) and writes
+ * what the socket takes. 0, or -EPIPE (doomed already) / -ENOBUFS (the
+ * bound was exceeded: doomed now) / -EMSGSIZE. */
+int stream_send(struct stream_set *set, struct stream_conn *c, const struct iovec *iov,
+		int iovcnt);
+/* An allocation now lives on the connection (held: no idle timeout) or
+ * went away (the idle timeout starts again at now). */
+void stream_hold(struct stream_set *set, struct stream_conn *c, bool held, time_t now);
+/* Dooms connections past their idle or handshake deadline. */
+void stream_expire(struct stream_set *set, time_t now);
+/* Takes the next doomed connection off the list, or NULL. */
+struct stream_conn *stream_next_doomed(struct stream_set *set);
+/* Closes and frees (TLS: a best-effort close_notify first). */
+void stream_close(struct stream_set *set, struct stream_conn *c);
+
+#endif
