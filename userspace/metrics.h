@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stream.h"
 #include "turn.h"
 #include "xturn_kern_user.h"
 
@@ -23,6 +24,9 @@ struct metrics_snapshot {
 	uint64_t fastpath;		/* 1: the XDP fast path is on */
 	uint64_t allocations, permissions, channels, channels_in_kernel, users;
 	uint64_t fastpath_full;		/* channels the fast path could not take */
+	uint64_t send_drops;		/* datagrams the kernel would not take */
+	uint64_t tcp_connections;	/* open TCP/TLS client connections */
+	struct stream_stats tcp;
 	struct turn_stats turn;
 	struct xt_count xdp_cnt[XT_CNT_MAX];
 };

@@ -718,6 +718,18 @@ static void collect(void *ctx, struct metrics_snapshot *m)
 	pthread_mutex_lock(&srv->fp_lock);
 	metrics_collect(m, turns, srv->nworkers, srv->fp, srv->fp_full);
 	pthread_mutex_unlock(&srv->fp_lock);
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		const struct worker *w = srv->workers[i];
+		const struct stream_stats *st = stream_stats(w->streams);
+		m->send_drops += w->send_drops;
+		m->tcp_connections += stream_count(w->streams);
+		m->tcp.accepted += st->accepted;
+		m->tcp.rejected += st->rejected;
+		m->tcp.bad_framing += st->bad_framing;
+		m->tcp.overflow += st->overflow;
+		m->tcp.timeouts += st->timeouts;
+		m->tcp.tls_failures += st->tls_failures;
+	}
 	for (unsigned i = srv->nworkers; i-- > 0;)
 		pthread_mutex_unlock(&srv->workers[i]->lock);
 }
