@@ -25,6 +25,16 @@ static __always_inline __u16 csum_fold64(__u64 s)
 	return (__u16)s;
 }
 
+/* The UDP checksum field for an accumulated sum. A computed 0 is sent as
+ * 0xffff (RFC 768; for IPv6, RFC 8200 §8.1: a 0 there is dropped). The cast
+ * matters: ~ on a __u16 yields an int that is never 0. */
+static __always_inline __u16 csum_udp(__u64 sum)
+{
+	__u16 c = (__u16)~csum_fold64(sum);
+
+	return c ? c : 0xffff;
+}
+
 /* 0x0000 and 0xffff are the same number in ones' complement. */
 static __always_inline __u16 csum_norm(__u16 s)
 {

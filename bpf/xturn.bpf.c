@@ -638,7 +638,7 @@ static __noinline int xt_forward(struct xdp_md *ctx, const struct xt_pkt *p,
 		h.v4.udp.source = f->sport;
 		h.v4.udp.dest = f->dport;
 		h.v4.udp.len = bpf_htons((__u16)ulen);
-		h.v4.udp.check = ~csum_fold64(sum) ?: 0xffff;
+		h.v4.udp.check = csum_udp(sum);
 		if (data + sizeof(h.v4) > data_end)
 			return XT_CNT_DROP_ERROR;
 		__builtin_memcpy(data, &h.v4, sizeof(h.v4));
@@ -653,7 +653,7 @@ static __noinline int xt_forward(struct xdp_md *ctx, const struct xt_pkt *p,
 		h.v6.udp.source = f->sport;
 		h.v6.udp.dest = f->dport;
 		h.v6.udp.len = bpf_htons((__u16)ulen);
-		h.v6.udp.check = ~csum_fold64(sum) ?: 0xffff;
+		h.v6.udp.check = csum_udp(sum);
 		if (data + sizeof(h.v6) > data_end)
 			return XT_CNT_DROP_ERROR;
 		__builtin_memcpy(data, &h.v6, sizeof(h.v6));
