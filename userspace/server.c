@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -28,6 +29,8 @@
 #include "turn.h"
 
 #define BATCH 32
+#define GSO_MAX_SEGS 64		/* UDP_MAX_SEGMENTS of older kernels */
+#define GSO_MAX_BYTES 65000	/* one UDP datagram before segmentation */
 #define PKT_BUF 2048
 #define SOCK_BUF (4 << 20)
 #define MAX_EVENTS 64
@@ -55,18 +58,22 @@ struct src {
 
 /* Outgoing datagrams of one recv batch, sent with one sendmmsg per run of
  * consecutive datagrams on the same socket. Payloads are copied: callers
- * build responses on their stacks. */
+ * build responses on their stacks. Consecutive datagrams to the same
+ * destination with the same size (a client streaming to its peer) leave as
+ * one UDP GSO send: the kernel routes and segments them once. */
 struct outq {
 	int fd;				/* socket of the queued datagrams */
 	unsigned n;
-	struct mmsghdr msgs[BATCH];
+	struct mmsghdr msgs[BATCH];	/* one per datagram */
 	struct iovec iovs[BATCH];
 	struct sockaddr_storage to[BATCH];
 	union {
-		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t))];
 		struct cmsghdr align;
 	} ctrl[BATCH];
 	uint8_t bufs[BATCH][PKT_BUF];
+	struct mmsghdr sends[BATCH];	/* what flush hands sendmmsg */
+	unsigned first[BATCH], count[BATCH];	/* the datagrams of each send */
 };
 
 /* One relay thread. Each has its own listener sockets on the same
@@ -236,23 +243,76 @@ static void io_relay_close(void *ctx, int fd)
 	close(fd);
 }
 
+/* Can datagram j join the GSO run that starts at i? */
+static bool gso_joins(const struct outq *q, unsigned i, unsigned j, size_t run_bytes)
+{
+	const struct msghdr *a = &q->msgs[i].msg_hdr, *b = &q->msgs[j].msg_hdr;
+	size_t seg = q->iovs[i].iov_len;
+
+	/* Every segment but the last has the run's size: the last may be
+	 * shorter, so a shorter one ends the run. */
+	return j - i < GSO_MAX_SEGS && q->iovs[j - 1].iov_len == seg &&
+	       q->iovs[j].iov_len <= seg && q->iovs[j].iov_len &&
+	       run_bytes + q->iovs[j].iov_len <= GSO_MAX_BYTES &&
+	       a->msg_namelen == b->msg_namelen && !memcmp(&q->to[i], &q->to[j], a->msg_namelen) &&
+	       a->msg_controllen == b->msg_controllen &&
+	       !memcmp(q->ctrl[i].buf, q->ctrl[j].buf, a->msg_controllen);
+}
+
+/* Groups the queue into sends: single datagrams, or GSO runs. */
+static unsigned outq_plan(struct outq *q)
+{
+	unsigned ns = 0;
+
+	for (unsigned i = 0; i < q->n; ns++) {
+		size_t bytes = q->iovs[i].iov_len;
+		unsigned j = i + 1;
+
+		while (j < q->n && gso_joins(q, i, j, bytes))
+			bytes += q->iovs[j++].iov_len;
+		q->sends[ns] = q->msgs[i];
+		q->first[ns] = i;
+		q->count[ns] = j - i;
+		if (j - i > 1) {
+			struct msghdr *mh = &q->sends[ns].msg_hdr;
+			struct cmsghdr *cm = (struct cmsghdr *)(q->ctrl[i].buf + mh->msg_controllen);
+			uint16_t seg = (uint16_t)q->iovs[i].iov_len;
+
+			mh->msg_iov = &q->iovs[i];
+			mh->msg_iovlen = j - i;
+			mh->msg_control = q->ctrl[i].buf;
+			cm->cmsg_level = SOL_UDP;
+			cm->cmsg_type = UDP_SEGMENT;
+			cm->cmsg_len = CMSG_LEN(sizeof(seg));
+			memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+			mh->msg_controllen += CMSG_SPACE(sizeof(seg));
+		}
+		i = j;
+	}
+	return ns;
+}
+
 static void outq_flush(struct worker *w)
 {
 	struct outq *q = &w->out;
-	unsigned done = 0;
+	unsigned ns = outq_plan(q), done = 0;
 
-	while (done < q->n) {
-		int n = sendmmsg(q->fd, q->msgs + done, q->n - done, MSG_DONTWAIT);
+	while (done < ns) {
+		int n = sendmmsg(q->fd, q->sends + done, ns - done, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0 && errno == EAGAIN) {
 			/* Socket buffer full: UDP's answer is to drop, and count. */
-			w->send_drops += q->n - done;
+			for (; done < ns; done++)
+				w->send_drops += q->count[done];
 			break;
 		}
 		if (n <= 0) {
-			/* This one datagram was refused (no route, too big...). */
-			w->send_drops++;
+			/* Refused (no route, too big, or GSO not possible here):
+			 * a run goes again datagram by datagram, once. */
+			unsigned c = q->count[done];
+			int m = c > 1 ? sendmmsg(q->fd, q->msgs + q->first[done], c, MSG_DONTWAIT) : 0;
+			w->send_drops += c - (unsigned)(m > 0 ? m : 0);
 			done++;
 			continue;
 		}

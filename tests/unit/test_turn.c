@@ -849,6 +849,44 @@ static void channel_roundtrip(struct turnc *t, const struct turnc_alloc *res, co
 	close(pfd);
 }
 
+/* A burst of equal-size datagrams one way and the other: the daemon sends
+ * such runs as one UDP GSO send. Each must still arrive as its own datagram,
+ * intact and in order, the shorter last one included. */
+static void test_data_burst(void **state)
+{
+	enum { N = 24, SZ = 300, LAST = 100 };
+	struct turnc_alloc res;
+	struct turnc *t = alloc_cl(*state, "alice", "secret", NULL, &res);
+	struct sockaddr_storage pa, from, got_peer;
+	int pfd = peer_open("127.0.0.1", &pa);
+	uint8_t msg[SZ], buf[512];
+	uint16_t ch;
+
+	assert_int_equal(turnc_channel_bind(t, 0x4002, &pa), 0);
+	for (int i = 0; i <= N; i++) {
+		memset(msg, 'a' + i % 26, sizeof(msg));
+		assert_int_equal(turnc_send_channel(t, 0x4002, msg, i < N ? SZ : LAST), 0);
+	}
+	for (int i = 0; i <= N; i++) {
+		int n = peer_recv(pfd, WAIT_MS, buf, sizeof(buf), &from);
+		assert_int_equal(n, i < N ? SZ : LAST);
+		assert_true(buf[0] == 'a' + i % 26 && buf[n - 1] == 'a' + i % 26);
+		assert_true(addr_eq(&from, &res.relayed[0]));
+	}
+	for (int i = 0; i <= N; i++) {
+		memset(msg, 'A' + i % 26, sizeof(msg));
+		peer_send(pfd, &res.relayed[0], msg, i < N ? SZ : LAST);
+	}
+	for (int i = 0; i <= N; i++) {
+		int n = turnc_recv(t, WAIT_MS, &got_peer, &ch, buf, sizeof(buf));
+		assert_int_equal(n, i < N ? SZ : LAST);
+		assert_int_equal(ch, 0x4002);
+		assert_true(buf[0] == 'A' + i % 26 && buf[n - 1] == 'A' + i % 26);
+	}
+	close(pfd);
+	release(t);
+}
+
 static void test_data_channel(void **state)
 {
 	struct turnc_alloc res;
@@ -1102,6 +1140,7 @@ int main(void)
 		cmocka_unit_test(test_permission_max),
 		cmocka_unit_test(test_channel_rules),
 		cmocka_unit_test(test_data_channel),
+		cmocka_unit_test(test_data_burst),
 		cmocka_unit_test(test_data_indication),
 		cmocka_unit_test(test_data_ipv6),
 		cmocka_unit_test(test_permission_gates_data),
