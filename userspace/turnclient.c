@@ -70,6 +70,24 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* 1 when fd is readable, 0 at the deadline, or -errno. */
+static int wait_readable(int fd, int64_t deadline)
+{
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int r;
+
+		if (left <= 0)
+			return 0;
+		r = poll(&p, 1, (int)left);
+		if (r > 0)
+			return 1;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
 static int tls_connect(struct turnc *t)
 {
 	t->ctx = SSL_CTX_new(TLS_client_method());
@@ -223,20 +241,14 @@ static bool tid_matches(const uint8_t *buf, size_t len, const uint8_t *tid)
 static ssize_t stream_fill(struct turnc *t, int64_t deadline)
 {
 	for (;;) {
-		int64_t left = deadline - now_ms();
-		struct pollfd p = { .fd = t->fd, .events = POLLIN };
 		size_t room = sizeof(t->sbuf) - t->slen;
 		ssize_t n;
 		int r;
 
 		if (!t->ssl || !SSL_pending(t->ssl)) {
-			if (left <= 0)
-				return 0;
-			r = poll(&p, 1, (int)left);
-			if (r < 0 && errno != EINTR)
-				return -errno;
+			r = wait_readable(t->fd, deadline);
 			if (r <= 0)
-				continue;
+				return r;
 		}
 		if (t->ssl) {
 			r = SSL_read(t->ssl, t->sbuf + t->slen, (int)room);
@@ -321,18 +333,12 @@ static ssize_t recv_until(struct turnc *t, int64_t deadline)
 	if (t->tp != TURNC_UDP)
 		return stream_recv(t, deadline);
 	for (;;) {
-		int64_t left = deadline - now_ms();
-		struct pollfd p = { .fd = t->fd, .events = POLLIN };
 		ssize_t n;
 		int r;
 
-		if (left <= 0)
-			return 0;
-		r = poll(&p, 1, (int)left);
-		if (r < 0 && errno != EINTR)
-			return -errno;
+		r = wait_readable(t->fd, deadline);
 		if (r <= 0)
-			continue;
+			return r;
 		n = recv(t->fd, t->rbuf, sizeof(t->rbuf), MSG_DONTWAIT);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
