@@ -42,7 +42,9 @@ SKEL := $(BUILD)/xturn.skel.h
 BPF_OBJ := $(BUILD)/bpf/xturn.bpf.o
 
 XTURND := $(BUILD)/xturnd
-TOOLS := $(patsubst tools/%.c,$(BUILD)/%,$(wildcard tools/*.c))
+TOOLS := $(patsubst tools/%.c,$(BUILD)/%,$(filter-out %.bpf.c,$(wildcard tools/*.c)))
+# xturngen's live-frames injector: a tool's BPF program, not the relay's.
+GEN_SKEL := $(BUILD)/xturngen_inject.skel.h
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
 all: $(XTURND) $(TOOLS) $(BPF_OBJ)
@@ -61,12 +63,22 @@ $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+$(BUILD)/tools/%.bpf.o: tools/%.bpf.c
+	$(call msg,CLANG,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
 $(SKEL): $(BPF_OBJ)
 	$(call msg,SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name xturn_bpf > $@
 
+$(GEN_SKEL): $(BUILD)/tools/xturngen_inject.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name xturngen_inject > $@
+
 # Objects that embed or load the BPF program need the skeleton first.
 $(BUILD)/userspace/fastpath.o $(BUILD)/tests/unit/test_xdp.o: $(SKEL)
+$(BUILD)/tools/xturngen.o: $(GEN_SKEL)
 
 $(XTURND): $(BUILD)/userspace/xturnd.o $(LIB)
 	$(call msg,LD,$@)

@@ -8,25 +8,43 @@
  *
  * Payload (big endian): u32 flow id, u32 sequence, u64 CLOCK_MONOTONIC ns
  * at send, then zeros. Client and peer run on one host, so one-way latency
- * compares one clock. */
+ * compares one clock.
+ *
+ * --live-frames IFNAME: the control plane is the same, but the ChannelData
+ * is built by a tiny XDP program (xturngen_inject.bpf.c) that
+ * BPF_PROG_RUN runs with BPF_F_TEST_XDP_LIVE_FRAMES, one pinned thread per
+ * CPU, each frame leaving through IFNAME (XDP_TX) towards the server: many
+ * M pps where sendmmsg gives ~0.5 M per thread. */
 #include <arpa/inet.h>
 #include <endian.h>
 #include <errno.h>
 #include <getopt.h>
+#include <libmnl/libmnl.h>
+#include <linux/if_ether.h>
+#include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
 #include "addr.h"
 #include "stun.h"
 #include "turnclient.h"
+#include "xturngen_inject.h"
+#include "xturngen_inject.skel.h"
 
 #define PAYLOAD_MIN 16
 #define PAYLOAD_MAX 8192
@@ -274,8 +292,9 @@ static int set_bufs(int fd)
 /* ---- options ------------------------------------------------------------ */
 
 struct opts {
-	bool peer, echo, json;
-	const char *server, *user, *pass, *secret, *pcap;
+	bool peer, echo, json, dst_mac_set;
+	const char *server, *user, *pass, *secret, *pcap, *live_if;
+	uint8_t dst_mac[ETH_ALEN];
 	struct sockaddr_storage peers[MAX_PEERS];
 	unsigned npeers;
 	unsigned allocs, chans, threads, ports, pcap_count;
@@ -288,7 +307,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: xturngen -s SERVER[:port] -u USER (-w PASS | -W SECRET) -p PEER:PORT[,...]\n"
 "                [-a ALLOCS] [-c CHANNELS] [-r PPS] [-d SECONDS] [-l BYTES] [-t THREADS]\n"
-"                [--json] [--pcap FILE [--pcap-count N]]\n"
+"                [--json] [--pcap FILE [--pcap-count N]] [--live-frames IFNAME [--dst-mac MAC]]\n"
 "       xturngen --peer -L ADDR:PORT[,...] [--ports N] [--echo] [-d SECONDS] [--json]\n"
 "\n"
 "client (TURN over UDP):\n"
@@ -305,6 +324,10 @@ static void usage(FILE *f)
 "  -t THREADS     sender threads (default 1); allocations are split among them\n"
 "  --pcap FILE    also write the data-plane packets (IP/UDP, LINKTYPE_RAW) to FILE\n"
 "  --pcap-count N packets written to the pcap (default 1000); -d 0 writes and exits\n"
+"  --live-frames IF  data plane by BPF_PROG_RUN live frames out of IF (the interface\n"
+"                 towards the server, which must be on-link): -t pinned threads\n"
+"                 (at most one per CPU), -r paced per 10 ms call, 0 = as fast as possible\n"
+"  --dst-mac MAC  next-hop MAC for --live-frames (default: the server's neighbour entry)\n"
 "peer (sink):\n"
 "  --peer         run as the peer: count per flow loss, reorder, one-way latency\n"
 "  -L ADDRS       listen addresses\n"
@@ -358,7 +381,24 @@ static int parse_num(const char *s, double lo, double hi, double *out)
 	return 0;
 }
 
-enum { O_PEER = 256, O_ECHO, O_JSON, O_PCAP, O_PCAP_COUNT, O_PORTS, O_DURATION };
+enum { O_PEER = 256, O_ECHO, O_JSON, O_PCAP, O_PCAP_COUNT, O_PORTS, O_DURATION, O_LIVE,
+       O_DST_MAC };
+
+static int parse_mac(const char *s, uint8_t mac[ETH_ALEN])
+{
+	unsigned b[ETH_ALEN];
+	char tail;
+
+	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+		   &tail) != ETH_ALEN)
+		return -EINVAL;
+	for (int i = 0; i < ETH_ALEN; i++) {
+		if (b[i] > 0xff)
+			return -EINVAL;
+		mac[i] = (uint8_t)b[i];
+	}
+	return 0;
+}
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
@@ -370,6 +410,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "pcap-count", required_argument, NULL, O_PCAP_COUNT },
 		{ "ports", required_argument, NULL, O_PORTS },
 		{ "duration", required_argument, NULL, O_DURATION },
+		{ "live-frames", required_argument, NULL, O_LIVE },
+		{ "dst-mac", required_argument, NULL, O_DST_MAC },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -397,6 +439,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case O_PCAP: o->pcap = optarg; break;
 		case O_PCAP_COUNT: bad |= parse_uint(optarg, 1, 10000000, &o->pcap_count); break;
 		case O_PORTS: bad |= parse_uint(optarg, 1, 1024, &o->ports); break;
+		case O_LIVE: o->live_if = optarg; break;
+		case O_DST_MAC: bad |= parse_mac(optarg, o->dst_mac); o->dst_mac_set = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: return -EINVAL;
 		}
@@ -412,7 +456,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		return -EINVAL;
 	}
 	if (o->peer)
-		return 0;
+		return o->live_if ? -EINVAL : 0;
 	if (o->duration < 0)
 		o->duration = 5;
 	if (!o->server || !o->user || !o->pass == !o->secret || o->duration > MAX_DURATION) {
@@ -536,12 +580,15 @@ struct alloc {
 	const char *what;	/* step that failed */
 };
 
+struct live;
+
 struct client {
 	const struct opts *o;
 	struct sockaddr_storage server;
 	struct alloc *allocs;
 	struct rx rx;		/* echoed packets */
 	volatile int rx_stop;
+	struct live *live;	/* --live-frames */
 };
 
 static uint16_t chan_num(unsigned j)
@@ -600,6 +647,7 @@ struct worker {
 	struct client *c;
 	unsigned idx;
 	int phase;		/* 0: allocate, 1: permissions and channels */
+	int cpu;		/* live frames: the CPU this injector is pinned to */
 	double rate;		/* this sender's share; 0 = unpaced */
 	int64_t end_ns;
 	uint64_t sent;		/* atomic: read by the progress line */
@@ -899,10 +947,276 @@ static void sleep_until(int64_t t)
 	clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 }
 
+/* ---- client: live-frames data plane ------------------------------------ */
+
+#define LIVE_BATCH 64		/* frames per XDP_TX flush: well within veth's 256-frame ring */
+#define LIVE_SLOT_NS 10000000	/* paced: one call per 10 ms slot */
+#define LIVE_CALL_NS 1000000000	/* unpaced: ~1 s per call, since every call ends with a wait */
+#define LIVE_PROBE 65536	/* unpaced: the first call, which measures the rate */
+#define LIVE_FRAME_MAX (ETH_HLEN + 48 + CHANNELDATA_HDR_LEN + PAYLOAD_MAX)
+
+struct live {
+	struct xturngen_inject *skel;
+	int prog_fd, ifindex;
+	uint8_t frame[LIVE_FRAME_MAX];	/* data_in: flow 0's frame */
+	size_t frame_len;
+	int cpus[MAX_THREADS];		/* injector i is pinned to cpus[i] */
+	unsigned n;			/* injectors */
+};
+
+struct neigh_req {
+	int ifindex;
+	const struct sockaddr_storage *dst;
+	uint8_t *mac;
+	bool found;
+};
+
+static int neigh_cb(const struct nlmsghdr *nlh, void *arg)
+{
+	struct neigh_req *r = arg;
+	const struct ndmsg *nd = mnl_nlmsg_get_payload(nlh);
+	const struct sockaddr_in *d4 = (const void *)r->dst;
+	const struct sockaddr_in6 *d6 = (const void *)r->dst;
+	const void *want = r->dst->ss_family == AF_INET ? (const void *)&d4->sin_addr
+							 : (const void *)&d6->sin6_addr;
+	size_t wlen = r->dst->ss_family == AF_INET ? 4 : 16;
+	struct nlattr *a, *dst = NULL, *ll = NULL;
+
+	if (nd->ndm_ifindex != r->ifindex || nd->ndm_family != r->dst->ss_family ||
+	    (nd->ndm_state & (NUD_INCOMPLETE | NUD_FAILED)))
+		return MNL_CB_OK;
+	mnl_attr_for_each(a, nlh, sizeof(*nd)) {
+		if (mnl_attr_get_type(a) == NDA_DST)
+			dst = a;
+		else if (mnl_attr_get_type(a) == NDA_LLADDR)
+			ll = a;
+	}
+	if (dst && ll && mnl_attr_get_payload_len(dst) == wlen &&
+	    !memcmp(mnl_attr_get_payload(dst), want, wlen) &&
+	    mnl_attr_get_payload_len(ll) == ETH_ALEN) {
+		memcpy(r->mac, mnl_attr_get_payload(ll), ETH_ALEN);
+		r->found = true;
+	}
+	return MNL_CB_OK;
+}
+
+/* dst's link-layer address from the neighbour table of ifindex. */
+static int live_dst_mac(int ifindex, const struct sockaddr_storage *dst, uint8_t mac[ETH_ALEN])
+{
+	static char buf[16384];
+	struct neigh_req r = { ifindex, dst, mac, false };
+	struct mnl_socket *nl = mnl_socket_open(NETLINK_ROUTE);
+	unsigned seq = (unsigned)time(NULL), portid;
+	struct nlmsghdr *nlh;
+	struct ndmsg *nd;
+	ssize_t n;
+	int ret = -EIO;
+
+	if (!nl)
+		return -errno;
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_GETNEIGH;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = seq;
+	nd = mnl_nlmsg_put_extra_header(nlh, sizeof(*nd));
+	nd->ndm_family = (uint8_t)dst->ss_family;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0 ||
+	    mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		goto out;
+	portid = mnl_socket_get_portid(nl);
+	while ((n = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
+		int cb = mnl_cb_run(buf, (size_t)n, seq, portid, neigh_cb, &r);
+
+		if (cb <= MNL_CB_STOP) {
+			ret = cb < 0 ? -EIO : 0;
+			break;
+		}
+	}
+out:
+	mnl_socket_close(nl);
+	return ret < 0 ? ret : r.found ? 0 : -ENOENT;
+}
+
+static int live_src_mac(const char *ifname, uint8_t mac[ETH_ALEN])
+{
+	struct ifreq ifr = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0)
+		ret = -errno;
+	else
+		memcpy(mac, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
+	close(fd);
+	return ret;
+}
+
+/* Flow (alloc i, channel j)'s whole frame, sequence and time stamp 0, into
+ * out (LIVE_FRAME_MAX); returns its length. */
+static size_t live_frame(const struct client *c, const uint8_t *src_mac, const uint8_t *dst_mac,
+			 unsigned i, unsigned j, uint8_t *out)
+{
+	static uint8_t dgram[CHANNELDATA_HDR_LEN + PAYLOAD_MAX];	/* setup is single-threaded */
+	size_t len = c->o->len;
+	struct ethhdr *eth = (struct ethhdr *)out;
+
+	memcpy(eth->h_dest, dst_mac, ETH_ALEN);
+	memcpy(eth->h_source, src_mac, ETH_ALEN);
+	eth->h_proto = htons(c->server.ss_family == AF_INET ? ETH_P_IP : ETH_P_IPV6);
+	channeldata_put_hdr(dgram, chan_num(j), (uint16_t)len);
+	payload_put(dgram + CHANNELDATA_HDR_LEN, i * c->o->chans + j, 0, 0);
+	return ETH_HLEN + ip_udp_wrap(&c->allocs[i].local, &c->server, dgram,
+				      CHANNELDATA_HDR_LEN + len, out + ETH_HLEN);
+}
+
+/* Loads the injector and writes one template per flow and each injector's
+ * CPU cursor: injector t owns flows t, t + n, t + 2n, ... so every flow's
+ * sequence has one writer. Reports its own errors. */
+static int live_setup(struct client *c)
+{
+	const struct opts *o = c->o;
+	unsigned nflows = o->allocs * o->chans, hl;
+	uint8_t src_mac[ETH_ALEN], dst_mac[ETH_ALEN];
+	struct live *l = calloc(1, sizeof(*l));
+	cpu_set_t set;
+	int ret, fd;
+
+	if (!l)
+		return -ENOMEM;
+	c->live = l;
+	l->ifindex = (int)if_nametoindex(o->live_if);
+	if (!l->ifindex || (ret = live_src_mac(o->live_if, src_mac)) < 0) {
+		fprintf(stderr, "xturngen: --live-frames %s: no such interface\n", o->live_if);
+		return -ENODEV;
+	}
+	if (o->dst_mac_set) {
+		memcpy(dst_mac, o->dst_mac, ETH_ALEN);
+	} else if ((ret = live_dst_mac(l->ifindex, &c->server, dst_mac)) < 0) {
+		fprintf(stderr, "xturngen: no neighbour entry for %s on %s (%s); use --dst-mac\n",
+			o->server, o->live_if, strerror(-ret));
+		return ret;
+	}
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return -errno;
+	for (int cpu = 0; cpu < CPU_SETSIZE && l->n < o->threads && l->n < nflows; cpu++)
+		if (CPU_ISSET(cpu, &set))
+			l->cpus[l->n++] = cpu;
+
+	l->skel = xturngen_inject__open();
+	if (!l->skel)
+		return -errno;
+	l->skel->rodata->xg_cfg.v6 = c->server.ss_family == AF_INET6;
+	hl = l->skel->rodata->xg_cfg.v6 ? XG_HDR_V6 : XG_HDR_V4;
+	bpf_map__set_max_entries(l->skel->maps.xg_flows, nflows);
+	bpf_map__set_max_entries(l->skel->maps.xg_cpus, (uint32_t)libbpf_num_possible_cpus());
+	ret = xturngen_inject__load(l->skel);
+	if (ret < 0) {
+		fprintf(stderr, "xturngen: loading the injector: %s\n", strerror(-ret));
+		return ret;
+	}
+	l->prog_fd = bpf_program__fd(l->skel->progs.xturngen_inject);
+	fd = bpf_map__fd(l->skel->maps.xg_flows);
+	for (uint32_t f = nflows; f-- > 0;) {	/* down to 0: frame ends as flow 0's */
+		struct xg_flow v = { .flow = htobe32(f) };
+		uint16_t check;
+
+		l->frame_len = live_frame(c, src_mac, dst_mac, f / o->chans, f % o->chans, l->frame);
+		memcpy(v.hdr, l->frame, hl);
+		/* The stored checksum is ~sum in the program's byte order
+		 * (words loaded as they lie in memory; RFC 1071 §2(B)). */
+		memcpy(&check, l->frame + hl - XG_UDP_CHECK_OFF, sizeof(check));
+		v.csum = (uint16_t)~check;
+		if (bpf_map_update_elem(fd, &f, &v, 0) < 0)
+			return -errno;
+	}
+	fd = bpf_map__fd(l->skel->maps.xg_cpus);
+	for (uint32_t t = 0; t < l->n; t++) {
+		struct xg_cpu v = { .next = t, .first = t, .stride = l->n, .nflows = nflows };
+		uint32_t cpu = (uint32_t)l->cpus[t];
+
+		if (bpf_map_update_elem(fd, &cpu, &v, 0) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static void live_free(struct live *l)
+{
+	if (l)
+		xturngen_inject__destroy(l->skel);
+	free(l);
+}
+
+/* One injector: pinned to its CPU (the program picks flows by CPU id), it
+ * runs the injector in calls of ~1 s of packets, or with a rate, one call
+ * per LIVE_SLOT_NS carrying what is due by the slot's end. */
+static void *injector(void *arg)
+{
+	struct worker *w = arg;
+	const struct live *l = w->c->live;
+	struct xdp_md ctx = { .data_end = (uint32_t)l->frame_len,
+			      .ingress_ifindex = (uint32_t)l->ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = l->frame,
+		    .data_size_in = (uint32_t)l->frame_len, .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx), .flags = BPF_F_TEST_XDP_LIVE_FRAMES,
+		    .batch_size = LIVE_BATCH);
+	int64_t start = now_ns(), slot_end = start;
+	double pps = 0;		/* measured, unpaced */
+	cpu_set_t set;
+	int err;
+
+	CPU_ZERO(&set);
+	CPU_SET(w->cpu, &set);
+	err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	if (err) {
+		fprintf(stderr, "xturngen: pinning to CPU %d: %s\n", w->cpu, strerror(err));
+		w->errors++;
+		return NULL;
+	}
+	while (!g_stop) {
+		int64_t t0 = now_ns(), left = w->end_ns - t0;
+		uint64_t want;
+
+		if (left <= 0)
+			break;
+		if (w->rate > 0) {
+			/* What is due by the end of a slot from now: a call that
+			 * took longer than a slot is caught up by the next. */
+			slot_end = t0 + LIVE_SLOT_NS < w->end_ns ? t0 + LIVE_SLOT_NS : w->end_ns;
+			want = (uint64_t)(w->rate * (double)(slot_end - start) / 1e9) - w->sent;
+		} else {
+			want = pps > 0 ? (uint64_t)(pps * (double)(left < LIVE_CALL_NS ? left
+									  : LIVE_CALL_NS) / 1e9)
+				       : LIVE_PROBE;
+		}
+		if (want > UINT32_MAX)
+			want = UINT32_MAX;
+		if (want) {
+			opts.repeat = (uint32_t)want;
+			/* A signal cuts a call short with EINTR and an unknown
+			 * count: that call is not counted. */
+			if (bpf_prog_test_run_opts(l->prog_fd, &opts) < 0) {
+				if (errno != EINTR)
+					fprintf(stderr, "xturngen: BPF_PROG_RUN: %s\n", strerror(errno));
+				w->errors++;
+				break;
+			}
+			__atomic_fetch_add(&w->sent, want, __ATOMIC_RELAXED);
+		}
+		if (w->rate > 0)
+			sleep_until(slot_end);	/* now, if the call overran the slot */
+		else
+			pps = (double)want * 1e9 / (double)(now_ns() - t0 + 1);
+	}
+	return NULL;
+}
+
 static int run_data_plane(struct client *c, struct worker *w, double alloc_s, double setup_s)
 {
 	const struct opts *o = c->o;
-	unsigned n = o->threads < o->allocs ? o->threads : o->allocs;
+	unsigned n = c->live ? c->live->n : o->threads < o->allocs ? o->threads : o->allocs;
 	int64_t start = now_ns(), end = start + (int64_t)(o->duration * 1e9), actual_end;
 	uint64_t last = 0, sent, errors;
 	pthread_t rth;
@@ -918,8 +1232,9 @@ static int run_data_plane(struct client *c, struct worker *w, double alloc_s, do
 	if (pthread_create(&rth, NULL, receiver, c) != 0)
 		return -EAGAIN;
 	for (unsigned i = 0; i < n; i++) {
-		w[i] = (struct worker){ .c = c, .idx = i, .end_ns = end, .rate = o->rate / n };
-		if (pthread_create(&w[i].th, NULL, sender, &w[i]) != 0) {
+		w[i] = (struct worker){ .c = c, .idx = i, .end_ns = end, .rate = o->rate / n,
+					.cpu = c->live ? c->live->cpus[i] : -1 };
+		if (pthread_create(&w[i].th, NULL, c->live ? injector : sender, &w[i]) != 0) {
 			g_stop = 1;
 			n = i;
 			break;
@@ -1001,7 +1316,9 @@ static int run_client(const struct opts *o)
 			goto out;
 		}
 	}
-	if (o->duration > 0)
+	if (o->duration > 0 && o->live_if)
+		ret = live_setup(&c);
+	if (o->duration > 0 && ret == 0)
 		ret = run_data_plane(&c, w, (t1 - t0) / 1e9, (t2 - t0) / 1e9);
 out:
 	for (unsigned i = 0; c.allocs && i < o->allocs; i++) {
@@ -1018,6 +1335,7 @@ out:
 	}
 	free(c.allocs);
 	free(c.rx.flows);
+	live_free(c.live);
 	free(w);
 	return ret;
 }

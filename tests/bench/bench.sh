@@ -8,8 +8,14 @@
 # TURN server can move a packet between them (checked before the first run).
 #
 # Method (per server, per load, per run):
-#  * Throughput: xturngen sends ChannelData client->peer (2 threads,
-#    sendmmsg). The peer is a kernel counter, not a process: nothing listens
+#  * Throughput: xturngen sends ChannelData client->peer, 2 threads. For the
+#    XDP server with --live-frames c0: BPF_PROG_RUN live frames of a tiny
+#    injector XDP program (tools/xturngen_inject.bpf.c), XDP_TX out of c0,
+#    one pinned thread per CPU (several M pps; sendmmsg tops out near 1 M,
+#    which is all the XDP path was shown to do). For xturnd --no-xdp and
+#    coturn with sendmmsg, which offers several times what they relay (and
+#    their r0 has no XDP program, so XDP_TX frames into it would vanish).
+#    The peer is a kernel counter, not a process: nothing listens
 #    on the peer ports, and the peer namespace's UDP NoPorts + InDatagrams
 #    count what arrived (cheapest possible sink: the 2 vCPUs go to the
 #    generator and the relay, and the sink's cost is the same for every
@@ -22,8 +28,10 @@
 #    passes the result is 0 ("none") -- never a rate that lost packets.
 #    One more paced trial bisects between the passing and the last failing
 #    rate. Trials last 1.5 s of data plane (setup excluded).
-#    On 2 vCPUs the generator (~0.8-1.1 M pps with sendmmsg) shares the
-#    machine with the relay: XDP results marked "gen" are lower bounds.
+#    On 2 vCPUs the generator shares the machine with the relay and the
+#    sink (live frames: injector, relay XDP and the peer's receive path all
+#    run on the injecting CPU, in softirq after each 64-frame batch): XDP
+#    results marked "gen" are lower bounds set by the whole 2-CPU machine.
 #  * CPU over the winning trial's whole xturngen run (setup and the 0.5 s
 #    drain included, so the % slightly understate the load): the relay process (utime+stime from
 #    /proc/PID/stat, all threads) and the whole machine's softirq time
@@ -262,12 +270,12 @@ gen() {
 # "sent offered_pps delivered_pps loss_pct proc_cpu_pct softirq_pct xdp_frac".
 trial() {
 	local srv=$1 len=$2 na=$3 nc=$4 rate=$5 out=$TMP/trial.json
-	local rx0 rx1 p0 p1 s0 s1 x0 x1 t0 t1 sent
+	local rx0 rx1 p0 p1 s0 s1 x0 x1 t0 t1 sent live=()
 	rx0=$(peer_rx); p0=$(proc_ticks); s0=$(softirq_ticks); x0=0
-	[ "$srv" = xdp ] && x0=$(xdp_c2p)
+	[ "$srv" = xdp ] && { x0=$(xdp_c2p); live=(--live-frames c0); }
 	t0=$(date +%s.%N)
 	gen "$out" -a "$na" -c "$nc" -p $P4:$PEER_PORT -l "$len" -r "$rate" -d $TRIAL_S \
-		-t $GEN_THREADS || { echo "gen failed: $(tail -n 3 "$out.err")" >&2; echo "0 0 0 100 0 0 0"; return; }
+		-t $GEN_THREADS "${live[@]}" || { echo "gen failed: $(tail -n 3 "$out.err")" >&2; echo "0 0 0 100 0 0 0"; return; }
 	t1=$(date +%s.%N)
 	rx1=$(peer_rx); p1=$(proc_ticks); s1=$(softirq_ticks); x1=0
 	[ "$srv" = xdp ] && x1=$(xdp_c2p)
