@@ -6,8 +6,6 @@
  * and the TLS configuration errors. The certificate is a self-signed one
  * made at run time with the openssl command. */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -18,7 +16,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <libgen.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <cmocka.h>
@@ -28,26 +25,38 @@
 #include "stun.h"
 #include "turnclient.h"
 
+#include "testd.h"
+
 #define WAIT_MS 1000		/* bound for something that should arrive */
 #define CLOSE_MS 5000		/* bound for a timeout of 1 s to close a connection */
 #define QUIET_MS 300
 
-struct daemon {
-	const char *name;
-	const char *extra[8];
-	pid_t pid;
-	uint16_t port, tls_port, min_port, max_port;
-	char log[160];
+static bool pick_ports(struct testd *d, int attempt);
+static bool ready(const struct testd *d);
+
+static const char *const common_flags[] = {
+	"--listening-ip=127.0.0.1",
+	"--relay-ip=127.0.0.1",
+	"--realm=xturn",
+	"--user=alice:secret",
+	"--user=bob:pw",
+	"--user=carol:c",
+	"--allowed-peer-ip=127.0.0.1",
+	NULL,
 };
+static const struct testd_kind kind = { .flags = common_flags, .pick_ports = pick_ports,
+					.ready = ready, .ready_tries = 40 };
 
 static char tmpdir[32], cert[64], pkey[64], cert_flag[80], pkey_flag[80];
 
-static struct daemon d_main = {
+static struct testd d_main = {
+	.kind = &kind,
 	.name = "main",
 	.extra = { cert_flag, pkey_flag, "--tls-handshake-timeout=1" },
 };
 /* One thread, so every connection meets the same table and limits. */
-static struct daemon d_limits = {
+static struct testd d_limits = {
+	.kind = &kind,
 	.name = "limits",
 	.extra = { cert_flag, pkey_flag, "--relay-threads=1", "--tcp-idle-timeout=1",
 		   "--max-tcp-connections=3", "--user-quota=1" },
@@ -63,24 +72,6 @@ static struct sockaddr_storage at(const char *ip, uint16_t port)
 
 	assert_int_equal(addr_parse(ip, port, &a), 0);
 	return a;
-}
-
-static int bound(int type, const char *ip, uint16_t port, struct sockaddr_storage *out)
-{
-	struct sockaddr_storage a = at(ip, port);
-	socklen_t len = sizeof(*out);
-	int one = 1, fd = socket(a.ss_family, type | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&a, addr_len(&a)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)out, &len) < 0) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
-	return fd;
 }
 
 /* Waits up to ms for a datagram: its length, or -ETIMEDOUT. */
@@ -109,13 +100,14 @@ static void peer_expect(int fd, const void *want, size_t len)
 	assert_memory_equal(buf, want, len);
 }
 
-static struct sockaddr_storage server_of(const struct daemon *d, enum turnc_transport tp)
+static struct sockaddr_storage server_of(const struct testd *d, enum turnc_transport tp)
 {
 	return at("127.0.0.1", tp == TURNC_TLS ? d->tls_port : d->port);
 }
 
-static int open_cl(const struct daemon *d, enum turnc_transport tp, const struct sockaddr_storage *local,
-		   const char *user, const char *pass, struct turnc **out)
+static int open_cl(const struct testd *d, enum turnc_transport tp,
+		   const struct sockaddr_storage *local, const char *user, const char *pass,
+		   struct turnc **out)
 {
 	struct sockaddr_storage srv = server_of(d, tp);
 	int r = turnc_open_tp(out, &srv, local, user, pass, tp);
@@ -125,7 +117,7 @@ static int open_cl(const struct daemon *d, enum turnc_transport tp, const struct
 	return r;
 }
 
-static struct turnc *cl(const struct daemon *d, const char *user, const char *pass)
+static struct turnc *cl(const struct testd *d, const char *user, const char *pass)
 {
 	struct turnc *t = NULL;
 
@@ -134,12 +126,12 @@ static struct turnc *cl(const struct daemon *d, const char *user, const char *pa
 }
 
 /* An allocation with a permission and channel 0x4001 for a fresh UDP peer. */
-static struct turnc *relay_setup(const struct daemon *d, int *pfd, struct sockaddr_storage *peer,
+static struct turnc *relay_setup(const struct testd *d, int *pfd, struct sockaddr_storage *peer,
 				 struct turnc_alloc *res)
 {
 	struct turnc *t = cl(d, "alice", "secret");
 
-	*pfd = bound(SOCK_DGRAM, "127.0.0.1", 0, peer);
+	*pfd = testd_bound(SOCK_DGRAM, "127.0.0.1", 0, true, peer);
 	assert_true(*pfd >= 0);
 	assert_int_equal(turnc_allocate(t, NULL, res), 0);
 	assert_int_equal(res->nrelayed, 1);
@@ -168,7 +160,7 @@ static bool relay_freed(const struct sockaddr_storage *relay)
 	addr_str(relay, false, ip, sizeof(ip));
 	for (int i = 0; i < 50; i++) {
 		struct sockaddr_storage got;
-		int fd = bound(SOCK_DGRAM, ip, addr_port(relay), &got);
+		int fd = testd_bound(SOCK_DGRAM, ip, addr_port(relay), true, &got);
 
 		if (fd >= 0) {
 			close(fd);
@@ -183,7 +175,7 @@ static bool relay_freed(const struct sockaddr_storage *relay)
 
 static void test_relay(void **state)
 {
-	const struct daemon *d = *state;
+	const struct testd *d = *state;
 	struct sockaddr_storage peer, from;
 	struct turnc_alloc res;
 	uint8_t buf[256];
@@ -214,13 +206,13 @@ static void test_relay(void **state)
 /* A Data indication goes to a peer without a channel. */
 static void test_data_indication(void **state)
 {
-	const struct daemon *d = *state;
+	const struct testd *d = *state;
 	struct sockaddr_storage peer, from;
 	struct turnc_alloc res;
 	struct turnc *t = cl(d, "alice", "secret");
 	uint8_t buf[256];
 	uint16_t ch = 1;
-	int pfd = bound(SOCK_DGRAM, "127.0.0.1", 0, &peer);
+	int pfd = testd_bound(SOCK_DGRAM, "127.0.0.1", 0, true, &peer);
 
 	assert_true(pfd >= 0);
 	assert_int_equal(turnc_allocate(t, NULL, &res), 0);
@@ -237,7 +229,7 @@ static void test_data_indication(void **state)
 /* Over TCP the bytes themselves: header, data, zero padding to 4. */
 static void test_tcp_padding_on_wire(void **state)
 {
-	const struct daemon *d = *state;
+	const struct testd *d = *state;
 	static const uint8_t want[12] = { 0x40, 0x01, 0x00, 0x05, 'p', 'a', 'd', 'm', 'e', 0, 0, 0 };
 	struct sockaddr_storage peer;
 	struct turnc_alloc res;
@@ -269,7 +261,7 @@ static void test_tcp_padding_on_wire(void **state)
 /* Messages split into single bytes, and several in one write. */
 static void test_split_and_batched(void **state)
 {
-	const struct daemon *d = *state;
+	const struct testd *d = *state;
 	struct sockaddr_storage peer;
 	struct turnc_alloc res;
 	struct stun_builder b;
@@ -318,7 +310,7 @@ static void test_split_and_batched(void **state)
 /* Bytes that are neither STUN nor ChannelData: the connection is closed. */
 static void test_garbage_closed(void **state)
 {
-	const struct daemon *d = *state;
+	const struct testd *d = *state;
 	struct turnc *t = cl(d, "alice", "secret");
 	static const char http[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 
@@ -336,7 +328,7 @@ static void test_garbage_closed(void **state)
 /* Closing the connection deletes its allocation: the relay port is freed. */
 static void test_close_deletes_allocation(void **state)
 {
-	const struct daemon *d = *state;
+	const struct testd *d = *state;
 	struct turnc_alloc res;
 	struct turnc *t = cl(d, "alice", "secret");
 	char ip[ADDR_STRLEN];
@@ -346,7 +338,7 @@ static void test_close_deletes_allocation(void **state)
 	assert_int_equal(turnc_allocate(t, NULL, &res), 0);
 	/* While the allocation lives its relay port is taken. */
 	addr_str(&res.relayed[0], false, ip, sizeof(ip));
-	fd = bound(SOCK_DGRAM, ip, addr_port(&res.relayed[0]), &got);
+	fd = testd_bound(SOCK_DGRAM, ip, addr_port(&res.relayed[0]), true, &got);
 	assert_int_equal(fd, -EADDRINUSE);
 	turnc_close(t);
 	assert_true(relay_freed(&res.relayed[0]));
@@ -357,7 +349,7 @@ static void test_close_deletes_allocation(void **state)
 /* Plain STUN on the TLS port is no handshake: closed. */
 static void test_tls_plaintext_closed(void **state)
 {
-	const struct daemon *d = *state;
+	const struct testd *d = *state;
 	struct sockaddr_storage srv = server_of(d, TURNC_TLS), m;
 	struct turnc *t = NULL;
 
@@ -371,7 +363,7 @@ static void test_tls_plaintext_closed(void **state)
  * tls-handshake-timeout (1 s here; the idle timeout is 30 s). */
 static void test_tls_handshake_timeout(void **state)
 {
-	const struct daemon *d = *state;
+	const struct testd *d = *state;
 	struct sockaddr_storage srv = server_of(d, TURNC_TLS);
 	struct turnc *t = NULL;
 
@@ -385,7 +377,7 @@ static void test_tls_handshake_timeout(void **state)
 /* A client with an allocation. The previous test's connections may not be
  * closed on the server's side yet (over the limit: reset; quota: 486):
  * bounded retries. */
-static struct turnc *alloc_retry(const struct daemon *d, const char *user, const char *pass,
+static struct turnc *alloc_retry(const struct testd *d, const char *user, const char *pass,
 				 struct turnc_alloc *res)
 {
 	for (int i = 0; i < 40; i++) {
@@ -402,7 +394,7 @@ static struct turnc *alloc_retry(const struct daemon *d, const char *user, const
 
 static void test_idle_timeout(void **state)
 {
-	const struct daemon *d = *state;
+	const struct testd *d = *state;
 	struct turnc_alloc res;
 	struct turnc *busy = alloc_retry(d, "alice", "secret", &res);
 	struct turnc *idle = cl(d, "alice", "secret");
@@ -418,7 +410,7 @@ static void test_idle_timeout(void **state)
 
 static void test_max_connections(void **state)
 {
-	const struct daemon *d = *state;
+	const struct testd *d = *state;
 	struct turnc *t[3], *extra = NULL;
 	struct turnc_alloc res[3];
 	struct sockaddr_storage m;
@@ -450,11 +442,11 @@ static void test_max_connections(void **state)
  * two allocations. Closing the TCP one frees the user's quota for UDP. */
 static void test_udp_tcp_same_tuple(void **state)
 {
-	const struct daemon *d = *state;
+	const struct testd *d = *state;
 	struct sockaddr_storage local, srv4 = at("127.0.0.1", d->port);
 	struct turnc_alloc ru, rt;
 	struct turnc *u = NULL, *t = NULL, *u2 = NULL;
-	int fd = bound(SOCK_STREAM, "127.0.0.1", 0, &local), r = -1;
+	int fd = testd_bound(SOCK_STREAM, "127.0.0.1", 0, true, &local), r = -1;
 
 	assert_true(fd >= 0);
 	close(fd);	/* a port number the TCP client can take; UDP may share it */
@@ -486,166 +478,44 @@ static void test_udp_tcp_same_tuple(void **state)
 
 /* ---- daemon lifecycle --------------------------------------------------------- */
 
-static void daemon_path(char *out, size_t cap)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
-	if (n <= 0)
-		n = 0;
-	self[n] = '\0';
-	snprintf(out, cap, "%s/../xturnd", dirname(self));
-}
-
 /* A port free for UDP and TCP on 127.0.0.1 (the kernel picks it). */
 static uint16_t free_port(void)
 {
-	for (int i = 0; i < 32; i++) {
-		struct sockaddr_storage a, b;
-		int fu = bound(SOCK_DGRAM, "127.0.0.1", 0, &a), ft;
-
-		if (fu < 0)
-			continue;
-		ft = bound(SOCK_STREAM, "127.0.0.1", addr_port(&a), &b);
-		close(fu);
-		if (ft >= 0) {
-			close(ft);
-			return addr_port(&a);
-		}
-	}
-	return 0;
+	return testd_free_port(SOCK_STREAM, "127.0.0.1", true);
 }
 
-/* Starts xturnd with the common flags, extra ones and more (NULL-ended). */
-static pid_t spawn(const struct daemon *d, const char *const *more)
+static bool pick_ports(struct testd *d, int attempt)
 {
-	char exe[PATH_MAX], port[32], tport[40], minp[32], maxp[32];
-	const char *argv[40];
-	int n = 0, fd;
-	pid_t pid;
-
-	daemon_path(exe, sizeof(exe));
-	snprintf(port, sizeof(port), "--listening-port=%u", d->port);
-	snprintf(tport, sizeof(tport), "--tls-listening-port=%u", d->tls_port);
-	snprintf(minp, sizeof(minp), "--min-port=%u", d->min_port);
-	snprintf(maxp, sizeof(maxp), "--max-port=%u", d->max_port);
-	argv[n++] = exe;
-	argv[n++] = "--listening-ip=127.0.0.1";
-	argv[n++] = port;
-	argv[n++] = tport;
-	argv[n++] = "--relay-ip=127.0.0.1";
-	argv[n++] = minp;
-	argv[n++] = maxp;
-	argv[n++] = "--realm=xturn";
-	argv[n++] = "--user=alice:secret";
-	argv[n++] = "--user=bob:pw";
-	argv[n++] = "--user=carol:c";
-	argv[n++] = "--allowed-peer-ip=127.0.0.1";
-	argv[n++] = "--no-xdp";
-	argv[n++] = "--log-level=debug";
-	for (int i = 0; i < 8 && d->extra[i]; i++)
-		argv[n++] = d->extra[i];
-	for (; more && *more; more++)
-		argv[n++] = *more;
-	argv[n] = NULL;
-
-	fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	pid = fork();
-	if (pid == 0) {
-		dup2(fd, STDERR_FILENO);
-		dup2(fd, STDOUT_FILENO);
-		execv(exe, (char **)argv);
-		_exit(127);
-	}
-	close(fd);
-	return pid;
+	d->port = free_port();
+	d->tls_port = free_port();
+	d->min_port = (uint16_t)(20000 + (unsigned)(getpid() * 7 + attempt * 131 +
+						    (d == &d_limits) * 64) % 9000);
+	d->max_port = (uint16_t)(d->min_port + 31);
+	return d->port && d->tls_port;
 }
 
-static bool alive(const struct daemon *d)
+/* A Binding over UDP answers and a TCP connection is accepted. */
+static bool ready(const struct testd *d)
 {
-	int st;
+	struct sockaddr_storage m, srv = at("127.0.0.1", d->port);
+	struct turnc *u = NULL, *t = NULL;
+	bool ok;
 
-	return waitpid(d->pid, &st, WNOHANG) == 0;
+	if (turnc_open(&u, &srv, NULL, "", ""))
+		return false;
+	turnc_set_timers(u, 50, 1);
+	ok = turnc_binding(u, &m) == 0;
+	turnc_close(u);
+	if (!ok || turnc_open_tp(&t, &srv, NULL, "", "", TURNC_TCP))
+		return false;
+	turnc_close(t);
+	return true;
 }
 
-/* Bounded: a Binding over UDP and TCP answers, or the daemon died. */
-static bool wait_ready(const struct daemon *d)
-{
-	for (int i = 0; i < 40; i++) {
-		struct sockaddr_storage m, srv = at("127.0.0.1", d->port);
-		struct turnc *u = NULL, *t = NULL;
-		bool ok;
-
-		if (!alive(d))
-			return false;
-		if (turnc_open(&u, &srv, NULL, "", "") == 0) {
-			turnc_set_timers(u, 50, 1);
-			ok = turnc_binding(u, &m) == 0;
-			turnc_close(u);
-			if (ok && turnc_open_tp(&t, &srv, NULL, "", "", TURNC_TCP) == 0) {
-				turnc_close(t);
-				return true;
-			}
-		}
-		usleep(50 * 1000);
-	}
-	return false;
-}
-
-static void daemon_kill(struct daemon *d, int *status)
-{
-	*status = -1;
-	if (d->pid <= 0)
-		return;
-	kill(d->pid, SIGTERM);
-	for (int i = 0; i < 100; i++) {
-		if (waitpid(d->pid, status, WNOHANG) == d->pid) {
-			d->pid = 0;
-			return;
-		}
-		usleep(50 * 1000);
-	}
-	kill(d->pid, SIGKILL);
-	waitpid(d->pid, NULL, 0);
-	d->pid = 0;
-}
-
-static int daemon_start(struct daemon *d)
+static int daemon_start(struct testd *d)
 {
 	snprintf(d->log, sizeof(d->log), "%s/xturnd-%s.log", tmpdir, d->name);
-	for (int attempt = 0; attempt < 3; attempt++) {
-		int st;
-
-		d->port = free_port();
-		d->tls_port = free_port();
-		d->min_port = (uint16_t)(20000 + (unsigned)(getpid() * 7 + attempt * 131 +
-							    (d == &d_limits) * 64) % 9000);
-		d->max_port = (uint16_t)(d->min_port + 31);
-		if (!d->port || !d->tls_port)
-			continue;
-		d->pid = spawn(d, NULL);
-		if (d->pid < 0)
-			break;
-		if (wait_ready(d))
-			return 0;
-		daemon_kill(d, &st);
-	}
-	fprintf(stderr, "xturnd (%s) did not start; log %s\n", d->name, d->log);
-	return -1;
-}
-
-static int daemon_stop(struct daemon *d)
-{
-	int st;
-
-	daemon_kill(d, &st);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		fprintf(stderr, "xturnd (%s) exit status 0x%x; log %s\n", d->name, st, d->log);
-		return -1;
-	}
-	return 0;
+	return testd_start(d);
 }
 
 static int setup_tcp(void **state)
@@ -686,12 +556,12 @@ static bool log_has(const char *path, const char *needle)
 }
 
 /* Runs xturnd with more flags until it exits (bounded): its exit status. */
-static int run_to_exit(struct daemon *d, const char *const *more)
+static int run_to_exit(struct testd *d, const char *const *more)
 {
 	int st = -1;
 
 	unlink(d->log);
-	d->pid = spawn(d, more);
+	d->pid = testd_spawn(d, more);
 	assert_true(d->pid > 0);
 	for (int i = 0; i < 100; i++) {
 		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
@@ -700,14 +570,14 @@ static int run_to_exit(struct daemon *d, const char *const *more)
 		}
 		usleep(50 * 1000);
 	}
-	daemon_kill(d, &st);
+	testd_kill(d, &st);
 	fail_msg("xturnd did not exit");
 	return st;
 }
 
 static void test_bad_cert_fails(void **state)
 {
-	struct daemon d = { .name = "badcert" };
+	struct testd d = { .kind = &kind, .name = "badcert" };
 	char kflag[128];
 	const char *missing[] = { "--cert=/nonexistent/cert.pem", pkey_flag, NULL };
 	const char *bad_key[] = { cert_flag, kflag, NULL };
@@ -742,7 +612,7 @@ static void test_bad_cert_fails(void **state)
  * no-tcp: no TCP port either, UDP still answers. */
 static void test_no_tls_no_tcp(void **state)
 {
-	struct daemon d = { .name = "notls" };
+	struct testd d = { .kind = &kind, .name = "notls" };
 	static const char *const flags[] = { "--no-tls", "--no-tcp", "--cert=/nonexistent/c.pem",
 					     "--pkey=/nonexistent/k.pem", NULL };
 	struct sockaddr_storage srv, tsrv, m;
@@ -757,10 +627,10 @@ static void test_no_tls_no_tcp(void **state)
 	d.max_port = 40030;
 	srv = at("127.0.0.1", d.port);
 	tsrv = at("127.0.0.1", d.tls_port);
-	d.pid = spawn(&d, flags);
+	d.pid = testd_spawn(&d, flags);
 	assert_true(d.pid > 0);
 	for (int i = 0; i < 40 && r; i++) {
-		assert_true(alive(&d));
+		assert_true(testd_alive(&d));
 		assert_int_equal(turnc_open(&u, &srv, NULL, "", ""), 0);
 		turnc_set_timers(u, 50, 1);
 		r = turnc_binding(u, &m);
@@ -771,24 +641,11 @@ static void test_no_tls_no_tcp(void **state)
 	assert_int_equal(r, 0);
 	assert_int_equal(turnc_open_tp(&t, &srv, NULL, "", "", TURNC_TCP), -ECONNREFUSED);
 	assert_int_equal(turnc_open_tp(&t, &tsrv, NULL, "", "", TURNC_TCP), -ECONNREFUSED);
-	daemon_kill(&d, &st);
+	testd_kill(&d, &st);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
 /* ---- main ------------------------------------------------------------------------------ */
-
-static void dump_log(const char *path)
-{
-	char line[512];
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return;
-	fprintf(stderr, "---- %s ----\n", path);
-	while (fgets(line, sizeof(line), f))
-		fputs(line, stderr);
-	fclose(f);
-}
 
 static int make_cert(void)
 {
@@ -855,11 +712,11 @@ int main(void)
 						      NULL);
 		failed += cmocka_run_group_tests_name("stream-config", config_tests, NULL, NULL);
 	}
-	failed += daemon_stop(&d_main) ? 1 : 0;
-	failed += daemon_stop(&d_limits) ? 1 : 0;
+	failed += testd_stop(&d_main) ? 1 : 0;
+	failed += testd_stop(&d_limits) ? 1 : 0;
 	if (failed) {
-		dump_log(d_main.log);
-		dump_log(d_limits.log);
+		testd_dump_log(&d_main);
+		testd_dump_log(&d_limits);
 	}
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd))

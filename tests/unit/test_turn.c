@@ -3,8 +3,6 @@
  * hand-built datagrams, asserting the exact STUN answers of RFC 8489/8656.
  * Peers are UDP sockets of this test on 127.0.0.1 / ::1. */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -15,16 +13,16 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <libgen.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "addr.h"
 #include "auth.h"
 #include "stun.h"
 #include "turnclient.h"
+
+#include "testd.h"
 
 #define REALM "xturn"
 #define SECRET "conf-secret"
@@ -35,34 +33,54 @@
 #define WAIT_MS 1000		/* bound for something that should arrive */
 #define UNKNOWN_ATTR 0x0031	/* comprehension-required, unassigned */
 
+static bool pick_ports(struct testd *d, int attempt);
+static bool ready(const struct testd *d);
+
+static const char *const common_flags[] = {
+	"--listening-ip=127.0.0.1",
+	"--listening-ip=::1",
+	"--relay-ip=127.0.0.1",
+	"--relay-ip=::1",
+	"--realm=" REALM,
+	"--user=alice:secret",
+	"--user=bob:pw",
+	"--use-auth-secret",
+	"--static-auth-secret=" SECRET,
+	"--allowed-peer-ip=127.0.0.1",
+	"--allowed-peer-ip=::1",
+	/* More allowed loopback IPs, only ever used as permission targets
+	 * (never sent to), to reach max-permissions; 127.0.0.2 stays denied. */
+	"--allowed-peer-ip=127.0.1.0/24",
+	"--max-permissions=4",
+	"--max-allocate-lifetime=1800",
+	NULL,
+};
+static const struct testd_kind kind = { .flags = common_flags, .pick_ports = pick_ports,
+					.ready = ready, .ready_tries = 30 };
+
 struct daemon {
-	const char *name;
-	const char *extra[4];	/* group-specific flags */
-	pid_t pid;
-	uint16_t port, min_port, max_port;
-	char log[64];
-	struct sockaddr_storage srv4, srv6;
+	struct testd td;
+	struct sockaddr_storage srv4, srv6;	/* its listeners */
 };
 
 static struct daemon d_main = {
-	.name = "main",
-	.extra = { "--user-quota=3", "--total-quota=32", "--stale-nonce=600" },
+	.td = { .kind = &kind, .name = "main",
+		.extra = { "--user-quota=3", "--total-quota=32", "--stale-nonce=600" } },
 };
 /* total-quota 4 with user-quota 3: alice fills her quota, bob the rest. */
 static struct daemon d_quota = {
-	.name = "quota",
-	.extra = { "--user-quota=3", "--total-quota=4", "--stale-nonce=600" },
+	.td = { .kind = &kind, .name = "quota",
+		.extra = { "--user-quota=3", "--total-quota=4", "--stale-nonce=600" } },
 };
 static struct daemon d_stale = {
-	.name = "stale",
-	.extra = { "--user-quota=3", "--total-quota=32", "--stale-nonce=1" },
+	.td = { .kind = &kind, .name = "stale",
+		.extra = { "--user-quota=3", "--total-quota=32", "--stale-nonce=1" } },
 };
 /* Reads a config file that the reload test rewrites before SIGHUP. */
 static char reload_conf[64];
 static char reload_flag[80];
 static struct daemon d_reload = {
-	.name = "reload",
-	.extra = { reload_flag },
+	.td = { .kind = &kind, .name = "reload", .extra = { reload_flag } },
 };
 
 /* ---- helpers --------------------------------------------------------------- */
@@ -84,30 +102,10 @@ static unsigned rnd(unsigned n)
 	return v % n;
 }
 
-/* A UDP socket bound to ip (port 0 = any free port); fills its address. */
-static int udp_bound(const char *ip, uint16_t port, struct sockaddr_storage *out)
-{
-	struct sockaddr_storage a;
-	socklen_t len = sizeof(*out);
-	int fd;
-
-	if (addr_parse(ip, port, &a))
-		return -EINVAL;
-	fd = socket(a.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&a, addr_len(&a)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)out, &len) < 0) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
+/* A peer: a UDP socket on ip, any free port; fills its address. */
 static int peer_open(const char *ip, struct sockaddr_storage *addr)
 {
-	int fd = udp_bound(ip, 0, addr);
+	int fd = testd_bound(SOCK_DGRAM, ip, 0, false, addr);
 
 	assert_true(fd >= 0);
 	return fd;
@@ -186,188 +184,50 @@ static void assert_relay_in_range(const struct daemon *d, const struct sockaddr_
 	struct sockaddr_storage want = A(ip);
 
 	assert_true(addr_ip_eq(r, &want));
-	assert_true(addr_port(r) >= d->min_port && addr_port(r) <= d->max_port);
-}
-
-static bool daemon_alive(const struct daemon *d)
-{
-	int st;
-
-	return waitpid(d->pid, &st, WNOHANG) == 0;
+	assert_true(addr_port(r) >= d->td.min_port && addr_port(r) <= d->td.max_port);
 }
 
 /* ---- daemon lifecycle --------------------------------------------------------- */
 
-static void daemon_path(char *out, size_t cap)
+/* A port free for UDP on 127.0.0.1 and ::1. Relay ports below the kernel's
+ * ephemeral range (32768+), so our own sockets never take them. */
+static bool pick_ports(struct testd *d, int attempt)
 {
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
-	assert_true(n > 0);
-	self[n] = '\0';
-	snprintf(out, cap, "%s/../xturnd", dirname(self));
+	d->port = testd_free_port(SOCK_DGRAM, "::1", false);
+	d->min_port = (uint16_t)(20000 + rnd(10000 / RELAY_SPAN) * RELAY_SPAN);
+	d->max_port = (uint16_t)(d->min_port + RELAY_SPAN - 1);
+	return d->port != 0;
 }
 
-/* A UDP port free on both 127.0.0.1 and ::1 (the kernel picks it). */
-static uint16_t free_port(void)
+/* A Binding over IPv4 and IPv6 answers. */
+static bool ready(const struct testd *d)
 {
-	for (int i = 0; i < 32; i++) {
-		struct sockaddr_storage a, b;
-		int f4 = udp_bound("127.0.0.1", 0, &a), f6;
+	struct sockaddr_storage m, srv4, srv6;
+	struct turnc *t4 = NULL, *t6 = NULL;
+	bool ok;
 
-		if (f4 < 0)
-			continue;
-		f6 = udp_bound("::1", addr_port(&a), &b);
-		close(f4);
-		if (f6 >= 0) {
-			close(f6);
-			return addr_port(&a);
-		}
-	}
-	return 0;
-}
-
-static void fmt(char *buf, size_t cap, const char *f, unsigned v)
-{
-	snprintf(buf, cap, f, v);
-}
-
-static pid_t spawn(const struct daemon *d)
-{
-	char exe[PATH_MAX], port[32], minp[32], maxp[32];
-	const char *argv[40];
-	int n = 0, fd;
-	pid_t pid;
-
-	daemon_path(exe, sizeof(exe));
-	fmt(port, sizeof(port), "--listening-port=%u", d->port);
-	fmt(minp, sizeof(minp), "--min-port=%u", d->min_port);
-	fmt(maxp, sizeof(maxp), "--max-port=%u", d->max_port);
-	argv[n++] = exe;
-	argv[n++] = "--listening-ip=127.0.0.1";
-	argv[n++] = "--listening-ip=::1";
-	argv[n++] = port;
-	argv[n++] = "--relay-ip=127.0.0.1";
-	argv[n++] = "--relay-ip=::1";
-	argv[n++] = minp;
-	argv[n++] = maxp;
-	argv[n++] = "--realm=" REALM;
-	argv[n++] = "--user=alice:secret";
-	argv[n++] = "--user=bob:pw";
-	argv[n++] = "--use-auth-secret";
-	argv[n++] = "--static-auth-secret=" SECRET;
-	argv[n++] = "--allowed-peer-ip=127.0.0.1";
-	argv[n++] = "--allowed-peer-ip=::1";
-	/* More allowed loopback IPs, only ever used as permission targets
-	 * (never sent to), to reach max-permissions; 127.0.0.2 stays denied. */
-	argv[n++] = "--allowed-peer-ip=127.0.1.0/24";
-	argv[n++] = "--max-permissions=4";
-	argv[n++] = "--max-allocate-lifetime=1800";
-	argv[n++] = "--no-xdp";
-	argv[n++] = "--log-level=debug";
-	for (int i = 0; i < 4 && d->extra[i]; i++)
-		argv[n++] = d->extra[i];
-	argv[n] = NULL;
-
-	fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	pid = fork();
-	if (pid == 0) {
-		dup2(fd, STDERR_FILENO);
-		dup2(fd, STDOUT_FILENO);
-		execv(exe, (char **)argv);
-		_exit(127);
-	}
-	close(fd);
-	return pid;
-}
-
-/* Bounded: a Binding over IPv4 and IPv6 answers, or the daemon died. */
-static bool wait_ready(struct daemon *d)
-{
-	for (int i = 0; i < 30; i++) {
-		struct sockaddr_storage m;
-		struct turnc *t4 = NULL, *t6 = NULL;
-		bool ok;
-
-		if (!daemon_alive(d))
-			return false;
-		if (turnc_open(&t4, &d->srv4, NULL, "", "") || turnc_open(&t6, &d->srv6, NULL, "", "")) {
-			turnc_close(t4);
-			return false;
-		}
-		turnc_set_timers(t4, 50, 1);	/* 800 ms per try */
-		turnc_set_timers(t6, 50, 1);
-		ok = turnc_binding(t4, &m) == 0 && turnc_binding(t6, &m) == 0;
+	if (addr_parse("127.0.0.1", d->port, &srv4) || addr_parse("::1", d->port, &srv6) ||
+	    turnc_open(&t4, &srv4, NULL, "", "") || turnc_open(&t6, &srv6, NULL, "", "")) {
 		turnc_close(t4);
-		turnc_close(t6);
-		if (ok)
-			return true;
-		usleep(50 * 1000);
+		return false;
 	}
-	return false;
-}
-
-static void daemon_kill(struct daemon *d, int *status)
-{
-	*status = -1;
-	if (d->pid <= 0)
-		return;
-	kill(d->pid, SIGTERM);
-	for (int i = 0; i < 100; i++) {	/* 5 s: sanitizer builds exit slowly */
-		if (waitpid(d->pid, status, WNOHANG) == d->pid) {
-			d->pid = 0;
-			return;
-		}
-		usleep(50 * 1000);
-	}
-	kill(d->pid, SIGKILL);
-	waitpid(d->pid, NULL, 0);
-	d->pid = 0;
+	turnc_set_timers(t4, 50, 1);	/* 800 ms per try */
+	turnc_set_timers(t6, 50, 1);
+	ok = turnc_binding(t4, &m) == 0 && turnc_binding(t6, &m) == 0;
+	turnc_close(t4);
+	turnc_close(t6);
+	return ok;
 }
 
 static int daemon_start(void **state, struct daemon *d)
 {
-	snprintf(d->log, sizeof(d->log), "/tmp/xturn-conf-%s-%d.log", d->name, (int)getpid());
-	unlink(d->log);
-	/* The port may be taken between our probe and the daemon's bind: retry. */
-	for (int attempt = 0; attempt < 3; attempt++) {
-		int st;
-
-		d->port = free_port();
-		/* Relay ports below the kernel's ephemeral range (32768+), so
-		 * our own sockets never take them. */
-		d->min_port = (uint16_t)(20000 + rnd(10000 / RELAY_SPAN) * RELAY_SPAN);
-		d->max_port = (uint16_t)(d->min_port + RELAY_SPAN - 1);
-		if (!d->port)
-			continue;
-		assert_int_equal(addr_parse("127.0.0.1", d->port, &d->srv4), 0);
-		assert_int_equal(addr_parse("::1", d->port, &d->srv6), 0);
-		d->pid = spawn(d);
-		if (d->pid < 0)
-			break;
-		if (wait_ready(d)) {
-			*state = d;
-			return 0;
-		}
-		daemon_kill(d, &st);
-	}
-	fprintf(stderr, "xturnd (%s) did not start; log %s\n", d->name, d->log);
-	return -1;
-}
-
-/* SIGTERM must end the daemon cleanly: exit status 0 (under SAN=1 that
- * also means no leak report). */
-static int daemon_stop(struct daemon *d)
-{
-	int st;
-
-	daemon_kill(d, &st);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		fprintf(stderr, "xturnd (%s) exit status 0x%x; log %s\n", d->name, st, d->log);
+	snprintf(d->td.log, sizeof(d->td.log), "/tmp/xturn-conf-%s-%d.log", d->td.name,
+		 (int)getpid());
+	if (testd_start(&d->td))
 		return -1;
-	}
+	assert_int_equal(addr_parse("127.0.0.1", d->td.port, &d->srv4), 0);
+	assert_int_equal(addr_parse("::1", d->td.port, &d->srv6), 0);
+	*state = d;
 	return 0;
 }
 
@@ -395,11 +255,11 @@ static int setup_reload(void **state)
 static int teardown_reload(void **state)
 {
 	unlink(reload_conf);
-	return daemon_stop(&d_reload);
+	return testd_stop(&d_reload.td);
 }
-static int teardown_main(void **state) { return daemon_stop(&d_main); }
-static int teardown_quota(void **state) { return daemon_stop(&d_quota); }
-static int teardown_stale(void **state) { return daemon_stop(&d_stale); }
+static int teardown_main(void **state) { return testd_stop(&d_main.td); }
+static int teardown_quota(void **state) { return testd_stop(&d_quota.td); }
+static int teardown_stale(void **state) { return testd_stop(&d_stale.td); }
 
 /* ---- request fillers ------------------------------------------------------------ */
 
@@ -1052,7 +912,7 @@ static void test_malformed(void **state)
 	assert_int_equal(turnc_raw(t, msg, len, resp, sizeof(resp)), -ETIMEDOUT);
 	set_fast(t);
 
-	assert_true(daemon_alive(d));
+	assert_true(testd_alive(&d->td));
 	assert_int_equal(turnc_binding(t, &mapped), 0);
 	/* and the allocation survived it all */
 	assert_int_equal(turnc_send_channel(t, 0x4000, "ok", 2), 0);
@@ -1062,20 +922,6 @@ static void test_malformed(void **state)
 }
 
 /* ---- main ------------------------------------------------------------------------------ */
-
-/* The daemon logs are kept and printed only when something failed. */
-static void dump_log(const struct daemon *d)
-{
-	char line[512];
-	FILE *f = fopen(d->log, "r");
-
-	if (!f)
-		return;
-	fprintf(stderr, "---- xturnd (%s) log %s ----\n", d->name, d->log);
-	while (fgets(line, sizeof(line), f))
-		fputs(line, stderr);
-	fclose(f);
-}
 
 /* Allocates as user:pass and releases; returns 0 or the error. */
 static int try_user(const struct daemon *d, const char *user, const char *pass)
@@ -1098,7 +944,7 @@ static void test_reload(void **state)
 
 	assert_int_equal(try_user(d, "carol", "one"), 0);
 	write_conf("user = carol:two\n");
-	assert_int_equal(kill(d->pid, SIGHUP), 0);
+	assert_int_equal(kill(d->td.pid, SIGHUP), 0);
 	usleep(300 * 1000);
 	assert_int_equal(try_user(d, "carol", "one"), -401);
 	assert_int_equal(try_user(d, "carol", "two"), 0);
@@ -1106,9 +952,9 @@ static void test_reload(void **state)
 	assert_int_equal(try_user(d, "alice", "secret"), 0);
 
 	write_conf("user = carol:three\nno-such-key = 1\n");
-	assert_int_equal(kill(d->pid, SIGHUP), 0);
+	assert_int_equal(kill(d->td.pid, SIGHUP), 0);
 	usleep(300 * 1000);
-	assert_true(daemon_alive(d));
+	assert_true(testd_alive(&d->td));
 	assert_int_equal(try_user(d, "carol", "three"), -401);
 	assert_int_equal(try_user(d, "carol", "two"), 0);
 }
@@ -1167,9 +1013,9 @@ int main(void)
 					      teardown_reload);
 	for (unsigned i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		if (failed)
-			dump_log(all[i]);
+			testd_dump_log(&all[i]->td);
 		else
-			unlink(all[i]->log);
+			unlink(all[i]->td.log);
 	}
 	return failed;
 }
