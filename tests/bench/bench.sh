@@ -52,7 +52,8 @@
 #
 # Output in BUILD/bench/: results.txt (table), results.json, pps.png and
 # raw.tsv (every trial). BENCH_QUICK=1: one run, no warm-up, 1 s trials,
-# three loads (~1 min). The whole bench is bounded by BENCH_BUDGET seconds
+# three loads (~1 min); BENCH_LOADS="payload:allocs:channels ..." picks others.
+# The whole bench is bounded by BENCH_BUDGET seconds
 # (default 540): runs that would not fit are skipped and the report says so.
 #
 # Usage: tests/bench/bench.sh BUILD_DIR      (root; run by `make bench`)
@@ -68,10 +69,10 @@ BUDGET=${BENCH_BUDGET:-540}
 
 if [ "$QUICK" = 1 ]; then
 	RUNS=${BENCH_RUNS:-1}; WARMUP=0; TRIAL_S=1; NALLOC=500; LAT_S=1
-	LOADS="64:10:10 1200:10:10 200:100:100"
+	LOADS=${BENCH_LOADS:-"64:10:10 1200:10:10 200:100:100"}
 else
 	RUNS=${BENCH_RUNS:-3}; WARMUP=1; TRIAL_S=1.5; NALLOC=2000; LAT_S=2
-	LOADS="64:10:10 200:10:10 1200:10:10 200:1:1 200:100:100"
+	LOADS=${BENCH_LOADS:-"64:10:10 200:10:10 1200:10:10 200:1:1 200:100:100"}
 fi
 SERVERS="xdp noxdp coturn"
 GEN_THREADS=2
@@ -154,6 +155,12 @@ topology() {
 	# XDP redirects into a veth are delivered only to an end with NAPI.
 	nsx "$NS_C" ethtool -K c0 gro on >/dev/null && nsx "$NS_P" ethtool -K p0 gro on >/dev/null ||
 		die "gro on"
+	# The relay's UDP GSO sends (xturnd batches a flow's datagrams) are cut
+	# into datagrams before they leave, as on a NIC without UDP segmentation
+	# offload: a GSO packet crossing the veth whole would reach the kernel
+	# counter sink as one "datagram" (a listening socket would split it).
+	nsx "$NS_R" ethtool -K r0 tx-udp-segmentation off >/dev/null &&
+		nsx "$NS_R" ethtool -K r1 tx-udp-segmentation off >/dev/null || die "tx-udp-segmentation"
 	# The sink sends no port unreachables back into the relay.
 	nsx "$NS_P" sysctl -qw net.ipv4.icmp_msgs_per_sec=0 net.ipv4.icmp_msgs_burst=0
 	# Client and peer have nothing but their connected /24 (the relay's).
