@@ -1,6 +1,7 @@
 /* xturngen: a TURN-aware packet generator and peer sink.
  *
- * Client: creates allocations (one UDP socket each), a permission and a
+ * Client: creates allocations (one UDP socket each, set up in pipelined
+ * waves: the rates measure the server, not round trips), a permission and a
  * channel per peer, then floods ChannelData over every channel at a target
  * rate with sendmmsg from several threads and measures the round trip of
  * anything echoed back. Peer: counts what arrives per flow (loss, reorder,
@@ -32,7 +33,9 @@
 #include <stdlib.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -570,6 +573,22 @@ out:
 
 /* ---- client: control plane ---------------------------------------------- */
 
+/* Setup is pipelined: each thread keeps up to PIPE_WINDOW of its
+ * allocations' transactions in flight at once (one socket each) and
+ * retransmits on RFC 8489 timers, so the setup rates measure the server,
+ * not round trips x threads. */
+#define PIPE_WINDOW 256
+#define PIPE_EVENTS 64
+#define PIPE_AUTH_TRIES 3	/* per request: first try, answer 401, answer one 438 */
+
+enum step { ST_ALLOCATE, ST_PERMISSION, ST_BIND, ST_RELEASE };
+
+enum phase {
+	PH_ALLOCATE,
+	PH_BIND,	/* CreatePermission, then ChannelBind per channel */
+	PH_RELEASE,	/* Refresh 0: free the server's state now, not at expiry */
+};
+
 struct alloc {
 	struct turnc *tc;
 	int fd;
@@ -578,6 +597,16 @@ struct alloc {
 	unsigned next_chan;	/* next channel the sender uses */
 	int err;
 	const char *what;	/* step that failed */
+	/* setup: the request in flight */
+	enum step step;
+	unsigned chan;		/* ST_BIND: the channel being bound */
+	unsigned tx;		/* transmissions of req so far */
+	unsigned auth_tries;
+	bool signed_req;
+	bool ended;		/* the phase is over for it (a->err says how) */
+	int64_t deadline;	/* of the current transmission */
+	uint16_t req_len;
+	uint8_t req[STUN_MAX_MSG];
 };
 
 struct live;
@@ -602,79 +631,247 @@ static void chan_peer(const struct opts *o, unsigned j, struct sockaddr_storage 
 	addr_set_port(out, (uint16_t)(addr_port(out) + j / o->npeers));
 }
 
-static int setup_alloc(struct client *c, struct alloc *a)
-{
-	const struct opts *o = c->o;
-	struct turnc_alloc res;
-	int ret;
-
-	ret = o->secret ? turnc_open_rest(&a->tc, &c->server, NULL, o->user, o->secret, REST_TTL)
-			: turnc_open(&a->tc, &c->server, NULL, o->user, o->pass);
-	a->what = "open";
-	if (ret < 0)
-		return ret;
-	/* 0.5+1+2 s then 8 s: a dead server fails a run in ~12 s. */
-	turnc_set_timers(a->tc, TURNC_RTO_MS, 4);
-	a->fd = turnc_fd(a->tc);
-	turnc_local_addr(a->tc, &a->local);
-	a->what = "allocate";
-	ret = turnc_allocate(a->tc, NULL, &res);
-	if (ret < 0)
-		return ret;
-	a->relayed = res.relayed[0];
-	return 0;
-}
-
-static int bind_alloc(struct client *c, struct alloc *a)
-{
-	const struct opts *o = c->o;
-	int ret;
-
-	a->what = "create-permission";
-	ret = turnc_create_permission(a->tc, o->peers, o->npeers);
-	for (unsigned j = 0; ret == 0 && j < o->chans; j++) {
-		struct sockaddr_storage p;
-
-		chan_peer(o, j, &p);
-		a->what = "channel-bind";
-		ret = turnc_channel_bind(a->tc, chan_num(j), &p);
-	}
-	return ret;
-}
-
 struct worker {
 	pthread_t th;
 	struct client *c;
 	unsigned idx;
-	int phase;		/* 0: allocate, 1: permissions and channels */
+	enum phase phase;
 	int cpu;		/* live frames: the CPU this injector is pinned to */
 	double rate;		/* this sender's share; 0 = unpaced */
 	int64_t end_ns;
 	uint64_t sent;		/* atomic: read by the progress line */
-	uint64_t errors;
+	uint64_t errors;	/* send errors; setup: allocations that failed the phase */
 };
 
+/* Builds a's request for its step (a new transaction). */
+static int step_build(const struct client *c, struct alloc *a)
+{
+	const struct opts *o = c->o;
+	struct turnc_alloc_opts ao = { 0 };
+	struct turnc_peers perm = { o->peers, o->npeers };
+	struct sockaddr_storage peer;
+	struct turnc_bind bind = { chan_num(a->chan), &peer };
+	uint32_t zero = 0;
+	int len;
+
+	a->signed_req = turnc_has_key(a->tc);
+	switch (a->step) {
+	case ST_ALLOCATE:
+		a->what = "allocate";
+		len = turnc_build(a->tc, TURN_ALLOCATE, turnc_fill_allocate, &ao, true, a->req,
+				  sizeof(a->req));
+		break;
+	case ST_PERMISSION:
+		a->what = "create-permission";
+		len = turnc_build(a->tc, TURN_CREATE_PERMISSION, turnc_fill_peers, &perm, true,
+				  a->req, sizeof(a->req));
+		break;
+	case ST_BIND:
+		a->what = "channel-bind";
+		chan_peer(o, a->chan, &peer);
+		len = turnc_build(a->tc, TURN_CHANNEL_BIND, turnc_fill_channel_bind, &bind, true,
+				  a->req, sizeof(a->req));
+		break;
+	default:
+		a->what = "release";
+		len = turnc_build(a->tc, TURN_REFRESH, turnc_fill_lifetime, &zero, true, a->req,
+				  sizeof(a->req));
+		break;
+	}
+	if (len < 0)
+		return len;
+	a->req_len = (uint16_t)len;
+	a->tx = 0;
+	return 0;
+}
+
+/* (Re)transmits a's request; RFC 8489 §6.2.1 timers: the RTO doubles per
+ * transmission, the last one waits 16 RTOs. */
+static int step_send(struct alloc *a, enum phase ph, int64_t now)
+{
+	/* 0.5+1+2 s then 8 s: a dead server fails a run in ~12 s; the
+	 * release is best effort and short. */
+	unsigned rto = ph == PH_RELEASE ? 100 : TURNC_RTO_MS, rc = ph == PH_RELEASE ? 2 : 4;
+	unsigned i = a->tx++;
+
+	if (i >= rc)
+		return -ETIMEDOUT;
+	a->deadline = now + (int64_t)(i + 1 == rc ? 16 * rto : rto << i) * 1000000;
+	if (send(a->fd, a->req, a->req_len, 0) < 0 && errno != EAGAIN && errno != ENOBUFS)
+		return -errno;	/* a full queue is like loss: the timer resends */
+	return 0;
+}
+
+/* Takes the response to a's request: 0 when a's phase is done, 1 when a
+ * new request was built, or the error. */
+static int step_response(const struct client *c, struct alloc *a, const uint8_t *buf, size_t len)
+{
+	struct turnc_alloc res;
+	int r = turnc_take_response(a->tc, buf, len, true, a->signed_req);
+
+	if (r == 1) {	/* a challenge: sign and try again */
+		if (++a->auth_tries >= PIPE_AUTH_TRIES)
+			return -turnc_error(a->tc)->code;
+		r = step_build(c, a);
+		return r < 0 ? r : 1;
+	}
+	if (r < 0)
+		return r;
+	a->auth_tries = 0;
+	switch (a->step) {
+	case ST_ALLOCATE:
+		r = turnc_alloc_result(a->tc, &res);
+		if (r < 0)
+			return r;
+		a->relayed = res.relayed[0];
+		return 0;
+	case ST_PERMISSION:
+		a->step = ST_BIND;
+		a->chan = 0;
+		break;
+	case ST_BIND:
+		if (++a->chan == c->o->chans)
+			return 0;
+		break;
+	default:
+		return 0;
+	}
+	r = step_build(c, a);
+	return r < 0 ? r : 1;
+}
+
+/* Starts a's phase: 1 when a request is in flight, 0 if there is nothing
+ * to do, or the error. */
+static int step_start(const struct client *c, struct alloc *a, enum phase ph, int64_t now)
+{
+	int ret;
+
+	a->err = 0;
+	a->ended = false;
+	a->auth_tries = 0;
+	if (ph == PH_ALLOCATE) {
+		a->step = ST_ALLOCATE;
+	} else if (ph == PH_BIND) {
+		a->step = ST_PERMISSION;
+	} else {
+		if (!a->tc || !a->relayed.ss_family)
+			return 0;
+		a->step = ST_RELEASE;
+	}
+	ret = step_build(c, a);
+	if (ret == 0)
+		ret = step_send(a, ph, now);
+	return ret < 0 ? ret : 1;
+}
+
+/* Reads what a's socket has: 0 when a's phase is done, 1 while a request
+ * is in flight, or the error. */
+static int step_input(const struct client *c, struct alloc *a, enum phase ph)
+{
+	uint8_t buf[STUN_MAX_MSG];
+
+	for (;;) {
+		ssize_t n = recv(a->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		int r;
+
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 1 : -errno;
+		/* Anything else is a late answer to an earlier transmission. */
+		if ((size_t)n < STUN_HDR_LEN || memcmp(buf + 8, a->req + 8, STUN_TID_LEN))
+			continue;
+		r = step_response(c, a, buf, (size_t)n);
+		if (r <= 0)
+			return r;
+		r = step_send(a, ph, now_ns());
+		if (r < 0)
+			return r;
+	}
+}
+
+/* One thread's share of a phase (allocations idx, idx + threads, ...),
+ * PIPE_WINDOW at a time; failures are counted and left in a->err. */
 static void *setup_worker(void *arg)
 {
 	struct worker *w = arg;
 	struct client *c = w->c;
+	const struct opts *o = c->o;
+	unsigned win[PIPE_WINDOW], nwin = 0, next = w->idx;
+	struct epoll_event ev[PIPE_EVENTS];
+	int ep = epoll_create1(EPOLL_CLOEXEC);
 
-	for (unsigned i = w->idx; i < c->o->allocs && !g_stop; i += c->o->threads) {
-		struct alloc *a = &c->allocs[i];
+	if (ep < 0) {
+		int err = -errno;
 
-		a->err = w->phase == 0 ? setup_alloc(c, a) : bind_alloc(c, a);
-		if (a->err < 0)
-			break;
+		for (unsigned i = w->idx; i < o->allocs; i += o->threads) {
+			c->allocs[i].err = err;
+			w->errors++;
+		}
+		return NULL;
 	}
+	/* The release runs even after a signal: it frees the server. */
+	while (w->phase == PH_RELEASE || !g_stop) {
+		int64_t now = now_ns();
+		int n;
+
+		for (; nwin < PIPE_WINDOW && next < o->allocs; next += o->threads) {
+			struct alloc *a = &c->allocs[next];
+			struct epoll_event e = { .events = EPOLLIN, .data.u32 = next };
+			int r = step_start(c, a, w->phase, now);
+
+			if (r > 0 && epoll_ctl(ep, EPOLL_CTL_ADD, a->fd, &e) < 0)
+				r = -errno;
+			if (r < 0) {
+				a->err = r;
+				w->errors++;
+			} else if (r > 0) {
+				win[nwin++] = next;
+			}
+		}
+		if (!nwin)
+			break;
+		n = epoll_wait(ep, ev, PIPE_EVENTS, 10);
+		now = now_ns();
+		for (int k = 0; k < n; k++) {
+			struct alloc *a = &c->allocs[ev[k].data.u32];
+			int r = step_input(c, a, w->phase);
+
+			if (r <= 0) {	/* retired below */
+				a->err = r;
+				a->ended = true;
+			}
+		}
+		/* Retire what ended and retransmit what is due. */
+		for (unsigned s = 0; s < nwin;) {
+			struct alloc *a = &c->allocs[win[s]];
+
+			if (!a->ended && a->deadline > now) {
+				s++;
+				continue;
+			}
+			if (!a->ended) {
+				a->err = step_send(a, w->phase, now);
+				if (a->err == 0) {
+					s++;
+					continue;
+				}
+			}
+			if (a->err < 0)
+				w->errors++;
+			epoll_ctl(ep, EPOLL_CTL_DEL, a->fd, NULL);
+			win[s] = win[--nwin];
+		}
+	}
+	close(ep);
 	return NULL;
 }
 
 /* Runs phase on every allocation, one thread per -t; returns the first
- * error (and reports it). */
-static int run_phase(struct client *c, struct worker *w, int phase)
+ * error (and reports it, with the number that failed). */
+static int run_phase(struct client *c, struct worker *w, enum phase phase)
 {
 	const struct opts *o = c->o;
 	unsigned n = o->threads < o->allocs ? o->threads : o->allocs;
+	uint64_t failed = 0;
 	int ret = 0;
 
 	for (unsigned i = 0; i < n; i++) {
@@ -686,8 +883,12 @@ static int run_phase(struct client *c, struct worker *w, int phase)
 			break;
 		}
 	}
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
 		pthread_join(w[i].th, NULL);
+		failed += w[i].errors;
+	}
+	if (phase == PH_RELEASE)
+		return ret;
 	for (unsigned i = 0; i < o->allocs; i++) {
 		struct alloc *a = &c->allocs[i];
 
@@ -698,10 +899,47 @@ static int run_phase(struct client *c, struct worker *w, int phase)
 				TURNC_IS_STUN_ERR(a->err) && e ? e->reason : strerror(-a->err));
 			if (TURNC_IS_STUN_ERR(a->err))
 				fprintf(stderr, "xturngen: server error %d\n", -a->err);
+			fprintf(stderr, "xturngen: %llu of %u allocations failed\n",
+				(unsigned long long)failed, o->allocs);
 			return a->err;
 		}
 	}
 	return g_stop ? -EINTR : ret;
+}
+
+/* Opens every allocation's socket before the clock starts: the rates are
+ * the server's, not the client kernel's socket setup. */
+static int open_allocs(struct client *c)
+{
+	const struct opts *o = c->o;
+
+	for (unsigned i = 0; i < o->allocs; i++) {
+		struct alloc *a = &c->allocs[i];
+		int ret = o->secret ? turnc_open_rest(&a->tc, &c->server, NULL, o->user, o->secret,
+						      REST_TTL)
+				    : turnc_open(&a->tc, &c->server, NULL, o->user, o->pass);
+
+		if (ret < 0) {
+			fprintf(stderr, "xturngen: allocation %u: open: %s\n", i, strerror(-ret));
+			return ret;
+		}
+		a->fd = turnc_fd(a->tc);
+		turnc_local_addr(a->tc, &a->local);
+	}
+	return 0;
+}
+
+/* One socket per allocation: raise the soft limit on descriptors towards
+ * the hard one if the run needs it. */
+static void raise_nofile(unsigned allocs)
+{
+	struct rlimit r;
+	rlim_t need = (rlim_t)allocs + 64;	/* + epoll, peers, stdio, BPF */
+
+	if (getrlimit(RLIMIT_NOFILE, &r) < 0 || r.rlim_cur >= need)
+		return;
+	r.rlim_cur = r.rlim_max == RLIM_INFINITY || r.rlim_max > need ? need : r.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &r);	/* else opens fail with EMFILE, reported */
 }
 
 /* ---- client: packets ------------------------------------------------------ */
@@ -1221,7 +1459,7 @@ static int run_data_plane(struct client *c, struct worker *w, double alloc_s, do
 	uint64_t last = 0, sent, errors;
 	pthread_t rth;
 	struct rx_sum s;
-	double secs;
+	double secs, bind_s = setup_s - alloc_s;
 
 	for (unsigned i = 0; i < o->allocs; i++) {
 		set_bufs(c->allocs[i].fd);
@@ -1260,9 +1498,11 @@ static int run_data_plane(struct client *c, struct worker *w, double alloc_s, do
 	sent = total_sent(w, n, &errors);
 	secs = (actual_end - start) / 1e9;
 	rx_summarize(&c->rx, &s);
-	fprintf(stderr, "client: %u allocations in %.3f s (%.1f/s), setup %.3f s; sent %llu in "
+	fprintf(stderr, "client: %u allocations in %.3f s (%.1f/s), permission + %u channel(s) "
+		"each in %.3f s (%.1f/s); sent %llu in "
 		"%.3f s (%.1f pps, asked %.0f), %llu send errors; echoed %llu, lost %llu (%.3f%%), "
-		"rtt p50 %.1f us p99 %.1f us\n", o->allocs, alloc_s, o->allocs / alloc_s, setup_s,
+		"rtt p50 %.1f us p99 %.1f us\n", o->allocs, alloc_s, o->allocs / alloc_s, o->chans,
+		bind_s, o->allocs / bind_s,
 		(unsigned long long)sent, secs, secs > 0 ? sent / secs : 0, o->rate,
 		(unsigned long long)errors, (unsigned long long)c->rx.pkts,
 		(unsigned long long)s.lost, s.loss_pct, hist_pct(&c->rx.lat, 50) / 1e3,
@@ -1270,12 +1510,14 @@ static int run_data_plane(struct client *c, struct worker *w, double alloc_s, do
 	if (o->json)
 		printf("{\"mode\":\"client\",\"allocs\":%u,\"channels\":%u,\"threads\":%u,"
 		       "\"payload\":%zu,\"alloc_s\":%.3f,\"allocs_per_s\":%.1f,\"setup_s\":%.3f,"
+		       "\"bind_s\":%.3f,\"binds_per_s\":%.1f,"
 		       "\"duration_s\":%.3f,\"rate_pps\":%.0f,\"sent\":%llu,\"offered_pps\":%.1f,"
 		       "\"send_errors\":%llu,\"echo_received\":%llu,\"echo_pps\":%.1f,"
 		       "\"echo_lost\":%llu,\"loss_pct\":%.3f,\"reorder\":%llu,"
 		       "\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f}\n",
 		       o->allocs, o->allocs * o->chans, n, o->len, alloc_s, o->allocs / alloc_s,
-		       setup_s, secs, o->rate, (unsigned long long)sent, secs > 0 ? sent / secs : 0,
+		       setup_s, bind_s, o->allocs / bind_s, secs, o->rate, (unsigned long long)sent,
+		       secs > 0 ? sent / secs : 0,
 		       (unsigned long long)errors, (unsigned long long)c->rx.pkts,
 		       secs > 0 ? c->rx.pkts / secs : 0, (unsigned long long)s.lost, s.loss_pct,
 		       (unsigned long long)s.reorder, hist_pct(&c->rx.lat, 50) / 1e3,
@@ -1300,11 +1542,15 @@ static int run_client(const struct opts *o)
 		fprintf(stderr, "xturngen: bad server address %s\n", o->server);
 		goto out;
 	}
+	raise_nofile(o->allocs);
+	ret = open_allocs(&c);
+	if (ret < 0)
+		goto out;
 	t0 = now_ns();
-	ret = run_phase(&c, w, 0);
+	ret = run_phase(&c, w, PH_ALLOCATE);
 	t1 = now_ns();
 	if (ret == 0)
-		ret = run_phase(&c, w, 1);
+		ret = run_phase(&c, w, PH_BIND);
 	t2 = now_ns();
 	if (ret < 0)
 		goto out;
@@ -1321,15 +1567,11 @@ static int run_client(const struct opts *o)
 	if (o->duration > 0 && ret == 0)
 		ret = run_data_plane(&c, w, (t1 - t0) / 1e9, (t2 - t0) / 1e9);
 out:
+	if (c.allocs)
+		run_phase(&c, w, PH_RELEASE);
 	for (unsigned i = 0; c.allocs && i < o->allocs; i++) {
 		struct alloc *a = &c.allocs[i];
 
-		if (a->tc && a->relayed.ss_family) {
-			/* Free the server's state now rather than at expiry;
-			 * a short timer since nothing depends on the answer. */
-			turnc_set_timers(a->tc, 100, 2);
-			turnc_refresh(a->tc, 0, NULL);
-		}
 		turnc_close(a->tc);
 		free(a->seq);
 	}

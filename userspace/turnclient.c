@@ -490,57 +490,77 @@ int turnc_sign(struct turnc *t, struct stun_builder *b)
 	return b->overflow ? -EMSGSIZE : 0;
 }
 
+int turnc_build(struct turnc *t, uint16_t method, turnc_fill_fn fill, void *arg, bool auth,
+		void *buf, size_t cap)
+{
+	uint8_t tid[STUN_TID_LEN];
+	struct stun_builder b;
+	size_t len;
+	int ret;
+
+	new_tid(tid);
+	stun_build_init(&b, buf, cap, method, STUN_REQUEST, tid);
+	if (fill)
+		fill(&b, arg);
+	if (auth && t->keylen && (ret = turnc_sign(t, &b)) < 0)
+		return ret;
+	len = stun_build_finish(&b);
+	return len ? (int)len : -EMSGSIZE;
+}
+
+int turnc_take_response(struct turnc *t, const void *resp, size_t len, bool auth, bool signed_req)
+{
+	if (len > sizeof(t->resp_buf))
+		len = sizeof(t->resp_buf);
+	memcpy(t->resp_buf, resp, len);
+	memset(&t->err, 0, sizeof(t->err));
+	t->has_resp = false;
+	if (stun_parse(&t->resp, t->resp_buf, len) != STUN_OK)
+		return -EBADMSG;
+	t->has_resp = true;
+	/* A response to a signed request must be signed with our key
+	 * (RFC 8489 §9.2.5), except the 400/401/438 a server may send
+	 * before it knows the key is right. */
+	if (signed_req && t->resp.cls == STUN_SUCCESS &&
+	    stun_check_integrity(&t->resp, t->key, t->keylen, NULL) != 0)
+		return -EBADMSG;
+	if (t->resp.cls == STUN_SUCCESS)
+		return 0;
+	if (t->resp.cls != STUN_ERROR)
+		return -EPROTO;
+	record_error(t, &t->resp);
+	if (auth && ((t->err.code == 401 && !signed_req) || t->err.code == 438) &&
+	    take_challenge(t, &t->resp) == 0)
+		return 1;
+	return -t->err.code;
+}
+
+bool turnc_has_key(const struct turnc *t)
+{
+	return t->keylen != 0;
+}
+
 int turnc_request(struct turnc *t, uint16_t method, turnc_fill_fn fill, void *arg, bool auth)
 {
 	int ret = -EPROTO;
 
 	for (int attempt = 0; attempt < TURNC_AUTH_TRIES; attempt++) {
-		uint8_t req[STUN_MAX_MSG], tid[STUN_TID_LEN];
-		struct stun_builder b;
-		bool signed_req = false;
+		uint8_t req[STUN_MAX_MSG];
+		bool signed_req = auth && t->keylen;
+		int len = turnc_build(t, method, fill, arg, auth, req, sizeof(req));
 		ssize_t n;
-		size_t len;
 
-		new_tid(tid);
-		stun_build_init(&b, req, sizeof(req), method, STUN_REQUEST, tid);
-		if (fill)
-			fill(&b, arg);
-		if (auth && t->keylen) {
-			ret = turnc_sign(t, &b);
-			if (ret < 0)
-				return ret;
-			signed_req = true;
-		}
-		len = stun_build_finish(&b);
-		if (!len)
-			return -EMSGSIZE;
+		if (len < 0)
+			return len;
 		t->has_resp = false;
 		memset(&t->err, 0, sizeof(t->err));
-		n = transact(t, req, len, tid);
+		n = transact(t, req, (size_t)len, req + 8);
 		if (n < 0)
 			return (int)n;
-		memcpy(t->resp_buf, t->rbuf, (size_t)n < sizeof(t->resp_buf) ? (size_t)n :
-		       sizeof(t->resp_buf));
-		if (stun_parse(&t->resp, t->resp_buf, (size_t)n < sizeof(t->resp_buf) ? (size_t)n :
-			       sizeof(t->resp_buf)) != STUN_OK)
-			return -EBADMSG;
-		t->has_resp = true;
-		/* A response to a signed request must be signed with our key
-		 * (RFC 8489 §9.2.5), except the 400/401/438 a server may send
-		 * before it knows the key is right. */
-		if (signed_req && t->resp.cls == STUN_SUCCESS &&
-		    stun_check_integrity(&t->resp, t->key, t->keylen, NULL) != 0)
-			return -EBADMSG;
-		if (t->resp.cls == STUN_SUCCESS)
-			return 0;
-		if (t->resp.cls != STUN_ERROR)
-			return -EPROTO;
-		record_error(t, &t->resp);
-		ret = -t->err.code;
-		if (!auth || !((t->err.code == 401 && !signed_req) || t->err.code == 438))
+		ret = turnc_take_response(t, t->rbuf, (size_t)n, auth, signed_req);
+		if (ret != 1)
 			return ret;
-		if (take_challenge(t, &t->resp) < 0)
-			return ret;
+		ret = -t->err.code;	/* a challenge on the last attempt */
 	}
 	return ret;
 }
@@ -569,7 +589,7 @@ static void put_family(struct stun_builder *b, uint16_t type, uint8_t family)
 	stun_add_attr(b, type, v, sizeof(v));
 }
 
-static void fill_allocate(struct stun_builder *b, void *arg)
+void turnc_fill_allocate(struct stun_builder *b, void *arg)
 {
 	const struct turnc_alloc_opts *o = arg;
 	static const uint8_t none;	/* a valid pointer for empty values */
@@ -595,15 +615,24 @@ static void fill_allocate(struct stun_builder *b, void *arg)
 int turnc_allocate(struct turnc *t, const struct turnc_alloc_opts *opts, struct turnc_alloc *res)
 {
 	struct turnc_alloc_opts defaults = { 0 };
-	const struct stun_msg *m = &t->resp;
-	uint32_t lifetime = 0;
 	int ret;
 
 	memset(res, 0, sizeof(*res));
-	ret = turnc_request(t, TURN_ALLOCATE, fill_allocate, opts ? (void *)opts : &defaults,
+	ret = turnc_request(t, TURN_ALLOCATE, turnc_fill_allocate, opts ? (void *)opts : &defaults,
 			    true);
 	if (ret < 0)
 		return ret;
+	return turnc_alloc_result(t, res);
+}
+
+int turnc_alloc_result(struct turnc *t, struct turnc_alloc *res)
+{
+	const struct stun_msg *m = &t->resp;
+	uint32_t lifetime = 0;
+
+	memset(res, 0, sizeof(*res));
+	if (!t->has_resp || m->cls != STUN_SUCCESS)
+		return -EPROTO;
 	t->nchans = 0;
 	for (unsigned i = 0; i < m->nattrs; i++) {
 		const struct stun_attr *a = &m->attrs[i];
@@ -626,7 +655,7 @@ int turnc_allocate(struct turnc *t, const struct turnc_alloc_opts *opts, struct 
 	return res->nrelayed ? 0 : -EPROTO;
 }
 
-static void fill_lifetime(struct stun_builder *b, void *arg)
+void turnc_fill_lifetime(struct stun_builder *b, void *arg)
 {
 	stun_add_u32(b, STUN_A_LIFETIME, *(const uint32_t *)arg);
 }
@@ -634,7 +663,7 @@ static void fill_lifetime(struct stun_builder *b, void *arg)
 int turnc_refresh(struct turnc *t, uint32_t lifetime, uint32_t *granted)
 {
 	uint32_t got = 0;
-	int ret = turnc_request(t, TURN_REFRESH, fill_lifetime, &lifetime, true);
+	int ret = turnc_request(t, TURN_REFRESH, turnc_fill_lifetime, &lifetime, true);
 
 	if (ret < 0)
 		return ret;
@@ -645,14 +674,9 @@ int turnc_refresh(struct turnc *t, uint32_t lifetime, uint32_t *granted)
 	return 0;
 }
 
-struct peers_arg {
-	const struct sockaddr_storage *peers;
-	unsigned n;
-};
-
-static void fill_peers(struct stun_builder *b, void *arg)
+void turnc_fill_peers(struct stun_builder *b, void *arg)
 {
-	const struct peers_arg *p = arg;
+	const struct turnc_peers *p = arg;
 
 	for (unsigned i = 0; i < p->n; i++)
 		stun_add_xor_addr(b, STUN_A_XOR_PEER_ADDRESS, &p->peers[i]);
@@ -660,19 +684,14 @@ static void fill_peers(struct stun_builder *b, void *arg)
 
 int turnc_create_permission(struct turnc *t, const struct sockaddr_storage *peers, unsigned n)
 {
-	struct peers_arg p = { peers, n };
+	struct turnc_peers p = { peers, n };
 
-	return turnc_request(t, TURN_CREATE_PERMISSION, fill_peers, &p, true);
+	return turnc_request(t, TURN_CREATE_PERMISSION, turnc_fill_peers, &p, true);
 }
 
-struct bind_arg {
-	uint16_t channel;
-	const struct sockaddr_storage *peer;
-};
-
-static void fill_channel_bind(struct stun_builder *b, void *arg)
+void turnc_fill_channel_bind(struct stun_builder *b, void *arg)
 {
-	const struct bind_arg *c = arg;
+	const struct turnc_bind *c = arg;
 
 	stun_add_u32(b, STUN_A_CHANNEL_NUMBER, (uint32_t)c->channel << 16);
 	stun_add_xor_addr(b, STUN_A_XOR_PEER_ADDRESS, c->peer);
@@ -680,9 +699,9 @@ static void fill_channel_bind(struct stun_builder *b, void *arg)
 
 int turnc_channel_bind(struct turnc *t, uint16_t channel, const struct sockaddr_storage *peer)
 {
-	struct bind_arg c = { channel, peer };
+	struct turnc_bind c = { channel, peer };
 	unsigned i;
-	int ret = turnc_request(t, TURN_CHANNEL_BIND, fill_channel_bind, &c, true);
+	int ret = turnc_request(t, TURN_CHANNEL_BIND, turnc_fill_channel_bind, &c, true);
 
 	if (ret < 0)
 		return ret;

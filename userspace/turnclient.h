@@ -134,4 +134,38 @@ int turnc_sign(struct turnc *t, struct stun_builder *b);
  * than a header), copied to resp; -ETIMEDOUT if none came. */
 int turnc_raw(struct turnc *t, const void *req, size_t len, void *resp, size_t cap);
 
+/* Pipelining many clients from one thread (UDP): the caller sends each
+ * request on turnc_fd() itself, retransmits it as is, and hands every
+ * response whose transaction ID (bytes 8..19) matches to
+ * turnc_take_response(). turnc_request() is these two around a blocking
+ * exchange. */
+/* Builds method's request with a new transaction ID into buf (STUN_MAX_MSG
+ * is enough): with auth, signed once a challenge was taken
+ * (turnc_has_key()). Returns its length or -errno. */
+int turnc_build(struct turnc *t, uint16_t method, turnc_fill_fn fill, void *arg, bool auth,
+		void *buf, size_t cap);
+bool turnc_has_key(const struct turnc *t);
+/* Takes the response to a request built with auth and signed_req (whether
+ * it was signed): 0 on success, 1 when it was a challenge (a 401 to an
+ * unsigned request, or a 438) that was taken, so the request is to be
+ * built and sent again; else an error as turnc_request() returns it.
+ * turnc_response() and turnc_error() describe it afterwards. */
+int turnc_take_response(struct turnc *t, const void *resp, size_t len, bool auth,
+			bool signed_req);
+/* The allocation in the last response (a success to an Allocate). */
+int turnc_alloc_result(struct turnc *t, struct turnc_alloc *res);
+/* The attributes each request carries, for turnc_build(). */
+struct turnc_peers {
+	const struct sockaddr_storage *peers;
+	unsigned n;
+};
+struct turnc_bind {
+	uint16_t channel;
+	const struct sockaddr_storage *peer;
+};
+void turnc_fill_allocate(struct stun_builder *b, void *arg);	/* const struct turnc_alloc_opts * */
+void turnc_fill_lifetime(struct stun_builder *b, void *arg);	/* const uint32_t * (Refresh) */
+void turnc_fill_peers(struct stun_builder *b, void *arg);	/* const struct turnc_peers * */
+void turnc_fill_channel_bind(struct stun_builder *b, void *arg);	/* const struct turnc_bind * */
+
 #endif

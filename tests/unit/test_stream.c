@@ -35,6 +35,7 @@ static bool pick_ports(struct testd *d, int attempt);
 static bool ready(const struct testd *d);
 
 static const char *const common_flags[] = {
+	"--no-xdp",		/* relaying in userspace on loopback */
 	"--listening-ip=127.0.0.1",
 	"--relay-ip=127.0.0.1",
 	"--realm=xturn",

@@ -122,7 +122,6 @@ static inline pid_t testd_spawn(const struct testd *d, const char *const *more)
 		argv[n++] = tport;
 	argv[n++] = minp;
 	argv[n++] = maxp;
-	argv[n++] = "--no-xdp";		/* relaying in userspace on loopback */
 	argv[n++] = "--log-level=debug";	/* the log says why a test failed */
 	for (const char *const *f = d->kind->flags; *f; f++)
 		argv[n++] = *f;
