@@ -25,6 +25,10 @@ ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
 endif
+ifeq ($(SAN),thread)
+CFLAGS += -fsanitize=thread
+LDFLAGS += -fsanitize=thread
+endif
 
 BPF_CFLAGS := -O2 -g -target bpf -Wall -Wextra -Werror -Wno-unused-parameter \
 	-I/usr/include/$(ARCH_TRIPLET) -Ibpf -MMD -MP
@@ -147,7 +151,7 @@ help:
 	@echo "make bench   xturn (XDP and userspace) vs coturn on one topology"
 	@echo "make fuzz    libFuzzer on the STUN parser (FUZZ_SECONDS=60)"
 	@echo "make deps    install missing Debian packages"
-	@echo "options: BUILD=dir SAN=1 V=1"
+	@echo "options: BUILD=dir SAN=1 (ASan+UBSan) SAN=thread (TSan) V=1"
 
 .PHONY: all deps run test unit fuzz bench clean help
 

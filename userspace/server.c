@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,7 +120,7 @@ struct server {
 	struct turn_shared *shared;
 	struct worker *workers[MAX_WORKERS];
 	unsigned nworkers;
-	volatile bool stopping;
+	atomic_bool stopping;		/* set by the main thread, read by workers */
 	/* the main thread's loop: signals, netlink, metrics */
 	int epfd;
 	struct src sig, netlink, metrics_src;
@@ -1057,7 +1058,7 @@ static void *worker_run(void *arg)
 	struct worker *w = arg;
 	struct epoll_event evs[MAX_EVENTS];
 
-	while (!w->srv->stopping) {
+	while (!atomic_load_explicit(&w->srv->stopping, memory_order_relaxed)) {
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, -1);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -1200,7 +1201,7 @@ int server_run(struct server *srv)
 			}
 		}
 	}
-	srv->stopping = true;
+	atomic_store_explicit(&srv->stopping, true, memory_order_relaxed);
 	for (unsigned i = 0; i < started; i++) {
 		wake(srv->workers[i]);
 		pthread_join(srv->workers[i]->thread, NULL);
