@@ -118,7 +118,7 @@ run: deps all
 test: deps all $(UNIT_TESTS)
 	$(Q)tests/run-all.sh $(BUILD)
 
-unit: $(UNIT_TESTS)
+unit: all $(UNIT_TESTS)
 	$(Q)tests/run-all.sh $(BUILD) unit
 
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -Iuserspace -Ibpf -D_GNU_SOURCE
