@@ -175,8 +175,10 @@ static int demo_setup(struct config *c)
 	       c->relay[0].ss_family == AF_INET6 ? "]" : "", c->listen_port, user, pass);
 	printf("Mint more: user=\"$(( $(date +%%s) + 86400 )):alice\"; "
 	       "echo -n \"$user\" | openssl dgst -sha1 -hmac %s -binary | base64\n", secret);
+	printf("Firewall: open %u/udp and %u/tcp, and the relay ports %u-%u/udp.\n",
+	       c->listen_port, c->listen_port, c->min_port, c->max_port);
 	printf("Peers on private/loopback addresses are refused by default "
-	       "(allowed-peer-ip to open them). Ctrl-C stops.\n\n");
+	       "(allowed-peer-ip to open them). Counters: build/xturnstat. Ctrl-C stops.\n\n");
 	fflush(stdout);
 	return 0;
 }
