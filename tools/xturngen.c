@@ -15,13 +15,19 @@
  * is built by a tiny XDP program (xturngen_inject.bpf.c) that
  * BPF_PROG_RUN runs with BPF_F_TEST_XDP_LIVE_FRAMES, one pinned thread per
  * CPU, each frame leaving through IFNAME (XDP_TX) towards the server: many
- * M pps where sendmmsg gives ~0.5 M per thread. */
+ * M pps where sendmmsg gives ~0.5 M per thread.
+ *
+ * --xdp-sink IFNAME: attaches the same object's counting sink
+ * (xturngen_sink) to IFNAME, pins its counters and exits, leaving it
+ * attached: a peer that counts and drops UDP at the cost of one XDP run
+ * (the bench's peer). --detach removes it. */
 #include <arpa/inet.h>
 #include <endian.h>
 #include <errno.h>
 #include <getopt.h>
 #include <libmnl/libmnl.h>
 #include <linux/if_ether.h>
+#include <linux/if_link.h>
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -295,8 +301,8 @@ static int set_bufs(int fd)
 /* ---- options ------------------------------------------------------------ */
 
 struct opts {
-	bool peer, echo, json, dst_mac_set;
-	const char *server, *user, *pass, *secret, *pcap, *live_if;
+	bool peer, echo, json, dst_mac_set, detach;
+	const char *server, *user, *pass, *secret, *pcap, *live_if, *sink_if, *pin;
 	uint8_t dst_mac[ETH_ALEN];
 	struct sockaddr_storage peers[MAX_PEERS];
 	unsigned npeers;
@@ -312,6 +318,7 @@ static void usage(FILE *f)
 "                [-a ALLOCS] [-c CHANNELS] [-r PPS] [-d SECONDS] [-l BYTES] [-t THREADS]\n"
 "                [--json] [--pcap FILE [--pcap-count N]] [--live-frames IFNAME [--dst-mac MAC]]\n"
 "       xturngen --peer -L ADDR:PORT[,...] [--ports N] [--echo] [-d SECONDS] [--json]\n"
+"       xturngen --xdp-sink IFNAME (--pin PATH | --detach [--pin PATH])\n"
 "\n"
 "client (TURN over UDP):\n"
 "  -s SERVER      TURN server, default port %d\n"
@@ -337,6 +344,12 @@ static void usage(FILE *f)
 "  --ports N      also listen on port+1 .. port+N-1 of each address (default 1)\n"
 "  --echo         send every datagram back to its sender (client measures RTT)\n"
 "  -d SECONDS     stop after SECONDS (default: on SIGINT/SIGTERM)\n"
+"XDP sink (counts and drops every whole UDP datagram, any port; passes the rest):\n"
+"  --xdp-sink IF  attach it natively to IF in this namespace and exit, leaving it\n"
+"                 attached; its counters (per-CPU array, key 0: u64 packets,\n"
+"                 u64 bytes) are pinned at --pin PATH (on a bpffs)\n"
+"  --detach       detach the sink from IF (only if it is the sink); with --pin,\n"
+"                 also remove the pin\n"
 "both:\n"
 "  --json         final summary as one JSON object on stdout\n"
 "  -h             this help\n",
@@ -385,7 +398,7 @@ static int parse_num(const char *s, double lo, double hi, double *out)
 }
 
 enum { O_PEER = 256, O_ECHO, O_JSON, O_PCAP, O_PCAP_COUNT, O_PORTS, O_DURATION, O_LIVE,
-       O_DST_MAC };
+       O_DST_MAC, O_SINK, O_PIN, O_DETACH };
 
 static int parse_mac(const char *s, uint8_t mac[ETH_ALEN])
 {
@@ -415,6 +428,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "duration", required_argument, NULL, O_DURATION },
 		{ "live-frames", required_argument, NULL, O_LIVE },
 		{ "dst-mac", required_argument, NULL, O_DST_MAC },
+		{ "xdp-sink", required_argument, NULL, O_SINK },
+		{ "pin", required_argument, NULL, O_PIN },
+		{ "detach", no_argument, NULL, O_DETACH },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -444,6 +460,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case O_PORTS: bad |= parse_uint(optarg, 1, 1024, &o->ports); break;
 		case O_LIVE: o->live_if = optarg; break;
 		case O_DST_MAC: bad |= parse_mac(optarg, o->dst_mac); o->dst_mac_set = true; break;
+		case O_SINK: o->sink_if = optarg; break;
+		case O_PIN: o->pin = optarg; break;
+		case O_DETACH: o->detach = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: return -EINVAL;
 		}
@@ -453,6 +472,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		}
 	}
 	o->len = len;
+	if (o->sink_if || o->pin || o->detach) {
+		if (optind == argc && o->sink_if && (o->pin || o->detach))
+			return 0;
+		fprintf(stderr, "xturngen: --xdp-sink IF needs --pin PATH or --detach\n");
+		return -EINVAL;
+	}
 	if (optind != argc || !o->npeers) {
 		fprintf(stderr, "xturngen: %s\n", optind != argc ? "unexpected argument" :
 			o->peer ? "-L is required" : "-p is required");
@@ -1345,6 +1370,7 @@ static int live_setup(struct client *c)
 	l->skel = xturngen_inject__open();
 	if (!l->skel)
 		return -errno;
+	bpf_program__set_autoload(l->skel->progs.xturngen_sink, false);
 	l->skel->rodata->xg_cfg.v6 = c->server.ss_family == AF_INET6;
 	hl = l->skel->rodata->xg_cfg.v6 ? XG_HDR_V6 : XG_HDR_V4;
 	bpf_map__set_max_entries(l->skel->maps.xg_flows, nflows);
@@ -1582,6 +1608,88 @@ out:
 	return ret;
 }
 
+/* ---- XDP sink ----------------------------------------------------------- */
+
+/* The sink's program if it is what is attached natively to ifindex: its fd
+ * (caller closes), -ENOENT if nothing is, -EBUSY if something else is. */
+static int sink_attached(int ifindex)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 id = 0, len = sizeof(info);
+	int fd, ret;
+
+	ret = bpf_xdp_query_id(ifindex, XDP_FLAGS_DRV_MODE, &id);
+	if (ret < 0)
+		return ret;
+	if (!id)
+		return -ENOENT;
+	fd = bpf_prog_get_fd_by_id(id);
+	if (fd < 0)
+		return -errno;
+	ret = bpf_obj_get_info_by_fd(fd, &info, &len);
+	if (ret < 0 || strcmp(info.name, "xturngen_sink")) {
+		close(fd);
+		return ret < 0 ? -errno : -EBUSY;
+	}
+	return fd;
+}
+
+static int sink_detach(const struct opts *o, int ifindex)
+{
+	LIBBPF_OPTS(bpf_xdp_attach_opts, xo);
+	int fd = sink_attached(ifindex), ret = 0;
+
+	if (fd >= 0) {
+		/* old_prog_fd: fails rather than detach what replaced it meanwhile. */
+		xo.old_prog_fd = fd;
+		ret = bpf_xdp_detach(ifindex, XDP_FLAGS_DRV_MODE, &xo);
+		close(fd);
+	} else if (fd != -ENOENT) {
+		ret = fd;
+	}
+	if (ret < 0)
+		fprintf(stderr, "xturngen: detaching the sink from %s: %s\n", o->sink_if,
+			strerror(-ret));
+	if (o->pin && unlink(o->pin) < 0 && errno != ENOENT) {
+		fprintf(stderr, "xturngen: %s: %s\n", o->pin, strerror(errno));
+		ret = ret ?: -errno;
+	}
+	return ret;
+}
+
+static int run_sink(const struct opts *o)
+{
+	int ifindex = (int)if_nametoindex(o->sink_if), ret;
+	struct xturngen_inject *skel;
+
+	if (!ifindex) {
+		fprintf(stderr, "xturngen: %s: %s\n", o->sink_if, strerror(errno));
+		return -ENODEV;
+	}
+	if (o->detach)
+		return sink_detach(o, ifindex);
+	skel = xturngen_inject__open();
+	if (!skel)
+		return -errno;
+	bpf_program__set_autoload(skel->progs.xturngen_inject, false);
+	ret = xturngen_inject__load(skel);
+	if (!ret)
+		ret = bpf_map__pin(skel->maps.xg_sink, o->pin);
+	if (!ret) {
+		/* NOEXIST: never replace another program (the relay's, a stale sink). */
+		ret = bpf_xdp_attach(ifindex, bpf_program__fd(skel->progs.xturngen_sink),
+				     XDP_FLAGS_DRV_MODE | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
+		if (ret < 0)
+			bpf_map__unpin(skel->maps.xg_sink, o->pin);
+	}
+	if (ret < 0)
+		fprintf(stderr, "xturngen: attaching the sink to %s (pin %s): %s\n", o->sink_if,
+			o->pin, strerror(-ret));
+	/* The attachment keeps the program, the pin its map, after we exit. */
+	xturngen_inject__destroy(skel);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -1596,7 +1704,7 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	ret = o.peer ? run_peer(&o) : run_client(&o);
+	ret = o.sink_if ? run_sink(&o) : o.peer ? run_peer(&o) : run_client(&o);
 	fflush(stdout);
 	return ret < 0 ? 1 : 0;
 }

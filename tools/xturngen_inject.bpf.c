@@ -6,6 +6,11 @@
  * and returns XDP_TX, so the frame leaves through the ingress device given
  * in the run's context (the client's veth), towards the TURN server.
  *
+ * The same object holds xturngen_sink, the bench's peer: attached to the
+ * peer's interface (xturngen --xdp-sink), it counts and drops every UDP
+ * datagram, so the peer costs one XDP run per packet instead of the kernel
+ * UDP receive path.
+ *
  * Live-frames pages are recycled without being reset, and the relay's XDP
  * program on the other end of the veth rewrites the headers in place, so
  * every run writes every header again from the flow's template. Bytes after
@@ -13,6 +18,10 @@
  * front of the data) and stay the zeros userspace put there.
  */
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -78,6 +87,53 @@ SEC("xdp")
 int xturngen_inject(struct xdp_md *ctx)
 {
 	return xg_cfg.v6 ? xg_fill(ctx, XG_HDR_V6) : xg_fill(ctx, XG_HDR_V4);
+}
+
+/* The sink's counters (one struct xg_sink_cnt at key 0, per CPU). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xg_sink_cnt);
+} xg_sink SEC(".maps");
+
+/* Whole UDP datagrams only (any port): IPv4 fragments and IPv6 extension
+ * headers go to the stack like everything else (ARP, ND, ICMP). */
+static __always_inline int xg_is_udp(void *data, void *end)
+{
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > end)
+		return 0;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+
+		return (void *)(ip + 1) <= end && ip->protocol == IPPROTO_UDP &&
+		       !(ip->frag_off & bpf_htons(0x3fff));	/* MF, offset */
+	}
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		return (void *)(ip6 + 1) <= end && ip6->nexthdr == IPPROTO_UDP;
+	}
+	return 0;
+}
+
+SEC("xdp")
+int xturngen_sink(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	__u32 key = 0;
+	struct xg_sink_cnt *c;
+
+	if (!xg_is_udp(data, end))
+		return XDP_PASS;
+	c = bpf_map_lookup_elem(&xg_sink, &key);
+	if (c) {	/* per CPU: no atomics needed */
+		c->packets++;
+		c->bytes += end - data;
+	}
+	return XDP_DROP;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /*
- * xturngen's live-frames injector: the contract between
+ * xturngen's live-frames injector and counting sink: the contract between
  * xturngen_inject.bpf.c and xturngen.c (both sides include it).
  *
  * Every frame the injector emits is: Ethernet, IPv4 or IPv6, UDP,
@@ -45,6 +45,13 @@ _Static_assert(sizeof(struct xg_cpu) == 16, "xg_cpu layout");
 struct xg_cfg {
 	__u32 v6;		/* frames are IPv6 (else IPv4) */
 	__u32 pad;
+};
+
+/* xturngen_sink's counters (xg_sink map, per CPU, key 0): UDP datagrams
+ * dropped and their bytes (whole frames, Ethernet header included). */
+struct xg_sink_cnt {
+	__u64 packets;
+	__u64 bytes;
 };
 
 #endif /* XTURNGEN_INJECT_H */
