@@ -97,11 +97,6 @@ struct alloc_table *alloc_table_new(const struct alloc_limits *lim, const struct
 	return t;
 }
 
-void alloc_set_limits(struct alloc_table *t, const struct alloc_limits *lim)
-{
-	t->lim = *lim;
-}
-
 /* The user functions below run with q->lock held. */
 static struct user_count **user_slot(struct alloc_quota *q, const char *name)
 {
@@ -330,13 +325,6 @@ void alloc_totals(const struct alloc_table *t, struct alloc_totals *out)
 	pthread_mutex_lock(&t->quota->lock);
 	out->users = t->quota->users;
 	pthread_mutex_unlock(&t->quota->lock);
-}
-
-void alloc_foreach(struct alloc_table *t, void (*fn)(struct allocation *a, void *arg), void *arg)
-{
-	for (size_t i = 0; i < t->nbuckets; i++)
-		for (struct allocation *a = t->buckets[i]; a; a = a->next)
-			fn(a, arg);
 }
 
 static struct perm *perm_find(const struct allocation *a, const struct sockaddr_storage *peer)

@@ -108,7 +108,6 @@ struct alloc_table *alloc_table_new(const struct alloc_limits *lim, const struct
 				    struct alloc_quota *quota);
 /* Deletes every allocation (hooks called) and frees the table. */
 void alloc_table_free(struct alloc_table *t);
-void alloc_set_limits(struct alloc_table *t, const struct alloc_limits *lim);
 
 /* Quota check before any resource is taken: 0, -EDQUOT (user quota: 486)
  * or -ENOSPC (total quota: 508). */
@@ -133,8 +132,6 @@ struct alloc_totals {
 	unsigned users;			/* distinct users, across tables sharing the quota */
 };
 void alloc_totals(const struct alloc_table *t, struct alloc_totals *out);
-/* Calls fn on every allocation (fn must not delete). */
-void alloc_foreach(struct alloc_table *t, void (*fn)(struct allocation *a, void *arg), void *arg);
 
 /* Installs or refreshes a permission for peer's IP. 0 or -ENOSPC (508). */
 int alloc_perm_add(struct alloc_table *t, struct allocation *a,

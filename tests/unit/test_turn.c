@@ -345,6 +345,25 @@ static void test_rest_valid(void **state)
 	release(t);
 }
 
+/* RFC 8489 password algorithms: a client that picks SHA-256 from the
+ * server's PASSWORD-ALGORITHMS is answered with MESSAGE-INTEGRITY-SHA256
+ * under the SHA-256 key (and the client library checks that MAC). */
+static void test_auth_sha256(void **state)
+{
+	const struct daemon *d = *state;
+	struct turnc *t = cl(d, AF_INET, "alice", "secret");
+	struct turnc_alloc res;
+	const struct stun_msg *m;
+
+	turnc_set_sha256(t, true);
+	assert_int_equal(turnc_allocate(t, NULL, &res), 0);
+	m = turnc_response(t);
+	assert_non_null(m);
+	assert_non_null(stun_find(m, STUN_A_MESSAGE_INTEGRITY_SHA256));
+	assert_null(stun_find(m, STUN_A_MESSAGE_INTEGRITY));
+	release(t);
+}
+
 static void test_rest_expired(void **state)
 {
 	char user[64];
@@ -969,6 +988,7 @@ int main(void)
 		cmocka_unit_test(test_auth_wrong_password),
 		cmocka_unit_test(test_auth_unknown_user),
 		cmocka_unit_test(test_rest_valid),
+		cmocka_unit_test(test_auth_sha256),
 		cmocka_unit_test(test_rest_expired),
 		cmocka_unit_test(test_rest_wrong_secret),
 		cmocka_unit_test(test_alloc_no_transport),
