@@ -452,28 +452,37 @@ static __noinline int xt_classify(struct xdp_md *ctx, struct xt_pkt *p, struct x
 	void *data_end = (void *)(long)ctx->data_end;
 	struct xt_relay_key rk = {};
 	__u8 *pl = NULL;
+	int cd;
 	int rc;
 
 	rc = xt_parse(ctx, p, &pl);
 	if (rc)
 		return rc;
 
-	xt_addr_copy(rk.relay, p->daddr);
-	rk.relay_port = p->dport;
-	if (bpf_map_lookup_elem(&xt_relays, &rk))
-		return xt_from_peer(p, f);
-
-	if ((void *)(pl + 4) > data_end || p->plen < 4)
-		return XT_CNT_PASS_NOT_OURS;
 	/* ChannelData: channel 0x4000-0x7FFF (CHANNEL_MIN..MAX in stun.h:
-	 * RFC 5766's range, which RFC 8656's 0x4000-0x4FFF is part of). */
-	if ((pl[0] & 0xc0) == 0x40) {
+	 * RFC 5766's range, which RFC 8656's 0x4000-0x4FFF is part of).
+	 * Its binding is looked up first: that is the common case, and no
+	 * binding has a relay as its listener, so a peer's datagram that
+	 * happens to look like ChannelData misses and is handled below. */
+	cd = (void *)(pl + 4) <= data_end && p->plen >= 4 && (pl[0] & 0xc0) == 0x40;
+	if (cd) {
 		__be16 channel;
 
 		__builtin_memcpy(&f->cd_in, pl, 4);	/* may be unaligned */
 		__builtin_memcpy(&channel, pl, 2);
-		return xt_from_client(p, f, channel, (__u16)((pl[2] << 8) | pl[3]));
+		rc = xt_from_client(p, f, channel, (__u16)((pl[2] << 8) | pl[3]));
+		if (rc != XT_CNT_PASS_NO_BINDING)
+			return rc;
 	}
+
+	xt_addr_copy(rk.relay, p->daddr);
+	rk.relay_port = p->dport;
+	if (bpf_map_lookup_elem(&xt_relays, &rk))
+		return xt_from_peer(p, f);
+	if (cd)
+		return XT_CNT_PASS_NO_BINDING;
+	if ((void *)(pl + 4) > data_end || p->plen < 4)
+		return XT_CNT_PASS_NOT_OURS;
 	/* STUN (first two bits 0, magic cookie): the daemon's. */
 	if ((void *)(pl + 8) <= data_end && p->plen >= 20 && (pl[0] & 0xc0) == 0 &&
 	    pl[4] == 0x21 && pl[5] == 0x12 && pl[6] == 0xa4 && pl[7] == 0x42)
