@@ -644,13 +644,14 @@ static void handle_request(struct req *q)
 		handle_channel_bind(q);
 }
 
-static void relay_to_peer(struct turn_server *s, struct allocation *a,
-			  const struct sockaddr_storage *peer, const uint8_t *data, size_t len,
-			  time_t now)
+/* Sends data from the allocation's relay to a peer the caller found
+ * permitted. */
+static void send_to_peer(struct turn_server *s, struct allocation *a,
+			 const struct sockaddr_storage *peer, const uint8_t *data, size_t len)
 {
 	struct relay *r = alloc_relay_for(a, peer->ss_family);
 
-	if (!r || !alloc_perm_ok(a, peer, now)) {
+	if (!r) {
 		s->stats.dropped_no_perm++;
 		return;
 	}
@@ -672,7 +673,11 @@ static void handle_send(struct turn_server *s, struct allocation *a, const struc
 		return;
 	}
 	addr_canon(&peer);
-	relay_to_peer(s, a, &peer, stun_attr_val(m, data), data->len, now);
+	if (!alloc_perm_ok(a, &peer, now)) {
+		s->stats.dropped_no_perm++;
+		return;
+	}
+	send_to_peer(s, a, &peer, stun_attr_val(m, data), data->len);
 }
 
 static void on_client(struct turn_server *s, int listener_fd, const struct sockaddr_storage *client,
@@ -698,7 +703,13 @@ static void on_client(struct turn_server *s, int listener_fd, const struct socka
 			s->stats.dropped_no_alloc++;
 			return;
 		}
-		relay_to_peer(s, a, &c->peer, data, dlen, now);
+		/* active: bound and permitted (alloc.c keeps it in step with
+		 * the permission), so no permission search per packet. */
+		if (!c->active) {
+			s->stats.dropped_no_perm++;
+			return;
+		}
+		send_to_peer(s, a, &c->peer, data, dlen);
 		return;
 	}
 	if (stun_parse(&m, buf, len) != STUN_OK) {
@@ -742,15 +753,15 @@ void turn_on_stream(struct turn_server *s, int conn_fd, const struct sockaddr_st
 void turn_on_peer(struct turn_server *s, struct allocation *a, const struct sockaddr_storage *peer,
 		  uint8_t *buf, size_t len, time_t now)
 {
-	struct chan *c;
+	struct chan *c = alloc_chan_by_peer(a, peer, now);
 	struct iovec iov;
 
-	if (!alloc_perm_ok(a, peer, now)) {
+	/* A usable channel implies the permission; otherwise search it. */
+	if (!(c && c->active) && !alloc_perm_ok(a, peer, now)) {
 		s->stats.dropped_no_perm++;
 		return;
 	}
-	c = alloc_chan_by_peer(a, peer, now);
-	if (c && len <= 0xFFFF) {
+	if (c && c->active) {
 		channeldata_put_hdr(buf - CHANNELDATA_HDR_LEN, c->number, (uint16_t)len);
 		iov.iov_base = buf - CHANNELDATA_HDR_LEN;
 		iov.iov_len = len + CHANNELDATA_HDR_LEN;
