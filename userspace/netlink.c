@@ -44,7 +44,7 @@ bool nl_parse_link(const struct nlmsghdr *nlh, struct nl_link *out)
 	return true;
 }
 
-bool nl_parse_addr(const struct nlmsghdr *nlh, struct nl_addr *out)
+static bool nl_parse_addr(const struct nlmsghdr *nlh, struct nl_addr *out)
 {
 	const struct ifaddrmsg *ifa;
 	const struct nlattr *attr;

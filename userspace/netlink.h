@@ -37,9 +37,7 @@ int nl_link_del(int ifindex);
 /* A non-blocking socket in the RTMGRP_* groups; NULL and errno on failure. */
 struct mnl_socket *nl_subscribe(unsigned groups);
 
-/* Decode one message: true if it is a link (RTM_NEWLINK/RTM_DELLINK) or an
- * address (RTM_NEWADDR/RTM_DELADDR) message and *out was filled. */
+/* Decodes one link message (RTM_NEWLINK/RTM_DELLINK): true if *out was filled. */
 bool nl_parse_link(const struct nlmsghdr *nlh, struct nl_link *out);
-bool nl_parse_addr(const struct nlmsghdr *nlh, struct nl_addr *out);
 
 #endif
