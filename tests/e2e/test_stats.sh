@@ -18,16 +18,8 @@ for b in "$xturnd" "$gen" "$stat"; do
 	[ -x "$b" ] || { echo "missing $b (make BUILD=$build)"; exit 1; }
 done
 
-tmp=$(mktemp -d /tmp/xturn-stats.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*"; for f in "$tmp"/*.log "$tmp"/*.err "$tmp"/*.json; do [ -f "$f" ] && { echo "== $f"; tail -n 20 "$f"; }; done; exit 1; }
+. "$(dirname "$0")/loopback.sh"
+lo_init xturn-stats
 # A numeric field of a flat JSON object.
 field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1"; }
 check() { awk "BEGIN { exit !($1) }" || fail "$2 ($1)"; }

@@ -13,16 +13,8 @@ gen=$build/xturngen
 [ -x "$gen" ] || { echo "missing $gen (make BUILD=$build)"; exit 1; }
 command -v turnserver >/dev/null || { echo "coturn's turnserver is not installed"; exit 1; }
 
-tmp=$(mktemp -d /tmp/xturngen-e2e.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*"; for f in "$tmp"/*.log "$tmp"/*.err; do [ -f "$f" ] && { echo "== $f"; tail -n 20 "$f"; }; done; exit 1; }
+. "$(dirname "$0")/loopback.sh"
+lo_init xturngen-e2e
 # A numeric field of a flat JSON object.
 field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1"; }
 # awk evaluates the float comparisons.
