@@ -473,6 +473,7 @@ static __noinline int xt_classify(struct xdp_md *ctx, struct xt_pkt *p, struct x
 		rc = xt_from_client(p, f, channel, (__u16)((pl[2] << 8) | pl[3]));
 		if (rc != XT_CNT_PASS_NO_BINDING)
 			return rc;
+		f->cd_in = 0;	/* maybe a peer's data: no header to verify */
 	}
 
 	xt_addr_copy(rk.relay, p->daddr);

@@ -525,6 +525,12 @@ static const struct tcase cases[] = {
 	{ "p2c_v4", .ingress = IN_C, .in = { P4, R4, .pl = RAW(100, .seed = 14) },
 	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 1,
 	  .out = TO(L4, C4, MAC_XA, MAC_C, .pl = CD(0x4000, 100, .seed = 14)) },
+	/* A peer's data may start like ChannelData (first byte 0x40-0x7f): it
+	 * is still peer data, and its checksum verifies as such. */
+	{ "p2c_v4_looks_like_channeldata_verify", .ingress = IN_C, .flags = VERIFY,
+	  .in = { P4, R4, .pl = RAW(100, .seed = 0x41) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 1,
+	  .out = TO(L4, C4, MAC_XA, MAC_C, .pl = CD(0x4000, 100, .seed = 0x41)) },
 	{ "p2c_v4_odd", .ingress = IN_C, .in = { P4, R4, .pl = RAW(37, .seed = 15) },
 	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 1,
 	  .out = TO(L4, C4, MAC_XA, MAC_C, .pl = CD(0x4000, 37, .seed = 15)) },
