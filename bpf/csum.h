@@ -41,6 +41,12 @@ static __always_inline __u16 csum_norm(__u16 s)
 	return s == 0xffff ? 0 : s;
 }
 
+/* The ones' complement negative of a 16-bit word: adding it subtracts. */
+static __always_inline __u64 csum_neg(__u16 s)
+{
+	return (__u16)~s;
+}
+
 /* A folded sum of bytes that started at an odd offset, moved to even. */
 static __always_inline __u16 csum_swap(__u16 s)
 {

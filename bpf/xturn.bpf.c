@@ -13,10 +13,9 @@
  *       indication), else drop here so floods never reach the daemon.
  *   anything else: pass, untouched.
  *
- * Every rewrite builds fresh IP and UDP headers (the family may change) and
- * computes both checksums from scratch: an incoming UDP checksum may be
- * CHECKSUM_PARTIAL (pseudo-header only, from a local socket over veth), so
- * updating it incrementally would propagate garbage.
+ * Every rewrite builds fresh IP and UDP headers (the family may change).
+ * The new UDP checksum is derived from the old one without reading the
+ * data where the old one allows it (xt_data_sum).
  *
  * The next hop is looked up before the packet is touched: when the kernel
  * cannot give one (no neighbour yet, no route, MTU), the original packet
@@ -491,29 +490,53 @@ static __noinline int xt_classify(struct xdp_md *ctx, struct xt_pkt *p, struct x
 	return XT_CNT_PASS_NOT_OURS;
 }
 
-/* With XT_CFG_VERIFY_CSUM: is the input UDP checksum acceptable? dsum is
- * the folded sum of the data region. */
-static __always_inline int xt_csum_ok(struct xdp_md *ctx, const struct xt_pkt *p,
-				      const struct xt_fwd *f, __u16 dsum)
+/*
+ * The folded sum of the data to relay (f->data_off, f->dlen), as if it
+ * started at an even offset; XT_CSUM_BAD if XT_CFG_VERIFY_CSUM is set and
+ * the input checksum is wrong, XT_CSUM_ERR if the data is not in the frame.
+ *
+ * With a full input checksum the data is not read: its sum is the input's
+ * (~check) minus everything else the checksum covers (RFC 1624). A
+ * corrupted datagram then leaves with a checksum wrong by as much, and its
+ * receiver drops it, as the kernel would have here; a relay that summed
+ * the data instead would vouch for the corruption. A CHECKSUM_PARTIAL
+ * field (the folded pseudo-header sum: a local socket over veth), a zero
+ * one (IPv4 "none") and verification need the data summed.
+ */
+#define XT_CSUM_ERR (-1)
+#define XT_CSUM_BAD (-2)
+static __always_inline int xt_data_sum(struct xdp_md *ctx, const struct xt_pkt *p,
+				       const struct xt_fwd *f, const struct xt_cfg *cfg)
 {
-	__u64 pseudo, sum;
-	int pad;
+	__u64 pseudo = csum_pseudo(p->saddr, p->daddr, p->v4, p->plen + sizeof(struct udphdr));
+	__be16 ulen = bpf_htons((__u16)(p->plen + sizeof(struct udphdr)));
+	int partial = csum_norm(p->check) == csum_norm(csum_fold64(pseudo));
+	int verify = cfg->flags & XT_CFG_VERIFY_CSUM;
+	int dsum, pad = 0;
 
-	if (p->check == 0)	/* "no checksum": IPv4 only */
-		return p->v4;
-	pseudo = csum_pseudo(p->saddr, p->daddr, p->v4, p->plen + sizeof(struct udphdr));
-	/* CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum. */
-	if (csum_norm(p->check) == csum_norm(csum_fold64(pseudo)))
-		return 1;
-	sum = pseudo + p->sport + p->dport + bpf_htons((__u16)(p->plen + 8)) +
-	      p->check + dsum + f->cd_in;
-	if (f->pad) {
+	if (f->pad) {	/* up to 3 bytes, covered by the input checksum */
 		pad = xt_csum_region(ctx, f->data_off + f->dlen, f->pad);
 		if (pad < 0)
-			return 0;
-		sum += (f->dlen & 1) ? csum_swap((__u16)pad) : (__u16)pad;
+			return XT_CSUM_ERR;
+		if (f->dlen & 1)
+			pad = csum_swap((__u16)pad);
 	}
-	return csum_norm(csum_fold64(sum)) == 0;
+	if (p->check && !partial && !verify)
+		return csum_fold64((__u64)(__u16)~p->check + csum_neg(csum_fold64(pseudo)) +
+				   csum_neg(p->sport) + csum_neg(p->dport) + csum_neg(ulen) +
+				   csum_neg(csum_fold64(f->cd_in)) + csum_neg((__u16)pad));
+
+	dsum = xt_csum_region(ctx, f->data_off, f->dlen);
+	if (dsum < 0)
+		return XT_CSUM_ERR;
+	if (!verify || partial)
+		return dsum;
+	if (!p->check)	/* "no checksum": IPv4 only */
+		return p->v4 ? dsum : XT_CSUM_BAD;
+	if (csum_norm(csum_fold64(pseudo + p->sport + p->dport + ulen + p->check +
+				  (__u16)dsum + f->cd_in + (__u16)pad)))
+		return XT_CSUM_BAD;
+	return dsum;
 }
 
 /* Writes the Ethernet type of the (last) tag of a saved L2 header.
@@ -592,10 +615,10 @@ static __noinline int xt_forward(struct xdp_md *ctx, const struct xt_pkt *p,
 			return XT_CNT_PASS_FIB;
 	}
 
-	dsum = xt_csum_region(ctx, f->data_off, f->dlen);
-	if (dsum < 0)
+	dsum = xt_data_sum(ctx, p, f, cfg);
+	if (dsum == XT_CSUM_ERR)
 		return XT_CNT_PASS_UNUSUAL;
-	if ((cfg->flags & XT_CFG_VERIFY_CSUM) && !xt_csum_ok(ctx, p, f, dsum)) {
+	if (dsum == XT_CSUM_BAD) {
 		f->verdict = XDP_DROP;
 		return XT_CNT_DROP_BAD_CSUM;
 	}

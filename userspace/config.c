@@ -43,9 +43,6 @@ static const char *config_check_ip(const char *v);
 
 #define F(field) offsetof(struct config, field)
 #define FLAG(n, f, h) { .name = n, .type = CONFIG_FLAG, .off = F(f), .help = h }
-/* A flag that is on unless turned off with "no" (or false/0/off). */
-#define FLAG_ON(n, f, h) { .name = n, .type = CONFIG_FLAG, .off = F(f), .def = "yes", \
-	.arg = "yes|no", .help = h }
 #define UINT(n, f, lo, hi, d, h) { .name = n, .type = CONFIG_UINT, .off = F(f), \
 	.min = lo, .max = hi, .def = d, .arg = "N", .help = h }
 #define PORT(n, f, d, h) { .name = n, .type = CONFIG_PORT, .off = F(f), \
@@ -116,8 +113,8 @@ static const struct config_key config_keys[] = {
 	     "also attach XDP to this interface (repeatable)"),
 	STR("xdp-lookup-device", xdp_lookup_dev, "xturn0", config_check_ifname, "IFNAME",
 	    "device created for the XDP route lookups, with forwarding on (only it)"),
-	FLAG_ON("xdp-verify-checksum", xdp_verify_csum,
-		"XDP drops relayed datagrams whose UDP checksum is wrong"),
+	FLAG("xdp-verify-checksum", xdp_verify_csum,
+	     "XDP also drops relayed datagrams whose UDP checksum is wrong"),
 	{ .name = "log-level", .type = CONFIG_LOGLEVEL, .off = F(log_level), .def = "info",
 	  .arg = "error|warn|info|debug", .help = "log verbosity" },
 	{ .name = "verbose", .type = CONFIG_CONST, .off = F(log_level), .min = LOG_DEBUG,

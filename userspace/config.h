@@ -68,7 +68,7 @@ struct config {
 	bool keep_pins;					/* keep-pins */
 	struct config_list xdp_ifaces;			/* xdp-interface: extra/explicit */
 	char xdp_lookup_dev[CONFIG_MAX_STR];		/* xdp-lookup-device, xturn0 */
-	bool xdp_verify_csum;				/* xdp-verify-checksum, yes */
+	bool xdp_verify_csum;				/* xdp-verify-checksum, no */
 	/* operations */
 	int log_level;					/* log-level: error|warn|info|debug */
 	bool prometheus;				/* prometheus */

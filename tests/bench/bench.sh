@@ -62,7 +62,8 @@
 #
 # Output in BUILD/bench/: results.txt (table), results.json, pps.png and
 # raw.tsv (every trial). BENCH_QUICK=1: one run, no warm-up, 1 s trials,
-# three loads (~1 min); BENCH_LOADS="payload:allocs:channels ..." picks others.
+# three loads (~1 min); BENCH_LOADS="payload:allocs:channels ..." picks others,
+# BENCH_SERVERS="xdp noxdp coturn" the servers.
 # The whole bench is bounded by BENCH_BUDGET seconds
 # (default 540): runs that would not fit are skipped and the report says so.
 #
@@ -84,7 +85,7 @@ else
 	RUNS=${BENCH_RUNS:-3}; WARMUP=1; TRIAL_S=1.5; NALLOC=2000; LAT_S=2
 	LOADS=${BENCH_LOADS:-"64:10:10 200:10:10 1200:10:10 200:1:1 200:100:100"}
 fi
-SERVERS="xdp noxdp coturn"
+SERVERS=${BENCH_SERVERS:-"xdp noxdp coturn"}
 GEN_THREADS=2
 NQ=${BENCH_QUEUES:-$(nproc)}
 LOSS_MAX=0.1		# percent: >= 99.9 % delivery

@@ -2,8 +2,9 @@
 # xturngen --live-frames through xturnd's XDP path, IPv4 and IPv6: frames
 # the injector XDP program builds and sends out of the client's veth
 # (XDP_TX, BPF_PROG_RUN live frames) are relayed by the relay's XDP program
-# (which drops wrong UDP checksums by default, so ours verify) and reach
-# the peer with every flow, every packet the generator counted, in order.
+# (its checksums derive from the injector's, so the peer's kernel checks
+# ours) and reach the peer with every flow, every packet the generator
+# counted, in order.
 # Usage: tests/e2e/test_xturngen_live.sh BUILD_DIR
 . "$(dirname "$0")/lib.sh"
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include <bpf/bpf.h>
@@ -276,9 +277,10 @@ static size_t build(const struct frame *f, uint8_t *b)
 	return o + (size_t)f->trailer;
 }
 
-/* Independent check of an output frame: IPv4 header checksum, UDP
- * checksum over the pseudo-header, and lengths that fill the frame. */
-static void check_sums(const uint8_t *b, size_t n)
+/* Independent check of a frame: IPv4 header checksum and lengths that
+ * fill the frame. Returns the folded UDP sum over the pseudo-header and
+ * datagram (0xffff: the checksum is right) and where the field is. */
+static uint16_t udp_residual(const uint8_t *b, size_t n, size_t *check_off)
 {
 	size_t o = 12, alen, ihl, ulen;
 	uint16_t type;
@@ -307,7 +309,15 @@ static void check_sums(const uint8_t *b, size_t n)
 	assert_int_equal(o + ulen, n);
 	assert_int_not_equal(get16(b + o + 6), 0);
 	pseudo = sum16(src, 2 * alen, 17 + (uint32_t)ulen);
-	assert_int_equal(fold(sum16(b + o, ulen, pseudo)), 0xffff);
+	*check_off = o + 6;
+	return fold(sum16(b + o, ulen, pseudo));
+}
+
+static void check_sums(const uint8_t *b, size_t n)
+{
+	size_t off;
+
+	assert_int_equal(udp_residual(b, n, &off), 0xffff);
 }
 
 /* ---- maps ---------------------------------------------------------- */
@@ -543,12 +553,20 @@ static const struct tcase cases[] = {
 	{ "p2c_v6", .ingress = IN_C, .in = { P6, R6, .pl = RAW(201, .seed = 18) },
 	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 2,
 	  .out = TO(L6, C6, MAC_XA, MAC_C, .pl = CD(0x4001, 201, .seed = 18)) },
+	{ "p2c_v6_bad_csum_no_verify", .ingress = IN_C,
+	  .in = { P6, R6, .cs = CS_BAD, .pl = RAW(201, .seed = 29) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 2,
+	  .out = TO(L6, C6, MAC_XA, MAC_C, .pl = CD(0x4001, 201, .seed = 29)) },
 	{ "p2c_v6_zero_csum_verify", .ingress = IN_C, .flags = VERIFY,
 	  .in = { P6, R6, .cs = CS_ZERO, .pl = RAW(20) },
 	  .verdict = XDP_DROP, .counter = XT_CNT_DROP_BAD_CSUM },
 	{ "c2p_v4_client_v6_peer", .in = { C4, L4, .pl = CD(0x4002, 55, .pad = 1, .seed = 19) },
 	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 3,
 	  .out = TO(R6X, P6, MAC_XC, MAC_P, .pl = RAW(55, .seed = 19)) },
+	{ "c2p_v4_client_v6_peer_bad_csum_padded",
+	  .in = { C4, L4, .cs = CS_BAD, .pl = CD(0x4002, 55, .pad = 1, .seed = 30) },
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 3,
+	  .out = TO(R6X, P6, MAC_XC, MAC_P, .pl = RAW(55, .seed = 30)) },
 	{ "p2c_v6_peer_v4_client", .ingress = IN_C, .in = { P6, R6X, .pl = RAW(55, .seed = 20) },
 	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 3,
 	  .out = TO(L4, C4, MAC_XA, MAC_C, .pl = CD(0x4002, 55, .seed = 20)) },
@@ -630,16 +648,24 @@ static const struct tcase cases[] = {
 	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_FIB },
 };
 
-static int run_prog(const uint8_t *in, size_t n, int ifindex, uint8_t *out, size_t *outlen)
+static int run_prog_n(const uint8_t *in, size_t n, int ifindex, uint8_t *out, size_t *outlen,
+		      int repeat, uint32_t *ns)
 {
 	struct xdp_md ctx = { .data_end = (uint32_t)n, .ingress_ifindex = (uint32_t)ifindex };
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = (uint32_t)n,
 		    .data_out = out, .data_size_out = (uint32_t)*outlen,
-		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = repeat);
 
 	assert_int_equal(bpf_prog_test_run_opts(bpf_program__fd(skel->progs.xturn_xdp), &o), 0);
 	*outlen = o.data_size_out;
+	if (ns)
+		*ns = o.duration;
 	return (int)o.retval;
+}
+
+static int run_prog(const uint8_t *in, size_t n, int ifindex, uint8_t *out, size_t *outlen)
+{
+	return run_prog_n(in, n, ifindex, out, outlen, 1, NULL);
 }
 
 static void run_case(void **state)
@@ -666,6 +692,18 @@ static void run_case(void **state)
 	if (verdict == XDP_PASS) {	/* untouched */
 		assert_int_equal(outlen, n);
 		assert_memory_equal(out, in, n);
+	} else if ((verdict == XDP_TX || verdict == XDP_REDIRECT) && t->in.cs == CS_BAD) {
+		/* Relayed without verification: the data's corruption must
+		 * leave with it, by the same error in the sum. */
+		size_t off_in, off_out;
+		uint16_t r = udp_residual(out, outlen, &off_out);
+
+		assert_int_not_equal(r, 0xffff);
+		assert_int_equal(r, udp_residual(in, n, &off_in));
+		m = build(&t->out, exp);
+		assert_int_equal(outlen, m);
+		memcpy(exp + off_out, out + off_out, 2);
+		assert_memory_equal(out, exp, m);
 	} else if (verdict == XDP_TX || verdict == XDP_REDIRECT) {
 		m = build(&t->out, exp);
 		check_sums(out, outlen);
@@ -820,10 +858,61 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* XDP_COST=N (make bench): the program's mean run time per case over N
+ * runs, for the cases it forwards. Not a test: nothing is asserted.
+ * One run per call: with repeat > 1 the kernel would run the program again
+ * on the frame it already rewrote. */
+static void prog_stats(uint64_t *ns, uint64_t *cnt)
+{
+	struct bpf_prog_info info = { 0 };
+	uint32_t len = sizeof(info);
+
+	*ns = *cnt = 0;
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(skel->progs.xturn_xdp), &info, &len) == 0) {
+		*ns = info.run_time_ns;
+		*cnt = info.run_cnt;
+	}
+}
+
+static int cost(int runs)
+{
+	static uint8_t in[4096], out[4096];
+	uint64_t total, ns0, cnt0, ns1, cnt1;
+	uint32_t ns;
+	int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);	/* on while fd is open */
+
+	if (setup(NULL))
+		return 1;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct tcase *t = &cases[i];
+		size_t n = build(&t->in, in), outlen = sizeof(out);
+
+		if (t->verdict != XDP_TX && t->verdict != XDP_REDIRECT)
+			continue;
+		set_cfg(XT_CFG_ENABLED | t->flags, t->fib == FIB_LOOKUP_DEV ? if_f : 0);
+		set_forwarding("xa", t->fib == FIB_INGRESS_FWD);
+		set_forwarding("xc", t->fib == FIB_INGRESS_FWD);
+		total = 0;
+		prog_stats(&ns0, &cnt0);
+		for (int r = 0; r < runs; r++) {
+			outlen = sizeof(out);
+			run_prog_n(in, n, t->ingress == IN_C ? if_c : if_a, out, &outlen, 1, &ns);
+			total += ns;
+		}
+		prog_stats(&ns1, &cnt1);
+		printf("%-36s %5zu bytes %5.0f ns %5.0f\n", t->name, n, (double)total / runs, cnt1 > cnt0 ? (double)(ns1-ns0)/(cnt1-cnt0) : -1.0);
+	}
+	teardown(NULL);
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
 int main(void)
 {
 	enum { N = sizeof(cases) / sizeof(cases[0]) };
 	struct CMUnitTest tests[N + 3];
+	const char *repeat = getenv("XDP_COST");
 
 	/* A private network namespace: devices, addresses and neighbours of
 	 * this test vanish with the process. */
@@ -831,6 +920,8 @@ int main(void)
 		perror("unshare(CLONE_NEWNET) (needs root)");
 		return 1;
 	}
+	if (repeat)
+		return cost(atoi(repeat));
 	for (int i = 0; i < N; i++)
 		tests[i] = (struct CMUnitTest){ cases[i].name, run_case, NULL, NULL,
 						(void *)&cases[i] };
