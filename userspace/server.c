@@ -30,10 +30,14 @@
 #include "turn.h"
 
 #define BATCH 32
+#define OUTQ_MAX 256		/* datagrams queued before a flush */
+#define OUTQ_HASH 512		/* outq flow table: a power of 2 > OUTQ_MAX */
+#define OUTQ_END UINT32_MAX
 #define GSO_MAX_SEGS 64		/* UDP_MAX_SEGMENTS of older kernels */
 #define GSO_MAX_BYTES 65000	/* one UDP datagram before segmentation */
 #define PKT_BUF 2048
-#define SOCK_BUF (4 << 20)
+#define RX_SLOT 65536		/* a UDP GRO train: <= 64 KiB */
+#define SOCK_BUF (32 << 20)
 #define MAX_EVENTS 64
 
 #define MAX_WORKERS 64
@@ -57,24 +61,36 @@ struct src {
 	struct stream_conn *conn;	/* connections (freed only between batches) */
 };
 
-/* Outgoing datagrams of one recv batch, sent with one sendmmsg per run of
- * consecutive datagrams on the same socket. Payloads are copied: callers
- * build responses on their stacks. Consecutive datagrams to the same
- * destination with the same size (a client streaming to its peer) leave as
- * one UDP GSO send: the kernel routes and segments them once. */
+/* Outgoing datagrams of one receive batch. Payloads are copied: callers
+ * build responses on their stacks. Datagrams are grouped into flows (same
+ * socket, destination and source address), each keeping its order. A
+ * flow's datagrams of one size leave as one UDP GSO send (the kernel routes
+ * and builds the train once) and a socket's sends as one sendmmsg: a
+ * client's train of ChannelData for several peers becomes one send per
+ * peer. Order between flows is not kept; nothing needs it. */
 struct outq {
-	int fd;				/* socket of the queued datagrams */
-	unsigned n;
-	struct mmsghdr msgs[BATCH];	/* one per datagram */
-	struct iovec iovs[BATCH];
-	struct sockaddr_storage to[BATCH];
+	unsigned n, nflows;
+	struct {
+		int fd;
+		uint16_t len;
+		uint16_t ctrl_len;
+		unsigned next;		/* next datagram of its flow, or OUTQ_END */
+	} d[OUTQ_MAX];
+	struct sockaddr_storage to[OUTQ_MAX];
 	union {
 		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t))];
 		struct cmsghdr align;
-	} ctrl[BATCH];
-	uint8_t bufs[BATCH][PKT_BUF];
-	struct mmsghdr sends[BATCH];	/* what flush hands sendmmsg */
-	unsigned first[BATCH], count[BATCH];	/* the datagrams of each send */
+	} ctrl[OUTQ_MAX];
+	uint8_t bufs[OUTQ_MAX][PKT_BUF];
+	struct {
+		unsigned first, last;	/* datagrams */
+	} flows[OUTQ_MAX];
+	uint16_t table[OUTQ_HASH];	/* flow index + 1, 0: free (open addressing) */
+	/* built by outq_flush */
+	struct iovec iovs[OUTQ_MAX];
+	struct mmsghdr sends[OUTQ_MAX];
+	unsigned count[OUTQ_MAX];	/* datagrams in each send */
+	int send_fd[OUTQ_MAX];
 };
 
 /* One relay thread. Each has its own listener sockets on the same
@@ -101,12 +117,14 @@ struct worker {
 	/* SIGHUP: new credentials and policy, handed over under lock */
 	struct auth *new_auth;
 	struct policy *new_pol;
-	/* recvmmsg state, reused for every batch */
+	/* recvmmsg state, reused for every batch. A slot holds one datagram,
+	 * or with UDP GRO a train of them (up to 64 KiB; pages the kernel
+	 * never fills are never touched). */
 	struct mmsghdr msgs[BATCH];
 	struct iovec iovs[BATCH];
 	struct sockaddr_storage from[BATCH];
-	uint8_t bufs[BATCH][PKT_BUF];
-	uint8_t ctrl[BATCH][64];
+	uint8_t (*bufs)[RX_SLOT];
+	uint8_t ctrl[BATCH][96];
 	uint64_t send_drops;		/* datagrams the kernel would not take */
 	struct outq out;
 };
@@ -143,9 +161,14 @@ static int epoll_add(int epfd, struct src *s)
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, s->fd, &ev) ? -errno : 0;
 }
 
-static void sock_bufs(int fd)
+/* Socket buffers, and UDP GRO: a flow's datagrams that arrive together
+ * come up as one train (one trip through the receive path and one slot of
+ * recvmmsg for up to 64); no-op where the kernel or device has no GRO. */
+static void sock_setup(int fd)
 {
-	int sz = SOCK_BUF;
+	int sz = SOCK_BUF, one = 1;
+
+	setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
 
 	/* FORCE needs CAP_NET_ADMIN; the plain call is the fallback. */
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)))
@@ -200,7 +223,7 @@ static int try_bind(int family, const struct sockaddr_storage *ip, uint16_t port
 		int v = IP_PMTUDISC_DO;
 		setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof(v));
 	}
-	sock_bufs(fd);
+	sock_setup(fd);
 	return fd;
 }
 
@@ -244,82 +267,118 @@ static void io_relay_close(void *ctx, int fd)
 	close(fd);
 }
 
-/* Can datagram j join the GSO run that starts at i? */
-static bool gso_joins(const struct outq *q, unsigned i, unsigned j, size_t run_bytes)
+/* A run: datagram d and those after it in its flow that can share one GSO
+ * send (every one but the last of the first one's size, the last no
+ * larger, none empty). Puts their iovecs at q->iovs + ni and returns how
+ * many; *rest is the datagram after the run. */
+static unsigned outq_run(struct outq *q, unsigned d, unsigned ni, unsigned *rest)
 {
-	const struct msghdr *a = &q->msgs[i].msg_hdr, *b = &q->msgs[j].msg_hdr;
-	size_t seg = q->iovs[i].iov_len;
+	size_t seg = q->d[d].len, bytes = 0;
+	unsigned n = 0;
 
-	/* Every segment but the last has the run's size: the last may be
-	 * shorter, so a shorter one ends the run. */
-	return j - i < GSO_MAX_SEGS && q->iovs[j - 1].iov_len == seg &&
-	       q->iovs[j].iov_len <= seg && q->iovs[j].iov_len &&
-	       run_bytes + q->iovs[j].iov_len <= GSO_MAX_BYTES &&
-	       a->msg_namelen == b->msg_namelen && !memcmp(&q->to[i], &q->to[j], a->msg_namelen) &&
-	       a->msg_controllen == b->msg_controllen &&
-	       !memcmp(q->ctrl[i].buf, q->ctrl[j].buf, a->msg_controllen);
+	for (;;) {
+		size_t len = q->d[d].len;
+
+		q->iovs[ni + n++] = (struct iovec){ .iov_base = q->bufs[d], .iov_len = len };
+		bytes += len;
+		d = q->d[d].next;
+		if (d == OUTQ_END || n == GSO_MAX_SEGS || len != seg || !q->d[d].len ||
+		    q->d[d].len > seg || bytes + q->d[d].len > GSO_MAX_BYTES)
+			break;
+	}
+	*rest = d;
+	return n;
 }
 
-/* Groups the queue into sends: single datagrams, or GSO runs. */
-static unsigned outq_plan(struct outq *q)
+/* Sends sends[i..j), all on socket fd, counting what the kernel refuses. */
+static void outq_send(struct worker *w, int fd, unsigned i, unsigned j)
 {
-	unsigned ns = 0;
+	struct outq *q = &w->out;
 
-	for (unsigned i = 0; i < q->n; ns++) {
-		size_t bytes = q->iovs[i].iov_len;
-		unsigned j = i + 1;
+	while (i < j) {
+		int n = sendmmsg(fd, q->sends + i, j - i, MSG_DONTWAIT);
 
-		while (j < q->n && gso_joins(q, i, j, bytes))
-			bytes += q->iovs[j++].iov_len;
-		q->sends[ns] = q->msgs[i];
-		q->first[ns] = i;
-		q->count[ns] = j - i;
-		if (j - i > 1) {
-			struct msghdr *mh = &q->sends[ns].msg_hdr;
-			struct cmsghdr *cm = (struct cmsghdr *)(q->ctrl[i].buf + mh->msg_controllen);
-			uint16_t seg = (uint16_t)q->iovs[i].iov_len;
-
-			mh->msg_iov = &q->iovs[i];
-			mh->msg_iovlen = j - i;
-			mh->msg_control = q->ctrl[i].buf;
-			cm->cmsg_level = SOL_UDP;
-			cm->cmsg_type = UDP_SEGMENT;
-			cm->cmsg_len = CMSG_LEN(sizeof(seg));
-			memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
-			mh->msg_controllen += CMSG_SPACE(sizeof(seg));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 && errno == EAGAIN) {
+			/* Socket buffer full: UDP's answer is to drop, and count. */
+			for (; i < j; i++)
+				w->send_drops += q->count[i];
+			return;
 		}
-		i = j;
+		if (n > 0) {
+			i += (unsigned)n;
+			continue;
+		}
+		/* Refused (no route, too big, or GSO not possible here): a run
+		 * goes again datagram by datagram, once. */
+		if (q->count[i] > 1) {
+			struct mmsghdr one[GSO_MAX_SEGS];
+			struct msghdr *mh = &q->sends[i].msg_hdr;
+			unsigned c = q->count[i];
+
+			for (unsigned k = 0; k < c; k++) {
+				one[k].msg_hdr = *mh;
+				one[k].msg_hdr.msg_iov = mh->msg_iov + k;
+				one[k].msg_hdr.msg_iovlen = 1;
+				one[k].msg_hdr.msg_controllen -= CMSG_SPACE(sizeof(uint16_t));
+				if (!one[k].msg_hdr.msg_controllen)
+					one[k].msg_hdr.msg_control = NULL;
+			}
+			n = sendmmsg(fd, one, c, MSG_DONTWAIT);
+			w->send_drops += c - (unsigned)(n > 0 ? n : 0);
+		} else {
+			w->send_drops++;
+		}
+		i++;
 	}
-	return ns;
 }
 
 static void outq_flush(struct worker *w)
 {
 	struct outq *q = &w->out;
-	unsigned ns = outq_plan(q), done = 0;
+	unsigned ns = 0, ni = 0, from = 0;
 
-	while (done < ns) {
-		int n = sendmmsg(q->fd, q->sends + done, ns - done, MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 && errno == EAGAIN) {
-			/* Socket buffer full: UDP's answer is to drop, and count. */
-			for (; done < ns; done++)
-				w->send_drops += q->count[done];
-			break;
+	for (unsigned f = 0; f < q->nflows; f++) {
+		for (unsigned d = q->flows[f].first; d != OUTQ_END;) {
+			unsigned head = d, c = outq_run(q, d, ni, &d);
+			struct msghdr *mh = &q->sends[ns].msg_hdr;
+
+			*mh = (struct msghdr){
+				.msg_name = &q->to[head],
+				.msg_namelen = addr_len(&q->to[head]),
+				.msg_iov = &q->iovs[ni],
+				.msg_iovlen = c,
+				.msg_control = q->d[head].ctrl_len ? q->ctrl[head].buf : NULL,
+				.msg_controllen = q->d[head].ctrl_len,
+			};
+			if (c > 1) {
+				struct cmsghdr *cm = (struct cmsghdr *)(q->ctrl[head].buf +
+									 mh->msg_controllen);
+				uint16_t seg = q->d[head].len;
+
+				cm->cmsg_level = SOL_UDP;
+				cm->cmsg_type = UDP_SEGMENT;
+				cm->cmsg_len = CMSG_LEN(sizeof(seg));
+				memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+				mh->msg_control = q->ctrl[head].buf;
+				mh->msg_controllen += CMSG_SPACE(sizeof(seg));
+			}
+			q->count[ns] = c;
+			q->send_fd[ns] = q->d[head].fd;
+			/* One sendmmsg for each run of sends on one socket. */
+			if (q->send_fd[ns] != q->send_fd[from]) {
+				outq_send(w, q->send_fd[from], from, ns);
+				from = ns;
+			}
+			ns++;
+			ni += c;
 		}
-		if (n <= 0) {
-			/* Refused (no route, too big, or GSO not possible here):
-			 * a run goes again datagram by datagram, once. */
-			unsigned c = q->count[done];
-			int m = c > 1 ? sendmmsg(q->fd, q->msgs + q->first[done], c, MSG_DONTWAIT) : 0;
-			w->send_drops += c - (unsigned)(m > 0 ? m : 0);
-			done++;
-			continue;
-		}
-		done += (unsigned)n;
 	}
-	q->n = 0;
+	if (ns)
+		outq_send(w, q->send_fd[from], from, ns);
+	q->n = q->nflows = 0;
+	memset(q->table, 0, sizeof(q->table));
 }
 
 /* Queues one datagram; src (may be NULL) sets its source address. */
@@ -327,37 +386,36 @@ static int outq_push(struct worker *w, int fd, const struct sockaddr_storage *to
 		     const struct sockaddr_storage *src, const struct iovec *iov, int iovcnt)
 {
 	struct outq *q = &w->out;
-	struct msghdr *mh;
+	unsigned n, slot;
 	size_t len = 0;
 
-	if (q->n && (q->fd != fd || q->n == BATCH))
+	for (int i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	if (len > PKT_BUF)
+		return -EMSGSIZE;
+	if (q->n == OUTQ_MAX)
 		outq_flush(w);
+	n = q->n;
+	len = 0;
 	for (int i = 0; i < iovcnt; i++) {
-		if (len + iov[i].iov_len > PKT_BUF)
-			return -EMSGSIZE;
-		memcpy(q->bufs[q->n] + len, iov[i].iov_base, iov[i].iov_len);
+		memcpy(q->bufs[n] + len, iov[i].iov_base, iov[i].iov_len);
 		len += iov[i].iov_len;
 	}
-	q->fd = fd;
-	q->to[q->n] = *to;
-	q->iovs[q->n].iov_base = q->bufs[q->n];
-	q->iovs[q->n].iov_len = len;
-	mh = &q->msgs[q->n].msg_hdr;
-	memset(mh, 0, sizeof(*mh));
-	mh->msg_name = &q->to[q->n];
-	mh->msg_namelen = addr_len(to);
-	mh->msg_iov = &q->iovs[q->n];
-	mh->msg_iovlen = 1;
+	q->d[n].fd = fd;
+	q->d[n].len = (uint16_t)len;
+	q->d[n].ctrl_len = 0;
+	q->d[n].next = OUTQ_END;
+	q->to[n] = *to;
+	memset(&q->ctrl[n], 0, sizeof(q->ctrl[n]));
 	if (src) {
 		/* Answer from the address the client talked to (listeners may be
 		 * bound to the any-address on a multi-homed host). */
-		struct cmsghdr *cm = &q->ctrl[q->n].align;
-		memset(&q->ctrl[q->n], 0, sizeof(q->ctrl[q->n]));
-		mh->msg_control = q->ctrl[q->n].buf;
+		struct cmsghdr *cm = &q->ctrl[n].align;
+
 		if (src->ss_family == AF_INET) {
 			struct in_pktinfo pi = {
 				.ipi_spec_dst = ((const struct sockaddr_in *)src)->sin_addr };
-			mh->msg_controllen = CMSG_SPACE(sizeof(pi));
+			q->d[n].ctrl_len = CMSG_SPACE(sizeof(pi));
 			cm->cmsg_level = IPPROTO_IP;
 			cm->cmsg_type = IP_PKTINFO;
 			cm->cmsg_len = CMSG_LEN(sizeof(pi));
@@ -365,11 +423,34 @@ static int outq_push(struct worker *w, int fd, const struct sockaddr_storage *to
 		} else {
 			struct in6_pktinfo pi = {
 				.ipi6_addr = ((const struct sockaddr_in6 *)src)->sin6_addr };
-			mh->msg_controllen = CMSG_SPACE(sizeof(pi));
+			q->d[n].ctrl_len = CMSG_SPACE(sizeof(pi));
 			cm->cmsg_level = IPPROTO_IPV6;
 			cm->cmsg_type = IPV6_PKTINFO;
 			cm->cmsg_len = CMSG_LEN(sizeof(pi));
 			memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+		}
+	}
+
+	/* Its flow: same socket, destination and source address. */
+	slot = (unsigned)(addr_hash(to, true) ^ (uint64_t)fd * 0x9E3779B97F4A7C15ULL);
+	for (;; slot++) {
+		unsigned f, h;
+
+		slot &= OUTQ_HASH - 1;
+		if (!q->table[slot]) {
+			f = q->nflows++;
+			q->flows[f].first = q->flows[f].last = n;
+			q->table[slot] = (uint16_t)(f + 1);
+			break;
+		}
+		f = q->table[slot] - 1u;
+		h = q->flows[f].first;
+		if (q->d[h].fd == fd && q->d[h].ctrl_len == q->d[n].ctrl_len &&
+		    addr_len(&q->to[h]) == addr_len(to) && addr_eq(&q->to[h], to) &&
+		    !memcmp(q->ctrl[h].buf, q->ctrl[n].buf, q->d[n].ctrl_len)) {
+			q->d[q->flows[f].last].next = n;
+			q->flows[f].last = n;
+			break;
 		}
 	}
 	q->n++;
@@ -562,7 +643,7 @@ static int open_listener(struct worker *w, const struct sockaddr_storage *ip, ch
 	}
 	if (bind(fd, (struct sockaddr *)&a, addr_len(&a)))
 		goto fail;
-	sock_bufs(fd);
+	sock_setup(fd);
 	s->kind = SRC_LISTENER;
 	s->fd = fd;
 	s->local = a;
@@ -672,6 +753,7 @@ static void worker_free(struct worker *w)
 	auth_free(w->new_auth);
 	policy_free(w->new_pol);
 	pthread_mutex_destroy(&w->lock);
+	free(w->bufs);
 	free(w);
 }
 
@@ -739,7 +821,8 @@ static int worker_new(struct server *srv, unsigned id, struct auth *auth, struct
 	w->timer.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	w->wake.kind = SRC_WAKE;
 	w->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (w->epfd < 0 || !w->streams || !w->turn || w->timer.fd < 0 || w->wake.fd < 0 ||
+	w->bufs = calloc(BATCH, sizeof(*w->bufs));
+	if (w->epfd < 0 || !w->streams || !w->turn || w->timer.fd < 0 || w->wake.fd < 0 || !w->bufs ||
 	    timerfd_settime(w->timer.fd, 0, &its, NULL) || epoll_add(w->epfd, &w->timer) ||
 	    epoll_add(w->epfd, &w->wake)) {
 		snprintf(err, errlen, "worker setup: %s", strerror(errno ? errno : ENOMEM));
@@ -924,30 +1007,39 @@ void server_free(struct server *srv)
 
 /* ---- a worker's loop ------------------------------------------------------------------ */
 
-static int recv_batch(struct worker *w, int fd, size_t headroom, bool want_ctrl)
+static int recv_batch(struct worker *w, int fd, size_t headroom)
 {
 	for (int i = 0; i < BATCH; i++) {
 		w->iovs[i].iov_base = w->bufs[i] + headroom;
-		w->iovs[i].iov_len = PKT_BUF - headroom;
+		w->iovs[i].iov_len = RX_SLOT - headroom;
 		memset(&w->msgs[i].msg_hdr, 0, sizeof(w->msgs[i].msg_hdr));
 		w->msgs[i].msg_hdr.msg_name = &w->from[i];
 		w->msgs[i].msg_hdr.msg_namelen = sizeof(w->from[i]);
 		w->msgs[i].msg_hdr.msg_iov = &w->iovs[i];
 		w->msgs[i].msg_hdr.msg_iovlen = 1;
-		if (want_ctrl) {
-			w->msgs[i].msg_hdr.msg_control = w->ctrl[i];
-			w->msgs[i].msg_hdr.msg_controllen = sizeof(w->ctrl[i]);
-		}
+		w->msgs[i].msg_hdr.msg_control = w->ctrl[i];
+		w->msgs[i].msg_hdr.msg_controllen = sizeof(w->ctrl[i]);
 	}
 	return recvmmsg(fd, w->msgs, BATCH, MSG_DONTWAIT, NULL);
 }
 
-/* The local address a datagram was sent to, from IP(V6)_PKTINFO. */
-static void dst_addr(const struct msghdr *mh, const struct src *l, struct sockaddr_storage *dst)
+/* What the control messages of a received slot say: the local address it
+ * was sent to (IP(V6)_PKTINFO, listeners) and, with UDP GRO, the size of
+ * each datagram of the train (0: the slot is one datagram). */
+static size_t rx_meta(const struct msghdr *mh, const struct src *l, struct sockaddr_storage *dst)
 {
-	*dst = l->local;
+	size_t seg = 0;
+
+	if (dst)
+		*dst = l->local;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR((struct msghdr *)mh, cm)) {
-		if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+		if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+			int v;
+			memcpy(&v, CMSG_DATA(cm), sizeof(v));
+			seg = v > 0 ? (size_t)v : 0;
+		} else if (!dst) {
+			continue;
+		} else if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
 			struct in_pktinfo pi;
 			memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
 			((struct sockaddr_in *)dst)->sin_addr = pi.ipi_addr;
@@ -957,6 +1049,7 @@ static void dst_addr(const struct msghdr *mh, const struct src *l, struct sockad
 			((struct sockaddr_in6 *)dst)->sin6_addr = pi.ipi6_addr;
 		}
 	}
+	return seg;
 }
 
 static void on_listener(struct worker *w, struct src *l)
@@ -966,15 +1059,19 @@ static void on_listener(struct worker *w, struct src *l)
 
 	/* Bounded: a flood on one socket cannot starve the others. */
 	for (int round = 0; round < 8; round++) {
-		n = recv_batch(w, l->fd, 0, true);
+		n = recv_batch(w, l->fd, 0);
 		if (n <= 0)
 			return;
 		for (int i = 0; i < n; i++) {
 			struct sockaddr_storage dst;
-			dst_addr(&w->msgs[i].msg_hdr, l, &dst);
+			size_t len = w->msgs[i].msg_len, seg = rx_meta(&w->msgs[i].msg_hdr, l, &dst);
+
 			addr_canon(&w->from[i]);
-			turn_on_client(w->turn, l->fd, &w->from[i], &dst, w->bufs[i],
-				       w->msgs[i].msg_len, now);
+			if (!seg)
+				seg = len;
+			for (size_t off = 0; off < len; off += seg)
+				turn_on_client(w->turn, l->fd, &w->from[i], &dst, w->bufs[i] + off,
+					       len - off < seg ? len - off : seg, now);
 		}
 		outq_flush(w);
 		if (n < BATCH)
@@ -988,13 +1085,21 @@ static void on_relay(struct worker *w, struct src *r)
 	int n;
 
 	for (int round = 0; round < 8 && r->fd >= 0; round++) {
-		n = recv_batch(w, r->fd, TURN_PEER_HEADROOM, false);
+		n = recv_batch(w, r->fd, TURN_PEER_HEADROOM);
 		if (n <= 0)
 			return;
 		for (int i = 0; i < n && r->fd >= 0; i++) {
+			size_t len = w->msgs[i].msg_len, seg = rx_meta(&w->msgs[i].msg_hdr, r, NULL);
+			uint8_t *d = w->bufs[i] + TURN_PEER_HEADROOM;
+
 			addr_canon(&w->from[i]);
-			turn_on_peer(w->turn, r->alloc, &w->from[i],
-				     w->bufs[i] + TURN_PEER_HEADROOM, w->msgs[i].msg_len, now);
+			if (!seg)
+				seg = len;
+			/* A datagram's headroom is the tail of the one before,
+			 * already sent (sends copy): turn_on_peer may write it. */
+			for (size_t off = 0; off < len && r->fd >= 0; off += seg)
+				turn_on_peer(w->turn, r->alloc, &w->from[i], d + off,
+					     len - off < seg ? len - off : seg, now);
 		}
 		outq_flush(w);
 		if (n < BATCH)

@@ -63,7 +63,7 @@
 # Output in BUILD/bench/: results.txt (table), results.json, pps.png and
 # raw.tsv (every trial). BENCH_QUICK=1: one run, no warm-up, 1 s trials,
 # three loads (~1 min); BENCH_LOADS="payload:allocs:channels ..." picks others,
-# BENCH_SERVERS="xdp noxdp coturn" the servers.
+# BENCH_SERVERS=${BENCH_SERVERS:-"xdp noxdp coturn"} the servers.
 # The whole bench is bounded by BENCH_BUDGET seconds
 # (default 540): runs that would not fit are skipped and the report says so.
 #
@@ -166,14 +166,18 @@ topology() {
 		ip -n "$NS_P" neigh replace $R4P lladdr $MAC_RP dev p0 nud permanent ||
 		die "static neighbours"
 	# XDP redirects into a veth are delivered only to an end with NAPI.
-	nsx "$NS_C" ethtool -K c0 gro on >/dev/null && nsx "$NS_P" ethtool -K p0 gro on >/dev/null ||
-		die "gro on"
+	# The relay's ends get GRO like a NIC's (on by default there; a veth
+	# has it only on request): every server meets the same receive path.
+	nsx "$NS_C" ethtool -K c0 gro on >/dev/null && nsx "$NS_P" ethtool -K p0 gro on >/dev/null &&
+		nsx "$NS_R" ethtool -K r0 gro on >/dev/null &&
+		nsx "$NS_R" ethtool -K r1 gro on >/dev/null || die "gro on"
 	# The relay's UDP GSO sends (xturnd batches a flow's datagrams) are cut
 	# into datagrams before they leave, as on a NIC without UDP segmentation
 	# offload: a GSO packet crossing the veth whole would reach the kernel
 	# XDP sink as one "datagram" (a listening socket would split it).
 	nsx "$NS_R" ethtool -K r0 tx-udp-segmentation off >/dev/null &&
-		nsx "$NS_R" ethtool -K r1 tx-udp-segmentation off >/dev/null || die "tx-udp-segmentation"
+		nsx "$NS_R" ethtool -K r1 tx-udp-segmentation off >/dev/null &&
+		nsx "$NS_C" ethtool -K c0 tx-udp-segmentation off >/dev/null || die "tx-udp-segmentation"
 	# Client and peer have nothing but their connected /24 (the relay's).
 	ip -n "$NS_C" route get $P4 >/dev/null 2>&1 && die "client has a route to the peer"
 	ip -n "$NS_P" route get $C4 >/dev/null 2>&1 && die "peer has a route to the client"

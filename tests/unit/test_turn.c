@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <netinet/udp.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <cmocka.h>
@@ -767,6 +768,92 @@ static void test_data_burst(void **state)
 	release(t);
 }
 
+/* Sends n datagrams of seg bytes (the last may be shorter) from buf as one
+ * UDP GSO send. Over loopback it reaches a socket with UDP_GRO, like
+ * xturnd's, whole: one train of datagrams, as GRO makes them on a NIC. */
+static void send_train(int fd, const struct sockaddr_storage *to, const uint8_t *buf,
+		       size_t len, uint16_t seg)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctrl = { 0 };
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_name = (void *)to, .msg_namelen = to ? addr_len(to) : 0,
+			     .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = ctrl.buf, .msg_controllen = sizeof(ctrl.buf) };
+
+	ctrl.align.cmsg_level = SOL_UDP;
+	ctrl.align.cmsg_type = UDP_SEGMENT;
+	ctrl.align.cmsg_len = CMSG_LEN(sizeof(seg));
+	memcpy(CMSG_DATA(&ctrl.align), &seg, sizeof(seg));
+	assert_int_equal(sendmsg(fd, &mh, 0), (ssize_t)len);
+}
+
+/* Trains both ways. A client's train of ChannelData alternating between
+ * two channels: every message reaches its peer, intact and in order (the
+ * daemon splits the train, regroups it by peer and sends each group as one
+ * GSO send). A peer's train: every datagram reaches the client as its own
+ * ChannelData message (each header is written over the end of the datagram
+ * before it, already sent). The last of each train is shorter. */
+static void test_data_trains(void **state)
+{
+	enum { N = 20, DATA = 96, SEG = 4 + DATA, LAST = 40 };
+	struct turnc_alloc res;
+	struct turnc *t = alloc_cl(*state, "alice", "secret", NULL, &res);
+	struct sockaddr_storage pa[2], from, got_peer;
+	int pfd[2] = { peer_open("127.0.0.1", &pa[0]), peer_open("127.0.0.1", &pa[1]) };
+	static uint8_t train[N * SEG];
+	uint8_t buf[512];
+	int seen[2] = { 0, 0 };
+	size_t len = 0;
+	uint16_t ch;
+
+	assert_int_equal(turnc_channel_bind(t, 0x4010, &pa[0]), 0);
+	assert_int_equal(turnc_channel_bind(t, 0x4011, &pa[1]), 0);
+	for (int i = 0; i < N; i++) {
+		uint16_t dlen = i < N - 1 ? DATA : LAST;
+		uint8_t *m = train + len;
+
+		m[0] = 0x40;
+		m[1] = (uint8_t)(0x10 + i % 2);
+		m[2] = 0;
+		m[3] = (uint8_t)dlen;
+		memset(m + 4, 'a' + i, dlen);
+		len += 4u + dlen;
+	}
+	send_train(turnc_fd(t), NULL, train, len, SEG);
+	for (int i = 0; i < N; i++) {
+		int k = i % 2, n = peer_recv(pfd[k], WAIT_MS, buf, sizeof(buf), &from);
+
+		assert_int_equal(n, i < N - 1 ? DATA : LAST);
+		assert_int_equal(buf[0], 'a' + 2 * seen[k] + k);	/* in order */
+		assert_int_equal(buf[n - 1], buf[0]);
+		assert_true(addr_eq(&from, &res.relayed[0]));
+		seen[k]++;
+	}
+
+	len = 0;
+	for (int i = 0; i < N; i++) {
+		size_t dlen = i < N - 1 ? SEG : LAST;
+
+		memset(train + len, 'A' + i, dlen);
+		len += dlen;
+	}
+	send_train(pfd[0], &res.relayed[0], train, len, SEG);
+	for (int i = 0; i < N; i++) {
+		int n = turnc_recv(t, WAIT_MS, &got_peer, &ch, buf, sizeof(buf));
+
+		assert_int_equal(n, i < N - 1 ? SEG : LAST);
+		assert_int_equal(ch, 0x4010);
+		assert_int_equal(buf[0], 'A' + i);
+		assert_int_equal(buf[n - 1], 'A' + i);
+	}
+	close(pfd[0]);
+	close(pfd[1]);
+	release(t);
+}
+
 static void test_data_channel(void **state)
 {
 	struct turnc_alloc res;
@@ -1008,6 +1095,7 @@ int main(void)
 		cmocka_unit_test(test_channel_rules),
 		cmocka_unit_test(test_data_channel),
 		cmocka_unit_test(test_data_burst),
+		cmocka_unit_test(test_data_trains),
 		cmocka_unit_test(test_data_indication),
 		cmocka_unit_test(test_data_ipv6),
 		cmocka_unit_test(test_permission_gates_data),
