@@ -109,15 +109,6 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_stats SEC(".maps");
 
-/* Per-channel counters, indexed by a binding's slot. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, XT_MAX_CHANNELS);
-	__type(key, __u32);
-	__type(value, struct xt_chan_count);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} xt_chan_stats SEC(".maps");
-
 /* Interfaces we may redirect to (ifindex -> ifindex). */
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
@@ -161,12 +152,11 @@ struct xt_fwd {
 	__u32 cd_in;		/* input ChannelData header as read, 0: none */
 	__u32 data_off;		/* application data: offset in the input frame */
 	__u32 dlen;		/*   and length */
-	__u32 c2p_slot;		/* per-channel counters to bump, ~0: none */
-	__u32 p2c_slot;
+	/* The bindings whose counters to bump (map values), NULL: none. */
+	struct xt_c2p_val *c2p;
+	struct xt_p2c_val *p2c;
 	int verdict;		/* set by xt_forward */
 };
-
-#define XT_NO_SLOT 0xffffffffU
 
 static __always_inline int xt_is_v4(const __be32 a[4])
 {
@@ -188,24 +178,6 @@ static __always_inline void xt_count(__u32 idx, __u64 bytes)
 	if (c) {	/* per-CPU value: no atomics needed */
 		c->packets++;
 		c->bytes += bytes;
-	}
-}
-
-static __always_inline void xt_chan_count(__u32 slot, int c2p, __u64 bytes)
-{
-	struct xt_chan_count *c;
-
-	if (slot == XT_NO_SLOT)
-		return;
-	c = bpf_map_lookup_elem(&xt_chan_stats, &slot);
-	if (!c)
-		return;
-	if (c2p) {
-		c->c2p_packets++;
-		c->c2p_bytes += bytes;
-	} else {
-		c->p2c_packets++;
-		c->p2c_bytes += bytes;
 	}
 }
 
@@ -378,7 +350,7 @@ static __always_inline int xt_from_peer(const struct xt_pkt *p, struct xt_fwd *f
 	f->sport = pv->listener_port;
 	f->dport = pv->client_port;
 	f->channel = pv->channel;
-	f->p2c_slot = pv->slot;
+	f->p2c = pv;
 	f->data_off = p->l2 + p->l3 + sizeof(struct udphdr);
 	f->dlen = p->plen;
 	return XT_CNT_P2C;
@@ -409,11 +381,11 @@ static __always_inline int xt_from_client(const struct xt_pkt *p, struct xt_fwd 
 	f->data_off = p->l2 + p->l3 + sizeof(struct udphdr) + 4;
 	f->dlen = cdlen;
 	f->pad = p->plen - 4 - cdlen;
-	f->c2p_slot = cv->slot;
+	f->c2p = cv;
 
 	xt_addr_copy(rk.relay, cv->peer);
 	rk.relay_port = cv->peer_port;
-	if (!bpf_map_lookup_elem(&xt_relays, &rk)) {
+	if (!(cv->flags & XT_C2P_PEER_LOCAL) || !bpf_map_lookup_elem(&xt_relays, &rk)) {
 		xt_addr_copy(f->saddr, cv->relay);
 		xt_addr_copy(f->daddr, cv->peer);
 		f->sport = cv->relay_port;
@@ -438,7 +410,7 @@ static __always_inline int xt_from_client(const struct xt_pkt *p, struct xt_fwd 
 	f->sport = pv->listener_port;
 	f->dport = pv->client_port;
 	f->channel = pv->channel;
-	f->p2c_slot = pv->slot;
+	f->p2c = pv;
 	return XT_CNT_HAIRPIN;
 }
 
@@ -707,8 +679,14 @@ static __noinline int xt_forward(struct xdp_md *ctx, const struct xt_pkt *p,
 		if (f->verdict != XDP_REDIRECT)
 			return XT_CNT_DROP_ERROR;
 	}
-	xt_chan_count(f->c2p_slot, 1, f->dlen);
-	xt_chan_count(f->p2c_slot, 0, f->dlen);
+	if (f->c2p) {
+		__sync_fetch_and_add(&f->c2p->packets, 1);
+		__sync_fetch_and_add(&f->c2p->bytes, f->dlen);
+	}
+	if (f->p2c) {
+		__sync_fetch_and_add(&f->p2c->packets, 1);
+		__sync_fetch_and_add(&f->p2c->bytes, f->dlen);
+	}
 	return cnt;
 }
 
@@ -716,7 +694,7 @@ SEC("xdp")
 int xturn_xdp(struct xdp_md *ctx)
 {
 	struct xt_pkt p = {};
-	struct xt_fwd f = { .c2p_slot = XT_NO_SLOT, .p2c_slot = XT_NO_SLOT };
+	struct xt_fwd f = {};
 	struct xt_cfg *cfg;
 	__u32 zero = 0;
 	int cnt;
@@ -733,8 +711,8 @@ int xturn_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
-	/* xt_stats counts frames as received; xt_chan_stats counts the
-	 * application data relayed (no headers), like the daemon's relaying. */
+	/* xt_stats counts frames as received; a binding's counters count
+	 * the application data relayed (no headers), like the daemon's. */
 	cnt = xt_classify(ctx, &p, &f);
 	if (cnt == XT_CNT_C2P || cnt == XT_CNT_P2C || cnt == XT_CNT_HAIRPIN)
 		cnt = xt_forward(ctx, &p, &f, cnt, cfg);

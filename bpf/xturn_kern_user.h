@@ -16,7 +16,7 @@
 
 /* Bumped on any change to a struct below; the daemon refuses a program or a
  * pinned map of another version (xt_cfg.abi_version / map value sizes). */
-#define XT_ABI_VERSION 2
+#define XT_ABI_VERSION 3
 #define XT_MAGIC 0x5854524eU /* "XTRN" */
 
 /* Capacity of the binding maps. A full map degrades to userspace relaying. */
@@ -31,7 +31,6 @@
 #define XT_MAP_RELAYS "xt_relays"
 #define XT_MAP_PERMS "xt_perms"
 #define XT_MAP_STATS "xt_stats"
-#define XT_MAP_CHAN_STATS "xt_chan_stats"
 #define XT_MAP_TX_PORTS "xt_tx_ports"
 #define XT_MAP_CFG "xt_cfg"
 
@@ -45,12 +44,25 @@ struct xt_c2p_key {
 	__u16 pad;
 };
 
+/* The counters of a binding live in its values: the lookup that finds a
+ * binding has brought them into the cache (a separate per-channel array
+ * cost a cache miss a packet at 10 000 channels). Updated atomically; a
+ * channel's packets normally meet one CPU (one flow, one queue). */
 struct xt_c2p_val {
 	__be32 relay[4];	/* relayed transport address: new source */
 	__be32 peer[4];		/* peer address: new destination */
 	__be16 relay_port;
 	__be16 peer_port;
-	__u32 slot;		/* index into xt_chan_stats */
+	__u32 flags;		/* enum xt_c2p_flags */
+	__u64 packets;		/* relayed client -> peer (XDP) */
+	__u64 bytes;		/*   application data bytes */
+};
+
+enum xt_c2p_flags {
+	/* The peer's IP is the relay's: it may be one of our relays
+	 * (hairpin), so XDP looks it up in xt_relays; without the flag it
+	 * does not (a miss costs a hash and a cache miss a packet). */
+	XT_C2P_PEER_LOCAL = 1 << 0,
 };
 
 /* Peer -> client: a UDP datagram arriving at a relayed address. */
@@ -69,8 +81,8 @@ struct xt_p2c_val {
 	__be16 listener_port;
 	__be16 channel;		/* channel number, network order */
 	__u16 pad;
-	__u32 slot;		/* index into xt_chan_stats */
-	__u32 pad2;
+	__u64 packets;		/* relayed peer -> client (XDP) */
+	__u64 bytes;		/*   application data bytes */
 };
 
 /* A live relayed transport address. Datagrams to one of these from a peer
@@ -118,14 +130,6 @@ enum xt_counter {
 	XT_CNT_MAX,
 };
 
-/* Per-channel counters: per-CPU array indexed by the binding's slot. */
-struct xt_chan_count {
-	__u64 c2p_packets;
-	__u64 c2p_bytes;
-	__u64 p2c_packets;
-	__u64 p2c_bytes;
-};
-
 /* Single-entry array written by the daemon before attach. */
 struct xt_cfg {
 	__u32 magic;		/* XT_MAGIC */
@@ -143,15 +147,14 @@ enum xt_cfg_flags {
 };
 
 _Static_assert(sizeof(struct xt_c2p_key) == 40, "xt_c2p_key size");
-_Static_assert(sizeof(struct xt_c2p_val) == 40, "xt_c2p_val size");
+_Static_assert(sizeof(struct xt_c2p_val) == 56, "xt_c2p_val size");
 _Static_assert(sizeof(struct xt_p2c_key) == 40, "xt_p2c_key size");
-_Static_assert(sizeof(struct xt_p2c_val) == 48, "xt_p2c_val size");
+_Static_assert(sizeof(struct xt_p2c_val) == 56, "xt_p2c_val size");
 _Static_assert(sizeof(struct xt_relay_key) == 20, "xt_relay_key size");
 _Static_assert(sizeof(struct xt_relay_val) == 4, "xt_relay_val size");
 _Static_assert(sizeof(struct xt_perm_key) == 36, "xt_perm_key size");
 _Static_assert(sizeof(struct xt_perm_val) == 4, "xt_perm_val size");
 _Static_assert(sizeof(struct xt_count) == 16, "xt_count size");
-_Static_assert(sizeof(struct xt_chan_count) == 32, "xt_chan_count size");
 _Static_assert(sizeof(struct xt_cfg) == 16, "xt_cfg size");
 
 #endif /* XTURN_KERN_USER_H */

@@ -302,60 +302,53 @@ static const char *map_addr(const __be32 ip[4], __be16 port, char *buf, size_t l
 	return addr_str(&ss, true, buf, len);
 }
 
-/* Every binding of xt_c2p with its slot's counters. */
+/* Every binding of xt_c2p with its counters, the peer -> client ones from
+ * its xt_p2c twin. */
 static int channels(const struct opts *o)
 {
-	int ncpu = libbpf_num_possible_cpus();
 	char why[WHY_LEN], cl[ADDR_STRLEN], rl[ADDR_STRLEN], pr[ADDR_STRLEN];
 	struct xt_c2p_key key, next;
 	struct xt_c2p_val val;
-	struct xt_chan_count *v;
-	int c2p, cs, rc = 0;
+	struct xt_p2c_key pk;
+	struct xt_p2c_val pv;
+	int c2p, p2c;
 	unsigned n = 0;
 
 	c2p = map_open(o->pin_dir, XT_MAP_C2P, sizeof(key), sizeof(val), why, sizeof(why));
-	cs = c2p < 0 ? c2p : map_open(o->pin_dir, XT_MAP_CHAN_STATS, sizeof(__u32),
-				      sizeof(struct xt_chan_count), why, sizeof(why));
-	if (c2p < 0 || cs < 0) {
+	p2c = c2p < 0 ? c2p : map_open(o->pin_dir, XT_MAP_P2C, sizeof(pk), sizeof(pv), why,
+				       sizeof(why));
+	if (c2p < 0 || p2c < 0) {
 		fprintf(stderr, "xturnstat: %s\n", why);
 		if (c2p >= 0)
 			close(c2p);
 		return 1;
 	}
-	v = calloc(ncpu > 0 ? (size_t)ncpu : 1, sizeof(*v));
 	printf("%-24s %-7s %-24s %-24s %12s %14s %12s %14s\n", "client", "channel", "relay", "peer",
 	       "c2p pkts", "c2p bytes", "p2c pkts", "p2c bytes");
 	/* Bounded by the map's capacity even if bindings churn under us. */
-	for (const void *prev = NULL; v && ncpu > 0 && n < XT_MAX_CHANNELS;
-	     prev = &key, n++) {
-		struct xt_chan_count sum = { 0 };
+	for (const void *prev = NULL; n < XT_MAX_CHANNELS; prev = &key, n++) {
 		if (bpf_map_get_next_key(c2p, prev, &next))
 			break;
 		key = next;
 		if (bpf_map_lookup_elem(c2p, &key, &val))
 			continue;	/* deleted since */
-		if (!bpf_map_lookup_elem(cs, &val.slot, v))
-			for (int c = 0; c < ncpu; c++) {
-				sum.c2p_packets += v[c].c2p_packets;
-				sum.c2p_bytes += v[c].c2p_bytes;
-				sum.p2c_packets += v[c].p2c_packets;
-				sum.p2c_bytes += v[c].p2c_bytes;
-			}
+		memset(&pk, 0, sizeof(pk));
+		memcpy(pk.peer, val.peer, sizeof(pk.peer));
+		memcpy(pk.relay, val.relay, sizeof(pk.relay));
+		pk.peer_port = val.peer_port;
+		pk.relay_port = val.relay_port;
+		if (bpf_map_lookup_elem(p2c, &pk, &pv))
+			pv.packets = pv.bytes = 0;
 		printf("%-24s 0x%04x  %-24s %-24s %12llu %14llu %12llu %14llu\n",
 		       map_addr(key.client, key.client_port, cl, sizeof(cl)), ntohs(key.channel),
 		       map_addr(val.relay, val.relay_port, rl, sizeof(rl)),
 		       map_addr(val.peer, val.peer_port, pr, sizeof(pr)),
-		       (unsigned long long)sum.c2p_packets, (unsigned long long)sum.c2p_bytes,
-		       (unsigned long long)sum.p2c_packets, (unsigned long long)sum.p2c_bytes);
+		       (unsigned long long)val.packets, (unsigned long long)val.bytes,
+		       (unsigned long long)pv.packets, (unsigned long long)pv.bytes);
 	}
-	if (!v || ncpu <= 0) {
-		fprintf(stderr, "xturnstat: cannot size the per-CPU values\n");
-		rc = 1;
-	}
-	free(v);
 	close(c2p);
-	close(cs);
-	return rc;
+	close(p2c);
+	return 0;
 }
 
 static void usage(FILE *f)

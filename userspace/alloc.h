@@ -30,7 +30,6 @@ struct chan {
 	uint16_t number;
 	bool active;			/* bound and permitted: chan_up was called */
 	bool in_kernel;			/* chan_up's answer: the fast path carries it */
-	uint32_t slot;			/* the fast path's per-channel counter slot */
 };
 
 struct relay {

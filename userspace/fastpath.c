@@ -69,11 +69,8 @@ struct fastpath {
 	unsigned nattached;
 	struct mnl_socket *nl;
 	int ncpus;
-	void *pcpu;		/* ncpus values of the largest per-CPU map */
-	/* Unused xt_chan_stats slots, a FIFO: a freed slot is reused last, so
-	 * packets still in flight for its old binding rarely count for a new one. */
-	uint32_t *free_slots;
-	uint32_t free_head, nfree;
+	struct xt_count *pcpu;	/* ncpus values of xt_stats */
+	unsigned nchans;	/* bindings in the maps */
 	struct fp_relay *relays[FP_RELAY_BUCKETS];
 };
 
@@ -240,8 +237,8 @@ static void p2c_key_of(const struct xt_c2p_val *v, struct xt_p2c_key *pk)
 	pk->relay_port = v->relay_port;
 }
 
-/* Deletes both directions of the binding keyed k and frees its slot; the
- * slot comes from the map, not from the caller, so it is freed once. */
+/* Deletes both directions of the binding keyed k (the p2c key comes from
+ * the map, not from the caller). */
 static void chan_remove(struct fastpath *fp, const struct fp_entry *e)
 {
 	int c2p = bpf_map__fd(fp->skel->maps.xt_c2p);
@@ -253,23 +250,21 @@ static void chan_remove(struct fastpath *fp, const struct fp_entry *e)
 		return;
 	p2c_key_of(&v, &pk);
 	bpf_map_delete_elem(bpf_map__fd(fp->skel->maps.xt_p2c), &pk);
-	fp->free_slots[(fp->free_head + fp->nfree++) % XT_MAX_CHANNELS] = v.slot;
+	fp->nchans--;
 	memcpy(rk.relay, v.relay, sizeof(rk.relay));
 	rk.relay_port = v.relay_port;
 	relay_forget(fp, &rk, e);
 }
 
-int fp_chan_add(struct fastpath *fp, struct fp_chan *c)
+int fp_chan_add(struct fastpath *fp, const struct fp_chan *c)
 {
 	int c2p = bpf_map__fd(fp->skel->maps.xt_c2p), p2c = bpf_map__fd(fp->skel->maps.xt_p2c);
-	size_t pcpu_len = (size_t)fp->ncpus * sizeof(struct xt_chan_count);
 	struct xt_relay_key rk;
 	struct xt_c2p_val v = { 0 };
 	struct xt_p2c_key pk;
 	struct xt_p2c_val pv = { 0 };
 	struct fp_relay *r;
 	struct fp_entry e;
-	uint32_t slot;
 	int err;
 
 	relay_key(&c->relay, &rk);
@@ -279,28 +274,22 @@ int fp_chan_add(struct fastpath *fp, struct fp_chan *c)
 	chan_entry(c, &e);
 	/* A rebinding replaces the old binding: its p2c key may differ. */
 	chan_remove(fp, &e);
-	if (!fp->nfree)
-		return -ENOSPC;
-	slot = fp->free_slots[fp->free_head];
-	/* The slot's counters belong to whichever binding used it last. */
-	memset(fp->pcpu, 0, pcpu_len);
-	err = bpf_map_update_elem(bpf_map__fd(fp->skel->maps.xt_chan_stats), &slot, fp->pcpu,
-				  BPF_ANY);
-	if (err)
-		return err;
 
 	addr_to_mapped(&c->relay, v.relay);
 	addr_to_mapped(&c->peer, v.peer);
 	v.relay_port = htons(addr_port(&c->relay));
 	v.peer_port = htons(addr_port(&c->peer));
-	v.slot = slot;
+	/* Our relays share the relay's IP (one relay-ip per family), so only
+	 * such a peer can be one (hairpin). A relay on another of our IPs is
+	 * still reached, through the kernel: the route lookup finds it local. */
+	if (addr_ip_eq(&c->peer, &c->relay))
+		v.flags = XT_C2P_PEER_LOCAL;
 	p2c_key_of(&v, &pk);
 	memcpy(pv.client, e.chan.client, sizeof(pv.client));
 	memcpy(pv.listener, e.chan.listener, sizeof(pv.listener));
 	pv.client_port = e.chan.client_port;
 	pv.listener_port = e.chan.listener_port;
 	pv.channel = e.chan.channel;
-	pv.slot = slot;
 
 	err = bpf_map_update_elem(p2c, &pk, &pv, BPF_NOEXIST);
 	if (err)
@@ -310,11 +299,9 @@ int fp_chan_add(struct fastpath *fp, struct fp_chan *c)
 		bpf_map_delete_elem(p2c, &pk);
 		return map_err(err);
 	}
-	fp->free_head = (fp->free_head + 1) % XT_MAX_CHANNELS;
-	fp->nfree--;
 	/* chan_remove() above took any earlier copy out of the record. */
 	r->entries[r->n++] = e;
-	c->slot = slot;
+	fp->nchans++;
 	return 0;
 }
 
@@ -371,29 +358,9 @@ int fp_counters(struct fastpath *fp, struct xt_count out[XT_CNT_MAX])
 	return 0;
 }
 
-int fp_chan_counters(struct fastpath *fp, uint32_t slot, struct xt_chan_count *out)
-{
-	const struct xt_chan_count *v = fp->pcpu;
-	int err;
-
-	if (slot >= XT_MAX_CHANNELS)
-		return -EINVAL;
-	err = bpf_map_lookup_elem(bpf_map__fd(fp->skel->maps.xt_chan_stats), &slot, fp->pcpu);
-	if (err)
-		return err;
-	*out = (struct xt_chan_count){ 0 };
-	for (int cpu = 0; cpu < fp->ncpus; cpu++) {
-		out->c2p_packets += v[cpu].c2p_packets;
-		out->c2p_bytes += v[cpu].c2p_bytes;
-		out->p2c_packets += v[cpu].p2c_packets;
-		out->p2c_bytes += v[cpu].p2c_bytes;
-	}
-	return 0;
-}
-
 unsigned fp_chan_count(struct fastpath *fp)
 {
-	return XT_MAX_CHANNELS - fp->nfree;
+	return fp->nchans;
 }
 
 /* ---- the lookup device ------------------------------------------------------ */
@@ -759,15 +726,14 @@ static int pin_dir_prepare(const char *dir, char *why, size_t whylen)
 	}
 }
 
-/* Binding maps start empty: the daemon's TURN state does not survive it, and
- * old bindings would hold channel slots nobody frees. Counters and the config
- * are kept across restarts unless the pins are of another ABI, which libbpf
- * could not reuse anyway. */
+/* Binding maps start empty: the daemon's TURN state does not survive it.
+ * The global counters and the config are kept across restarts unless the
+ * pins are of another ABI, which libbpf could not reuse anyway. */
 static bool keeps_state(const struct bpf_map *m)
 {
 	const char *n = bpf_map__name(m);
 
-	return !strcmp(n, XT_MAP_STATS) || !strcmp(n, XT_MAP_CHAN_STATS) || !strcmp(n, XT_MAP_CFG);
+	return !strcmp(n, XT_MAP_STATS) || !strcmp(n, XT_MAP_CFG);
 }
 
 static bool pin_matches(const struct bpf_map *m, int fd)
@@ -893,14 +859,8 @@ static int copy_opts(struct fastpath *fp, const struct fp_opts *o)
 	fp->ncpus = libbpf_num_possible_cpus();
 	if (fp->ncpus <= 0)
 		return fp->ncpus ? fp->ncpus : -EINVAL;
-	fp->pcpu = calloc((size_t)fp->ncpus, sizeof(struct xt_chan_count));
-	fp->free_slots = malloc(XT_MAX_CHANNELS * sizeof(*fp->free_slots));
-	if (!fp->pcpu || !fp->free_slots)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < XT_MAX_CHANNELS; i++)
-		fp->free_slots[i] = i;
-	fp->nfree = XT_MAX_CHANNELS;
-	return 0;
+	fp->pcpu = calloc((size_t)fp->ncpus, sizeof(*fp->pcpu));
+	return fp->pcpu ? 0 : -ENOMEM;
 }
 
 int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t whylen)
@@ -998,7 +958,6 @@ void fp_close(struct fastpath *fp)
 			free(r);
 		}
 	}
-	free(fp->free_slots);
 	free(fp->pcpu);
 	free(fp->addrs);
 	free(fp->ifaces);

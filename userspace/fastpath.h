@@ -50,7 +50,6 @@ struct fp_chan {
 	struct sockaddr_storage relay;		/* relayed transport address */
 	struct sockaddr_storage peer;		/* peer transport address */
 	uint16_t channel;
-	uint32_t slot;				/* set by fp_chan_add */
 };
 
 /* Relayed address live / gone (deletes its permissions and channels too). */
@@ -62,14 +61,13 @@ int fp_perm_add(struct fastpath *fp, const struct sockaddr_storage *relay,
 void fp_perm_del(struct fastpath *fp, const struct sockaddr_storage *relay,
 		 const struct sockaddr_storage *peer);
 /* Binding live (both directions) / gone. 0, -ENOSPC when a map is full.
- * Adding an existing (client, listener, channel) replaces that binding;
- * the slot of a deleted binding is found in the map, not taken from c. */
-int fp_chan_add(struct fastpath *fp, struct fp_chan *c);
+ * Adding an existing (client, listener, channel) replaces that binding
+ * (its counters start again from 0). */
+int fp_chan_add(struct fastpath *fp, const struct fp_chan *c);
 void fp_chan_del(struct fastpath *fp, const struct fp_chan *c);
 
-/* Global counters summed over CPUs; per-channel counters of a slot. */
+/* Global counters summed over CPUs. */
 int fp_counters(struct fastpath *fp, struct xt_count out[XT_CNT_MAX]);
-int fp_chan_counters(struct fastpath *fp, uint32_t slot, struct xt_chan_count *out);
 /* Entries in the binding maps (for the invariant test and stats). */
 unsigned fp_chan_count(struct fastpath *fp);
 

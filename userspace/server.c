@@ -37,7 +37,11 @@
 #define GSO_MAX_BYTES 65000	/* one UDP datagram before segmentation */
 #define PKT_BUF 2048
 #define RX_SLOT 65536		/* a UDP GRO train: <= 64 KiB */
-#define SOCK_BUF (32 << 20)
+/* Socket buffers: a listener takes every client of its worker and must
+ * ride out the worker's pauses at full rate; a relay socket carries what
+ * one allocation's peers send. */
+#define LISTENER_BUF (32 << 20)
+#define RELAY_BUF (4 << 20)
 #define MAX_EVENTS 64
 
 #define MAX_WORKERS 64
@@ -164,9 +168,9 @@ static int epoll_add(int epfd, struct src *s)
 /* Socket buffers, and UDP GRO: a flow's datagrams that arrive together
  * come up as one train (one trip through the receive path and one slot of
  * recvmmsg for up to 64); no-op where the kernel or device has no GRO. */
-static void sock_setup(int fd)
+static void sock_setup(int fd, int sz)
 {
-	int sz = SOCK_BUF, one = 1;
+	int one = 1;
 
 	setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
 
@@ -223,7 +227,7 @@ static int try_bind(int family, const struct sockaddr_storage *ip, uint16_t port
 		int v = IP_PMTUDISC_DO;
 		setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof(v));
 	}
-	sock_setup(fd);
+	sock_setup(fd, RELAY_BUF);
 	return fd;
 }
 
@@ -579,7 +583,6 @@ static void chan_to_fp(const struct allocation *a, const struct chan *c, struct 
 	fc->relay = r->addr;
 	fc->peer = c->peer;
 	fc->channel = c->number;
-	fc->slot = c->slot;
 }
 
 static bool hook_chan_up(void *ctx, struct allocation *a, struct chan *c)
@@ -602,7 +605,6 @@ static bool hook_chan_up(void *ctx, struct allocation *a, struct chan *c)
 		log_warn("channel 0x%04x stays in userspace: %s", c->number, strerror(-err));
 		return false;
 	}
-	c->slot = fc.slot;
 	return true;
 }
 
@@ -643,7 +645,7 @@ static int open_listener(struct worker *w, const struct sockaddr_storage *ip, ch
 	}
 	if (bind(fd, (struct sockaddr *)&a, addr_len(&a)))
 		goto fail;
-	sock_setup(fd);
+	sock_setup(fd, LISTENER_BUF);
 	s->kind = SRC_LISTENER;
 	s->fd = fd;
 	s->local = a;

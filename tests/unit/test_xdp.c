@@ -80,25 +80,29 @@ static const char *const netns_setup[] = {
 #define RH "10.0.2.1:50012"	/* hairpin to a relay with no binding */
 #define RH2 "10.0.2.1:50013"
 #define R4H "10.0.2.1:50020"	/* RFC 5766 channel number (0x5000-0x7FFF) */
+#define R1O "10.0.1.1:50030"	/* a relay on another IP of ours: its peer RA is
+				 * a relay, but not flagged XT_C2P_PEER_LOCAL */
 
+/* Test cases name a binding by its number here (1-based, 0: none). */
 struct binding {
 	const char *client, *listener, *relay, *peer;
 	uint16_t channel;
-	uint32_t slot;
 };
 
 static const struct binding bindings[] = {
-	{ C4, L4, R4, P4, 0x4000, 1 },
-	{ C6, L6, R6, P6, 0x4001, 2 },
-	{ C4, L4, R6X, P6, 0x4002, 3 },
-	{ C6, L6, R4X, P4, 0x4003, 4 },
-	{ C4, L4, R4T, PT, 0x4004, 5 },
-	{ C4, L4, R4N, PN, 0x4005, 6 },
-	{ C4, L4, RA, RB, 0x4006, 7 },
-	{ CB, LB, RB, RA, 0x4007, 8 },
-	{ C4, L4, RH, RH2, 0x4008, 9 },
-	{ C4, L4, R4H, P4, 0x6dc4, 10 },
+	{ C4, L4, R4, P4, 0x4000 },
+	{ C6, L6, R6, P6, 0x4001 },
+	{ C4, L4, R6X, P6, 0x4002 },
+	{ C6, L6, R4X, P4, 0x4003 },
+	{ C4, L4, R4T, PT, 0x4004 },
+	{ C4, L4, R4N, PN, 0x4005 },
+	{ C4, L4, RA, RB, 0x4006 },
+	{ CB, LB, RB, RA, 0x4007 },
+	{ C4, L4, RH, RH2, 0x4008 },
+	{ C4, L4, R4H, P4, 0x6dc4 },
+	{ C4, L4, R1O, RA, 0x4009 },
 };
+#define NBIND (sizeof(bindings) / sizeof(bindings[0]))
 
 /* ---- frames ---------------------------------------------------------- */
 
@@ -356,31 +360,42 @@ static void add_perm(const char *relay, const char *peer)
 	update(skel->maps.xt_perms, &k, &v);
 }
 
+static void binding_keys(const struct binding *b, struct xt_c2p_key *ck, struct xt_p2c_key *pk)
+{
+	__be32 relay[4];
+	__be16 relay_port;
+
+	memset(ck, 0, sizeof(*ck));
+	memset(pk, 0, sizeof(*pk));
+	mapped(b->client, ck->client, &ck->client_port);
+	mapped(b->listener, ck->listener, &ck->listener_port);
+	ck->channel = htons(b->channel);
+	mapped(b->relay, relay, &relay_port);
+	mapped(b->peer, pk->peer, &pk->peer_port);
+	memcpy(pk->relay, relay, 16);
+	pk->relay_port = relay_port;
+}
+
+/* As xturnd writes a binding (fastpath.c), with the same flag rule. */
 static void add_binding(const struct binding *b)
 {
-	struct xt_c2p_key ck = { 0 };
+	struct xt_c2p_key ck;
 	struct xt_c2p_val cv = { 0 };
-	struct xt_p2c_key pk = { 0 };
+	struct xt_p2c_key pk;
 	struct xt_p2c_val pv = { 0 };
 
-	mapped(b->client, ck.client, &ck.client_port);
-	mapped(b->listener, ck.listener, &ck.listener_port);
-	ck.channel = htons(b->channel);
+	binding_keys(b, &ck, &pk);
 	mapped(b->relay, cv.relay, &cv.relay_port);
 	mapped(b->peer, cv.peer, &cv.peer_port);
-	cv.slot = b->slot;
+	if (!memcmp(cv.relay, cv.peer, 16))
+		cv.flags = XT_C2P_PEER_LOCAL;
 	update(skel->maps.xt_c2p, &ck, &cv);
 
-	memcpy(pk.peer, cv.peer, 16);
-	memcpy(pk.relay, cv.relay, 16);
-	pk.peer_port = cv.peer_port;
-	pk.relay_port = cv.relay_port;
 	memcpy(pv.client, ck.client, 16);
 	memcpy(pv.listener, ck.listener, 16);
 	pv.client_port = ck.client_port;
 	pv.listener_port = ck.listener_port;
 	pv.channel = ck.channel;
-	pv.slot = b->slot;
 	update(skel->maps.xt_p2c, &pk, &pv);
 
 	add_relay(b->relay);
@@ -427,19 +442,24 @@ static void read_stats(struct xt_count out[XT_CNT_MAX])
 	}
 }
 
-static struct xt_chan_count read_chan(uint32_t slot)
-{
-	int ncpu = libbpf_num_possible_cpus();
-	struct xt_chan_count v[ncpu], sum = { 0 };
+/* The counters in both values of every binding. */
+struct chan_count {
+	uint64_t c2p_packets, c2p_bytes, p2c_packets, p2c_bytes;
+};
 
-	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(skel->maps.xt_chan_stats), &slot, v), 0);
-	for (int c = 0; c < ncpu; c++) {
-		sum.c2p_packets += v[c].c2p_packets;
-		sum.c2p_bytes += v[c].c2p_bytes;
-		sum.p2c_packets += v[c].p2c_packets;
-		sum.p2c_bytes += v[c].p2c_bytes;
+static void read_chans(struct chan_count out[NBIND])
+{
+	for (size_t i = 0; i < NBIND; i++) {
+		struct xt_c2p_key ck;
+		struct xt_p2c_key pk;
+		struct xt_c2p_val cv;
+		struct xt_p2c_val pv;
+
+		binding_keys(&bindings[i], &ck, &pk);
+		assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(skel->maps.xt_c2p), &ck, &cv), 0);
+		assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(skel->maps.xt_p2c), &pk, &pv), 0);
+		out[i] = (struct chan_count){ cv.packets, cv.bytes, pv.packets, pv.bytes };
 	}
-	return sum;
 }
 
 /* ---- cases ----------------------------------------------------------- */
@@ -464,7 +484,7 @@ struct tcase {
 	int verdict;
 	int counter;
 	struct frame out;	/* for XDP_TX / XDP_REDIRECT */
-	uint32_t c2p_slot, p2c_slot;	/* per-channel counters bumped */
+	uint32_t c2p_bind, p2c_bind;	/* per-channel counters bumped */
 };
 
 #define VERIFY XT_CFG_VERIFY_CSUM
@@ -475,29 +495,29 @@ struct tcase {
 
 static const struct tcase cases[] = {
 	{ "c2p_v4", .in = { C4, L4, .pl = CD(0x4000, 100, .seed = 1) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_bind = 1,
 	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(100, .seed = 1)) },
 	{ "c2p_v4_odd_padded", .in = { C4, L4, .pl = CD(0x4000, 37, .pad = 3, .seed = 2) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_bind = 1,
 	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(37, .seed = 2)) },
 	{ "c2p_v4_pad2_verify", .flags = VERIFY,
 	  .in = { C4, L4, .pl = CD(0x4000, 10, .pad = 2, .seed = 3) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_bind = 1,
 	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(10, .seed = 3)) },
 	{ "c2p_v4_odd_pad_verify_full", .flags = VERIFY,
 	  .in = { C4, L4, .pl = CD(0x4000, 37, .pad = 3, .seed = 4) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_bind = 1,
 	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(37, .seed = 4)) },
 	{ "c2p_v4_partial_csum_verify", .flags = VERIFY,
 	  .in = { C4, L4, .cs = CS_PARTIAL, .pl = CD(0x4000, 37, .pad = 3, .seed = 5) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_bind = 1,
 	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(37, .seed = 5)) },
 	{ "c2p_v4_partial_csum", .in = { C4, L4, .cs = CS_PARTIAL, .pl = CD(0x4000, 64, .seed = 6) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_bind = 1,
 	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(64, .seed = 6)) },
 	{ "c2p_v4_zero_csum_verify", .flags = VERIFY,
 	  .in = { C4, L4, .cs = CS_ZERO, .pl = CD(0x4000, 20, .seed = 7) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_bind = 1,
 	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(20, .seed = 7)) },
 	{ "c2p_v4_bad_csum_verify", .flags = VERIFY,
 	  .in = { C4, L4, .cs = CS_BAD, .pl = CD(0x4000, 20, .seed = 8) },
@@ -506,13 +526,13 @@ static const struct tcase cases[] = {
 	  .in = { C4, L4, .cs = CS_BAD, .pl = CD(0x4000, 21, .pad = 3, .seed = 8) },
 	  .verdict = XDP_DROP, .counter = XT_CNT_DROP_BAD_CSUM },
 	{ "c2p_v4_bad_csum_no_verify", .in = { C4, L4, .cs = CS_BAD, .pl = CD(0x4000, 20, .seed = 9) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_bind = 1,
 	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(20, .seed = 9)) },
 	{ "c2p_v4_empty_data", .in = { C4, L4, .pl = CD(0x4000, 0) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_bind = 1,
 	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(0)) },
 	{ "c2p_v4_ethernet_trailer", .in = { C4, L4, .trailer = 14, .pl = CD(0x4000, 2, .pad = 2, .seed = 10) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_bind = 1,
 	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(2, .seed = 10)) },
 	{ "c2p_v4_len_too_long", .in = { C4, L4, .pl = CD(0x4000, 100, .lendelta = 1) },
 	  .verdict = XDP_DROP, .counter = XT_CNT_DROP_BAD_LEN },
@@ -523,77 +543,81 @@ static const struct tcase cases[] = {
 	{ "c2p_unknown_client", .in = { "10.0.1.2:40009", L4, .pl = CD(0x4000, 100) },
 	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_NO_BINDING },
 	{ "c2p_v6", .in = { C6, L6, .pl = CD(0x4001, 200, .seed = 11) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 2,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_bind = 2,
 	  .out = TO(R6, P6, MAC_XC, MAC_P, .pl = RAW(200, .seed = 11)) },
 	{ "c2p_v6_big_verify", .flags = VERIFY, .in = { C6, L6, .pl = CD(0x4001, 1401, .pad = 3, .seed = 12) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 2,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_bind = 2,
 	  .out = TO(R6, P6, MAC_XC, MAC_P, .pl = RAW(1401, .seed = 12)) },
 	{ "c2p_v6_partial_csum_verify", .flags = VERIFY,
 	  .in = { C6, L6, .cs = CS_PARTIAL, .pl = CD(0x4001, 333, .pad = 3, .seed = 13) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 2,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_bind = 2,
 	  .out = TO(R6, P6, MAC_XC, MAC_P, .pl = RAW(333, .seed = 13)) },
 	{ "p2c_v4", .ingress = IN_C, .in = { P4, R4, .pl = RAW(100, .seed = 14) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 1,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_bind = 1,
 	  .out = TO(L4, C4, MAC_XA, MAC_C, .pl = CD(0x4000, 100, .seed = 14)) },
 	/* A peer's data may start like ChannelData (first byte 0x40-0x7f): it
 	 * is still peer data, and its checksum verifies as such. */
 	{ "p2c_v4_looks_like_channeldata_verify", .ingress = IN_C, .flags = VERIFY,
 	  .in = { P4, R4, .pl = RAW(100, .seed = 0x41) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 1,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_bind = 1,
 	  .out = TO(L4, C4, MAC_XA, MAC_C, .pl = CD(0x4000, 100, .seed = 0x41)) },
 	{ "p2c_v4_odd", .ingress = IN_C, .in = { P4, R4, .pl = RAW(37, .seed = 15) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 1,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_bind = 1,
 	  .out = TO(L4, C4, MAC_XA, MAC_C, .pl = CD(0x4000, 37, .seed = 15)) },
 	{ "p2c_v4_big_partial_verify", .ingress = IN_C, .flags = VERIFY,
 	  .in = { P4, R4, .cs = CS_PARTIAL, .pl = RAW(1400, .seed = 16) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 1,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_bind = 1,
 	  .out = TO(L4, C4, MAC_XA, MAC_C, .pl = CD(0x4000, 1400, .seed = 16)) },
 	{ "p2c_v4_over_mtu", .ingress = IN_C, .in = { P4, R4, .pl = RAW(1472, .seed = 17) },
 	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_FIB },
 	{ "p2c_v6", .ingress = IN_C, .in = { P6, R6, .pl = RAW(201, .seed = 18) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 2,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_bind = 2,
 	  .out = TO(L6, C6, MAC_XA, MAC_C, .pl = CD(0x4001, 201, .seed = 18)) },
 	{ "p2c_v6_bad_csum_no_verify", .ingress = IN_C,
 	  .in = { P6, R6, .cs = CS_BAD, .pl = RAW(201, .seed = 29) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 2,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_bind = 2,
 	  .out = TO(L6, C6, MAC_XA, MAC_C, .pl = CD(0x4001, 201, .seed = 29)) },
 	{ "p2c_v6_zero_csum_verify", .ingress = IN_C, .flags = VERIFY,
 	  .in = { P6, R6, .cs = CS_ZERO, .pl = RAW(20) },
 	  .verdict = XDP_DROP, .counter = XT_CNT_DROP_BAD_CSUM },
 	{ "c2p_v4_client_v6_peer", .in = { C4, L4, .pl = CD(0x4002, 55, .pad = 1, .seed = 19) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 3,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_bind = 3,
 	  .out = TO(R6X, P6, MAC_XC, MAC_P, .pl = RAW(55, .seed = 19)) },
 	{ "c2p_v4_client_v6_peer_bad_csum_padded",
 	  .in = { C4, L4, .cs = CS_BAD, .pl = CD(0x4002, 55, .pad = 1, .seed = 30) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 3,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_bind = 3,
 	  .out = TO(R6X, P6, MAC_XC, MAC_P, .pl = RAW(55, .seed = 30)) },
 	{ "p2c_v6_peer_v4_client", .ingress = IN_C, .in = { P6, R6X, .pl = RAW(55, .seed = 20) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 3,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_bind = 3,
 	  .out = TO(L4, C4, MAC_XA, MAC_C, .pl = CD(0x4002, 55, .seed = 20)) },
 	{ "c2p_v6_client_v4_peer", .in = { C6, L6, .pl = CD(0x4003, 80, .seed = 21) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 4,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_bind = 4,
 	  .out = TO(R4X, P4, MAC_XC, MAC_P, .pl = RAW(80, .seed = 21)) },
 	{ "p2c_v4_peer_v6_client", .ingress = IN_C, .in = { P4, R4X, .pl = RAW(81, .seed = 22) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 4,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_bind = 4,
 	  .out = TO(L6, C6, MAC_XA, MAC_C, .pl = CD(0x4003, 81, .seed = 22)) },
 	{ "c2p_tx_same_link", .in = { C4, L4, .pl = CD(0x4004, 90, .seed = 23) },
-	  .verdict = XDP_TX, .counter = XT_CNT_C2P, .c2p_slot = 5,
+	  .verdict = XDP_TX, .counter = XT_CNT_C2P, .c2p_bind = 5,
 	  .out = TO(R4T, PT, MAC_XA, MAC_T, .pl = RAW(90, .seed = 23)) },
 	{ "c2p_vlan_tx", .in = { C4, L4, .vlans = 1, .pl = CD(0x4004, 91, .pad = 1, .seed = 24) },
-	  .verdict = XDP_TX, .counter = XT_CNT_C2P, .c2p_slot = 5,
+	  .verdict = XDP_TX, .counter = XT_CNT_C2P, .c2p_bind = 5,
 	  .out = TO(R4T, PT, MAC_XA, MAC_T, .vlans = 1, .pl = RAW(91, .seed = 24)) },
 	{ "c2p_qinq_tx", .in = { C4, L4, .vlans = 2, .pl = CD(0x4004, 92, .seed = 25) },
-	  .verdict = XDP_TX, .counter = XT_CNT_C2P, .c2p_slot = 5,
+	  .verdict = XDP_TX, .counter = XT_CNT_C2P, .c2p_bind = 5,
 	  .out = TO(R4T, PT, MAC_XA, MAC_T, .vlans = 2, .pl = RAW(92, .seed = 25)) },
 	{ "c2p_vlan_other_device", .in = { C4, L4, .vlans = 1, .pl = CD(0x4000, 100) },
 	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_UNUSUAL },
 	{ "c2p_no_neighbour", .in = { C4, L4, .pl = CD(0x4005, 100) },
 	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_FIB },
 	{ "hairpin", .in = { C4, L4, .pl = CD(0x4006, 77, .pad = 3, .seed = 26) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_HAIRPIN, .c2p_slot = 7, .p2c_slot = 8,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_HAIRPIN, .c2p_bind = 7, .p2c_bind = 8,
 	  .out = TO(LB, CB, MAC_XC, MAC_P, .pl = CD(0x4007, 77, .seed = 26)) },
 	{ "hairpin_no_target_binding", .in = { C4, L4, .pl = CD(0x4008, 77) },
 	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_NO_BINDING },
+	/* Not flagged as a possible relay: routed, and the route is local,
+	 * so the kernel takes it (and the daemon relays it). */
+	{ "c2p_to_relay_not_flagged", .in = { C4, L4, .pl = CD(0x4009, 60) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_FIB },
 	{ "p2c_permitted_no_binding", .ingress = IN_C, .in = { "10.0.2.9:1234", R4, .pl = RAW(50) },
 	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_NO_BINDING },
 	{ "p2c_not_permitted", .ingress = IN_C, .in = { "10.0.2.10:1234", R4, .pl = RAW(50) },
@@ -619,23 +643,23 @@ static const struct tcase cases[] = {
 	{ "disabled", .disabled = true, .in = { C4, L4, .pl = CD(0x4000, 100) },
 	  .verdict = XDP_PASS },
 	{ "c2p_v4_rfc5766_channel", .in = { C4, L4, .pl = CD(0x6dc4, 60, .seed = 27) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 10,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_bind = 10,
 	  .out = TO(R4H, P4, MAC_XC, MAC_P, .pl = RAW(60, .seed = 27)) },
 	{ "p2c_v4_rfc5766_channel", .ingress = IN_C, .in = { P4, R4H, .pl = RAW(61, .seed = 28) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 10,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_bind = 10,
 	  .out = TO(L4, C4, MAC_XA, MAC_C, .pl = CD(0x6dc4, 61, .seed = 28)) },
 	/* No lookup device: the ingress's forwarding switch decides. */
 	{ "c2p_v4_ingress_forwarding", .fib = FIB_INGRESS_FWD,
 	  .in = { C4, L4, .pl = CD(0x4000, 100, .seed = 29) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_slot = 1,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_C2P, .c2p_bind = 1,
 	  .out = TO(R4, P4, MAC_XC, MAC_P, .pl = RAW(100, .seed = 29)) },
 	{ "p2c_v6_ingress_forwarding", .fib = FIB_INGRESS_FWD, .ingress = IN_C,
 	  .in = { P6, R6, .pl = RAW(70, .seed = 30) },
-	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_slot = 2,
+	  .verdict = XDP_REDIRECT, .counter = XT_CNT_P2C, .p2c_bind = 2,
 	  .out = TO(L6, C6, MAC_XA, MAC_C, .pl = CD(0x4001, 70, .seed = 30)) },
 	{ "c2p_tx_ingress_forwarding", .fib = FIB_INGRESS_FWD,
 	  .in = { C4, L4, .pl = CD(0x4004, 90, .seed = 31) },
-	  .verdict = XDP_TX, .counter = XT_CNT_C2P, .c2p_slot = 5,
+	  .verdict = XDP_TX, .counter = XT_CNT_C2P, .c2p_bind = 5,
 	  .out = TO(R4T, PT, MAC_XA, MAC_T, .pl = RAW(90, .seed = 31)) },
 	{ "c2p_v4_ingress_no_forwarding", .fib = FIB_INGRESS_NOFWD,
 	  .in = { C4, L4, .pl = CD(0x4000, 100) },
@@ -673,7 +697,7 @@ static void run_case(void **state)
 	const struct tcase *t = *state;
 	static uint8_t in[4096], out[4096], exp[4096];
 	struct xt_count before[XT_CNT_MAX], after[XT_CNT_MAX];
-	struct xt_chan_count cb[2], ca[2];
+	struct chan_count cb[NBIND], ca[NBIND];
 	size_t n, outlen = sizeof(out), m;
 	int verdict;
 
@@ -684,8 +708,7 @@ static void run_case(void **state)
 	set_forwarding("xa", t->fib == FIB_INGRESS_FWD);
 	set_forwarding("xc", t->fib == FIB_INGRESS_FWD);
 	read_stats(before);
-	cb[0] = read_chan(t->c2p_slot);
-	cb[1] = read_chan(t->p2c_slot);
+	read_chans(cb);
 
 	verdict = run_prog(in, n, t->ingress == IN_C ? if_c : if_a, out, &outlen);
 	assert_int_equal(verdict, t->verdict);
@@ -718,13 +741,16 @@ static void run_case(void **state)
 		assert_int_equal(after[i].packets - before[i].packets, hit ? 1 : 0);
 		assert_int_equal(after[i].bytes - before[i].bytes, hit ? n : 0);
 	}
-	/* Slot 0 is no binding's: it must never move. */
-	ca[0] = read_chan(t->c2p_slot);
-	ca[1] = read_chan(t->p2c_slot);
-	assert_int_equal(ca[0].c2p_packets - cb[0].c2p_packets, t->c2p_slot ? 1 : 0);
-	assert_int_equal(ca[0].c2p_bytes - cb[0].c2p_bytes, t->c2p_slot ? t->out.pl.len : 0);
-	assert_int_equal(ca[1].p2c_packets - cb[1].p2c_packets, t->p2c_slot ? 1 : 0);
-	assert_int_equal(ca[1].p2c_bytes - cb[1].p2c_bytes, t->p2c_slot ? t->out.pl.len : 0);
+	/* The named bindings' counters move by this datagram, no others. */
+	read_chans(ca);
+	for (size_t i = 0; i < NBIND; i++) {
+		bool c2p = t->c2p_bind == i + 1, p2c = t->p2c_bind == i + 1;
+
+		assert_int_equal(ca[i].c2p_packets - cb[i].c2p_packets, c2p ? 1 : 0);
+		assert_int_equal(ca[i].c2p_bytes - cb[i].c2p_bytes, c2p ? t->out.pl.len : 0);
+		assert_int_equal(ca[i].p2c_packets - cb[i].p2c_packets, p2c ? 1 : 0);
+		assert_int_equal(ca[i].p2c_bytes - cb[i].p2c_bytes, p2c ? t->out.pl.len : 0);
+	}
 }
 
 /* A UDP checksum that computes to 0 goes out as 0xffff: for IPv6 a 0 is
