@@ -66,17 +66,4 @@ static __always_inline __u64 csum_pseudo(const __be32 *src, const __be32 *dst,
 	return s + bpf_htons(IPPROTO_UDP) + bpf_htons((__u16)udp_len);
 }
 
-/* Sum of a fixed-size, 4-byte aligned stack object (headers we build). */
-static __always_inline __u64 csum_words(const void *p, int words)
-{
-	const __u32 *w = p;
-	__u64 s = 0;
-	int i;
-
-#pragma unroll
-	for (i = 0; i < words; i++)
-		s += w[i];
-	return s;
-}
-
 #endif /* XT_CSUM_H */

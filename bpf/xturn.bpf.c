@@ -534,19 +534,9 @@ static __noinline int xt_forward(struct xdp_md *ctx, const struct xt_pkt *p,
 				 struct xt_fwd *f, int cnt, const struct xt_cfg *cfg)
 {
 	struct bpf_fib_lookup fib = {};
-	union {		/* one of the two; a union saves stack */
-		struct {
-			struct iphdr ip;
-			struct udphdr udp;
-		} v4;
-		struct {
-			struct ipv6hdr ip;
-			struct udphdr udp;
-		} v6;
-	} h = {};
 	__u8 l2hdr[XT_L2_MAX];
+	struct udphdr *udp;
 	__u32 l2 = p->l2, l3, cd, ulen, want, have;
-	__be16 cdh[2];
 	void *data, *data_end;
 	int v4, dsum, head, rc;
 	__u64 sum;
@@ -602,9 +592,6 @@ static __noinline int xt_forward(struct xdp_md *ctx, const struct xt_pkt *p,
 	if (data + XT_L2_MAX > data_end)	/* frames hold >= 42 bytes */
 		return XT_CNT_DROP_ERROR;
 	__builtin_memcpy(l2hdr, data, XT_L2_MAX);
-	__builtin_memcpy(l2hdr, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(l2hdr + ETH_ALEN, fib.smac, ETH_ALEN);
-	xt_set_ethertype(l2hdr, l2, bpf_htons(v4 ? ETH_P_IP : ETH_P_IPV6));
 
 	head = (int)f->data_off - (int)(l2 + l3 + sizeof(struct udphdr) + cd);
 	if (bpf_xdp_adjust_head(ctx, head))
@@ -614,60 +601,70 @@ static __noinline int xt_forward(struct xdp_md *ctx, const struct xt_pkt *p,
 	if (have > want && bpf_xdp_adjust_tail(ctx, (int)want - (int)have))
 		return XT_CNT_DROP_ERROR;
 
-	/* Verifier workaround: adjust_head/tail invalidate packet pointers;
+	/* Headers are written straight into the frame, field by field: built
+	 * on the stack and copied, the copy's wide loads of just-written
+	 * narrow fields stalled on store forwarding.
+	 * Verifier workaround: adjust_head/tail invalidate packet pointers;
 	 * reload and re-check before every write. */
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	if (data + XT_L2_MAX > data_end)
 		return XT_CNT_DROP_ERROR;
-	__builtin_memcpy(data, l2hdr, XT_L2_MAX);
+	__builtin_memcpy(data, l2hdr, XT_L2_MAX);	/* VLAN tags as they were */
+	__builtin_memcpy(data, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(data + ETH_ALEN, fib.smac, ETH_ALEN);
+	xt_set_ethertype(data, l2, bpf_htons(v4 ? ETH_P_IP : ETH_P_IPV6));
 	data += l2;
 
 	sum = csum_pseudo(f->saddr, f->daddr, v4, ulen) + f->sport + f->dport +
 	      bpf_htons((__u16)ulen) + (__u16)dsum;
+	if (cd)
+		sum += f->channel + bpf_htons((__u16)f->dlen);
+	if (v4) {
+		struct iphdr *ip = data;
+		__be16 tot_len = bpf_htons((__u16)(l3 + ulen));
+
+		udp = data + sizeof(*ip);
+		if ((void *)(udp + 1) > data_end)
+			return XT_CNT_DROP_ERROR;
+		*(__u8 *)ip = 0x45;	/* version 4, 5 words */
+		ip->tos = 0;
+		ip->tot_len = tot_len;
+		ip->id = 0;
+		ip->frag_off = bpf_htons(XT_IP_DF);
+		ip->ttl = 64;
+		ip->protocol = IPPROTO_UDP;
+		ip->saddr = f->saddr[3];
+		ip->daddr = f->daddr[3];
+		/* The header's sum from the values, not from memory. */
+		ip->check = (__u16)~csum_fold64((__u64)f->saddr[3] + f->daddr[3] +
+						bpf_htons(0x4500) + tot_len +
+						bpf_htons(XT_IP_DF) +
+						bpf_htons((64 << 8) | IPPROTO_UDP));
+	} else {
+		struct ipv6hdr *ip6 = data;
+
+		udp = data + sizeof(*ip6);
+		if ((void *)(udp + 1) > data_end)
+			return XT_CNT_DROP_ERROR;
+		*(__be32 *)ip6 = bpf_htonl(0x60000000);	/* version 6, no class, no label */
+		ip6->payload_len = bpf_htons((__u16)ulen);
+		ip6->nexthdr = IPPROTO_UDP;
+		ip6->hop_limit = 64;
+		__builtin_memcpy(&ip6->saddr, f->saddr, 16);
+		__builtin_memcpy(&ip6->daddr, f->daddr, 16);
+	}
+	udp->source = f->sport;
+	udp->dest = f->dport;
+	udp->len = bpf_htons((__u16)ulen);
+	udp->check = csum_udp(sum);
 	if (cd) {
+		__be16 *cdh = (void *)(udp + 1);
+
+		if ((void *)(cdh + 2) > data_end)
+			return XT_CNT_DROP_ERROR;
 		cdh[0] = f->channel;
 		cdh[1] = bpf_htons((__u16)f->dlen);
-		sum += csum_words(cdh, 1);
-	}
-	if (v4) {
-		h.v4.ip.version = 4;
-		h.v4.ip.ihl = 5;
-		h.v4.ip.tot_len = bpf_htons((__u16)(l3 + ulen));
-		h.v4.ip.frag_off = bpf_htons(XT_IP_DF);
-		h.v4.ip.ttl = 64;
-		h.v4.ip.protocol = IPPROTO_UDP;
-		h.v4.ip.saddr = f->saddr[3];
-		h.v4.ip.daddr = f->daddr[3];
-		h.v4.ip.check = ~csum_fold64(csum_words(&h.v4.ip, 5));
-		h.v4.udp.source = f->sport;
-		h.v4.udp.dest = f->dport;
-		h.v4.udp.len = bpf_htons((__u16)ulen);
-		h.v4.udp.check = csum_udp(sum);
-		if (data + sizeof(h.v4) > data_end)
-			return XT_CNT_DROP_ERROR;
-		__builtin_memcpy(data, &h.v4, sizeof(h.v4));
-		data += sizeof(h.v4);
-	} else {
-		h.v6.ip.version = 6;
-		h.v6.ip.payload_len = bpf_htons((__u16)ulen);
-		h.v6.ip.nexthdr = IPPROTO_UDP;
-		h.v6.ip.hop_limit = 64;
-		__builtin_memcpy(&h.v6.ip.saddr, f->saddr, 16);
-		__builtin_memcpy(&h.v6.ip.daddr, f->daddr, 16);
-		h.v6.udp.source = f->sport;
-		h.v6.udp.dest = f->dport;
-		h.v6.udp.len = bpf_htons((__u16)ulen);
-		h.v6.udp.check = csum_udp(sum);
-		if (data + sizeof(h.v6) > data_end)
-			return XT_CNT_DROP_ERROR;
-		__builtin_memcpy(data, &h.v6, sizeof(h.v6));
-		data += sizeof(h.v6);
-	}
-	if (cd) {
-		if (data + sizeof(cdh) > data_end)
-			return XT_CNT_DROP_ERROR;
-		__builtin_memcpy(data, cdh, sizeof(cdh));
 	}
 
 	if (fib.ifindex == ctx->ingress_ifindex) {
