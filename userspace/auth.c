@@ -182,8 +182,11 @@ static bool nonce_mac(const struct auth *a, const struct sockaddr_storage *clien
 	memcpy(msg + 18, ts_hex, NONCE_TS_HEX);
 	if (!HMAC(EVP_sha256(), a->nonce_key, sizeof(a->nonce_key), msg, sizeof(msg), mac, &n))
 		return false;
-	for (int i = 0; i < NONCE_MAC_LEN; i++)
-		snprintf(out + 2 * i, 3, "%02x", mac[i]);
+	for (int i = 0; i < NONCE_MAC_LEN; i++) {
+		out[2 * i] = "0123456789abcdef"[mac[i] >> 4];
+		out[2 * i + 1] = "0123456789abcdef"[mac[i] & 15];
+	}
+	out[2 * NONCE_MAC_LEN] = 0;
 	return true;
 }
 
