@@ -13,8 +13,14 @@
 #    injector XDP program (tools/xturngen_inject.bpf.c), XDP_TX out of c0,
 #    one pinned thread per CPU (several M pps; sendmmsg tops out near 1 M,
 #    which is all the XDP path was shown to do). For xturnd --no-xdp and
-#    coturn with sendmmsg, which offers several times what they relay (and
-#    their r0 has no XDP program, so XDP_TX frames into it would vanish).
+#    coturn with xturngen's UDP GSO sends (a batch of one allocation's
+#    datagrams per send), which offer more than they relay at a fraction of
+#    sendmmsg's CPU. c0 cuts them into datagrams as a NIC would (no UDP
+#    segmentation offload), and the relay's veths have GRO on, as a NIC's
+#    are by default: each server meets datagrams, and may let the kernel
+#    coalesce them (UDP_GRO) or not. Live frames are not used for them:
+#    their pages make each skb ~4 KiB of socket buffer, which coturn's
+#    64 KiB client sockets cannot hold through a burst.
 #    The peer is an XDP program, not a process: xturngen --xdp-sink
 #    attaches a counting sink (xturngen_sink in the injector's object) to
 #    the peer's veth p0 for the throughput trials; it counts every whole
