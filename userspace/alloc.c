@@ -274,6 +274,7 @@ static void alloc_free_one(struct alloc_table *t, struct allocation *a)
 	pthread_mutex_unlock(&t->quota->lock);
 	free(a->perms);
 	free(a->chans);
+	free(a->chan_keys);
 	free(a);
 }
 
@@ -375,7 +376,7 @@ int alloc_perm_add(struct alloc_table *t, struct allocation *a,
 struct chan *alloc_chan_by_number(struct allocation *a, uint16_t number, time_t now)
 {
 	for (unsigned i = 0; i < a->nchans; i++)
-		if (a->chans[i].number == number && a->chans[i].expires > now)
+		if (a->chan_keys[i].number == number && a->chans[i].expires > now)
 			return &a->chans[i];
 	return NULL;
 }
@@ -383,8 +384,11 @@ struct chan *alloc_chan_by_number(struct allocation *a, uint16_t number, time_t 
 struct chan *alloc_chan_by_peer(struct allocation *a, const struct sockaddr_storage *peer,
 				time_t now)
 {
+	uint32_t h = (uint32_t)addr_hash(peer, true);
+
 	for (unsigned i = 0; i < a->nchans; i++)
-		if (addr_eq(&a->chans[i].peer, peer) && a->chans[i].expires > now)
+		if (a->chan_keys[i].peer_hash == h && addr_eq(&a->chans[i].peer, peer) &&
+		    a->chans[i].expires > now)
 			return &a->chans[i];
 	return NULL;
 }
@@ -395,6 +399,7 @@ int alloc_chan_bind(struct alloc_table *t, struct allocation *a, uint16_t number
 		    const struct sockaddr_storage *peer, time_t now)
 {
 	struct chan *byn, *byp, *c;
+	struct chan_key *k;
 	int err;
 
 	if (number < CHANNEL_MIN || number > CHANNEL_MAX)
@@ -415,14 +420,21 @@ int alloc_chan_bind(struct alloc_table *t, struct allocation *a, uint16_t number
 		return alloc_perm_add(t, a, peer, now);
 	}
 	c = realloc(a->chans, (a->nchans + 1) * sizeof(*c));
-	if (!c)
+	if (c)
+		a->chans = c;
+	k = realloc(a->chan_keys, (a->nchans + 1) * sizeof(*k));
+	if (k)
+		a->chan_keys = k;
+	if (!c || !k)
 		return -ENOSPC;
-	a->chans = c;
+	k = &a->chan_keys[a->nchans];
 	c = &a->chans[a->nchans++];
 	memset(c, 0, sizeof(*c));
 	c->number = number;
 	c->peer = *peer;
 	addr_canon(&c->peer);
+	k->number = number;
+	k->peer_hash = (uint32_t)addr_hash(&c->peer, true);
 	c->expires = now + t->lim.channel_lifetime;
 	/* The permission first: alloc_perm_add starts channels it unblocks,
 	 * this new one included. */
@@ -443,6 +455,7 @@ static void expire_one(struct alloc_table *t, struct allocation *a, time_t now)
 	for (unsigned i = 0; i < a->nchans;) {
 		if (a->chans[i].expires <= now) {
 			chan_stop(t, a, &a->chans[i]);
+			a->chan_keys[i] = a->chan_keys[a->nchans - 1];
 			ARRAY_DEL(a->chans, a->nchans, i);
 		} else {
 			i++;

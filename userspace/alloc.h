@@ -32,6 +32,11 @@ struct chan {
 	bool in_kernel;			/* chan_up's answer: the fast path carries it */
 };
 
+struct chan_key {
+	uint32_t peer_hash;		/* addr_hash() of the peer, truncated */
+	uint16_t number;
+};
+
 struct relay {
 	struct sockaddr_storage addr;	/* local relayed transport address */
 	struct sockaddr_storage adv;	/* what we advertise (external-ip mapping) */
@@ -64,6 +69,9 @@ struct allocation {
 	struct perm *perms;
 	unsigned nperms;
 	struct chan *chans;
+	/* What lookups compare, in the same order as chans: a packet scans
+	 * these few bytes a channel, not each whole struct chan. */
+	struct chan_key *chan_keys;
 	unsigned nchans;
 	struct tx_entry tx[ALLOC_TX_CACHE];
 	unsigned tx_next;

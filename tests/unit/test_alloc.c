@@ -211,6 +211,36 @@ static void test_channel_rules(void **st)
 	assert_int_equal(mir.chans, 0);
 }
 
+/* Lookups by number and by peer after an expired channel left the middle
+ * of the table: each finds its own channel and the lapsed one is gone. */
+static void test_channel_lookup_after_expiry(void **st)
+{
+	struct alloc_table *t = new_table();
+	struct allocation *a = mk("198.51.100.1:1", "u", 10000);
+	struct sockaddr_storage p[4] = { A("203.0.113.5:7000"), A("203.0.113.6:7000"),
+					 A("203.0.113.7:7000"), A("203.0.113.8:7000") };
+	struct chan *c;
+
+	alloc_insert(t, a);
+	assert_int_equal(alloc_chan_bind(t, a, 0x4000, &p[0], 0), 0);
+	assert_int_equal(alloc_chan_bind(t, a, 0x4001, &p[1], 100), 0);
+	assert_int_equal(alloc_chan_bind(t, a, 0x4002, &p[2], 200), 0);
+	/* 0x4000 lapses at 600; binding a fourth sweeps it (max-channels 3). */
+	assert_int_equal(alloc_chan_bind(t, a, 0x4003, &p[3], 650), 0);
+	assert_int_equal(a->nchans, 3);
+	assert_null(alloc_chan_by_number(a, 0x4000, 650));
+	assert_null(alloc_chan_by_peer(a, &p[0], 650));
+	for (int i = 1; i < 4; i++) {
+		c = alloc_chan_by_number(a, (uint16_t)(0x4000 + i), 650);
+		assert_non_null(c);
+		assert_true(addr_eq(&c->peer, &p[i]));
+		assert_ptr_equal(alloc_chan_by_peer(a, &p[i], 650), c);
+	}
+	/* Still three live channels (0x4001 lapses at 700): no room. */
+	assert_int_equal(alloc_chan_bind(t, a, 0x4000, &p[0], 690), -ENOSPC);
+	alloc_table_free(t);
+}
+
 /* The mirror (fast path maps) carries exactly the channels that are bound
  * and permitted, through permission lapse, re-permission and expiry. */
 static void test_channel_mirror_follows_permission(void **st)
@@ -321,6 +351,7 @@ int main(void)
 		cmocka_unit_test(test_shared_quota),
 		cmocka_unit_test(test_permissions),
 		cmocka_unit_test(test_channel_rules),
+		cmocka_unit_test(test_channel_lookup_after_expiry),
 		cmocka_unit_test(test_channel_mirror_follows_permission),
 		cmocka_unit_test(test_channel_map_full),
 		cmocka_unit_test(test_expiry_and_growth),
