@@ -20,7 +20,9 @@
  * The next hop is looked up before the packet is touched: when the kernel
  * cannot give one (no neighbour yet, no route, MTU), the original packet
  * goes up the stack, the kernel resolves the neighbour and the daemon
- * relays it. A rewritten packet is never passed to the kernel.
+ * relays it. A rewritten packet is never passed to the kernel. A binding
+ * keeps the last answer (struct xt_nh) for up to 10 ms, less when the
+ * daemon hears of a link, address, route or neighbour change.
  * bpf_fib_lookup answers FWD_DISABLED unless forwarding is on for the device
  * it is given (net.ipv4.conf.IF.forwarding, net.ipv6.conf.IF.forwarding):
  * that is xt_cfg.fib_ifindex, a device of the daemon's with forwarding on,
@@ -523,6 +525,55 @@ static __always_inline void xt_set_ethertype(__u8 *l2hdr, __u32 l2, __be16 proto
 		__builtin_memcpy(l2hdr + ETH_HLEN + 6, &proto, 2);
 }
 
+/* The binding whose next hop this output uses: the p2c one towards a
+ * client (p2c, hairpin), the c2p one towards a peer. */
+static __always_inline struct xt_nh *xt_nh_of(const struct xt_fwd *f)
+{
+	if (f->p2c)
+		return &f->p2c->nh;
+	return f->c2p ? &f->c2p->nh : NULL;
+}
+
+/* A fresh cached next hop into fib (ifindex, MACs): 1, else 0. */
+static __always_inline int xt_nh_get(struct xdp_md *ctx, const struct xt_fwd *f,
+				     const struct xt_cfg *cfg, struct bpf_fib_lookup *fib)
+{
+	struct xt_nh *nh = xt_nh_of(f);
+	__u64 stamp;
+
+	if (!nh)
+		return 0;
+	stamp = nh->stamp;
+	if (!stamp || bpf_ktime_get_coarse_ns() - stamp >= XT_NH_TTL_NS ||
+	    nh->epoch != cfg->fib_epoch || nh->in_ifindex != ctx->ingress_ifindex ||
+	    fib->tot_len > nh->max_len)
+		return 0;
+	fib->ifindex = nh->ifindex;
+	__builtin_memcpy(fib->smac, nh->smac, ETH_ALEN);
+	__builtin_memcpy(fib->dmac, nh->dmac, ETH_ALEN);
+	return 1;
+}
+
+/* Caches a successful lookup. Readers meanwhile see stamp 0 and look up
+ * themselves; the exchange publishes the rest before the new stamp. */
+static __always_inline void xt_nh_put(struct xdp_md *ctx, const struct xt_fwd *f,
+				      const struct xt_cfg *cfg, const struct bpf_fib_lookup *fib,
+				      __u16 len)
+{
+	struct xt_nh *nh = xt_nh_of(f);
+
+	if (!nh)
+		return;
+	nh->stamp = 0;
+	nh->epoch = cfg->fib_epoch;
+	nh->ifindex = fib->ifindex;
+	nh->in_ifindex = ctx->ingress_ifindex;
+	nh->max_len = len;	/* the lookup may put the MTU in tot_len */
+	__builtin_memcpy(nh->smac, fib->smac, ETH_ALEN);
+	__builtin_memcpy(nh->dmac, fib->dmac, ETH_ALEN);
+	__sync_lock_test_and_set(&nh->stamp, bpf_ktime_get_coarse_ns() ?: 1);
+}
+
 /*
  * Sends the datagram described by *f, a cnt (C2P, P2C, HAIRPIN) one.
  * Returns the counter to bump (cnt on success) and sets f->verdict. Nothing
@@ -552,24 +603,28 @@ static __noinline int xt_forward(struct xdp_md *ctx, const struct xt_pkt *p,
 		return XT_CNT_PASS_UNUSUAL;
 	ulen = sizeof(struct udphdr) + cd + f->dlen;
 
-	fib.family = v4 ? XT_AF_INET : XT_AF_INET6;
-	fib.l4_protocol = IPPROTO_UDP;
-	fib.sport = f->sport;
-	fib.dport = f->dport;
 	fib.tot_len = l3 + ulen;
-	/* The device whose forwarding switch the kernel checks (see the
-	 * top); the egress it returns is compared with the ingress below. */
-	fib.ifindex = cfg->fib_ifindex ?: ctx->ingress_ifindex;
-	if (v4) {
-		fib.ipv4_src = f->saddr[3];
-		fib.ipv4_dst = f->daddr[3];
-	} else {
-		xt_addr_copy(fib.ipv6_src, f->saddr);
-		xt_addr_copy(fib.ipv6_dst, f->daddr);
+	if (!xt_nh_get(ctx, f, cfg, &fib)) {
+		fib.family = v4 ? XT_AF_INET : XT_AF_INET6;
+		fib.l4_protocol = IPPROTO_UDP;
+		fib.sport = f->sport;
+		fib.dport = f->dport;
+		/* The device whose forwarding switch the kernel checks (see
+		 * the top); the egress it returns is compared with the
+		 * ingress below. */
+		fib.ifindex = cfg->fib_ifindex ?: ctx->ingress_ifindex;
+		if (v4) {
+			fib.ipv4_src = f->saddr[3];
+			fib.ipv4_dst = f->daddr[3];
+		} else {
+			xt_addr_copy(fib.ipv6_src, f->saddr);
+			xt_addr_copy(fib.ipv6_dst, f->daddr);
+		}
+		rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+			return XT_CNT_PASS_FIB;
+		xt_nh_put(ctx, f, cfg, &fib, (__u16)(l3 + ulen));
 	}
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return XT_CNT_PASS_FIB;
 	if (fib.ifindex != ctx->ingress_ifindex) {
 		if (l2 != ETH_HLEN)
 			return XT_CNT_PASS_UNUSUAL;	/* VLAN: see the top */

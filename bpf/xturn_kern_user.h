@@ -16,7 +16,7 @@
 
 /* Bumped on any change to a struct below; the daemon refuses a program or a
  * pinned map of another version (xt_cfg.abi_version / map value sizes). */
-#define XT_ABI_VERSION 3
+#define XT_ABI_VERSION 4
 #define XT_MAGIC 0x5854524eU /* "XTRN" */
 
 /* Capacity of the binding maps. A full map degrades to userspace relaying. */
@@ -44,6 +44,26 @@ struct xt_c2p_key {
 	__u16 pad;
 };
 
+/* The next hop of a binding's output, as bpf_fib_lookup last gave it. The
+ * XDP program reuses it while it is fresh: same xt_cfg.fib_epoch (the
+ * daemon moves it on every link, address, route and neighbour change it
+ * hears of), younger than XT_NH_TTL_NS, same ingress device, and the frame
+ * no longer than the one the lookup checked against the MTU. Written by
+ * whichever CPU refreshes it: two refreshing at once write the same. */
+struct xt_nh {
+	__u64 stamp;		/* bpf_ktime_get_coarse_ns() of the lookup, 0: none */
+	__u32 epoch;		/* xt_cfg.fib_epoch of the lookup */
+	__u32 ifindex;		/* egress */
+	__u32 in_ifindex;	/* ingress the lookup was made for */
+	__u16 max_len;		/* IP length the lookup accepted */
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u16 pad;
+	__u32 pad2;
+};
+
+#define XT_NH_TTL_NS 10000000ULL	/* 10 ms */
+
 /* The counters of a binding live in its values: the lookup that finds a
  * binding has brought them into the cache (a separate per-channel array
  * cost a cache miss a packet at 10 000 channels). Updated atomically; a
@@ -56,6 +76,7 @@ struct xt_c2p_val {
 	__u32 flags;		/* enum xt_c2p_flags */
 	__u64 packets;		/* relayed client -> peer (XDP) */
 	__u64 bytes;		/*   application data bytes */
+	struct xt_nh nh;	/* towards the peer; the daemon writes zeros */
 };
 
 enum xt_c2p_flags {
@@ -83,6 +104,7 @@ struct xt_p2c_val {
 	__u16 pad;
 	__u64 packets;		/* relayed peer -> client (XDP) */
 	__u64 bytes;		/*   application data bytes */
+	struct xt_nh nh;	/* towards the client; the daemon writes zeros */
 };
 
 /* A live relayed transport address. Datagrams to one of these from a peer
@@ -139,6 +161,10 @@ struct xt_cfg {
 	 * kernel answers only for a device with forwarding on; the daemon's
 	 * lookup device has it, so the real interfaces need not. */
 	__u32 fib_ifindex;
+	/* Next hops cached in bindings (struct xt_nh) are good for this
+	 * epoch only. Never 0, which a fresh xt_nh holds. */
+	__u32 fib_epoch;
+	__u32 pad;
 };
 
 enum xt_cfg_flags {
@@ -147,14 +173,15 @@ enum xt_cfg_flags {
 };
 
 _Static_assert(sizeof(struct xt_c2p_key) == 40, "xt_c2p_key size");
-_Static_assert(sizeof(struct xt_c2p_val) == 56, "xt_c2p_val size");
+_Static_assert(sizeof(struct xt_nh) == 40, "xt_nh size");
+_Static_assert(sizeof(struct xt_c2p_val) == 96, "xt_c2p_val size");
 _Static_assert(sizeof(struct xt_p2c_key) == 40, "xt_p2c_key size");
-_Static_assert(sizeof(struct xt_p2c_val) == 56, "xt_p2c_val size");
+_Static_assert(sizeof(struct xt_p2c_val) == 96, "xt_p2c_val size");
 _Static_assert(sizeof(struct xt_relay_key) == 20, "xt_relay_key size");
 _Static_assert(sizeof(struct xt_relay_val) == 4, "xt_relay_val size");
 _Static_assert(sizeof(struct xt_perm_key) == 36, "xt_perm_key size");
 _Static_assert(sizeof(struct xt_perm_val) == 4, "xt_perm_val size");
 _Static_assert(sizeof(struct xt_count) == 16, "xt_count size");
-_Static_assert(sizeof(struct xt_cfg) == 16, "xt_cfg size");
+_Static_assert(sizeof(struct xt_cfg) == 24, "xt_cfg size");
 
 #endif /* XTURN_KERN_USER_H */

@@ -450,6 +450,13 @@ static void lookup_dev_close(struct fastpath *fp)
 	fp->lookup_ifindex = 0;
 }
 
+/* Next hops the XDP program cached in bindings are good for one epoch. */
+static void flush_next_hops(struct fastpath *fp)
+{
+	fp->cfg.fib_epoch = fp->cfg.fib_epoch + 1 ?: 1;	/* never 0 */
+	cfg_write(fp);
+}
+
 /* Deleted under us: look up with the ingress interface from now on (the
  * kernel answers FWD_DISABLED there unless forwarding is on, and the daemon
  * relays), and never delete a device that may get its ifindex. */
@@ -632,6 +639,7 @@ out:
 struct nl_event {
 	struct fastpath *fp;
 	bool rescan;
+	bool nh_stale;		/* next hops cached in XDP may be wrong now */
 };
 
 static int netlink_cb(const struct nlmsghdr *nlh, void *data)
@@ -639,6 +647,7 @@ static int netlink_cb(const struct nlmsghdr *nlh, void *data)
 	struct nl_event *ev = data;
 	struct nl_link l;
 
+	ev->nh_stale = true;	/* every group we hear affects next hops */
 	if (nlh->nlmsg_type == RTM_DELLINK && nl_parse_link(nlh, &l)) {
 		forget(ev->fp, l.ifindex);
 		if (l.ifindex == ev->fp->lookup_ifindex)
@@ -656,7 +665,7 @@ int fp_netlink_fd(struct fastpath *fp)
 void fp_netlink_event(struct fastpath *fp)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nl_event ev = { fp, false };
+	struct nl_event ev = { fp, false, false };
 	ssize_t len;
 
 	while ((len = mnl_socket_recvfrom(fp->nl, buf, sizeof(buf))) != 0) {
@@ -667,10 +676,12 @@ void fp_netlink_event(struct fastpath *fp)
 		/* Events were lost (overrun, or one too big for buf): the
 		 * rescan below catches up. */
 		if (errno == ENOBUFS || errno == ENOSPC)
-			ev.rescan = true;
+			ev.rescan = ev.nh_stale = true;
 		else if (errno != EINTR)
 			break;
 	}
+	if (ev.nh_stale)
+		flush_next_hops(fp);
 	/* One rescan for the batch: it attaches wherever our addresses are
 	 * now, whatever the individual messages said. */
 	if (ev.rescan)
@@ -844,7 +855,8 @@ static int copy_opts(struct fastpath *fp, const struct fp_opts *o)
 		return -EINVAL;
 	fp->cfg = (struct xt_cfg){ .magic = XT_MAGIC, .abi_version = XT_ABI_VERSION,
 				   .flags = XT_CFG_ENABLED |
-					    (o->verify_csum ? XT_CFG_VERIFY_CSUM : 0) };
+					    (o->verify_csum ? XT_CFG_VERIFY_CSUM : 0),
+				   .fib_epoch = 1 };
 	fp->addrs = calloc(o->naddrs + 1, sizeof(*fp->addrs));
 	fp->ifaces = calloc(o->nifaces + 1, sizeof(*fp->ifaces));
 	if (!fp->addrs || !fp->ifaces)
@@ -902,7 +914,8 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 	if (err)
 		goto fail;
 	/* Subscribed before the dumps in scan(), so no change falls between. */
-	fp->nl = nl_subscribe(RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR);
+	fp->nl = nl_subscribe(RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR |
+			      RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE);
 	if (!fp->nl) {
 		err = -errno;
 		say(why, whylen, "rtnetlink socket: %s", strerror(-err));

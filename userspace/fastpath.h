@@ -72,7 +72,9 @@ int fp_counters(struct fastpath *fp, struct xt_count out[XT_CNT_MAX]);
 unsigned fp_chan_count(struct fastpath *fp);
 
 /* rtnetlink socket to poll; fp_netlink_event() handles what is readable
- * (address and link changes: attach to new interfaces, forget gone ones). */
+ * (address and link changes: attach to new interfaces, forget gone ones;
+ * any event, routes and neighbours too, also makes the XDP program forget
+ * the next hops it cached, which otherwise live XT_NH_TTL_NS). */
 int fp_netlink_fd(struct fastpath *fp);
 void fp_netlink_event(struct fastpath *fp);
 

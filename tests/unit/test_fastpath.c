@@ -463,7 +463,8 @@ static void test_stale_abi_pins(void **state)
 	struct bpf_map_info info = { 0 };
 	__u32 len = sizeof(info);
 	struct fastpath *fp;
-	struct xt_cfg old = { XT_MAGIC, XT_ABI_VERSION + 1, XT_CFG_ENABLED, 0 }, cfg;
+	struct xt_cfg old = { .magic = XT_MAGIC, .abi_version = XT_ABI_VERSION + 1,
+			      .flags = XT_CFG_ENABLED }, cfg;
 	char why[256], path[128];
 	__u32 zero = 0;
 	int fd;
@@ -712,7 +713,7 @@ static void test_chan_full(void **state)
 static void test_netlink_follow(void **state)
 {
 	struct fastpath *fp = open_ok("10.11.0.1:3478", "auto", false);
-	__u32 b0;
+	__u32 b0, epoch;
 
 	assert_true(fp_netlink_fd(fp) >= 0);
 	sh("ip link add b0 type veth peer name b1 && ip link set b0 up && ip link set b1 up");
@@ -724,6 +725,16 @@ static void test_netlink_follow(void **state)
 	assert_int_equal(xdp_prog("b1", NULL), 0);
 	assert_true(in_tx_ports("b0"));
 	b0 = if_nametoindex("b0");
+	/* A neighbour or route change makes XDP forget cached next hops. */
+	epoch = read_cfg().fib_epoch;
+	assert_int_not_equal(epoch, 0);
+	sh("ip neigh replace 10.11.0.9 lladdr 02:00:00:00:00:09 dev b0 nud permanent");
+	fp_netlink_event(fp);
+	assert_int_not_equal(read_cfg().fib_epoch, epoch);
+	epoch = read_cfg().fib_epoch;
+	sh("ip route add 10.12.0.0/16 dev b0");
+	fp_netlink_event(fp);
+	assert_int_not_equal(read_cfg().fib_epoch, epoch);
 	sh("ip link del b0");
 	fp_netlink_event(fp);
 	assert_false(has_key(XT_MAP_TX_PORTS, &b0, NULL));

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -402,10 +403,13 @@ static void add_binding(const struct binding *b)
 	add_perm(b->relay, b->peer);
 }
 
+/* Each call a new fib_epoch: next hops cached by earlier cases (with other
+ * forwarding settings) do not carry over. */
 static void set_cfg(uint32_t flags, int fib_ifindex)
 {
+	static uint32_t epoch;
 	struct xt_cfg c = { .magic = XT_MAGIC, .abi_version = XT_ABI_VERSION, .flags = flags,
-			    .fib_ifindex = (uint32_t)fib_ifindex };
+			    .fib_ifindex = (uint32_t)fib_ifindex, .fib_epoch = ++epoch };
 	uint32_t zero = 0;
 
 	update(skel->maps.xt_cfg, &zero, &c);
@@ -813,6 +817,68 @@ static void cfg_guard(void **state)
 	assert_int_equal(run_prog(in, n, if_a, out, &outlen), XDP_REDIRECT);
 }
 
+/* The next hop a lookup found is cached in the binding and reused while it
+ * is fresh: same epoch, younger than XT_NH_TTL_NS, same ingress, a frame no
+ * longer than the one looked up. A planted MAC shows which was used. */
+static void next_hop_cache(void **state)
+{
+	static const uint8_t PLANTED[6] = { 2, 0, 0, 0, 0x77, 0x77 };
+	static uint8_t in[2048], big[2048], out[2048];
+	struct frame f = { C4, L4, .pl = CD(0x4000, 100) }, fb = { C4, L4, .pl = CD(0x4000, 300) };
+	size_t n = build(&f, in), nb = build(&fb, big), outlen;
+	struct xt_c2p_key ck;
+	struct xt_p2c_key pk;
+	struct xt_c2p_val v;
+	struct timespec ts;
+	int fd = bpf_map__fd(skel->maps.xt_c2p);
+
+	(void)state;
+	binding_keys(&bindings[0], &ck, &pk);
+	set_cfg(XT_CFG_ENABLED, if_f);
+	outlen = sizeof(out);
+	assert_int_equal(run_prog(in, n, if_a, out, &outlen), XDP_REDIRECT);
+	assert_memory_equal(out, MAC_P, 6);
+	assert_int_equal(bpf_map_lookup_elem(fd, &ck, &v), 0);
+	assert_int_not_equal(v.nh.stamp, 0);
+	assert_int_equal(v.nh.ifindex, if_c);
+	assert_int_equal(v.nh.in_ifindex, if_a);
+	assert_int_equal(v.nh.max_len, n - 14 - 4);	/* the output's IP length */
+	assert_memory_equal(v.nh.dmac, MAC_P, 6);
+	assert_memory_equal(v.nh.smac, MAC_XC, 6);
+
+	/* Fresh: used. */
+	memcpy(v.nh.dmac, PLANTED, 6);
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	v.nh.stamp = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	assert_int_equal(bpf_map_update_elem(fd, &ck, &v, BPF_EXIST), 0);
+	outlen = sizeof(out);
+	assert_int_equal(run_prog(in, n, if_a, out, &outlen), XDP_REDIRECT);
+	assert_memory_equal(out, PLANTED, 6);
+	check_sums(out, outlen);
+
+	/* A longer frame, another ingress, a new epoch, an old stamp: each
+	 * looks up again (and the lookup's MAC replaces the planted one). */
+	outlen = sizeof(out);
+	assert_int_equal(run_prog(big, nb, if_a, out, &outlen), XDP_REDIRECT);
+	assert_memory_equal(out, MAC_P, 6);
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(bpf_map_lookup_elem(fd, &ck, &v), 0);
+		memcpy(v.nh.dmac, PLANTED, 6);
+		clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+		v.nh.stamp = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+		if (k == 0)
+			v.nh.in_ifindex = (uint32_t)if_c;
+		else if (k == 2)
+			v.nh.stamp -= 2 * XT_NH_TTL_NS;
+		assert_int_equal(bpf_map_update_elem(fd, &ck, &v, BPF_EXIST), 0);
+		if (k == 1)
+			set_cfg(XT_CFG_ENABLED, if_f);
+		outlen = sizeof(out);
+		assert_int_equal(run_prog(in, n, if_a, out, &outlen), XDP_REDIRECT);
+		assert_memory_equal(out, MAC_P, 6);
+	}
+}
+
 /* The next hop is on a device the program may not redirect to: the
  * original frame goes to the kernel. */
 static void tx_port_missing(void **state)
@@ -937,7 +1003,7 @@ static int cost(int runs)
 int main(void)
 {
 	enum { N = sizeof(cases) / sizeof(cases[0]) };
-	struct CMUnitTest tests[N + 3];
+	struct CMUnitTest tests[N + 4];
 	const char *repeat = getenv("XDP_COST");
 
 	/* A private network namespace: devices, addresses and neighbours of
@@ -954,5 +1020,6 @@ int main(void)
 	tests[N] = (struct CMUnitTest){ "cfg_guard", cfg_guard, NULL, NULL, NULL };
 	tests[N + 1] = (struct CMUnitTest){ "tx_port_missing", tx_port_missing, NULL, NULL, NULL };
 	tests[N + 2] = (struct CMUnitTest){ "zero_checksum", zero_checksum, NULL, NULL, NULL };
-	return _cmocka_run_group_tests("xdp", tests, N + 3, setup, teardown);
+	tests[N + 3] = (struct CMUnitTest){ "next_hop_cache", next_hop_cache, NULL, NULL, NULL };
+	return _cmocka_run_group_tests("xdp", tests, N + 4, setup, teardown);
 }
