@@ -1,5 +1,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -70,26 +72,50 @@ static uint32_t fingerprint(const uint8_t *buf, size_t len)
 	return (uint32_t)crc32(crc32(0L, Z_NULL, 0), buf, (uInt)len) ^ FINGERPRINT_XOR;
 }
 
+/* HMAC-SHA1 and HMAC-SHA256 contexts with their digest set and no key, made
+ * once: each MAC starts from a copy, so no message pays for looking the
+ * algorithms up in OpenSSL's provider tables (locks and allocations). */
+static EVP_MAC_CTX *hmac_tmpl[2];
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void hmac_tmpl_init(void)
+{
+	static const char *const digests[2] = { "SHA1", "SHA256" };
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+
+	for (int i = 0; i < 2 && mac; i++) {
+		OSSL_PARAM params[] = {
+			OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+							 (char *)digests[i], 0),
+			OSSL_PARAM_construct_end(),
+		};
+		EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
+
+		if (ctx && !EVP_MAC_CTX_set_params(ctx, params)) {
+			EVP_MAC_CTX_free(ctx);
+			ctx = NULL;
+		}
+		hmac_tmpl[i] = ctx;
+	}
+	EVP_MAC_free(mac);	/* the contexts hold their own references */
+}
+
 /* HMAC over two concatenated pieces (a rewritten header and the rest), so
  * checking needs no copy of the message. Returns the MAC length or 0. */
-static size_t hmac2(const char *digest, const uint8_t *key, size_t keylen,
+static size_t hmac2(bool sha256, const uint8_t *key, size_t keylen,
 		    const uint8_t *p1, size_t n1, const uint8_t *p2, size_t n2,
 		    uint8_t out[SHA256_LEN])
 {
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
-	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)digest, 0),
-		OSSL_PARAM_construct_end(),
-	};
+	EVP_MAC_CTX *ctx;
 	size_t outlen = 0;
 
-	if (!ctx || !EVP_MAC_init(ctx, key, keylen, params) ||
+	pthread_once(&hmac_once, hmac_tmpl_init);
+	ctx = hmac_tmpl[sha256] ? EVP_MAC_CTX_dup(hmac_tmpl[sha256]) : NULL;
+	if (!ctx || !EVP_MAC_init(ctx, key, keylen, NULL) ||
 	    !EVP_MAC_update(ctx, p1, n1) || (n2 && !EVP_MAC_update(ctx, p2, n2)) ||
 	    !EVP_MAC_final(ctx, out, &outlen, SHA256_LEN))
 		outlen = 0;
 	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac);
 	return outlen;
 }
 
@@ -396,7 +422,7 @@ void stun_add_unknown_attrs(struct stun_builder *b, const uint16_t *types, unsig
 		put16(p + 2 * i, types[i]);
 }
 
-static void add_mac(struct stun_builder *b, uint16_t type, const char *digest, uint16_t maclen,
+static void add_mac(struct stun_builder *b, uint16_t type, bool sha256, uint16_t maclen,
 		    const uint8_t *key, size_t keylen)
 {
 	uint8_t mac[SHA256_LEN];
@@ -406,7 +432,7 @@ static void add_mac(struct stun_builder *b, uint16_t type, const char *digest, u
 	if (!p)
 		return;
 	start = (size_t)(p - 4 - b->buf);
-	if (hmac2(digest, key, keylen, b->buf, start, NULL, 0, mac) != maclen) {
+	if (hmac2(sha256, key, keylen, b->buf, start, NULL, 0, mac) != maclen) {
 		b->overflow = true;
 		return;
 	}
@@ -415,12 +441,12 @@ static void add_mac(struct stun_builder *b, uint16_t type, const char *digest, u
 
 void stun_add_integrity(struct stun_builder *b, const uint8_t *key, size_t keylen)
 {
-	add_mac(b, STUN_A_MESSAGE_INTEGRITY, "SHA1", SHA1_LEN, key, keylen);
+	add_mac(b, STUN_A_MESSAGE_INTEGRITY, false, SHA1_LEN, key, keylen);
 }
 
 void stun_add_integrity_sha256(struct stun_builder *b, const uint8_t *key, size_t keylen)
 {
-	add_mac(b, STUN_A_MESSAGE_INTEGRITY_SHA256, "SHA256", SHA256_LEN, key, keylen);
+	add_mac(b, STUN_A_MESSAGE_INTEGRITY_SHA256, true, SHA256_LEN, key, keylen);
 }
 
 void stun_add_fingerprint(struct stun_builder *b)
@@ -458,7 +484,7 @@ int stun_check_integrity(const struct stun_msg *m, const uint8_t *key, size_t ke
 	start = a->off - 4u;
 	memcpy(hdr, m->buf, STUN_HDR_LEN);
 	put16(hdr + 2, (uint16_t)(a->off + a->len - STUN_HDR_LEN));
-	if (hmac2(sha256 ? "SHA256" : "SHA1", key, keylen, hdr, STUN_HDR_LEN,
+	if (hmac2(sha256, key, keylen, hdr, STUN_HDR_LEN,
 		  m->buf + STUN_HDR_LEN, start - STUN_HDR_LEN, mac) < a->len)
 		return -EBADMSG;
 	return CRYPTO_memcmp(mac, stun_attr_val(m, a), a->len) ? -EBADMSG : 0;
