@@ -62,7 +62,7 @@ static const struct daemon_field {
 	  "Channels left to userspace relaying because a fast path map was full",
 	  S(fastpath_full) },
 	{ "send_drops", "send_dropped_total", "", C,
-	  "Datagrams the kernel would not take (socket buffer full)", S(send_drops) },
+	  "Datagrams not sent (socket buffer full, refused, or over 2 KiB)", S(send_drops) },
 	{ "tcp_connections", "tcp_connections", "", G, "Open TCP/TLS client connections",
 	  S(tcp_connections) },
 	{ "tcp_accepted", "tcp_accepted_total", "", C, "TCP/TLS connections accepted",

@@ -129,7 +129,7 @@ struct worker {
 	struct sockaddr_storage from[BATCH];
 	uint8_t (*bufs)[RX_SLOT];
 	uint8_t ctrl[BATCH][96];
-	uint64_t send_drops;		/* datagrams the kernel would not take */
+	uint64_t send_drops;		/* datagrams not sent: refused, or too big */
 	struct outq out;
 };
 
@@ -395,8 +395,10 @@ static int outq_push(struct worker *w, int fd, const struct sockaddr_storage *to
 
 	for (int i = 0; i < iovcnt; i++)
 		len += iov[i].iov_len;
-	if (len > PKT_BUF)
+	if (len > PKT_BUF) {
+		w->send_drops++;	/* larger than any media datagram */
 		return -EMSGSIZE;
+	}
 	if (q->n == OUTQ_MAX)
 		outq_flush(w);
 	n = q->n;
@@ -1071,9 +1073,14 @@ static void on_listener(struct worker *w, struct src *l)
 			addr_canon(&w->from[i]);
 			if (!seg)
 				seg = len;
-			for (size_t off = 0; off < len; off += seg)
+			/* Once at least: an empty datagram is the codec's to reject. */
+			for (size_t off = 0, dlen; off < len || !off; off += dlen) {
+				dlen = len - off < seg ? len - off : seg;
 				turn_on_client(w->turn, l->fd, &w->from[i], &dst, w->bufs[i] + off,
-					       len - off < seg ? len - off : seg, now);
+					       dlen, now);
+				if (!dlen)
+					break;
+			}
 		}
 		outq_flush(w);
 		if (n < BATCH)
@@ -1099,9 +1106,12 @@ static void on_relay(struct worker *w, struct src *r)
 				seg = len;
 			/* A datagram's headroom is the tail of the one before,
 			 * already sent (sends copy): turn_on_peer may write it. */
-			for (size_t off = 0; off < len && r->fd >= 0; off += seg)
-				turn_on_peer(w->turn, r->alloc, &w->from[i], d + off,
-					     len - off < seg ? len - off : seg, now);
+			for (size_t off = 0, dlen; (off < len || !off) && r->fd >= 0; off += dlen) {
+				dlen = len - off < seg ? len - off : seg;
+				turn_on_peer(w->turn, r->alloc, &w->from[i], d + off, dlen, now);
+				if (!dlen)
+					break;
+			}
 		}
 		outq_flush(w);
 		if (n < BATCH)
