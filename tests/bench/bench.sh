@@ -19,8 +19,9 @@
 #    segmentation offload), and the relay's veths have GRO on, as a NIC's
 #    are by default: each server meets datagrams, and may let the kernel
 #    coalesce them (UDP_GRO) or not. Live frames are not used for them:
-#    their pages make each skb ~4 KiB of socket buffer, which coturn's
-#    64 KiB client sockets cannot hold through a burst.
+#    coturn passed no paced step with them (an skb made from a live frame
+#    is charged its 4 KiB page, and coturn asks 64 KiB of buffer for its
+#    client sockets).
 #    The peer is an XDP program, not a process: xturngen --xdp-sink
 #    attaches a counting sink (xturngen_sink in the injector's object) to
 #    the peer's veth p0 for the throughput trials; it counts every whole
