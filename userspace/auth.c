@@ -5,15 +5,12 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "addr.h"
 #include "auth.h"
 
 #define MD5_LEN 16
-#define SHA1_LEN 20
-#define SHA256_LEN 32
 /* base64 of 24 security-feature bits; bit 0 (the first) is "password
  * algorithms" (RFC 8489 §18.1): 0x80 0x00 0x00 -> "gAAA". */
 #define NONCE_FEATURES "gAAA"
@@ -151,13 +148,12 @@ int auth_add_secret(struct auth *a, const char *secret)
 
 int auth_rest_password(const char *secret, const char *username, char *out, size_t outlen)
 {
-	uint8_t mac[SHA1_LEN];
-	unsigned n = 0;
+	uint8_t mac[SHA256_LEN];
 
 	if (outlen < REST_PW_LEN + 1)
 		return -ENOSPC;
-	if (!HMAC(EVP_sha1(), secret, (int)strlen(secret), (const uint8_t *)username,
-		  strlen(username), mac, &n) || n != SHA1_LEN)
+	if (stun_hmac(false, (const uint8_t *)secret, strlen(secret), username, strlen(username),
+		      mac) != SHA1_LEN)
 		return -EINVAL;
 	EVP_EncodeBlock((uint8_t *)out, mac, SHA1_LEN);
 	return 0;
@@ -173,14 +169,13 @@ static bool nonce_mac(const struct auth *a, const struct sockaddr_storage *clien
 	uint8_t msg[16 + 2 + NONCE_TS_HEX], mac[SHA256_LEN];
 	uint32_t ip[4];
 	uint16_t port = addr_port(client);
-	unsigned n = 0;
 
 	addr_to_mapped(client, ip);
 	memcpy(msg, ip, 16);
 	msg[16] = (uint8_t)(port >> 8);
 	msg[17] = (uint8_t)port;
 	memcpy(msg + 18, ts_hex, NONCE_TS_HEX);
-	if (!HMAC(EVP_sha256(), a->nonce_key, sizeof(a->nonce_key), msg, sizeof(msg), mac, &n))
+	if (stun_hmac(true, a->nonce_key, sizeof(a->nonce_key), msg, sizeof(msg), mac) != SHA256_LEN)
 		return false;
 	for (int i = 0; i < NONCE_MAC_LEN; i++) {
 		out[2 * i] = "0123456789abcdef"[mac[i] >> 4];

@@ -12,8 +12,6 @@
 #include "stun.h"
 
 #define FINGERPRINT_XOR 0x5354554eu
-#define SHA1_LEN 20
-#define SHA256_LEN 32
 /* RFC 8489 §14.6: MESSAGE-INTEGRITY-SHA256 may be truncated to 16 bytes. */
 #define SHA256_MIN_LEN 16
 /* RFC 8489 §14.8: reason phrase < 128 characters, at most 763 bytes. */
@@ -117,6 +115,12 @@ static size_t hmac2(bool sha256, const uint8_t *key, size_t keylen,
 		outlen = 0;
 	EVP_MAC_CTX_free(ctx);
 	return outlen;
+}
+
+size_t stun_hmac(bool sha256, const uint8_t *key, size_t keylen, const void *data, size_t len,
+		 uint8_t out[SHA256_LEN])
+{
+	return hmac2(sha256, key, keylen, data, len, NULL, 0, out);
 }
 
 bool stun_looks_like(const uint8_t *buf, size_t len)

@@ -15,6 +15,8 @@
 #define STUN_MAX_UNKNOWN 8
 /* Largest message we build or accept over UDP. */
 #define STUN_MAX_MSG 1500
+#define SHA1_LEN 20		/* MESSAGE-INTEGRITY */
+#define SHA256_LEN 32		/* MESSAGE-INTEGRITY-SHA256, untruncated */
 
 /* Methods. */
 enum {
@@ -168,6 +170,10 @@ void stun_add_unknown_attrs(struct stun_builder *b, const uint16_t *types, unsig
 void stun_add_integrity(struct stun_builder *b, const uint8_t *key, size_t keylen);
 void stun_add_integrity_sha256(struct stun_builder *b, const uint8_t *key, size_t keylen);
 void stun_add_fingerprint(struct stun_builder *b);
+/* HMAC-SHA1 or HMAC-SHA256 of data (what MESSAGE-INTEGRITY uses; also for
+ * auth's nonces and REST passwords). Returns the MAC length, 0 on error. */
+size_t stun_hmac(bool sha256, const uint8_t *key, size_t keylen, const void *data, size_t len,
+		 uint8_t out[SHA256_LEN]);
 /* Length of the finished message, or 0 if it did not fit. */
 size_t stun_build_finish(struct stun_builder *b);
 
