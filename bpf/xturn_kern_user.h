@@ -107,6 +107,16 @@ struct xt_p2c_val {
 	struct xt_nh nh;	/* towards the client; the daemon writes zeros */
 };
 
+/* A binding's p2c key, from its c2p value (every binding is in both maps). */
+static inline void xt_p2c_key_of(const struct xt_c2p_val *v, struct xt_p2c_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	__builtin_memcpy(k->peer, v->peer, sizeof(k->peer));
+	__builtin_memcpy(k->relay, v->relay, sizeof(k->relay));
+	k->peer_port = v->peer_port;
+	k->relay_port = v->relay_port;
+}
+
 /* A live relayed transport address. Datagrams to one of these from a peer
  * with no permission are dropped in XDP (the daemon stays out of floods). */
 struct xt_relay_key {

@@ -332,11 +332,7 @@ static int channels(const struct opts *o)
 		key = next;
 		if (bpf_map_lookup_elem(c2p, &key, &val))
 			continue;	/* deleted since */
-		memset(&pk, 0, sizeof(pk));
-		memcpy(pk.peer, val.peer, sizeof(pk.peer));
-		memcpy(pk.relay, val.relay, sizeof(pk.relay));
-		pk.peer_port = val.peer_port;
-		pk.relay_port = val.relay_port;
+		xt_p2c_key_of(&val, &pk);
 		if (bpf_map_lookup_elem(p2c, &pk, &pv))
 			pv.packets = pv.bytes = 0;
 		printf("%-24s 0x%04x  %-24s %-24s %12llu %14llu %12llu %14llu\n",

@@ -228,15 +228,6 @@ static void chan_entry(const struct fp_chan *c, struct fp_entry *e)
 	e->chan.channel = htons(c->channel);
 }
 
-static void p2c_key_of(const struct xt_c2p_val *v, struct xt_p2c_key *pk)
-{
-	memset(pk, 0, sizeof(*pk));
-	memcpy(pk->peer, v->peer, sizeof(pk->peer));
-	memcpy(pk->relay, v->relay, sizeof(pk->relay));
-	pk->peer_port = v->peer_port;
-	pk->relay_port = v->relay_port;
-}
-
 /* Deletes both directions of the binding keyed k (the p2c key comes from
  * the map, not from the caller). */
 static void chan_remove(struct fastpath *fp, const struct fp_entry *e)
@@ -248,7 +239,7 @@ static void chan_remove(struct fastpath *fp, const struct fp_entry *e)
 
 	if (bpf_map_lookup_elem(c2p, &e->chan, &v) || bpf_map_delete_elem(c2p, &e->chan))
 		return;
-	p2c_key_of(&v, &pk);
+	xt_p2c_key_of(&v, &pk);
 	bpf_map_delete_elem(bpf_map__fd(fp->skel->maps.xt_p2c), &pk);
 	fp->nchans--;
 	memcpy(rk.relay, v.relay, sizeof(rk.relay));
@@ -284,7 +275,7 @@ int fp_chan_add(struct fastpath *fp, const struct fp_chan *c)
 	 * still reached, through the kernel: the route lookup finds it local. */
 	if (addr_ip_eq(&c->peer, &c->relay))
 		v.flags = XT_C2P_PEER_LOCAL;
-	p2c_key_of(&v, &pk);
+	xt_p2c_key_of(&v, &pk);
 	memcpy(pv.client, e.chan.client, sizeof(pv.client));
 	memcpy(pv.listener, e.chan.listener, sizeof(pv.listener));
 	pv.client_port = e.chan.client_port;

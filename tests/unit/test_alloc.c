@@ -11,6 +11,7 @@
 
 #include "addr.h"
 #include "alloc.h"
+#include "testalloc.h"
 
 /* A fake fast path: the set of channels the hooks say are carried. */
 struct mirror {
@@ -52,25 +53,6 @@ static struct alloc_table *new_table(void)
 	};
 	memset(&mir, 0, sizeof(mir));
 	return alloc_table_new(&limits, &h, NULL);
-}
-
-static struct sockaddr_storage A(const char *s)
-{
-	struct sockaddr_storage a;
-	assert_int_equal(addr_parse(s, 0, &a), 0);
-	return a;
-}
-
-static struct allocation *mk(const char *client, const char *user, time_t expires)
-{
-	struct allocation *a = calloc(1, sizeof(*a));
-	a->client = A(client);
-	a->listener = A("192.0.2.1:3478");
-	snprintf(a->username, sizeof(a->username), "%s", user);
-	a->relays[0].addr = A("192.0.2.1:50000");
-	a->nrelays = 1;
-	a->expires = expires;
-	return a;
 }
 
 static void test_insert_find_delete(void **st)

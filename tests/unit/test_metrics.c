@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "policy.h"
 #include "turn.h"
+#include "testalloc.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -317,25 +318,6 @@ static void test_json_parse_rejects(void **st)
 
 /* ---- alloc_totals and the daemon's collection ---------------------------------- */
 
-static struct sockaddr_storage A(const char *s)
-{
-	struct sockaddr_storage a;
-	assert_int_equal(addr_parse(s, 0, &a), 0);
-	return a;
-}
-
-static struct allocation *mk(const char *client, const char *user)
-{
-	struct allocation *a = calloc(1, sizeof(*a));
-	a->client = A(client);
-	a->listener = A("192.0.2.1:3478");
-	snprintf(a->username, sizeof(a->username), "%s", user);
-	a->relays[0].addr = A("192.0.2.1:50000");
-	a->nrelays = 1;
-	a->expires = 1000;
-	return a;
-}
-
 static bool in_kernel_every_other(void *ctx, struct allocation *a, struct chan *c)
 {
 	unsigned *n = ctx;
@@ -349,8 +331,9 @@ static void test_alloc_totals(void **st)
 	unsigned calls = 0;
 	struct alloc_hooks h = { .ctx = &calls, .chan_up = in_kernel_every_other };
 	struct alloc_table *t = alloc_table_new(&lim, &h, NULL);
-	struct allocation *a1 = mk("198.51.100.1:1", "alice"), *a2 = mk("198.51.100.1:2", "alice");
-	struct allocation *a3 = mk("198.51.100.1:3", "bob");
+	struct allocation *a1 = mk("198.51.100.1:1", "alice", 1000);
+	struct allocation *a2 = mk("198.51.100.1:2", "alice", 1000);
+	struct allocation *a3 = mk("198.51.100.1:3", "bob", 1000);
 	struct sockaddr_storage p1 = A("203.0.113.1:5000"), p2 = A("203.0.113.2:5000");
 	struct sockaddr_storage p3 = A("203.0.113.3:0");
 	struct alloc_totals tot;

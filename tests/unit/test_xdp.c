@@ -676,24 +676,24 @@ static const struct tcase cases[] = {
 	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_FIB },
 };
 
-static int run_prog_n(const uint8_t *in, size_t n, int ifindex, uint8_t *out, size_t *outlen,
-		      int repeat, uint32_t *ns)
+static int run_prog(const uint8_t *in, size_t n, int ifindex, uint8_t *out, size_t *outlen)
 {
 	struct xdp_md ctx = { .data_end = (uint32_t)n, .ingress_ifindex = (uint32_t)ifindex };
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = (uint32_t)n,
 		    .data_out = out, .data_size_out = (uint32_t)*outlen,
-		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = repeat);
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
 
 	assert_int_equal(bpf_prog_test_run_opts(bpf_program__fd(skel->progs.xturn_xdp), &o), 0);
 	*outlen = o.data_size_out;
-	if (ns)
-		*ns = o.duration;
 	return (int)o.retval;
 }
 
-static int run_prog(const uint8_t *in, size_t n, int ifindex, uint8_t *out, size_t *outlen)
+/* The case's configuration and forwarding switches. */
+static void case_env(const struct tcase *t)
 {
-	return run_prog_n(in, n, ifindex, out, outlen, 1, NULL);
+	set_cfg(t->disabled ? 0 : XT_CFG_ENABLED | t->flags, t->fib == FIB_LOOKUP_DEV ? if_f : 0);
+	set_forwarding("xa", t->fib == FIB_INGRESS_FWD);
+	set_forwarding("xc", t->fib == FIB_INGRESS_FWD);
 }
 
 static void run_case(void **state)
@@ -708,9 +708,7 @@ static void run_case(void **state)
 	n = build(&t->in, in);
 	if (t->truncate)
 		n = t->truncate;
-	set_cfg(t->disabled ? 0 : XT_CFG_ENABLED | t->flags, t->fib == FIB_LOOKUP_DEV ? if_f : 0);
-	set_forwarding("xa", t->fib == FIB_INGRESS_FWD);
-	set_forwarding("xc", t->fib == FIB_INGRESS_FWD);
+	case_env(t);
 	read_stats(before);
 	read_chans(cb);
 
@@ -817,6 +815,15 @@ static void cfg_guard(void **state)
 	assert_int_equal(run_prog(in, n, if_a, out, &outlen), XDP_REDIRECT);
 }
 
+/* The clock of bpf_ktime_get_coarse_ns(). */
+static uint64_t coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* The next hop a lookup found is cached in the binding and reused while it
  * is fresh: same epoch, younger than XT_NH_TTL_NS, same ingress, a frame no
  * longer than the one looked up. A planted MAC shows which was used. */
@@ -829,7 +836,6 @@ static void next_hop_cache(void **state)
 	struct xt_c2p_key ck;
 	struct xt_p2c_key pk;
 	struct xt_c2p_val v;
-	struct timespec ts;
 	int fd = bpf_map__fd(skel->maps.xt_c2p);
 
 	(void)state;
@@ -848,8 +854,7 @@ static void next_hop_cache(void **state)
 
 	/* Fresh: used. */
 	memcpy(v.nh.dmac, PLANTED, 6);
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	v.nh.stamp = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	v.nh.stamp = coarse_ns();
 	assert_int_equal(bpf_map_update_elem(fd, &ck, &v, BPF_EXIST), 0);
 	outlen = sizeof(out);
 	assert_int_equal(run_prog(in, n, if_a, out, &outlen), XDP_REDIRECT);
@@ -864,8 +869,7 @@ static void next_hop_cache(void **state)
 	for (int k = 0; k < 3; k++) {
 		assert_int_equal(bpf_map_lookup_elem(fd, &ck, &v), 0);
 		memcpy(v.nh.dmac, PLANTED, 6);
-		clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-		v.nh.stamp = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+		v.nh.stamp = coarse_ns();
 		if (k == 0)
 			v.nh.in_ifindex = (uint32_t)if_c;
 		else if (k == 2)
@@ -950,51 +954,36 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* XDP_COST=N (make bench): the program's mean run time per case over N
- * runs, for the cases it forwards. Not a test: nothing is asserted.
- * One run per call: with repeat > 1 the kernel would run the program again
- * on the frame it already rewrote. */
-static void prog_stats(uint64_t *ns, uint64_t *cnt)
-{
-	struct bpf_prog_info info = { 0 };
-	uint32_t len = sizeof(info);
-
-	*ns = *cnt = 0;
-	if (bpf_obj_get_info_by_fd(bpf_program__fd(skel->progs.xturn_xdp), &info, &len) == 0) {
-		*ns = info.run_time_ns;
-		*cnt = info.run_cnt;
-	}
-}
-
+/* XDP_COST=N (by hand, when working on the program): its mean run time in
+ * ns (kernel.bpf_stats) per forwarding case over N runs. Not a test: nothing
+ * is asserted. One run per call: with repeat > 1 the kernel would run the
+ * program again on the frame it already rewrote. */
 static int cost(int runs)
 {
 	static uint8_t in[4096], out[4096];
-	uint64_t total, ns0, cnt0, ns1, cnt1;
-	uint32_t ns;
 	int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);	/* on while fd is open */
+	int prog = bpf_program__fd(skel->progs.xturn_xdp);
 
-	if (setup(NULL))
-		return 1;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct tcase *t = &cases[i];
-		size_t n = build(&t->in, in), outlen = sizeof(out);
+		struct bpf_prog_info a = { 0 }, b = { 0 };
+		uint32_t len = sizeof(a);
+		size_t n = build(&t->in, in), outlen;
 
 		if (t->verdict != XDP_TX && t->verdict != XDP_REDIRECT)
 			continue;
-		set_cfg(XT_CFG_ENABLED | t->flags, t->fib == FIB_LOOKUP_DEV ? if_f : 0);
-		set_forwarding("xa", t->fib == FIB_INGRESS_FWD);
-		set_forwarding("xc", t->fib == FIB_INGRESS_FWD);
-		total = 0;
-		prog_stats(&ns0, &cnt0);
+		case_env(t);
+		bpf_obj_get_info_by_fd(prog, &a, &len);
 		for (int r = 0; r < runs; r++) {
 			outlen = sizeof(out);
-			run_prog_n(in, n, t->ingress == IN_C ? if_c : if_a, out, &outlen, 1, &ns);
-			total += ns;
+			run_prog(in, n, t->ingress == IN_C ? if_c : if_a, out, &outlen);
 		}
-		prog_stats(&ns1, &cnt1);
-		printf("%-36s %5zu bytes %5.0f ns %5.0f\n", t->name, n, (double)total / runs, cnt1 > cnt0 ? (double)(ns1-ns0)/(cnt1-cnt0) : -1.0);
+		len = sizeof(b);
+		bpf_obj_get_info_by_fd(prog, &b, &len);
+		printf("%-40s %5zu bytes %6.0f ns\n", t->name, n,
+		       b.run_cnt > a.run_cnt ? (double)(b.run_time_ns - a.run_time_ns) /
+						(double)(b.run_cnt - a.run_cnt) : -1.0);
 	}
-	teardown(NULL);
 	if (fd >= 0)
 		close(fd);
 	return 0;
@@ -1012,8 +1001,12 @@ int main(void)
 		perror("unshare(CLONE_NEWNET) (needs root)");
 		return 1;
 	}
-	if (repeat)
-		return cost(atoi(repeat));
+	if (repeat) {
+		int rc = setup(NULL) ? 1 : cost(atoi(repeat));
+
+		teardown(NULL);
+		return rc;
+	}
 	for (int i = 0; i < N; i++)
 		tests[i] = (struct CMUnitTest){ cases[i].name, run_case, NULL, NULL,
 						(void *)&cases[i] };
