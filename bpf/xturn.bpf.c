@@ -36,25 +36,18 @@
  * device or VLAN goes to the kernel instead.
  */
 #include <linux/bpf.h>
-#include <linux/if_ether.h>
-#include <linux/ip.h>
-#include <linux/ipv6.h>
-#include <linux/udp.h>
-#include <linux/in.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#define VLAN_MAX_DEPTH 2
-#include <xdp/parsing_helpers.h>
-
 #include "xturn_kern_user.h"
+#include "parsing.h"
 #include "csum.h"
 
 /* <sys/socket.h> is not usable with -target bpf. */
 #define XT_AF_INET 2
 #define XT_AF_INET6 10
 
-#define XT_L2_MAX (ETH_HLEN + 2 * 4)	/* Ethernet + two VLAN tags */
+#define XT_L2_MAX (ETH_HLEN + XT_VLAN_MAX_DEPTH * sizeof(struct xt_vlan_hdr))
 #define XT_FRAME_MAX 4096		/* single-buffer XDP frames are smaller */
 #define XT_CSUM_CHUNK 256		/* bpf_csum_diff: <= 512 on older kernels */
 #define XT_IP_DF 0x4000
@@ -263,15 +256,14 @@ static __always_inline int xt_parse(struct xdp_md *ctx, struct xt_pkt *p, __u8 *
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct hdr_cursor nh = { .pos = data };
-	struct ethhdr *eth;
+	struct xt_cursor nh = { .pos = data };
 	struct iphdr *iph;
 	struct ipv6hdr *ip6h;
 	struct udphdr *udph;
 	__u32 ip_payload;
 	int proto, plen;
 
-	proto = parse_ethhdr(&nh, data_end, &eth);
+	proto = xt_parse_eth(&nh, data_end);
 	if (proto < 0)
 		return XT_CNT_PASS_UNUSUAL;	/* runt */
 	/* Verifier workaround: packet pointer minus packet pointer is an
@@ -281,7 +273,7 @@ static __always_inline int xt_parse(struct xdp_md *ctx, struct xt_pkt *p, __u8 *
 		return XT_CNT_PASS_UNUSUAL;
 
 	if (proto == bpf_htons(ETH_P_IP)) {
-		if (parse_iphdr(&nh, data_end, &iph) < 0)
+		if (xt_parse_ip4(&nh, data_end, &iph) < 0)
 			return XT_CNT_PASS_UNUSUAL;
 		if (iph->version != 4 || iph->ihl != 5 ||
 		    (iph->frag_off & bpf_htons(XT_IP_MF | XT_IP_OFFSET)))
@@ -297,11 +289,9 @@ static __always_inline int xt_parse(struct xdp_md *ctx, struct xt_pkt *p, __u8 *
 		p->saddr[3] = iph->saddr;
 		p->daddr[3] = iph->daddr;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
-		proto = parse_ip6hdr(&nh, data_end, &ip6h);
-		if (proto < 0)
+		proto = xt_parse_ip6(&nh, data_end, &ip6h);
+		if (proto < 0 || ip6h->version != 6 || xt_ip6_is_ext(proto))
 			return XT_CNT_PASS_UNUSUAL;
-		if (ip6h->version != 6 || ip6h->nexthdr != proto)
-			return XT_CNT_PASS_UNUSUAL;	/* extension headers */
 		if (proto != IPPROTO_UDP)
 			return XT_CNT_PASS_NOT_OURS;
 		ip_payload = bpf_ntohs(ip6h->payload_len);
@@ -312,7 +302,7 @@ static __always_inline int xt_parse(struct xdp_md *ctx, struct xt_pkt *p, __u8 *
 		return XT_CNT_PASS_NOT_OURS;
 	}
 
-	plen = parse_udphdr(&nh, data_end, &udph);
+	plen = xt_parse_udp(&nh, data_end, &udph);
 	if (plen < 0)
 		return XT_CNT_PASS_UNUSUAL;
 	/* The UDP and IP lengths must agree and fit in the frame (a frame may
