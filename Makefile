@@ -6,7 +6,9 @@ BUILD ?= build
 CC ?= cc
 CLANG ?= clang
 BPFTOOL ?= bpftool
-ARCH_TRIPLET := $(shell $(CC) -dumpmachine)
+# Recursive (=), so it is computed when a BPF object is built, after deps has
+# installed the compiler; uname when no compiler answers.
+ARCH_TRIPLET = $(or $(shell $(CC) -print-multiarch 2>/dev/null),$(shell uname -m)-linux-gnu)
 
 Q := @
 ifeq ($(V),1)
@@ -30,7 +32,7 @@ CFLAGS += -fsanitize=thread
 LDFLAGS += -fsanitize=thread
 endif
 
-BPF_CFLAGS := -O2 -g -target bpf -Wall -Wextra -Werror -Wno-unused-parameter \
+BPF_CFLAGS = -O2 -g -target bpf -Wall -Wextra -Werror -Wno-unused-parameter \
 	-I/usr/include/$(ARCH_TRIPLET) -Ibpf -MMD -MP
 
 .DELETE_ON_ERROR:
@@ -98,28 +100,75 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcmocka
 
 # ---- the two commands ----------------------------------------------------
-DEPS := clang llvm bpftool libbpf-dev libxdp-dev libmnl-dev libcmocka-dev \
-	libssl-dev libelf-dev zlib1g-dev pkg-config iproute2 coturn ethtool \
-	libclang-rt-14-dev jq tcpdump
-deps:
-	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
-		grep -q '^install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-		echo "installing:" $$missing; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
-	@# coturn's package may start a system turnserver on 3478; the tests need the port.
-	@-systemctl disable --now coturn >/dev/null 2>&1 || true
+# Debian packages, installed by `make deps` when missing. tests/deps-audit.py
+# (run by `make test`) fails if the build or a test opens a file of any other
+# package that is not in the base system, so these lists cannot fall behind.
+# What the build and `make run` need:
+# (openssl: the library reads its configuration, and the README mints REST
+# credentials with the command.)
+DEPS_BUILD := make gcc libc6-dev clang bpftool libbpf-dev libxdp-dev libmnl-dev \
+	libssl-dev libelf-dev zlib1g-dev openssl
+# What the tests need on top: cmocka, coturn (reference server, uclient, echo
+# peer), the tools the scripts call, strace (the audit's trace), clang's
+# sanitizer runtimes and llvm-symbolizer for their reports (SAN=1, make fuzz).
+DEPS_TEST := libcmocka-dev coturn iproute2 ethtool procps jq tcpdump curl python3 \
+	strace libclang-rt-14-dev llvm
+# `make fresh-check` only.
+DEPS_FRESH := debootstrap iproute2 git
 
-run: deps all
+# Installs the missing packages of $(1). A service a package brings (coturn's
+# turnserver) is not started: while apt-get runs, a policy-rc.d refuses every
+# start (only if the host has none of its own). Nothing already on the host
+# is stopped or reconfigured.
+define install_missing
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+		grep -q '^install ok installed' || echo $$p; done); \
+	[ -n "$$missing" ] || exit 0; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "make: missing packages; as root: apt-get install" $$missing >&2; exit 1; \
+	fi; \
+	echo "installing:" $$missing; \
+	prc=/usr/sbin/policy-rc.d; \
+	if [ ! -e $$prc ]; then \
+		trap 'rm -f $$prc' EXIT; printf '#!/bin/sh\nexit 101\n' >$$prc; chmod 755 $$prc; \
+	fi; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+endef
+
+deps:
+	$(call install_missing,$(DEPS_BUILD) $(DEPS_TEST))
+deps-build:
+	$(call install_missing,$(DEPS_BUILD))
+
+# Each command installs first, then builds in a new make: what the Makefile
+# asks of the tools ($(CC) above) is only asked once they exist.
+run: deps-build
+	$(Q)$(MAKE) --no-print-directory all
 	$(XTURND) --demo
 
-test: deps all $(UNIT_TESTS)
-	$(Q)tests/run-all.sh $(BUILD)
+# The tests see Debian's tools only (no /usr/local, pyenv or cargo shims), as
+# on a fresh machine; the audit names any file that comes from elsewhere.
+TEST_PATH := /usr/sbin:/usr/bin:/sbin:/bin
+test: deps
+	$(Q)$(MAKE) --no-print-directory check
+
+check: all $(UNIT_TESTS)
+	$(Q)PATH=$(TEST_PATH) XT_DEPS_BUILD="$(DEPS_BUILD)" XT_DEPS_TEST="$(DEPS_TEST)" \
+		tests/run-all.sh $(BUILD)
+
+unit-tests: $(UNIT_TESTS)
 
 unit: all $(UNIT_TESTS)
-	$(Q)tests/run-all.sh $(BUILD) unit
+	$(Q)PATH=$(TEST_PATH) tests/run-all.sh $(BUILD) unit
+
+# `make test` in a minimal Debian 12 chroot that has nothing but make:
+# proves that deps installs everything. The base system is cached in
+# FRESH_CACHE; each run starts from a new copy of it.
+FRESH_CACHE ?= /var/tmp/xturn-fresh
+fresh-check:
+	$(call install_missing,$(DEPS_FRESH))
+	$(Q)tests/fresh-check.sh $(FRESH_CACHE)
 
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -Iuserspace -Ibpf -D_GNU_SOURCE
 FUZZ_SECONDS ?= 60
@@ -139,8 +188,9 @@ fuzz: deps
 	$(BUILD)/fuzz/fuzz_turn -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		$(BUILD)/fuzz/corpus-turn tests/fuzz/seeds-turn
 
-bench: deps all
-	$(Q)tests/bench/bench.sh $(BUILD)
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)PATH=$(TEST_PATH) tests/bench/bench.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
@@ -150,9 +200,10 @@ help:
 	@echo "make test    build and run every test (unit, XDP packet, end-to-end)"
 	@echo "make bench   xturn (XDP and userspace) vs coturn on one topology"
 	@echo "make fuzz    libFuzzer on the STUN parser (FUZZ_SECONDS=60)"
-	@echo "make deps    install missing Debian packages"
+	@echo "make deps    install missing Debian packages (deps-build: only the build's)"
+	@echo "make fresh-check  make test in a new minimal Debian 12 chroot"
 	@echo "options: BUILD=dir SAN=1 (ASan+UBSan) SAN=thread (TSan) V=1"
 
-.PHONY: all deps run test unit fuzz bench clean help
+.PHONY: all deps deps-build run test check unit unit-tests fresh-check fuzz bench clean help
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
