@@ -29,7 +29,7 @@ cleanup() {
 	ip netns del "$ns" 2>/dev/null
 	if [ -n "$root" ]; then
 		# deepest mounts first; rslave above keeps the host's own untouched
-		findmnt -rn -o TARGET | grep "^$root/" | sort -r | xargs -r -n1 umount -l
+		findmnt -rn -o TARGET | grep -E "^$root(/|\$)" | sort -r | xargs -r -n1 umount -l
 		rm -rf --one-file-system -- "$root"
 	fi
 	[ $rc = 0 ] || echo "fresh-check: FAILED (log: $log)"
@@ -62,6 +62,9 @@ mkdir -p "$root/src/xturn"
 git -C "$repo" ls-files -z --cached --others --exclude-standard |
 	(cd "$repo" && tar --null -T - -cf -) | tar -C "$root/src/xturn" -xf -
 
+# The root a mount point of its own: `ip netns` and the tests' unshare -m
+# make / rslave, which fails (EINVAL) on a directory that is not one.
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys" && mount --make-rslave "$root/sys"
 # A bpffs of its own: the chroot's pins never meet the host's.
@@ -112,4 +115,4 @@ rc=0
 in_root 'cd /src/xturn && make test' >>"$log" 2>&1 || rc=$?
 grep -E '^  (PASS|FAIL)|^ +\||passed,' "$log" | tail -n 60
 [ $rc = 0 ] || die "make test failed in the fresh chroot (exit $rc)"
-echo "fresh-check: PASS (log: $log)"
+echo "fresh-check: PASS in ${SECONDS}s (log: $log)"

@@ -901,6 +901,57 @@ static void raise_nofile(void)
 	}
 }
 
+/* Binds port/type on ip alone (no SO_REUSEPORT, which would let us join
+ * another process's listeners): -EADDRINUSE if someone holds it. */
+static int probe_port(const struct sockaddr_storage *ip, uint16_t port, int type)
+{
+	struct sockaddr_storage a = *ip;
+	int one = 1, rc = 0;
+	int fd = socket(a.ss_family, type | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return 0;	/* no such family here: open_listeners says so */
+	addr_set_port(&a, port);
+	if (type == SOCK_STREAM)	/* TIME_WAIT of our own last run is no owner */
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (a.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&a, addr_len(&a)) && errno == EADDRINUSE)
+		rc = -EADDRINUSE;
+	close(fd);
+	return rc;
+}
+
+int server_check_ports(const struct config *cfg, char *err, size_t errlen)
+{
+	struct sockaddr_storage ips[CONFIG_MAX_ADDRS];
+	unsigned n = cfg->nlisten;
+	char buf[ADDR_STRLEN];
+
+	memcpy(ips, cfg->listen, n * sizeof(ips[0]));
+	if (!n) {
+		addr_parse("0.0.0.0", 0, &ips[n++]);
+		addr_parse("::", 0, &ips[n++]);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		const struct { uint16_t port; int type; const char *name; bool on; } l[] = {
+			{ cfg->listen_port, SOCK_DGRAM, "udp", true },
+			{ cfg->listen_port, SOCK_STREAM, "tcp", !cfg->no_tcp },
+			{ cfg->tls_port, SOCK_STREAM, "tls", cfg->cert[0] && !cfg->no_tls },
+		};
+		for (unsigned k = 0; k < sizeof(l) / sizeof(l[0]); k++) {
+			if (!l[k].on || !probe_port(&ips[i], l[k].port, l[k].type))
+				continue;
+			addr_set_port(&ips[i], l[k].port);
+			snprintf(err, errlen, "%s/%s is in use by another process (another xturnd, "
+				 "or a TURN server such as coturn's service?)",
+				 addr_str(&ips[i], true, buf, sizeof(buf)), l[k].name);
+			return -EADDRINUSE;
+		}
+	}
+	return 0;
+}
+
 int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 	       struct policy *pol, struct fastpath *fp, server_reload_fn reload, char *err,
 	       size_t errlen)

@@ -19,6 +19,10 @@ struct server;
  * (the old ones stay; the callee logs why). */
 typedef int (*server_reload_fn)(bool reread, struct auth **auth, struct policy **pol);
 
+/* Fails with -EADDRINUSE (err says which) if another process holds one of
+ * the listening ports: our listeners use SO_REUSEPORT, so without this a
+ * second xturnd would silently share the port and the fast path's maps. */
+int server_check_ports(const struct config *cfg, char *err, size_t errlen);
 /* Opens the listeners of relay-threads workers (0: one per CPU). Takes
  * auth and pol (for the first worker; reload builds the others' and, on
  * SIGHUP, everyone's new ones). fp may be NULL (userspace relaying only). */

@@ -219,6 +219,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	if (server_check_ports(&cfg, err, sizeof(err))) {
+		log_err("%s", err);
+		config_free(&cfg);
+		return 1;
+	}
 	if (cfg.no_xdp) {
 		log_info("fast path: off (no-xdp): relaying in userspace");
 	} else {

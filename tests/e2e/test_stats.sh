@@ -7,7 +7,8 @@
 #     packet counts agree with what the client sent and the peer received.
 #  2. GET /metrics returns exactly what xturnstat --prometheus prints (the
 #     same numbers under the same names); other paths get 404.
-#  3. The table, the live view with rates, the error for a missing socket.
+#  3. The table, the live view with rates, the error for a missing socket;
+#     a second xturnd on the same port exits 1 naming it.
 #  4. If a private bpffs can be mounted: xturnstat reads counters from
 #     pinned maps made by bpftool (global and per-channel), no daemon needed.
 # Usage: tests/e2e/test_stats.sh BUILD_DIR
@@ -140,6 +141,16 @@ if "$stat" --socket "$tmp/none.sock" --pin-dir "$NOPINS" >/dev/null 2>"$tmp/none
 fi
 grep -q "no pinned maps in $NOPINS" "$tmp/none.err" && grep -q "no daemon on $tmp/none.sock" "$tmp/none.err" ||
 	fail "missing-source errors: $(cat "$tmp/none.err")"
+
+# A second daemon on the same port is refused, naming the port (its
+# SO_REUSEPORT listeners would have joined the first's); the first lives on.
+rc=0
+timeout 10 "$xturnd" --listening-ip=127.0.0.1 --listening-port=$TURN_PORT --no-xdp --user=u:p \
+	--stats-socket="$tmp/second.sock" >"$tmp/second.log" 2>&1 || rc=$?
+[ $rc = 1 ] || fail "second xturnd on port $TURN_PORT: exit $rc, want 1"
+grep -q "127.0.0.1:$TURN_PORT/udp is in use by another process" "$tmp/second.log" ||
+	fail "second xturnd: no message naming the port"
+"$stat" --socket "$SOCK" --pin-dir "$NOPINS" >/dev/null 2>&1 || fail "first xturnd gone"
 
 # The socket file goes with the daemon.
 kill -TERM "$xpid"
