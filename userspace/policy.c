@@ -27,24 +27,53 @@ struct policy {
 	bool default_deny;
 };
 
-/* IANA IPv4 and IPv6 Special-Purpose Address Registries, plus multicast and
- * the reserved class E. NAT64 prefixes embed IPv4 addresses (a peer could
- * reach 127.0.0.1 through a NAT64), so they are denied too. */
+/* The built-in deny list. Derived from the IANA IPv4 and IPv6 Special-
+ * Purpose Address Registries (IPv6 as updated 2025-10-09, IPv4 through RFC
+ * 8880): every block whose "Globally Reachable" is False, less the more
+ * specific blocks inside them that are True (policy_global_specs). Also:
+ *  - IPv6 outside 2000::/3, all "Reserved by IETF" in the IPv6 Address Space
+ *    registry but for the special blocks above, and multicast;
+ *  - blocks that embed an IPv4 address whose IPv4 half would slip past the
+ *    IPv4 rules: IPv4-compatible ::/96 (RFC 4291, deprecated),
+ *    IPv4-translated ::ffff:0:0:0/96 (RFC 2765), NAT64 64:ff9b::/96
+ *    (Globally Reachable, denied for that reason), 6to4 2002::/16 and Teredo
+ *    2001::/32 ("N/A" in the registry). */
 static const char *const policy_special_specs[] = {
-	"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-	"172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24",
-	"192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
-	"224.0.0.0/4",
-	"240.0.0.0/4",		/* reserved, includes broadcast 255.255.255.255 */
-	"::/128", "::1/128",
-	/* Only reachable by an address addr_canon left alone; kept as a guard. */
-	"::ffff:0:0/96",
-	"64:ff9b::/96", "64:ff9b:1::/48", "100::/64",
-	"2001::/23",		/* IETF protocol assignments, includes Teredo */
-	"2001:db8::/32", "2002::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+	"0.0.0.0/8",			/* "this network" */
+	"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",	/* private use */
+	"100.64.0.0/10",		/* shared address space (CGN) */
+	"127.0.0.0/8",			/* loopback */
+	"169.254.0.0/16",		/* link local */
+	"192.0.0.0/24",			/* IETF protocol assignments */
+	"192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",	/* documentation */
+	"192.88.99.0/24",		/* 6to4 relay anycast, deprecated */
+	"198.18.0.0/15",		/* benchmarking */
+	"224.0.0.0/4",			/* multicast */
+	"240.0.0.0/4",			/* reserved, with limited broadcast */
+	"::/3",				/* reserved: ::, ::1, ::/96, ::ffff:0:0/96,
+					 * ::ffff:0:0:0/96, 64:ff9b::/96, 64:ff9b:1::/48,
+					 * 100::/64, 100:0:0:1::/64 (dummy, RFC 9780) */
+	"2001::/23",			/* IETF protocol assignments, Teredo, benchmarking */
+	"2001:db8::/32", "3fff::/20",	/* documentation */
+	"2002::/16",			/* 6to4 */
+	"4000::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",	/* reserved: 5f00::/16 (SRv6
+					 * SIDs), fc00::/7 unique local, fe80::/10 link local,
+					 * fec0::/10 site local, ff00::/8 multicast */
 };
 #define POLICY_NSPECIAL (sizeof(policy_special_specs) / sizeof(policy_special_specs[0]))
 
+/* Globally reachable blocks inside the ones above: anycast services and
+ * identifiers a peer may legitimately be. */
+static const char *const policy_global_specs[] = {
+	"192.0.0.9/32", "192.0.0.10/32",	/* PCP and TURN anycast */
+	"2001:1::1/128", "2001:1::2/128", "2001:1::3/128",	/* PCP, TURN, DNS-SD SRP anycast */
+	"2001:3::/32",			/* AMT */
+	"2001:4:112::/48",		/* AS112-v6 */
+	"2001:20::/28", "2001:30::/28",	/* ORCHIDv2, drone remote ID */
+};
+#define POLICY_NGLOBAL (sizeof(policy_global_specs) / sizeof(policy_global_specs[0]))
+
+static struct policy_range policy_global[POLICY_NGLOBAL];
 static struct policy_range policy_special[POLICY_NSPECIAL];
 static pthread_once_t policy_special_once = PTHREAD_ONCE_INIT;
 
@@ -153,6 +182,8 @@ static void policy_special_init(void)
 	/* The table is constant and covered by the unit tests; it cannot fail. */
 	for (size_t i = 0; i < POLICY_NSPECIAL; i++)
 		policy_parse_range(policy_special_specs[i], false, &policy_special[i]);
+	for (size_t i = 0; i < POLICY_NGLOBAL; i++)
+		policy_parse_range(policy_global_specs[i], false, &policy_global[i]);
 }
 
 static bool policy_match(const struct policy_range *v, size_t n, sa_family_t family, u128 ip)
@@ -188,7 +219,8 @@ static bool policy_key(const struct sockaddr_storage *peer, sa_family_t *family,
 static bool policy_special_match(sa_family_t family, u128 ip)
 {
 	pthread_once(&policy_special_once, policy_special_init);
-	return policy_match(policy_special, POLICY_NSPECIAL, family, ip);
+	return policy_match(policy_special, POLICY_NSPECIAL, family, ip) &&
+	       !policy_match(policy_global, POLICY_NGLOBAL, family, ip);
 }
 
 struct policy *policy_new(void)

@@ -25,7 +25,8 @@ static const struct special specials[] = {
 	{ "127.0.0.0", "127.255.255.255", "126.255.255.255", "128.0.0.0" },
 	{ "169.254.0.0", "169.254.255.255", "169.253.255.255", "169.255.0.0" },
 	{ "172.16.0.0", "172.31.255.255", "172.15.255.255", "172.32.0.0" },
-	{ "192.0.0.0", "192.0.0.255", "191.255.255.255", "192.0.1.0" },
+	{ "192.0.0.0", "192.0.0.8", "191.255.255.255", "192.0.0.9" },	/* PCP, TURN */
+	{ "192.0.0.11", "192.0.0.255", "192.0.0.10", "192.0.1.0" },	/* anycast */
 	{ "192.0.2.0", "192.0.2.255", "192.0.1.255", "192.0.3.0" },
 	{ "192.88.99.0", "192.88.99.255", "192.88.98.255", "192.88.100.0" },
 	{ "192.168.0.0", "192.168.255.255", "192.167.255.255", "192.169.0.0" },
@@ -35,27 +36,28 @@ static const struct special specials[] = {
 	{ "224.0.0.0", "239.255.255.255", "223.255.255.255", NULL },
 	{ "240.0.0.0", "255.255.255.254", NULL, NULL },
 	{ "255.255.255.255", "255.255.255.255", NULL, NULL },
-	{ "::", "::", NULL, NULL },
-	{ "::1", "::1", NULL, "::2" },
-	{ "64:ff9b::", "64:ff9b::ffff:ffff", "64:ff9a:ffff:ffff:ffff:ffff:ffff:ffff",
-	  "64:ff9b::1:0:0" },
-	{ "64:ff9b:1::", "64:ff9b:1:ffff:ffff:ffff:ffff:ffff",
-	  "64:ff9b:0:ffff:ffff:ffff:ffff:ffff", "64:ff9b:2::" },
-	{ "100::", "100::ffff:ffff:ffff:ffff", "ff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-	  "100:0:0:1::" },
-	{ "2001::", "2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff",
-	  "2000:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "2001:200::" },
-	{ "2001::1", "2001:0:ffff:ffff:ffff:ffff:ffff:ffff", NULL, NULL },	/* Teredo */
+	/* IPv6 below 2000::/3: ::, ::1, IPv4-compatible, -mapped, -translated,
+	 * NAT64, discard-only, ... */
+	{ "::", "1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", NULL, "2000::" },
+	{ "2001::", "2001:0:ffff:ffff:ffff:ffff:ffff:ffff",	/* Teredo */
+	  "2000:ffff:ffff:ffff:ffff:ffff:ffff:ffff", NULL },
+	{ "2001:1::", "2001:1::", NULL, "2001:1::1" },		/* before PCP anycast */
+	{ "2001:1::4", "2001:2:ffff:ffff:ffff:ffff:ffff:ffff", "2001:1::3", "2001:3::" },
+	{ "2001:4::", "2001:4:111:ffff:ffff:ffff:ffff:ffff", "2001:3:ffff:ffff:ffff:ffff:ffff:ffff",
+	  "2001:4:112::" },
+	{ "2001:4:113::", "2001:1f:ffff:ffff:ffff:ffff:ffff:ffff",
+	  "2001:4:112:ffff:ffff:ffff:ffff:ffff", "2001:20::" },	/* ORCHIDv2 */
+	{ "2001:40::", "2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff",
+	  "2001:3f:ffff:ffff:ffff:ffff:ffff:ffff", "2001:200::" },
 	{ "2001:db8::", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff",
 	  "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff", "2001:db9::" },
 	{ "2002::", "2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
 	  "2001:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "2003::" },
-	{ "fc00::", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-	  "fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "fe00::" },
-	{ "fe80::", "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-	  "fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff", NULL },
-	{ "fec0::", "feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", NULL, NULL },
-	{ "ff00::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", NULL, NULL },
+	{ "3fff::", "3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff",
+	  "3ffe:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "3fff:1000::" },
+	/* above 2000::/3: SRv6 SIDs, unique and link local, multicast, ... */
+	{ "4000::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+	  "3fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", NULL },
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -115,11 +117,35 @@ static void test_builtin_ranges(void **state)
 	policy_free(open);
 }
 
+/* Each of the issue's examples by name: accepted before the table followed
+ * the registries. */
+static void test_registry_gaps(void **state)
+{
+	static const char *const denied[] = {
+		"::7f00:1",		/* IPv4-compatible 127.0.0.1 */
+		"::a00:1",		/* IPv4-compatible 10.0.0.1 */
+		"::ffff:0:7f00:1",	/* IPv4-translated 127.0.0.1 */
+		"::ffff:0:808:808",	/* IPv4-translated, even of a public one */
+		"3fff::1", "5f00::1", "100:0:0:1::1",
+		"2001:2::1",		/* benchmarking */
+	};
+	struct policy *p = policy_new();
+
+	for (size_t i = 0; i < N(denied); i++) {
+		struct sockaddr_storage a = ip(denied[i]);
+
+		if (!policy_is_special(&a) || policy_peer_allowed(p, &a))
+			fail_msg("%s should be denied", denied[i]);
+	}
+	policy_free(p);
+}
+
 static void test_public_allowed(void **state)
 {
 	static const char *const pub[] = {
 		"8.8.8.8", "1.1.1.1", "93.184.216.34", "2606:4700:4700::1111",
 		"2a00:1450:4001::1", "2001:4860:4860::8888", "::ffff:8.8.4.4",
+		"192.0.0.10", "2001:1::2",	/* TURN anycast */
 	};
 	struct policy *p = policy_new();
 
@@ -287,6 +313,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_builtin_ranges),
 		cmocka_unit_test(test_public_allowed),
+		cmocka_unit_test(test_registry_gaps),
 		cmocka_unit_test(test_mapped_canonicalized),
 		cmocka_unit_test(test_allow_overrides_default),
 		cmocka_unit_test(test_deny_public),
