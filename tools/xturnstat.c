@@ -198,11 +198,12 @@ static void print_table(const struct metrics_snapshot *m, const struct metrics_s
 		       (unsigned long long)m->channels_in_kernel,
 		       (unsigned long long)m->fastpath_full, (unsigned long long)m->users);
 		printf("        %llu requests, %llu allocations created, %llu auth failures, "
-		       "%llu challenges, %llu errors, %llu malformed, %llu peers denied\n",
+		       "%llu challenges, %llu errors, %llu malformed, %llu peers denied, "
+		       "%llu revoked\n",
 		       (unsigned long long)t->requests, (unsigned long long)t->allocations_created,
 		       (unsigned long long)t->auth_failures, (unsigned long long)t->auth_challenges,
 		       (unsigned long long)t->error_responses, (unsigned long long)t->malformed,
-		       (unsigned long long)t->peer_denied);
+		       (unsigned long long)t->peer_denied, (unsigned long long)t->revoked);
 	} else {
 		printf("daemon: not reachable (XDP counters only)\n");
 	}

@@ -499,6 +499,45 @@ unsigned alloc_expire(struct alloc_table *t, time_t now)
 	return deleted;
 }
 
+unsigned alloc_revoke(struct alloc_table *t, const struct alloc_keep *k)
+{
+	unsigned n = 0;
+
+	/* Expiry 0 is past for any clock; a dead allocation takes the rest. */
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		for (struct allocation *a = t->buckets[i]; a; a = a->next) {
+			if (k->alloc && !k->alloc(k->ctx, a)) {
+				a->expires = 0;
+				n++;
+				continue;
+			}
+			for (unsigned j = 0; j < a->nperms; j++) {
+				struct perm *p = &a->perms[j];
+				if (k->perm && !k->perm(k->ctx, a, p)) {
+					p->expires = 0;
+					n++;
+					for (unsigned c = 0; c < a->nchans; c++)
+						if (a->chans[c].expires &&
+						    addr_ip_eq(&a->chans[c].peer, &p->peer)) {
+							a->chans[c].expires = 0;
+							n++;
+						}
+				}
+			}
+			for (unsigned j = 0; j < a->nchans; j++) {
+				struct chan *c = &a->chans[j];
+				if (c->expires && k->chan && !k->chan(k->ctx, a, c)) {
+					c->expires = 0;
+					n++;
+				}
+			}
+		}
+	}
+	if (n)
+		alloc_expire(t, 0);
+	return n;
+}
+
 const struct tx_entry *alloc_tx_find(const struct allocation *a, const uint8_t tid[STUN_TID_LEN])
 {
 	for (unsigned i = 0; i < ALLOC_TX_CACHE; i++)

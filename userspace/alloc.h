@@ -159,6 +159,18 @@ struct chan *alloc_chan_by_peer(struct allocation *a, const struct sockaddr_stor
  * channels out of use) and channels. Returns allocations deleted. */
 unsigned alloc_expire(struct alloc_table *t, time_t now);
 
+/* Revocation (a reload, a new host address): what the callbacks refuse
+ * (NULL: keep all) is expired at once, taken down by the same path and
+ * hooks as an expiry; a permission's channels go with it. Returns how many
+ * allocations, permissions and channels went. */
+struct alloc_keep {
+	void *ctx;
+	bool (*alloc)(void *ctx, const struct allocation *a);
+	bool (*perm)(void *ctx, const struct allocation *a, const struct perm *p);
+	bool (*chan)(void *ctx, const struct allocation *a, const struct chan *c);
+};
+unsigned alloc_revoke(struct alloc_table *t, const struct alloc_keep *k);
+
 /* Transaction cache: a retransmitted request gets the same answer. */
 const struct tx_entry *alloc_tx_find(const struct allocation *a, const uint8_t tid[STUN_TID_LEN]);
 void alloc_tx_store(struct allocation *a, const uint8_t tid[STUN_TID_LEN], const uint8_t *buf,

@@ -85,6 +85,42 @@ static bool nl_parse_addr(const struct nlmsghdr *nlh, struct nl_addr *out)
 	return true;
 }
 
+bool nl_parse_local(const struct nlmsghdr *nlh, struct nl_prefix *out)
+{
+	const struct rtmsg *rtm;
+	const struct nlattr *attr;
+	const void *dst = NULL;
+	unsigned table, len;
+
+	if ((nlh->nlmsg_type != RTM_NEWROUTE && nlh->nlmsg_type != RTM_DELROUTE) ||
+	    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*rtm)))
+		return false;
+	rtm = mnl_nlmsg_get_payload(nlh);
+	table = rtm->rtm_table;
+	len = rtm->rtm_family == AF_INET ? 4 : rtm->rtm_family == AF_INET6 ? 16 : 0;
+	if (!len || rtm->rtm_dst_len > len * 8 ||
+	    (rtm->rtm_type != RTN_LOCAL && rtm->rtm_type != RTN_BROADCAST &&
+	     rtm->rtm_type != RTN_ANYCAST))
+		return false;
+	mnl_attr_for_each(attr, nlh, sizeof(*rtm)) {
+		if (mnl_attr_get_type(attr) == RTA_TABLE &&
+		    mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
+			table = mnl_attr_get_u32(attr);
+		else if (mnl_attr_get_type(attr) == RTA_DST && mnl_attr_get_payload_len(attr) == len)
+			dst = mnl_attr_get_payload(attr);
+	}
+	if (table != RT_TABLE_LOCAL)
+		return false;
+	memset(out, 0, sizeof(*out));
+	out->addr.ss_family = rtm->rtm_family;
+	out->plen = rtm->rtm_dst_len;
+	if (dst && len == 4)
+		memcpy(&((struct sockaddr_in *)&out->addr)->sin_addr, dst, 4);
+	else if (dst)
+		memcpy(&((struct sockaddr_in6 *)&out->addr)->sin6_addr, dst, 16);
+	return true;
+}
+
 /* Growable array filled by the dump callbacks. */
 struct dump {
 	void *items;
@@ -195,6 +231,24 @@ int nl_dump_addrs(struct nl_addr **out, size_t *n)
 {
 	struct dump d = { .size = sizeof(**out), .parse = parse_addr_any };
 	int err = dump(RTM_GETADDR, &d);
+
+	*out = d.items;
+	*n = d.n;
+	return err;
+}
+
+static bool parse_local_any(const struct nlmsghdr *nlh, void *out)
+{
+	return nl_parse_local(nlh, out);
+}
+
+/* Every table is dumped and the local one kept: a table filter needs
+ * NETLINK_GET_STRICT_CHK, under which the other dumps' short headers are
+ * refused. This runs at start and when the local table changes. */
+int nl_dump_local(struct nl_prefix **out, size_t *n)
+{
+	struct dump d = { .size = sizeof(**out), .parse = parse_local_any };
+	int err = dump(RTM_GETROUTE, &d);
 
 	*out = d.items;
 	*n = d.n;

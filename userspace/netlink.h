@@ -21,10 +21,22 @@ struct nl_addr {
 	struct sockaddr_storage addr;	/* AF_INET or AF_INET6, port 0 */
 };
 
+struct nl_prefix {
+	struct sockaddr_storage addr;	/* AF_INET or AF_INET6, port 0 */
+	unsigned plen;
+};
+
 /* Every link / address of the network namespace; *out is malloc'ed.
  * 0 or -errno. */
 int nl_dump_links(struct nl_link **out, size_t *n);
 int nl_dump_addrs(struct nl_addr **out, size_t *n);
+/* What the kernel delivers to this host itself or broadcasts: the local
+ * table's local, broadcast and anycast routes (every address of the host,
+ * 127.0.0.0/8, AnyIP ranges, subnet broadcasts). */
+int nl_dump_local(struct nl_prefix **out, size_t *n);
+/* Decodes a route message (RTM_NEWROUTE/RTM_DELROUTE) of the local table
+ * of those types: true if *out was filled. */
+bool nl_parse_local(const struct nlmsghdr *nlh, struct nl_prefix *out);
 
 /* One link by name: 0, -ENODEV or -errno. */
 int nl_link_get(const char *name, struct nl_link *out);

@@ -15,6 +15,7 @@ typedef unsigned __int128 u128;
 struct policy_range {
 	sa_family_t family;
 	u128 lo, hi;
+	uint16_t port_lo, port_hi;	/* 0-65535 unless the spec names ports */
 };
 
 struct policy_ranges {
@@ -131,9 +132,72 @@ static int policy_copy(char *buf, size_t len, const char *s, size_t n)
 	return 0;
 }
 
+/* Strict decimal port, 0..65535. */
+static int policy_parse_port(const char *s, size_t n, uint16_t *port)
+{
+	unsigned v = 0;
+
+	if (n == 0 || n > 5)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	if (v > 65535)
+		return -EINVAL;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+/* "P" or "P-Q" -> port range. */
+static int policy_parse_ports(const char *s, struct policy_range *r)
+{
+	const char *dash = strchr(s, '-');
+	int err = policy_parse_port(s, dash ? (size_t)(dash - s) : strlen(s), &r->port_lo);
+
+	r->port_hi = r->port_lo;
+	if (!err && dash)
+		err = policy_parse_port(dash + 1, strlen(dash + 1), &r->port_hi);
+	return err ? err : r->port_hi < r->port_lo ? -EINVAL : 0;
+}
+
+static int policy_parse_ips(const char *spec, bool canon, struct policy_range *r);
+
+/* An address spec (policy_parse_ips), optionally with ports: "IPv4:P",
+ * "IPv4/len:P-Q", "[IPv6]:P", "[IPv6/len]:P-Q" ("[IPv6]" alone too). */
+static int policy_parse_range(const char *spec, bool canon, struct policy_range *r)
+{
+	char ips[2 * INET6_ADDRSTRLEN + 8];
+	const char *colon = strchr(spec, ':'), *ports = NULL;
+	size_t n = strlen(spec);
+	int err;
+
+	if (spec[0] == '[') {
+		const char *close = strchr(spec, ']');
+		if (!close || (close[1] && close[1] != ':'))
+			return -EINVAL;
+		ports = close[1] ? close + 2 : NULL;
+		spec++;
+		n = (size_t)(close - spec);
+	} else if (colon && !strchr(colon + 1, ':')) {	/* one colon: IPv4 and a port */
+		ports = colon + 1;
+		n = (size_t)(colon - spec);
+	}
+	if (n == 0 || n >= sizeof(ips))
+		return -EINVAL;
+	memcpy(ips, spec, n);
+	ips[n] = 0;
+	if ((err = policy_parse_ips(ips, canon, r)))
+		return err;
+	r->port_lo = 0;
+	r->port_hi = 65535;
+	return ports ? policy_parse_ports(ports, r) : 0;
+}
+
 /* "IP", "IP/len" or "IP-IP" -> range. canon turns IPv4-mapped ranges into
  * IPv4 ones, as peers are canonicalized before matching. */
-static int policy_parse_range(const char *spec, bool canon, struct policy_range *r)
+static int policy_parse_ips(const char *spec, bool canon, struct policy_range *r)
 {
 	char a[INET6_ADDRSTRLEN + 1], b[INET6_ADDRSTRLEN + 1];
 	const char *slash = strchr(spec, '/'), *dash = strchr(spec, '-');
@@ -179,17 +243,32 @@ static int policy_parse_range(const char *spec, bool canon, struct policy_range 
 
 static void policy_special_init(void)
 {
-	/* The table is constant and covered by the unit tests; it cannot fail. */
+	/* The tables are constant and covered by the unit tests; they cannot fail. */
 	for (size_t i = 0; i < POLICY_NSPECIAL; i++)
 		policy_parse_range(policy_special_specs[i], false, &policy_special[i]);
 	for (size_t i = 0; i < POLICY_NGLOBAL; i++)
 		policy_parse_range(policy_global_specs[i], false, &policy_global[i]);
 }
 
-static bool policy_match(const struct policy_range *v, size_t n, sa_family_t family, u128 ip)
+/* Port -1: any rule that has the IP matches (the question is whether any
+ * port may be reached: a permission is for an IP). */
+static bool policy_match(const struct policy_range *v, size_t n, sa_family_t family, u128 ip,
+			 int port)
 {
 	for (size_t i = 0; i < n; i++)
-		if (v[i].family == family && ip >= v[i].lo && ip <= v[i].hi)
+		if (v[i].family == family && ip >= v[i].lo && ip <= v[i].hi &&
+		    (port < 0 || (port >= v[i].port_lo && port <= v[i].port_hi)))
+			return true;
+	return false;
+}
+
+/* Does a rule cover the IP on every port? */
+static bool policy_match_all_ports(const struct policy_range *v, size_t n, sa_family_t family,
+				   u128 ip)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].family == family && ip >= v[i].lo && ip <= v[i].hi &&
+		    v[i].port_lo == 0 && v[i].port_hi == 65535)
 			return true;
 	return false;
 }
@@ -219,8 +298,8 @@ static bool policy_key(const struct sockaddr_storage *peer, sa_family_t *family,
 static bool policy_special_match(sa_family_t family, u128 ip)
 {
 	pthread_once(&policy_special_once, policy_special_init);
-	return policy_match(policy_special, POLICY_NSPECIAL, family, ip) &&
-	       !policy_match(policy_global, POLICY_NGLOBAL, family, ip);
+	return policy_match(policy_special, POLICY_NSPECIAL, family, ip, -1) &&
+	       !policy_match(policy_global, POLICY_NGLOBAL, family, ip, -1);
 }
 
 struct policy *policy_new(void)
@@ -283,18 +362,47 @@ void policy_set_default_deny(struct policy *p, bool on)
 	p->default_deny = on;
 }
 
-bool policy_peer_allowed(const struct policy *p, const struct sockaddr_storage *peer)
+/* port -1: may some port of the IP be reached? */
+static bool policy_allowed(const struct policy *p, const struct sockaddr_storage *peer, int port)
 {
 	sa_family_t family;
 	u128 ip;
 
 	if (!policy_key(peer, &family, &ip))
 		return false;
-	if (policy_match(p->allow.v, p->allow.n, family, ip))
+	if (policy_match(p->allow.v, p->allow.n, family, ip, port))
 		return true;
-	if (policy_match(p->deny.v, p->deny.n, family, ip))
+	if (port < 0 ? policy_match_all_ports(p->deny.v, p->deny.n, family, ip) :
+		       policy_match(p->deny.v, p->deny.n, family, ip, port))
 		return false;
 	return !(p->default_deny && policy_special_match(family, ip));
+}
+
+bool policy_peer_allowed(const struct policy *p, const struct sockaddr_storage *peer)
+{
+	return policy_allowed(p, peer, -1);
+}
+
+bool policy_transport_allowed(const struct policy *p, const struct sockaddr_storage *peer)
+{
+	return policy_allowed(p, peer, addr_port(peer));
+}
+
+bool policy_exact_allowed(const struct policy *p, const struct sockaddr_storage *peer,
+			  bool any_port)
+{
+	sa_family_t family;
+	u128 ip;
+
+	if (!policy_key(peer, &family, &ip))
+		return false;
+	for (size_t i = 0; i < p->allow.n; i++) {
+		const struct policy_range *r = &p->allow.v[i];
+		if (r->family == family && r->lo == ip && r->hi == ip &&
+		    (any_port || (addr_port(peer) >= r->port_lo && addr_port(peer) <= r->port_hi)))
+			return true;
+	}
+	return false;
 }
 
 bool policy_is_special(const struct sockaddr_storage *peer)

@@ -18,13 +18,16 @@
 #include <sys/socket.h>
 #include <sys/sysinfo.h>
 #include <sys/timerfd.h>
+#include <linux/rtnetlink.h>
 
 #include "addr.h"
 #include "auth.h"
 #include "policy.h"
 #include "fastpath.h"
+#include "hostaddr.h"
 #include "log.h"
 #include "metrics.h"
+#include "netlink.h"
 #include "server.h"
 #include "stream.h"
 #include "turn.h"
@@ -49,7 +52,7 @@
 #define ACCEPT_BATCH 64
 
 enum src_kind { SRC_LISTENER, SRC_RELAY, SRC_SIGNAL, SRC_TIMER, SRC_NETLINK, SRC_METRICS,
-		SRC_WAKE, SRC_STREAM_LISTENER, SRC_CONN };
+		SRC_WAKE, SRC_STREAM_LISTENER, SRC_CONN, SRC_HOSTADDR };
 
 /* What an epoll event points at. Relay sources die with their allocation,
  * possibly in the middle of an epoll batch: they are marked dead and freed
@@ -140,12 +143,14 @@ struct server {
 	pthread_mutex_t fp_lock;	/* fastpath.c is not thread-safe */
 	uint64_t fp_full;		/* channels left to userspace: map full (fp_lock) */
 	struct turn_shared *shared;
+	struct hostaddr *host;		/* this host's addresses, our relay ports */
+	struct mnl_socket *addr_nl;	/* address changes, for host */
 	struct worker *workers[MAX_WORKERS];
 	unsigned nworkers;
 	atomic_bool stopping;		/* set by the main thread, read by workers */
 	/* the main thread's loop: signals, netlink, metrics */
 	int epfd;
-	struct src sig, netlink, metrics_src;
+	struct src sig, netlink, metrics_src, hostaddr_src;
 	struct metrics *metrics;
 	server_reload_fn reload;
 };
@@ -258,17 +263,36 @@ static int io_relay_open(void *ctx, int family, uint16_t port, bool even, bool d
 				break;
 		}
 	}
-	if (fd >= 0)
+	if (fd >= 0) {
 		advertised(srv, addr, adv);
+		hostaddr_relay_bound(srv->host, addr);
+	}
 	return fd;
+}
+
+/* Closes a relay socket, which no longer holds its port for relay to relay. */
+static void relay_fd_close(struct server *srv, int fd, const struct sockaddr_storage *addr)
+{
+	struct sockaddr_storage a;
+	socklen_t len = sizeof(a);
+
+	if (!addr && !getsockname(fd, (struct sockaddr *)&a, &len)) {
+		addr_canon(&a);
+		addr = &a;
+	}
+	if (addr)
+		hostaddr_relay_closed(srv->host, addr);
+	close(fd);
 }
 
 static void outq_flush(struct worker *w);
 
 static void io_relay_close(void *ctx, int fd)
 {
-	outq_flush(ctx);
-	close(fd);
+	struct worker *w = ctx;
+
+	outq_flush(w);
+	relay_fd_close(w->srv, fd, NULL);
 }
 
 /* A run: datagram d and those after it in its flow that can share one GSO
@@ -533,7 +557,7 @@ static void hook_alloc_down(void *ctx, struct allocation *a)
 			fp_relay_del(srv->fp, &a->relays[i].addr);
 			pthread_mutex_unlock(&srv->fp_lock);
 		}
-		close(a->relays[i].fd);	/* also leaves the epoll set */
+		relay_fd_close(srv, a->relays[i].fd, &a->relays[i].addr);	/* leaves epoll too */
 		if (srcs)
 			srcs[i].fd = -1;
 	}
@@ -777,6 +801,7 @@ static int worker_new(struct server *srv, unsigned id, struct auth *auth, struct
 		},
 		.max_lifetime = cfg->max_lifetime,
 		.default_lifetime = cfg->default_lifetime,
+		.host = srv->host,
 	};
 	struct turn_io io = {
 		.relay_open = io_relay_open,
@@ -952,6 +977,81 @@ int server_check_ports(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* This host's addresses: the configured ones (relay, listening, external:
+ * a public address behind 1:1 NAT leads back here) and whatever the kernel
+ * delivers locally (nl_dump_local). On a dump failure the configured ones
+ * still count. Called at start and on every change. */
+static void host_refresh(struct server *srv)
+{
+	const struct config *c = srv->cfg;
+	struct hostaddr_net *v;
+	struct nl_prefix *loc = NULL;
+	size_t nloc = 0;
+	unsigned n = 0;
+	int err;
+
+	err = nl_dump_local(&loc, &nloc);
+	if (err)
+		log_warn("this host's addresses: rtnetlink dump failed (%s); only the "
+			 "configured ones are kept from peers", strerror(-err));
+	v = calloc(CONFIG_MAX_ADDRS * 4 + nloc, sizeof(*v));
+	if (!v) {
+		free(loc);
+		log_warn("this host's addresses: out of memory; the old set stays");
+		return;
+	}
+#define ONE(a) (v[n++] = (struct hostaddr_net){ (a), (a).ss_family == AF_INET ? 32 : 128 })
+	for (unsigned i = 0; i < c->nrelay; i++)
+		ONE(c->relay[i]);
+	for (unsigned i = 0; i < c->nlisten; i++)
+		ONE(c->listen[i]);
+	for (unsigned i = 0; i < c->next; i++) {
+		ONE(c->ext_public[i]);
+		if (c->ext_private[i].ss_family != AF_UNSPEC)
+			ONE(c->ext_private[i]);
+	}
+#undef ONE
+	for (size_t i = 0; i < nloc; i++)
+		v[n++] = (struct hostaddr_net){ loc[i].addr, loc[i].plen };
+	free(loc);
+	if (hostaddr_set(srv->host, v, n))
+		log_warn("this host's addresses: out of memory; the old set stays");
+	free(v);
+}
+
+static int host_msg_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nl_prefix p;
+
+	if (nlh->nlmsg_type == RTM_NEWADDR || nlh->nlmsg_type == RTM_DELADDR ||
+	    nl_parse_local(nlh, &p))
+		*(bool *)data = true;
+	return MNL_CB_OK;
+}
+
+/* Address and route events: the local table is read again when it may have
+ * changed (a route of another table, a BGP feed's churn, is no reason). An
+ * overrun (ENOBUFS) may have hidden one, so it counts as a change. */
+static void host_event(struct server *srv)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	bool changed = false;
+	ssize_t len;
+
+	for (;;) {
+		len = mnl_socket_recvfrom(srv->addr_nl, buf, sizeof(buf));
+		if (len < 0 && errno == ENOBUFS) {
+			changed = true;
+			continue;
+		}
+		if (len <= 0)
+			break;
+		mnl_cb_run(buf, (size_t)len, 0, 0, host_msg_cb, &changed);
+	}
+	if (changed)
+		host_refresh(srv);
+}
+
 int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 	       struct policy *pol, struct fastpath *fp, server_reload_fn reload, char *err,
 	       size_t errlen)
@@ -972,6 +1072,16 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
 	srv->sig.fd = srv->netlink.fd = -1;
 	srv->shared = turn_shared_new();
+	srv->host = hostaddr_new(cfg->relay, cfg->nrelay);
+	/* As advertised() maps them: a client's peer may be another's
+	 * advertised relayed address. */
+	for (unsigned i = 0; srv->host && i < cfg->nrelay; i++)
+		for (unsigned k = 0; k < cfg->next; k++)
+			if (cfg->ext_public[k].ss_family == cfg->relay[i].ss_family &&
+			    (cfg->ext_private[k].ss_family == AF_UNSPEC ||
+			     addr_ip_eq(&cfg->ext_private[k], &cfg->relay[i])) &&
+			    hostaddr_alias(srv->host, &cfg->ext_public[k], &cfg->relay[i]) == -ENOMEM)
+				log_warn("external-ip: out of memory");
 	if (cfg->cert[0] && !cfg->no_tls &&
 	    (rc = stream_tls_new(&srv->tls, cfg->cert, cfg->pkey,
 				 cfg->cipher_list[0] ? cfg->cipher_list : NULL, err, errlen))) {
@@ -981,13 +1091,20 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 		return rc;
 	}
 	raise_nofile();
-	if (srv->epfd < 0 || !srv->shared) {
+	if (srv->epfd < 0 || !srv->shared || !srv->host) {
 		auth_free(auth);
 		policy_free(pol);
 		snprintf(err, errlen, "out of memory");
 		server_free(srv);
 		return -ENOMEM;
 	}
+	/* Subscribed before the dump: no change falls between the two. */
+	srv->addr_nl = nl_subscribe(RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR |
+				    RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE);
+	if (!srv->addr_nl)
+		log_warn("this host's addresses: no rtnetlink events (%s); the set is not "
+			 "followed", strerror(errno));
+	host_refresh(srv);
 	/* Worker 0 takes the credentials built by the caller; the others get
 	 * their own copies (each worker owns and may replace its own). */
 	for (unsigned i = 0; i < n; i++) {
@@ -1028,6 +1145,11 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 		srv->netlink.fd = fp_netlink_fd(fp);
 		epoll_add(srv->epfd, &srv->netlink);
 	}
+	if (srv->addr_nl) {
+		srv->hostaddr_src.kind = SRC_HOSTADDR;
+		srv->hostaddr_src.fd = mnl_socket_get_fd(srv->addr_nl);
+		epoll_add(srv->epfd, &srv->hostaddr_src);
+	}
 	rc = metrics_open(&srv->metrics, cfg, collect, srv, err, errlen);
 	if (rc) {
 		server_free(srv);
@@ -1050,6 +1172,9 @@ void server_free(struct server *srv)
 	for (unsigned i = 0; i < srv->nworkers; i++)
 		worker_free(srv->workers[i]);
 	turn_shared_free(srv->shared);
+	hostaddr_free(srv->host);
+	if (srv->addr_nl)
+		mnl_socket_close(srv->addr_nl);
 	SSL_CTX_free(srv->tls);
 	metrics_close(srv->metrics);
 	if (srv->sig.fd >= 0)
@@ -1363,6 +1488,9 @@ int server_run(struct server *srv)
 				break;
 			case SRC_METRICS:
 				metrics_event(srv->metrics);
+				break;
+			case SRC_HOSTADDR:
+				host_event(srv);
 				break;
 			default:
 				break;

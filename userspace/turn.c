@@ -9,6 +9,7 @@
 #include "addr.h"
 #include "auth.h"
 #include "log.h"
+#include "hostaddr.h"
 #include "policy.h"
 #include "turn.h"
 
@@ -42,6 +43,8 @@ struct turn_server {
 	struct alloc_table *allocs;
 	struct turn_shared *shared;
 	bool own_shared;
+	bool revalidate;		/* the policy changed: revoke at the next tick */
+	uint64_t host_gen;		/* hostaddr generation last revalidated against */
 	uint8_t tid_seed[4];		/* server-originated transaction ids */
 	uint64_t tid_counter;
 	struct turn_stats stats;
@@ -105,6 +108,7 @@ struct turn_server *turn_new(const struct turn_cfg *cfg, struct auth *auth, stru
 	s->auth = auth;
 	s->policy = pol;
 	s->io = *io;
+	s->host_gen = cfg->host ? hostaddr_generation(cfg->host) : 0;
 	s->own_shared = !shared;
 	s->shared = shared ? shared : turn_shared_new();
 	s->allocs = s->shared ? alloc_table_new(&cfg->limits, hooks, s->shared->quota) : NULL;
@@ -136,6 +140,7 @@ void turn_replace_auth(struct turn_server *s, struct auth *auth, struct policy *
 	policy_free(s->policy);
 	s->auth = auth;
 	s->policy = pol;
+	s->revalidate = true;
 }
 
 const struct turn_stats *turn_stats(const struct turn_server *s)
@@ -213,9 +218,26 @@ static bool alloc_has_family(struct allocation *a, int family)
 	return alloc_relay_for(a, family) != NULL;
 }
 
-/* Decodes an XOR-PEER-ADDRESS and applies the family and policy checks.
- * Returns 0 or the STUN error code to answer with. */
-static int check_peer(struct req *q, const struct stun_attr *at, struct sockaddr_storage *peer)
+/* May a client relay to peer? transport: to its IP and port (a channel, a
+ * Send), else to its IP (a permission). The policy decides, then this host:
+ * its own addresses are open only to an allowed-peer-ip rule of exactly
+ * that IP, and our relay IPs to a permission and to our live relays (relay
+ * to relay). A range that merely contains a host address opens nothing. */
+static bool peer_ok(struct turn_server *s, const struct sockaddr_storage *peer, bool transport)
+{
+	struct hostaddr *h = s->cfg.host;
+
+	if (!(transport ? policy_transport_allowed(s->policy, peer) :
+			  policy_peer_allowed(s->policy, peer)))
+		return false;
+	if (!h || !hostaddr_is_local(h, peer) || policy_exact_allowed(s->policy, peer, !transport))
+		return true;
+	return transport ? hostaddr_is_relay(h, peer) : hostaddr_is_relay_ip(h, peer);
+}
+
+/* Decodes an XOR-PEER-ADDRESS and applies the family and peer checks. */
+static int check_peer(struct req *q, const struct stun_attr *at, struct sockaddr_storage *peer,
+		      bool transport)
 {
 	char buf[ADDR_STRLEN];
 
@@ -224,9 +246,9 @@ static int check_peer(struct req *q, const struct stun_attr *at, struct sockaddr
 	addr_canon(peer);
 	if (!alloc_has_family(q->alloc, peer->ss_family))
 		return 443;
-	if (!policy_peer_allowed(q->s->policy, peer)) {
+	if (!peer_ok(q->s, peer, transport)) {
 		q->s->stats.peer_denied++;
-		log_debug("peer %s denied by policy for %s", addr_str(peer, false, buf, sizeof(buf)),
+		log_debug("peer %s denied for %s", addr_str(peer, transport, buf, sizeof(buf)),
 			  q->alloc->username);
 		return 403;
 	}
@@ -521,7 +543,7 @@ static void handle_create_permission(struct req *q)
 	for (unsigned i = 0; i < q->m->nattrs; i++) {
 		if (q->m->attrs[i].type != STUN_A_XOR_PEER_ADDRESS)
 			continue;
-		int code = check_peer(q, &q->m->attrs[i], &peers[n]);
+		int code = check_peer(q, &q->m->attrs[i], &peers[n], false);
 		if (code) {
 			send_error(q, code);
 			return;
@@ -555,7 +577,7 @@ static void handle_channel_bind(struct req *q)
 		send_error(q, 400);
 		return;
 	}
-	code = check_peer(q, pa, &peer);
+	code = check_peer(q, pa, &peer, true);
 	if (code) {
 		send_error(q, code);
 		return;
@@ -677,6 +699,10 @@ static void handle_send(struct turn_server *s, struct allocation *a, const struc
 		s->stats.dropped_no_perm++;
 		return;
 	}
+	if (!peer_ok(s, &peer, true)) {	/* the permission is for any port */
+		s->stats.peer_denied++;
+		return;
+	}
 	send_to_peer(s, a, &peer, stun_attr_val(m, data), data->len);
 }
 
@@ -707,6 +733,14 @@ static void on_client(struct turn_server *s, int listener_fd, const struct socka
 		 * the permission), so no permission search per packet. */
 		if (!c->active) {
 			s->stats.dropped_no_perm++;
+			return;
+		}
+		/* Bound to a relay of ours that has closed since: its port may
+		 * now be anyone's. (Other peers were checked when bound, and
+		 * again when the policy or the host's addresses change.) */
+		if (s->cfg.host && hostaddr_is_relay_ip(s->cfg.host, &c->peer) &&
+		    !peer_ok(s, &c->peer, true)) {
+			s->stats.peer_denied++;
 			return;
 		}
 		send_to_peer(s, a, &c->peer, data, dlen);
@@ -789,15 +823,33 @@ void turn_on_peer(struct turn_server *s, struct allocation *a, const struct sock
 	}
 }
 
+static bool keep_perm(void *ctx, const struct allocation *a, const struct perm *p)
+{
+	return peer_ok(ctx, &p->peer, false);
+}
+
+static bool keep_chan(void *ctx, const struct allocation *a, const struct chan *c)
+{
+	return peer_ok(ctx, &c->peer, true);
+}
+
 void turn_tick(struct turn_server *s, time_t now)
 {
-	alloc_expire(s->allocs, now);
 	struct turn_shared *sh = s->shared;
+	uint64_t gen = s->cfg.host ? hostaddr_generation(s->cfg.host) : 0;
 
+	if (s->revalidate || gen != s->host_gen) {
+		const struct alloc_keep keep = { s, NULL, keep_perm, keep_chan };
+
+		s->revalidate = false;
+		s->host_gen = gen;
+		s->stats.revoked += alloc_revoke(s->allocs, &keep);
+	}
+	alloc_expire(s->allocs, now);
 	pthread_mutex_lock(&sh->lock);
 	for (unsigned i = 0; i < sh->nresv;) {
 		if (sh->resv[i].expires <= now) {
-			close(sh->resv[i].fd);
+			s->io.relay_close(s->io.ctx, sh->resv[i].fd);
 			sh->resv[i] = sh->resv[--sh->nresv];
 		} else {
 			i++;

@@ -14,6 +14,7 @@
 
 struct auth;
 struct policy;
+struct hostaddr;
 
 /* What the server needs from the sockets layer. */
 struct turn_io {
@@ -37,6 +38,9 @@ struct turn_cfg {
 	struct alloc_limits limits;
 	unsigned max_lifetime;
 	unsigned default_lifetime;
+	/* This host's addresses and our relay ports (never a peer but by an
+	 * exact allowed-peer-ip rule, or relay to relay); NULL: none known. */
+	struct hostaddr *host;
 };
 
 /* Counters for xturnstat and Prometheus. */
@@ -48,11 +52,12 @@ struct turn_stats {
 	uint64_t auth_failures;		/* wrong credentials, stale or bad nonce */
 	uint64_t error_responses;
 	uint64_t malformed;		/* dropped: not parseable STUN/ChannelData */
-	uint64_t peer_denied;		/* 403 by peer policy */
+	uint64_t peer_denied;		/* 403 by peer policy, or data to a denied peer dropped */
 	uint64_t c2p_packets, c2p_bytes; /* relayed in userspace, client -> peer */
 	uint64_t p2c_packets, p2c_bytes; /* relayed in userspace, peer -> client */
 	uint64_t dropped_no_perm;	/* peer data without a permission */
 	uint64_t dropped_no_alloc;	/* ChannelData/Send with no allocation or channel */
+	uint64_t revoked;		/* permissions, channels, allocations revoked */
 };
 
 struct turn_server;
@@ -69,7 +74,9 @@ struct turn_server *turn_new(const struct turn_cfg *cfg, struct auth *auth, stru
 			     struct turn_shared *shared);
 /* Deletes every allocation (hooks called) and frees. */
 void turn_free(struct turn_server *s);
-/* SIGHUP: new credentials and policy take over; the old ones are freed. */
+/* SIGHUP: new credentials and policy take over; the old ones are freed.
+ * The next turn_tick revokes the permissions and channels the new policy
+ * denies, as it does when this host's addresses change. */
 void turn_replace_auth(struct turn_server *s, struct auth *auth, struct policy *pol);
 
 /* A datagram from a client to one of our listeners. */

@@ -258,6 +258,56 @@ static void test_channel_mirror_follows_permission(void **st)
 	alloc_table_free(t);
 }
 
+/* Revocation: refuse one peer's IP, one channel port of another peer,
+ * then a whole allocation; each goes through the hooks, the rest stays. */
+static bool refuse_ip(void *ctx, const struct allocation *a, const struct perm *p)
+{
+	struct sockaddr_storage bad = A("203.0.113.5");
+
+	return !addr_ip_eq(&p->peer, &bad);
+}
+static bool refuse_port(void *ctx, const struct allocation *a, const struct chan *c)
+{
+	return addr_port(&c->peer) != 53;
+}
+static bool refuse_user(void *ctx, const struct allocation *a)
+{
+	return strcmp(a->username, "gone") != 0;
+}
+
+static void test_revoke(void **st)
+{
+	struct alloc_table *t = new_table();
+	struct allocation *a = mk("198.51.100.1:1", "u", 100000);
+	struct allocation *b = mk("198.51.100.2:1", "gone", 100000);
+	struct sockaddr_storage p1 = A("203.0.113.5:7000"), p2 = A("203.0.113.5:7001");
+	struct sockaddr_storage q1 = A("203.0.113.6:53"), q2 = A("203.0.113.6:54");
+	const struct alloc_keep keep = { NULL, refuse_user, refuse_ip, refuse_port };
+
+	assert_int_equal(alloc_insert(t, a), 0);
+	assert_int_equal(alloc_insert(t, b), 0);
+	assert_int_equal(alloc_chan_bind(t, a, 0x4000, &p1, 0), 0);
+	assert_int_equal(alloc_chan_bind(t, a, 0x4001, &p2, 0), 0);
+	assert_int_equal(alloc_chan_bind(t, a, 0x4002, &q1, 0), 0);
+	assert_int_equal(alloc_perm_add(t, b, &q2, 0), 0);
+	assert_int_equal(mir.chans, 3);
+	assert_int_equal(mir.perms, 3);
+	/* a: p's permission and its 2 channels, q1's channel; b: all of it */
+	assert_int_equal(alloc_revoke(t, &keep), 5);
+	assert_int_equal(mir.allocs_down, 1);
+	assert_int_equal(alloc_count(t), 1);
+	assert_int_equal(mir.perms, 1);		/* a's for q */
+	assert_int_equal(mir.chans, 0);
+	assert_null(alloc_chan_by_number(a, 0x4000, 1));
+	assert_null(alloc_chan_by_number(a, 0x4002, 1));
+	assert_true(alloc_perm_ok(a, &q2, 1));
+	assert_false(alloc_perm_ok(a, &p1, 1));
+	/* nothing left to refuse: nothing moves */
+	assert_int_equal(alloc_revoke(t, &keep), 0);
+	assert_int_equal(mir.perms, 1);
+	alloc_table_free(t);
+}
+
 /* A full map (chan_up refusing) leaves the channel working in userspace and
  * a later chan_down is still balanced. */
 static void test_channel_map_full(void **st)
@@ -335,6 +385,7 @@ int main(void)
 		cmocka_unit_test(test_channel_rules),
 		cmocka_unit_test(test_channel_lookup_after_expiry),
 		cmocka_unit_test(test_channel_mirror_follows_permission),
+		cmocka_unit_test(test_revoke),
 		cmocka_unit_test(test_channel_map_full),
 		cmocka_unit_test(test_expiry_and_growth),
 		cmocka_unit_test(test_tx_cache),

@@ -276,8 +276,10 @@ static void test_malformed(void **state)
 		"", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "1.2.3.4/33", "1.2.3.4/-1",
 		"1.2.3.4/", "1.2.3.4/8x", "1.2.3.4/0024", "::/129", "fe80::/1000", "::1/+8",
 		"1.2.3.4-::1", "::1-1.2.3.4", "1.2.3.5-1.2.3.4", "::2-::1", "1.2.3.4-",
-		"-1.2.3.4", "1.2.3.4-1.2.3.5-1.2.3.6", "1.2.3.0/24-1.2.3.9", "1.2.3.4:80",
-		"[::1]", " 1.2.3.4", "1.2.3.4 ", "fe80::1%eth0", "example.com", "gggg::",
+		"-1.2.3.4", "1.2.3.4-1.2.3.5-1.2.3.6", "1.2.3.0/24-1.2.3.9", "1.2.3.4:",
+		"1.2.3.4:65536", "1.2.3.4:80-79", "1.2.3.4:8a", "1.2.3.4:80-", "1.2.3.4:-80",
+		"1.2.3.4:+80", "1.2.3.4:000080", "[::1", "[::1]x", "[::1]:", "[]:80", "[1.2.3.4",
+		" 1.2.3.4", "1.2.3.4 ", "fe80::1%eth0", "example.com", "gggg::",
 		"1.2.3.4/24/8",
 	};
 	struct policy *p = policy_new();
@@ -294,6 +296,62 @@ static void test_malformed(void **state)
 	assert_int_equal(policy_spec_check("1.2.3.4-1.2.3.4"), 0);
 	assert_int_equal(policy_spec_check("::/0"), 0);
 	assert_int_equal(policy_spec_check("::1/128"), 0);
+	policy_free(p);
+}
+
+static struct sockaddr_storage ipp(const char *s, uint16_t port)
+{
+	struct sockaddr_storage a = ip(s);
+
+	addr_set_port(&a, port);
+	return a;
+}
+
+/* Rules with ports: a permission (any port) needs some allowed port, a
+ * channel or a Send the very port; "exact" is a rule of one IP. */
+static void test_ports(void **state)
+{
+	struct policy *p = policy_new();
+	struct sockaddr_storage a;
+
+	assert_int_equal(policy_allow(p, "10.0.0.5:5000-5999"), 0);
+	assert_int_equal(policy_allow(p, "10.1.0.0/24"), 0);
+	assert_int_equal(policy_allow(p, "[fd00::5]:443"), 0);
+	assert_int_equal(policy_deny(p, "8.8.8.8:53"), 0);
+	assert_int_equal(policy_allow(p, "[2001:db8::1]"), 0);
+
+	a = ipp("10.0.0.5", 1);
+	assert_true(policy_peer_allowed(p, &a));
+	assert_false(policy_transport_allowed(p, &a));
+	assert_true(policy_exact_allowed(p, &a, true));
+	assert_false(policy_exact_allowed(p, &a, false));
+	a = ipp("10.0.0.5", 5000);
+	assert_true(policy_transport_allowed(p, &a));
+	assert_true(policy_exact_allowed(p, &a, false));
+	a = ipp("10.0.0.5", 5999);
+	assert_true(policy_transport_allowed(p, &a));
+	a = ipp("10.0.0.5", 6000);
+	assert_false(policy_transport_allowed(p, &a));
+	a = ipp("10.0.0.6", 5000);
+	assert_false(policy_peer_allowed(p, &a));
+	assert_false(policy_exact_allowed(p, &a, true));
+	/* A range is not exact, even around one address. */
+	a = ipp("10.1.0.7", 9);
+	assert_true(policy_transport_allowed(p, &a));
+	assert_false(policy_exact_allowed(p, &a, true));
+	a = ipp("fd00::5", 443);
+	assert_true(policy_transport_allowed(p, &a));
+	assert_true(policy_exact_allowed(p, &a, false));
+	a = ipp("fd00::5", 444);
+	assert_false(policy_transport_allowed(p, &a));
+	a = ipp("2001:db8::1", 7);
+	assert_true(policy_transport_allowed(p, &a));
+	/* A deny with a port leaves the other ports, and so the permission. */
+	a = ipp("8.8.8.8", 53);
+	assert_true(policy_peer_allowed(p, &a));
+	assert_false(policy_transport_allowed(p, &a));
+	a = ipp("8.8.8.8", 54);
+	assert_true(policy_transport_allowed(p, &a));
 	policy_free(p);
 }
 
@@ -320,6 +378,7 @@ int main(void)
 		cmocka_unit_test(test_range_and_single),
 		cmocka_unit_test(test_cidr_host_bits),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_ports),
 		cmocka_unit_test(test_unknown_family),
 	};
 

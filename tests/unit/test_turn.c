@@ -51,14 +51,27 @@ static const char *const common_flags[] = {
 	"--allowed-peer-ip=127.0.0.1",
 	"--allowed-peer-ip=::1",
 	/* More allowed loopback IPs, only ever used as permission targets
-	 * (never sent to), to reach max-permissions; 127.0.0.2 stays denied. */
-	"--allowed-peer-ip=127.0.1.0/24",
+	 * (never sent to), to reach max-permissions; 127.0.0.2 stays denied.
+	 * One by one: loopback is this host, which only a rule of exactly one
+	 * address opens. */
+	"--allowed-peer-ip=127.0.1.1", "--allowed-peer-ip=127.0.1.2",
+	"--allowed-peer-ip=127.0.1.3", "--allowed-peer-ip=127.0.1.200",
 	"--max-permissions=4",
 	"--max-allocate-lifetime=1800",
 	NULL,
 };
 static const struct testd_kind kind = { .flags = common_flags, .pick_ports = pick_ports,
 					.ready = ready, .ready_tries = 30 };
+/* This host as a peer: loopback allowed only as a range (which opens none
+ * of the host's addresses), 127.0.0.7 exactly, on ports 6000-6100. */
+static const char *const host_flags[] = {
+	"--no-xdp", "--listening-ip=127.0.0.1", "--listening-ip=::1", "--relay-ip=127.0.0.1",
+	"--relay-ip=::1", "--realm=" REALM, "--user=alice:secret",
+	"--allowed-peer-ip=127.0.0.0/8", "--allowed-peer-ip=127.0.0.7:6000-6100",
+	NULL,
+};
+static const struct testd_kind host_kind = { .flags = host_flags, .pick_ports = pick_ports,
+					     .ready = ready, .ready_tries = 30 };
 
 struct daemon {
 	struct testd td;
@@ -77,6 +90,9 @@ static struct daemon d_quota = {
 static struct daemon d_stale = {
 	.td = { .kind = &kind, .name = "stale",
 		.extra = { "--user-quota=3", "--total-quota=32", "--stale-nonce=1" } },
+};
+static struct daemon d_host = {
+	.td = { .kind = &host_kind, .name = "host" },
 };
 /* Reads a config file that the reload test rewrites before SIGHUP. */
 static char reload_conf[64];
@@ -236,6 +252,7 @@ static int daemon_start(void **state, struct daemon *d)
 static int setup_main(void **state) { return daemon_start(state, &d_main); }
 static int setup_quota(void **state) { return daemon_start(state, &d_quota); }
 static int setup_stale(void **state) { return daemon_start(state, &d_stale); }
+static int setup_host(void **state) { return daemon_start(state, &d_host); }
 
 static void write_conf(const char *text)
 {
@@ -262,6 +279,7 @@ static int teardown_reload(void **state)
 static int teardown_main(void **state) { return testd_stop(&d_main.td); }
 static int teardown_quota(void **state) { return testd_stop(&d_quota.td); }
 static int teardown_stale(void **state) { return testd_stop(&d_stale.td); }
+static int teardown_host(void **state) { return testd_stop(&d_host.td); }
 
 /* ---- request fillers ------------------------------------------------------------ */
 
@@ -1044,6 +1062,78 @@ static int try_user(const struct daemon *d, const char *user, const char *pass)
 	return r;
 }
 
+/* Nothing arrives at fd within 300 ms. */
+static void assert_nothing(int fd)
+{
+	struct sockaddr_storage from;
+	char buf[256];
+
+	assert_int_equal(peer_recv(fd, 300, buf, sizeof(buf), &from), -ETIMEDOUT);
+}
+
+/* The TURN host itself is no peer: not a port of its relay address (a
+ * service there, or an ephemeral port, would get the datagram from the
+ * host's own address), not its listener (nested allocations), not another
+ * of its addresses (127.0.0.2, inside the allowed range); relay to relay
+ * works, and an exact rule opens its ports. */
+static void test_host_peers(void **state)
+{
+	struct turnc_alloc ra, rb;
+	struct turnc *a = alloc_cl(*state, "alice", "secret", NULL, &ra);
+	struct turnc *b = alloc_cl(*state, "alice", "secret", NULL, &rb);
+	const struct daemon *d = *state;
+	struct sockaddr_storage pa, lo2 = A("127.0.0.2:5000"), got, from;
+	struct sockaddr_storage x6000 = A("127.0.0.7:6000"), x7000 = A("127.0.0.7:7000");
+	int pfd = peer_open("127.0.0.1", &pa), xfd = peer_open("127.0.0.7:6000", &from);
+	static const char msg[] = "to the host itself";
+	char buf[256];
+	uint16_t ch = 0xFFFF;
+	int n;
+
+	/* The relay IP takes a permission (relay to relay needs one)... */
+	assert_int_equal(turnc_create_permission(a, &pa, 1), 0);
+	assert_int_equal(turnc_create_permission(b, &ra.relayed[0], 1), 0);
+	/* ...but only our live relays get data on it. */
+	assert_int_equal(turnc_send_indication(a, &pa, msg, sizeof(msg)), 0);
+	assert_nothing(pfd);
+	assert_stun_err(turnc_channel_bind(a, 0x4000, &pa), a, 403);
+	assert_stun_err(turnc_channel_bind(a, 0x4001, &d->srv4), a, 403);
+	assert_int_equal(turnc_send_indication(a, &d->srv4, msg, sizeof(msg)), 0);
+	assert_int_equal(turnc_send_indication(a, &rb.relayed[0], msg, sizeof(msg)), 0);
+	n = turnc_recv(b, WAIT_MS, &got, &ch, buf, sizeof(buf));
+	assert_int_equal(n, sizeof(msg));
+	assert_true(addr_eq(&got, &ra.relayed[0]));
+	assert_int_equal(turnc_channel_bind(a, 0x4002, &rb.relayed[0]), 0);
+	assert_int_equal(turnc_send_channel(a, 0x4002, msg, sizeof(msg)), 0);
+	assert_int_equal(turnc_recv(b, WAIT_MS, &got, &ch, buf, sizeof(buf)), sizeof(msg));
+	/* Another address of this host, though the allowed range has it. */
+	assert_stun_err(turnc_create_permission(a, &lo2, 1), a, 403);
+	/* An exact rule opens its ports, and only those. */
+	assert_int_equal(turnc_create_permission(a, &x6000, 1), 0);
+	assert_int_equal(turnc_channel_bind(a, 0x4003, &x6000), 0);
+	assert_stun_err(turnc_channel_bind(a, 0x4004, &x7000), a, 403);
+	assert_int_equal(turnc_send_channel(a, 0x4003, msg, sizeof(msg)), 0);
+	assert_int_equal(peer_recv(xfd, WAIT_MS, buf, sizeof(buf), &got), sizeof(msg));
+	/* A relay that has closed is no longer ours: whoever binds its port
+	 * next gets nothing. */
+	release(b);
+	{
+		int rfd = -1;
+
+		/* The socket may close just after the Refresh's answer left. */
+		for (int i = 0; i < 100 && rfd < 0; i++, usleep(10 * 1000))
+			rfd = testd_bound(SOCK_DGRAM, "127.0.0.1", addr_port(&rb.relayed[0]),
+					  false, &from);
+		assert_true(rfd >= 0);
+		assert_int_equal(turnc_send_channel(a, 0x4002, msg, sizeof(msg)), 0);
+		assert_nothing(rfd);
+		close(rfd);
+	}
+	close(pfd);
+	close(xfd);
+	release(a);
+}
+
 /* SIGHUP re-reads users from the file; a broken file keeps what runs. */
 static void test_reload(void **state)
 {
@@ -1064,6 +1154,41 @@ static void test_reload(void **state)
 	assert_true(testd_alive(&d->td));
 	assert_int_equal(try_user(d, "carol", "three"), -401);
 	assert_int_equal(try_user(d, "carol", "two"), 0);
+}
+
+/* A reload takes back what the new policy denies: the channel and the
+ * permission to a peer whose allowed-peer-ip rule went stop carrying data
+ * at the next tick (a second), in both directions. */
+static void test_reload_revokes(void **state)
+{
+	const struct daemon *d = *state;
+	struct turnc_alloc res;
+	struct sockaddr_storage pa, got;
+	int pfd = peer_open("127.0.1.50", &pa);
+	static const char msg[] = "after the rule went";
+	char buf[256];
+	uint16_t ch;
+	struct turnc *t;
+
+	write_conf("allowed-peer-ip = 127.0.1.50\n");
+	assert_int_equal(kill(d->td.pid, SIGHUP), 0);
+	usleep(300 * 1000);
+	t = alloc_cl(d, "alice", "secret", NULL, &res);
+	assert_int_equal(turnc_channel_bind(t, 0x4000, &pa), 0);
+	assert_int_equal(turnc_send_channel(t, 0x4000, msg, sizeof(msg)), 0);
+	assert_int_equal(peer_recv(pfd, WAIT_MS, buf, sizeof(buf), &got), sizeof(msg));
+
+	write_conf("user = carol:two\n");
+	assert_int_equal(kill(d->td.pid, SIGHUP), 0);
+	usleep(1500 * 1000);
+	assert_int_equal(turnc_send_channel(t, 0x4000, msg, sizeof(msg)), 0);
+	assert_int_equal(turnc_send_indication(t, &pa, msg, sizeof(msg)), 0);
+	assert_nothing(pfd);
+	peer_send(pfd, &res.relayed[0], msg, sizeof(msg));
+	assert_int_equal(turnc_recv(t, 300, &got, &ch, buf, sizeof(buf)), -ETIMEDOUT);
+	assert_stun_err(turnc_create_permission(t, &pa, 1), t, 403);
+	close(pfd);
+	release(t);
 }
 
 int main(void)
@@ -1111,8 +1236,12 @@ int main(void)
 	};
 	const struct CMUnitTest reload_tests[] = {
 		cmocka_unit_test(test_reload),
+		cmocka_unit_test(test_reload_revokes),
 	};
-	struct daemon *all[] = { &d_main, &d_quota, &d_stale, &d_reload };
+	const struct CMUnitTest host_tests[] = {
+		cmocka_unit_test(test_host_peers),
+	};
+	struct daemon *all[] = { &d_main, &d_quota, &d_stale, &d_reload, &d_host };
 	int failed = 0;
 
 	failed += cmocka_run_group_tests_name("turn-main", main_tests, setup_main, teardown_main);
@@ -1120,6 +1249,7 @@ int main(void)
 	failed += cmocka_run_group_tests_name("turn-stale", stale_tests, setup_stale, teardown_stale);
 	failed += cmocka_run_group_tests_name("turn-reload", reload_tests, setup_reload,
 					      teardown_reload);
+	failed += cmocka_run_group_tests_name("turn-host", host_tests, setup_host, teardown_host);
 	for (unsigned i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		if (failed)
 			testd_dump_log(&all[i]->td);
