@@ -143,6 +143,7 @@ xt_init() {
 	*) die "XT_SERVER must be xturnd or coturn, not '$XT_SERVER'" ;;
 	esac
 	XT_TMP=$(mktemp -d "/tmp/$XT_ID.XXXXXX")
+	XT_SOCK=$XT_TMP/xturnd.sock
 	trap xt_cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
@@ -395,6 +396,16 @@ xt_xdp_count() {
 		jq -r '.values[].value[0:8] | join(" ")')
 	echo $sum
 }
+
+# xt_stat_json: xturnstat --json of the server under test (started with
+# --stats-socket=$XT_SOCK) into $XT_TMP/stat.json; xt_field NAME reads a
+# number from it; xt_map_entries MAP counts a pinned map's entries.
+xt_stat_json() {
+	timeout 10 "$XT_BUILD/xturnstat" --pin-dir "$XT_PIN_DIR" --socket "$XT_SOCK" --json \
+		>"$XT_TMP/stat.json" 2>"$XT_TMP/stat.err" || die "xturnstat: $(cat "$XT_TMP/stat.err")"
+}
+xt_field() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$XT_TMP/stat.json"; }
+xt_map_entries() { timeout 10 bpftool -j map dump pinned "$XT_PIN_DIR/$1" | jq length; }
 
 xt_server_log_tail() {
 	[ -f "$XT_SERVER_LOG" ] || return 0

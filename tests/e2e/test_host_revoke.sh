@@ -14,15 +14,8 @@ xt_init "${1:-build}"
 [ "$XT_SERVER" = xturnd ] || die "xturnd only (XT_SERVER=$XT_SERVER)"
 xt_topology
 
-SOCK=$XT_TMP/xturnd.sock
-stat_json() {
-	timeout 10 "$XT_BUILD/xturnstat" --pin-dir "$XT_PIN_DIR" --socket "$SOCK" --json \
-		>"$XT_TMP/stat.json" 2>"$XT_TMP/stat.err" || die "xturnstat: $(cat "$XT_TMP/stat.err")"
-}
-field() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$XT_TMP/stat.json"; }
-map_entries() { timeout 10 bpftool -j map dump pinned "$XT_PIN_DIR/$1" | jq length; }
 
-start_server --user=$USER:$PASS --stats-socket="$SOCK"
+start_server --user=$USER:$PASS --stats-socket="$XT_SOCK"
 xt_spawn "$XT_TMP/peer.json" ip netns exec "$NS_P" "$XT_BUILD/xturngen" --peer \
 	-L $P4:$PEER_PORT --ports $CHANS -d 10 --json
 PEER=$XT_BG_PID
@@ -32,22 +25,22 @@ xt_spawn "$XT_TMP/gen.json" ip netns exec "$NS_C" "$XT_BUILD/xturngen" -s $R4C:$
 GEN=$XT_BG_PID
 
 sleep 2
-stat_json
-[ "$(field channels)" = $CHANS ] && [ "$(map_entries xt_c2p)" = $CHANS ] &&
-	[ "$(field revoked)" = 0 ] && pass "$CHANS channels to $P4, in the maps" ||
-	fail "before: daemon $(field channels) channels, c2p $(map_entries xt_c2p), revoked $(field revoked)"
+xt_stat_json
+[ "$(xt_field channels)" = $CHANS ] && [ "$(xt_map_entries xt_c2p)" = $CHANS ] &&
+	[ "$(xt_field revoked)" = 0 ] && pass "$CHANS channels to $P4, in the maps" ||
+	fail "before: daemon $(xt_field channels) channels, c2p $(xt_map_entries xt_c2p), revoked $(xt_field revoked)"
 
 # The peer's address becomes the relay host's own.
 ip -n "$NS_R" addr add $P4/32 dev lo || die "addr add $P4 on the relay"
 sleep 1.5
-stat_json
-[ "$(field channels)" = 0 ] && [ "$(field permissions)" = 0 ] &&
-	[ "$(map_entries xt_c2p)" = 0 ] && [ "$(map_entries xt_p2c)" = 0 ] &&
-	[ "$(map_entries xt_perms)" = 0 ] && [ "$(field allocations)" = 1 ] &&
+xt_stat_json
+[ "$(xt_field channels)" = 0 ] && [ "$(xt_field permissions)" = 0 ] &&
+	[ "$(xt_map_entries xt_c2p)" = 0 ] && [ "$(xt_map_entries xt_p2c)" = 0 ] &&
+	[ "$(xt_map_entries xt_perms)" = 0 ] && [ "$(xt_field allocations)" = 1 ] &&
 	pass "the host's new address revoked the permission and the channels (maps empty)" ||
-	fail "after: daemon $(field channels) channels, $(field permissions) permissions, maps c2p $(map_entries xt_c2p) p2c $(map_entries xt_p2c) perms $(map_entries xt_perms)"
-[ "$(field revoked)" = $((CHANS + 1)) ] && pass "revoked $((CHANS + 1)) (1 permission, $CHANS channels)" ||
-	fail "revoked $(field revoked), want $((CHANS + 1))"
+	fail "after: daemon $(xt_field channels) channels, $(xt_field permissions) permissions, maps c2p $(xt_map_entries xt_c2p) p2c $(xt_map_entries xt_p2c) perms $(xt_map_entries xt_perms)"
+[ "$(xt_field revoked)" = $((CHANS + 1)) ] && pass "revoked $((CHANS + 1)) (1 permission, $CHANS channels)" ||
+	fail "revoked $(xt_field revoked), want $((CHANS + 1))"
 ip -n "$NS_R" addr del $P4/32 dev lo
 xt_wait $GEN || fail "xturngen exited with an error"
 xt_wait $PEER

@@ -16,17 +16,10 @@ xt_init "${1:-build}"
 [ "$XT_SERVER" = xturnd ] || { echo "xturnd only"; exit 0; }
 xt_topology
 
-SOCK=$XT_TMP/xturnd.sock
-stat_json() {
-	timeout 10 "$XT_BUILD/xturnstat" --pin-dir "$XT_PIN_DIR" --socket "$SOCK" --json \
-		>"$XT_TMP/stat.json" 2>"$XT_TMP/stat.err" || die "xturnstat: $(cat "$XT_TMP/stat.err")"
-}
-field() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$XT_TMP/stat.json"; }
-map_entries() { timeout 10 bpftool -j map dump pinned "$XT_PIN_DIR/$1" | jq length; }
 gen_field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1" | head -n1; }
 
 # 1 + 2: a short flood with channels that live long enough.
-start_server --user=$USER:$PASS --stats-socket="$SOCK" --channel-lifetime=4 \
+start_server --user=$USER:$PASS --stats-socket="$XT_SOCK" --channel-lifetime=4 \
 	--permission-lifetime=300
 xt_spawn "$XT_TMP/peer.json" ip netns exec "$NS_P" "$XT_BUILD/xturngen" --peer \
 	-L $P4:$PEER_PORT --ports $CHANS -d 12 --json
@@ -38,16 +31,16 @@ GEN=$XT_BG_PID
 
 # While the flood runs (channels bound, not yet expired):
 sleep 2
-stat_json
-chans=$(field channels) inkern=$(field channels_in_kernel)
-c2p=$(map_entries xt_c2p) p2c=$(map_entries xt_p2c)
+xt_stat_json
+chans=$(xt_field channels) inkern=$(xt_field channels_in_kernel)
+c2p=$(xt_map_entries xt_c2p) p2c=$(xt_map_entries xt_p2c)
 want=$((ALLOCS * CHANS))
 [ "$chans" = $want ] && [ "$inkern" = $want ] && [ "$c2p" = $want ] && [ "$p2c" = $want ] &&
 	pass "maps hold the daemon's $want live channels (c2p $c2p, p2c $p2c)" ||
 	fail "channels: daemon $chans (in kernel $inkern), maps c2p $c2p p2c $p2c, want $want"
-[ "$(map_entries xt_relays)" = $ALLOCS ] && pass "one relay entry per allocation" ||
-	fail "xt_relays has $(map_entries xt_relays) entries, want $ALLOCS"
-fwd=$(field xdp_forwarded_c2p_packets) us=$(field c2p_packets)
+[ "$(xt_map_entries xt_relays)" = $ALLOCS ] && pass "one relay entry per allocation" ||
+	fail "xt_relays has $(xt_map_entries xt_relays) entries, want $ALLOCS"
+fwd=$(xt_field xdp_forwarded_c2p_packets) us=$(xt_field c2p_packets)
 [ "${fwd:-0}" -gt 1000 ] && [ "${us:-1}" = 0 ] &&
 	pass "XDP carried $fwd packets, the daemon none" ||
 	fail "XDP forwarded ${fwd:-?} c2p, daemon relayed ${us:-?} (want >1000 and 0)"
@@ -55,29 +48,29 @@ fwd=$(field xdp_forwarded_c2p_packets) us=$(field c2p_packets)
 # 3: channel-lifetime is 4 s; by now the bindings have expired mid-flood.
 xt_wait $GEN || fail "xturngen exited with an error"
 sleep 1.5
-stat_json
-[ "$(field channels)" = 0 ] && [ "$(map_entries xt_c2p)" = 0 ] && [ "$(map_entries xt_p2c)" = 0 ] &&
+xt_stat_json
+[ "$(xt_field channels)" = 0 ] && [ "$(xt_map_entries xt_c2p)" = 0 ] && [ "$(xt_map_entries xt_p2c)" = 0 ] &&
 	pass "expired channels left the daemon and the maps" ||
-	fail "after expiry: daemon $(field channels) channels, maps c2p $(map_entries xt_c2p)"
+	fail "after expiry: daemon $(xt_field channels) channels, maps c2p $(xt_map_entries xt_c2p)"
 sent=$(gen_field "$XT_TMP/gen.json" sent)
-dropped=$(field dropped_no_alloc)
+dropped=$(xt_field dropped_no_alloc)
 [ "${dropped:-0}" -gt 0 ] && pass "ChannelData after expiry went to the daemon and was dropped ($dropped)" ||
 	fail "no ChannelData reached the daemon after the channels expired"
 
 # 4: xturngen deletes its allocations when it ends; everything goes.
 xt_wait $PEER
 received=$(gen_field "$XT_TMP/peer.json" received)
-fwd=$(field xdp_forwarded_c2p_packets)
+fwd=$(xt_field xdp_forwarded_c2p_packets)
 # Everything the peer got came through XDP (the daemon relayed nothing), and
 # forwarding stopped at expiry: well short of what was sent over 7 s.
 [ -n "$received" ] && [ "$received" -le "$fwd" ] && [ "$received" -lt $((sent * 3 / 4)) ] &&
 	[ "$received" -gt $((sent / 3)) ] &&
 	pass "peer got $received of $sent: forwarded until the bindings expired" ||
 	fail "peer got ${received:-?} of ${sent:-?} (XDP forwarded ${fwd:-?})"
-stat_json
-[ "$(field allocations)" = 0 ] && [ "$(map_entries xt_relays)" = 0 ] &&
-	[ "$(map_entries xt_perms)" = 0 ] && pass "deleted allocations emptied the maps" ||
-	fail "after delete: $(field allocations) allocations, relays $(map_entries xt_relays), perms $(map_entries xt_perms)"
+xt_stat_json
+[ "$(xt_field allocations)" = 0 ] && [ "$(xt_map_entries xt_relays)" = 0 ] &&
+	[ "$(xt_map_entries xt_perms)" = 0 ] && pass "deleted allocations emptied the maps" ||
+	fail "after delete: $(xt_field allocations) allocations, relays $(xt_map_entries xt_relays), perms $(xt_map_entries xt_perms)"
 stop_server
 [ ! -e "$XT_PIN_DIR/xt_c2p" ] && pass "pins removed on exit" || fail "pins left in $XT_PIN_DIR"
 xt_finish
