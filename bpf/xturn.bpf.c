@@ -319,7 +319,8 @@ static __always_inline int xt_parse(struct xdp_md *ctx, struct xt_pkt *p, __u8 *
 }
 
 /* From a peer to one of our relays. */
-static __always_inline int xt_from_peer(const struct xt_pkt *p, struct xt_fwd *f)
+static __always_inline int xt_from_peer(const struct xt_pkt *p, struct xt_fwd *f,
+					const struct xt_relay_val *rv)
 {
 	struct xt_p2c_key pk = {};
 	struct xt_perm_key mk = {};
@@ -334,7 +335,8 @@ static __always_inline int xt_from_peer(const struct xt_pkt *p, struct xt_fwd *f
 		xt_addr_copy(mk.relay, p->daddr);
 		xt_addr_copy(mk.peer, p->saddr);
 		mk.relay_port = p->dport;
-		return bpf_map_lookup_elem(&xt_perms, &mk) ?
+		return bpf_map_lookup_elem(&xt_perms, &mk) ||
+		       (rv->flags & XT_RELAY_PERMS_INCOMPLETE) ?
 			XT_CNT_PASS_NO_BINDING : XT_CNT_DROP_NO_PERM;
 	}
 	xt_addr_copy(f->saddr, pv->listener);
@@ -414,6 +416,7 @@ static __noinline int xt_classify(struct xdp_md *ctx, struct xt_pkt *p, struct x
 {
 	void *data_end = (void *)(long)ctx->data_end;
 	struct xt_relay_key rk = {};
+	struct xt_relay_val *rv;
 	__u8 *pl = NULL;
 	int cd;
 	int rc;
@@ -441,8 +444,9 @@ static __noinline int xt_classify(struct xdp_md *ctx, struct xt_pkt *p, struct x
 
 	xt_addr_copy(rk.relay, p->daddr);
 	rk.relay_port = p->dport;
-	if (bpf_map_lookup_elem(&xt_relays, &rk))
-		return xt_from_peer(p, f);
+	rv = bpf_map_lookup_elem(&xt_relays, &rk);
+	if (rv)
+		return xt_from_peer(p, f, rv);
 	if (cd)
 		return XT_CNT_PASS_NO_BINDING;
 	if ((void *)(pl + 4) > data_end || p->plen < 4)

@@ -16,7 +16,7 @@
 
 /* Bumped on any change to a struct below; the daemon refuses a program or a
  * pinned map of another version (xt_cfg.abi_version / map value sizes). */
-#define XT_ABI_VERSION 4
+#define XT_ABI_VERSION 5
 #define XT_MAGIC 0x5854524eU /* "XTRN" */
 
 /* Capacity of the binding maps. A full map degrades to userspace relaying. */
@@ -118,15 +118,22 @@ static inline void xt_p2c_key_of(const struct xt_c2p_val *v, struct xt_p2c_key *
 }
 
 /* A live relayed transport address. Datagrams to one of these from a peer
- * with no permission are dropped in XDP (the daemon stays out of floods). */
+ * with no permission are dropped in XDP (the daemon stays out of floods),
+ * unless the relay is flagged XT_RELAY_PERMS_INCOMPLETE: a permission of
+ * its did not fit xt_perms, so "not in the map" does not mean "none", and
+ * such datagrams pass to the daemon, which knows. */
 struct xt_relay_key {
 	__be32 relay[4];
 	__be16 relay_port;
 	__u16 pad;
 };
 
+enum xt_relay_flags {
+	XT_RELAY_PERMS_INCOMPLETE = 1 << 0,
+};
+
 struct xt_relay_val {
-	__u32 flags;		/* reserved, 0 */
+	__u32 flags;		/* enum xt_relay_flags */
 };
 
 /* A permission: (relayed address, peer IP). Ports do not matter (RFC 8656 §9). */

@@ -28,9 +28,11 @@ import sys
 SKIP_PREFIXES = ('/proc/', '/sys/', '/dev/', '/run/', '/tmp/', '/var/tmp/',
                  '/var/lib/', '/var/cache/', '/var/log/')
 # Read when present, harmless when absent, so no package needs them: NSS
-# modules (/etc/nsswitch.conf names them), locale data, and clang's probe for
-# a CUDA installation (it reads cuda.h for the version, to offer CUDA).
+# modules (/etc/nsswitch.conf names them), locale data, the linker's walk of
+# /etc/ld.so.conf.d (other packages' snippets), and clang's probe for a CUDA
+# installation (it reads cuda.h for the version, to offer CUDA).
 OPTIONAL_RE = re.compile(r'(/libnss_[^/]*\.so[.0-9]*|^/usr/share/locale/.*|^/usr/lib/locale/.*'
+                         r'|^/etc/ld\.so\.conf\.d/.*'
                          r'|^/usr/local/cuda[^/]*/(include/cuda\.h|version\.(txt|json)))$')
 # Python reads every .pth file in its site directories at start, and a .pth
 # may import its package (setuptools' _distutils_hack): such a package's

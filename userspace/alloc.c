@@ -343,6 +343,24 @@ bool alloc_perm_ok(const struct allocation *a, const struct sockaddr_storage *pe
 	return p && p->expires > now;
 }
 
+/* Room for more permissions: 0 or -ENOMEM. */
+static int perm_reserve(struct allocation *a, unsigned more)
+{
+	unsigned cap = a->capperms ? a->capperms : 4;
+	struct perm *p;
+
+	if (a->nperms + more <= a->capperms)
+		return 0;
+	while (cap < a->nperms + more)
+		cap *= 2;
+	p = realloc(a->perms, cap * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	a->perms = p;
+	a->capperms = cap;
+	return 0;
+}
+
 int alloc_perm_add(struct alloc_table *t, struct allocation *a,
 		   const struct sockaddr_storage *peer, time_t now)
 {
@@ -350,14 +368,12 @@ int alloc_perm_add(struct alloc_table *t, struct allocation *a,
 
 	if (p) {
 		p->expires = now + t->lim.permission_lifetime;
+		if (!p->in_kernel && t->hooks.perm_up)
+			p->in_kernel = t->hooks.perm_up(t->hooks.ctx, a, p);
 		return 0;
 	}
-	if (a->nperms >= t->lim.max_perms)
+	if (a->nperms >= t->lim.max_perms || perm_reserve(a, 1))
 		return -ENOSPC;
-	p = realloc(a->perms, (a->nperms + 1) * sizeof(*p));
-	if (!p)
-		return -ENOSPC;
-	a->perms = p;
 	p = &a->perms[a->nperms++];
 	memset(p, 0, sizeof(*p));
 	p->peer = *peer;
@@ -365,11 +381,30 @@ int alloc_perm_add(struct alloc_table *t, struct allocation *a,
 	addr_set_port(&p->peer, 0);
 	p->expires = now + t->lim.permission_lifetime;
 	if (t->hooks.perm_up)
-		t->hooks.perm_up(t->hooks.ctx, a, p);
+		p->in_kernel = t->hooks.perm_up(t->hooks.ctx, a, p);
 	/* A channel to this IP whose permission had lapsed is usable again. */
 	for (unsigned i = 0; i < a->nchans; i++)
 		if (addr_ip_eq(&a->chans[i].peer, peer))
 			chan_start(t, a, &a->chans[i]);
+	return 0;
+}
+
+int alloc_perm_add_all(struct alloc_table *t, struct allocation *a,
+		       const struct sockaddr_storage *peers, unsigned n, time_t now)
+{
+	unsigned fresh = 0;
+
+	/* Counted first: a request that does not fit changes nothing. */
+	for (unsigned i = 0; i < n; i++) {
+		bool seen = perm_find(a, &peers[i]) != NULL;
+		for (unsigned j = 0; j < i && !seen; j++)
+			seen = addr_ip_eq(&peers[j], &peers[i]);
+		fresh += !seen;
+	}
+	if (a->nperms + fresh > t->lim.max_perms || perm_reserve(a, fresh))
+		return -ENOSPC;
+	for (unsigned i = 0; i < n; i++)
+		alloc_perm_add(t, a, &peers[i], now);	/* room reserved: cannot fail */
 	return 0;
 }
 

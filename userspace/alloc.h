@@ -22,6 +22,7 @@
 struct perm {
 	struct sockaddr_storage peer;	/* IP only; port 0 */
 	time_t expires;
+	bool in_kernel;			/* perm_up's answer: the fast path has it */
 };
 
 struct chan {
@@ -67,7 +68,7 @@ struct allocation {
 	unsigned nrelays;
 	time_t expires;
 	struct perm *perms;
-	unsigned nperms;
+	unsigned nperms, capperms;
 	struct chan *chans;
 	/* What lookups compare, in the same order as chans: a packet scans
 	 * these few bytes a channel, not each whole struct chan. */
@@ -85,7 +86,9 @@ struct alloc_hooks {
 	void (*alloc_up)(void *ctx, struct allocation *a);
 	/* Called before the allocation's state is freed. */
 	void (*alloc_down)(void *ctx, struct allocation *a);
-	void (*perm_up)(void *ctx, struct allocation *a, const struct perm *p);
+	/* perm_up returns true if the fast path now has it; a refresh of one
+	 * it could not take (map full) calls it again. */
+	bool (*perm_up)(void *ctx, struct allocation *a, const struct perm *p);
 	void (*perm_down)(void *ctx, struct allocation *a, const struct perm *p);
 	/* A channel becomes usable (bound and permitted) / stops being usable.
 	 * chan_up returns true if the fast path now carries it. */
@@ -143,6 +146,10 @@ void alloc_totals(const struct alloc_table *t, struct alloc_totals *out);
 /* Installs or refreshes a permission for peer's IP. 0 or -ENOSPC (508). */
 int alloc_perm_add(struct alloc_table *t, struct allocation *a,
 		   const struct sockaddr_storage *peer, time_t now);
+/* Several at once (one CreatePermission): all installed or refreshed, or,
+ * if they do not all fit, none (-ENOSPC). */
+int alloc_perm_add_all(struct alloc_table *t, struct allocation *a,
+		       const struct sockaddr_storage *peers, unsigned n, time_t now);
 bool alloc_perm_ok(const struct allocation *a, const struct sockaddr_storage *peer, time_t now);
 
 /* ChannelBind rules (RFC 8656 §11.2): 0, -EINVAL (number out of range:

@@ -50,6 +50,10 @@ struct fp_relay {
 	struct xt_relay_key key;
 	struct fp_entry *entries;
 	size_t n, cap;
+	/* Permissions that did not fit xt_perms: while there are any, the
+	 * relay is flagged XT_RELAY_PERMS_INCOMPLETE (peers pass to us). */
+	struct xt_perm_key *missing;
+	size_t nmissing, capmissing;
 };
 
 struct fastpath {
@@ -64,6 +68,7 @@ struct fastpath {
 	struct sockaddr_storage *addrs;
 	unsigned naddrs;
 	char (*ifaces)[IF_NAMESIZE];
+	unsigned perms_missing;		/* permissions not in xt_perms, all relays */
 	unsigned nifaces;
 	struct fp_iface attached[XT_MAX_IFACES];
 	unsigned nattached;
@@ -173,6 +178,56 @@ int fp_relay_add(struct fastpath *fp, const struct sockaddr_storage *relay)
 					   BPF_ANY));
 }
 
+static struct xt_perm_key *missing_find(struct fp_relay *r, const struct xt_perm_key *k)
+{
+	for (size_t i = 0; i < r->nmissing; i++)
+		if (!memcmp(&r->missing[i], k, sizeof(*k)))
+			return &r->missing[i];
+	return NULL;
+}
+
+/* Writes the relay's flags as its missing permissions say. */
+static void relay_flags(struct fastpath *fp, struct fp_relay *r)
+{
+	struct xt_relay_val v = { .flags = r->nmissing ? XT_RELAY_PERMS_INCOMPLETE : 0 };
+
+	bpf_map_update_elem(bpf_map__fd(fp->skel->maps.xt_relays), &r->key, &v, BPF_EXIST);
+}
+
+/* A permission the map could not take: remembered (a refresh retries it),
+ * the relay flagged. -ENOMEM if even that fails (then XDP drops the peer). */
+static int missing_add(struct fastpath *fp, struct fp_relay *r, const struct xt_perm_key *k)
+{
+	if (missing_find(r, k))
+		return 0;
+	if (r->nmissing == r->capmissing) {
+		size_t cap = r->capmissing ? 2 * r->capmissing : 4;
+		struct xt_perm_key *p = realloc(r->missing, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		r->missing = p;
+		r->capmissing = cap;
+	}
+	r->missing[r->nmissing++] = *k;
+	fp->perms_missing++;
+	if (r->nmissing == 1)
+		relay_flags(fp, r);
+	return 0;
+}
+
+static void missing_del(struct fastpath *fp, struct fp_relay *r, const struct xt_perm_key *k)
+{
+	struct xt_perm_key *m = missing_find(r, k);
+
+	if (!m)
+		return;
+	*m = r->missing[--r->nmissing];
+	fp->perms_missing--;
+	if (!r->nmissing)
+		relay_flags(fp, r);
+}
+
 static void perm_entry(const struct sockaddr_storage *relay, const struct sockaddr_storage *peer,
 		       struct fp_entry *e)
 {
@@ -197,8 +252,11 @@ int fp_perm_add(struct fastpath *fp, const struct sockaddr_storage *relay,
 		return -ENOMEM;
 	perm_entry(relay, peer, &e);
 	err = bpf_map_update_elem(bpf_map__fd(fp->skel->maps.xt_perms), &e.perm, &v, BPF_ANY);
-	if (err)
-		return map_err(err);
+	if (err) {
+		err = map_err(err);
+		return missing_add(fp, r, &e.perm) ? -ENOMEM : err;
+	}
+	missing_del(fp, r, &e.perm);
 	/* A refreshed permission is written again but recorded once. */
 	if (!relay_find(r, &e))
 		r->entries[r->n++] = e;
@@ -211,10 +269,15 @@ void fp_perm_del(struct fastpath *fp, const struct sockaddr_storage *relay,
 	struct xt_relay_key rk;
 	struct fp_entry e;
 
+	struct fp_relay *r;
+
 	relay_key(relay, &rk);
 	perm_entry(relay, peer, &e);
 	bpf_map_delete_elem(bpf_map__fd(fp->skel->maps.xt_perms), &e.perm);
 	relay_forget(fp, &rk, &e);
+	r = *relay_slot(fp, &rk);
+	if (r)
+		missing_del(fp, r, &e.perm);
 }
 
 static void chan_entry(const struct fp_chan *c, struct fp_entry *e)
@@ -324,8 +387,15 @@ void fp_relay_del(struct fastpath *fp, const struct sockaddr_storage *relay)
 			bpf_map_delete_elem(bpf_map__fd(fp->skel->maps.xt_perms),
 					    &r->entries[i].perm);
 	}
+	fp->perms_missing -= r->nmissing;
+	free(r->missing);
 	free(r->entries);
 	free(r);
+}
+
+unsigned fp_perms_missing(const struct fastpath *fp)
+{
+	return fp->perms_missing;
 }
 
 /* ---- counters -------------------------------------------------------------- */
@@ -958,6 +1028,7 @@ void fp_close(struct fastpath *fp)
 			struct fp_relay *r = fp->relays[i];
 
 			fp->relays[i] = r->next;
+			free(r->missing);
 			free(r->entries);
 			free(r);
 		}

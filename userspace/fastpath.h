@@ -55,9 +55,14 @@ struct fp_chan {
 /* Relayed address live / gone (deletes its permissions and channels too). */
 int fp_relay_add(struct fastpath *fp, const struct sockaddr_storage *relay);
 void fp_relay_del(struct fastpath *fp, const struct sockaddr_storage *relay);
-/* Permission (relay, peer IP) live / gone. */
+/* Permission (relay, peer IP) live / gone. A permission the map cannot
+ * take (-ENOSPC) is remembered and the relay flagged, so XDP passes its
+ * peers to the daemon instead of dropping them; adding it again (a
+ * refresh) retries. */
 int fp_perm_add(struct fastpath *fp, const struct sockaddr_storage *relay,
 		const struct sockaddr_storage *peer);
+/* Permissions waiting for room in the map. */
+unsigned fp_perms_missing(const struct fastpath *fp);
 void fp_perm_del(struct fastpath *fp, const struct sockaddr_storage *relay,
 		 const struct sockaddr_storage *peer);
 /* Binding live (both directions) / gone. 0, -ENOSPC when a map is full.

@@ -61,6 +61,9 @@ static const struct daemon_field {
 	{ "fastpath_full", "fastpath_full_total", "", C,
 	  "Channels left to userspace relaying because a fast path map was full",
 	  S(fastpath_full) },
+	{ "fastpath_perms_missing", "fastpath_permissions_missing", "", G,
+	  "Permissions not in the fast path's full map (their relays' peers pass to the daemon)",
+	  S(fastpath_perms_missing) },
 	{ "send_drops", "send_dropped_total", "", C,
 	  "Datagrams not sent (socket buffer full, refused, or over 2 KiB)", S(send_drops) },
 	{ "tcp_connections", "tcp_connections", "", G, "Open TCP/TLS client connections",
@@ -325,6 +328,7 @@ void metrics_collect(struct metrics_snapshot *m, struct turn_server *const *t, u
 	m->daemon = true;
 	m->fastpath = fp != NULL;
 	m->fastpath_full = fastpath_full;
+	m->fastpath_perms_missing = fp ? fp_perms_missing(fp) : 0;
 	m->xdp = fp && !fp_counters(fp, m->xdp_cnt);
 }
 

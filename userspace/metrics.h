@@ -24,6 +24,7 @@ struct metrics_snapshot {
 	uint64_t fastpath;		/* 1: the XDP fast path is on */
 	uint64_t allocations, permissions, channels, channels_in_kernel, users;
 	uint64_t fastpath_full;		/* channels the fast path could not take */
+	uint64_t fastpath_perms_missing; /* permissions waiting for room in its map */
 	uint64_t send_drops;		/* datagrams the kernel would not take */
 	uint64_t tcp_connections;	/* open TCP/TLS client connections */
 	struct stream_stats tcp;

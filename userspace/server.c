@@ -574,24 +574,27 @@ static void hook_alloc_down(void *ctx, struct allocation *a)
 	}
 }
 
-static void perm_sync(void *ctx, struct allocation *a, const struct perm *p, bool up)
+/* True if the fast path has the permission now (up), or had nothing. */
+static bool perm_sync(void *ctx, struct allocation *a, const struct perm *p, bool up)
 {
 	struct server *srv = ((struct worker *)ctx)->srv;
 	struct relay *r = alloc_relay_for(a, p->peer.ss_family);
+	int err = 0;
 
 	if (!srv->fp || !r)
-		return;
+		return true;	/* nothing to retry */
 	pthread_mutex_lock(&srv->fp_lock);
 	if (up)
-		fp_perm_add(srv->fp, &r->addr, &p->peer);
+		err = fp_perm_add(srv->fp, &r->addr, &p->peer);
 	else
 		fp_perm_del(srv->fp, &r->addr, &p->peer);
 	pthread_mutex_unlock(&srv->fp_lock);
+	return !err;
 }
 
-static void hook_perm_up(void *ctx, struct allocation *a, const struct perm *p)
+static bool hook_perm_up(void *ctx, struct allocation *a, const struct perm *p)
 {
-	perm_sync(ctx, a, p, true);
+	return perm_sync(ctx, a, p, true);
 }
 
 static void hook_perm_down(void *ctx, struct allocation *a, const struct perm *p)

@@ -272,7 +272,10 @@ int channeldata_parse(const uint8_t *buf, size_t len, uint16_t *channel,
 		return -EINVAL;
 	ch = get16(buf);
 	n = get16(buf + 2);
-	if (ch < CHANNEL_MIN || ch > CHANNEL_MAX || n > len - CHANNELDATA_HDR_LEN)
+	/* RFC 8656 §12.5: up to 3 bytes of padding may follow the data; the
+	 * XDP program drops more (XT_CNT_DROP_BAD_LEN), and so do we. */
+	if (ch < CHANNEL_MIN || ch > CHANNEL_MAX || n > len - CHANNELDATA_HDR_LEN ||
+	    len - CHANNELDATA_HDR_LEN - n > 3)
 		return -EINVAL;
 	*channel = ch;
 	*data = buf + CHANNELDATA_HDR_LEN;

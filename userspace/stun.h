@@ -201,7 +201,8 @@ static inline bool channeldata_looks_like(const uint8_t *buf, size_t len)
 	return len >= CHANNELDATA_HDR_LEN && (buf[0] & 0xC0) == 0x40;
 }
 /* Parses a ChannelData datagram: 0, or -EINVAL (short, length past the
- * datagram, channel out of CHANNEL_MIN-CHANNEL_MAX). */
+ * datagram, more than 3 bytes after the data, channel out of
+ * CHANNEL_MIN-CHANNEL_MAX). */
 int channeldata_parse(const uint8_t *buf, size_t len, uint16_t *channel,
 		      const uint8_t **data, uint16_t *dlen);
 /* Writes the 4-byte header in front of data (caller leaves room). */

@@ -554,11 +554,9 @@ static void handle_create_permission(struct req *q)
 		send_error(q, 400);
 		return;
 	}
-	for (unsigned i = 0; i < n; i++) {
-		if (alloc_perm_add(q->s->allocs, q->alloc, &peers[i], q->now)) {
-			send_error(q, 508);
-			return;
-		}
+	if (alloc_perm_add_all(q->s->allocs, q->alloc, peers, n, q->now)) {
+		send_error(q, 508);
+		return;
 	}
 	reply_init(&r, q, STUN_SUCCESS);
 	reply_send(q, &r, q->alloc);

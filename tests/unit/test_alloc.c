@@ -19,11 +19,20 @@ struct mirror {
 	int perms;
 	int allocs_down;
 	bool refuse;		/* chan_up answers "map full" */
+	bool refuse_perms;	/* perm_up too */
+	int perm_ups;
 	uint16_t last_up, last_down;
 };
 
 static void m_alloc_down(void *ctx, struct allocation *a) { ((struct mirror *)ctx)->allocs_down++; }
-static void m_perm_up(void *ctx, struct allocation *a, const struct perm *p) { ((struct mirror *)ctx)->perms++; }
+static bool m_perm_up(void *ctx, struct allocation *a, const struct perm *p)
+{
+	struct mirror *m = ctx;
+
+	m->perms++;
+	m->perm_ups++;
+	return !m->refuse_perms;
+}
 static void m_perm_down(void *ctx, struct allocation *a, const struct perm *p) { ((struct mirror *)ctx)->perms--; }
 static bool m_chan_up(void *ctx, struct allocation *a, struct chan *c)
 {
@@ -308,6 +317,54 @@ static void test_revoke(void **st)
 	alloc_table_free(t);
 }
 
+/* One CreatePermission with several peers is all or nothing. */
+static void test_perm_add_all(void **st)
+{
+	struct alloc_table *t = new_table();	/* max_perms 4 */
+	struct allocation *a = mk("198.51.100.1:1", "u", 100000);
+	struct sockaddr_storage p[] = { A("203.0.113.1"), A("203.0.113.2"), A("203.0.113.3") };
+	struct sockaddr_storage over[] = { A("203.0.113.1"), A("203.0.113.4"), A("203.0.113.5") };
+	struct sockaddr_storage fits[] = { A("203.0.113.4:1"), A("203.0.113.4:2"), A("203.0.113.2") };
+
+	assert_int_equal(alloc_insert(t, a), 0);
+	assert_int_equal(alloc_perm_add_all(t, a, p, 3, 0), 0);
+	assert_int_equal(a->nperms, 3);
+	/* two new ones, one place: none is installed, none refreshed */
+	assert_int_equal(alloc_perm_add_all(t, a, over, 3, 50), -ENOSPC);
+	assert_int_equal(a->nperms, 3);
+	assert_int_equal(mir.perms, 3);
+	assert_false(alloc_perm_ok(a, &over[1], 1));
+	assert_false(alloc_perm_ok(a, &p[0], 300));	/* not refreshed by the failure */
+	/* one new IP (twice, other ports) and a refresh: fits */
+	assert_int_equal(alloc_perm_add_all(t, a, fits, 3, 100), 0);
+	assert_int_equal(a->nperms, 4);
+	assert_true(alloc_perm_ok(a, &fits[0], 1));
+	assert_true(alloc_perm_ok(a, &p[1], 350));	/* refreshed at 100 */
+	alloc_table_free(t);
+}
+
+/* A permission the fast path could not take is offered again on refresh;
+ * one it took is not. */
+static void test_perm_retry(void **st)
+{
+	struct alloc_table *t = new_table();
+	struct allocation *a = mk("198.51.100.1:1", "u", 100000);
+	struct sockaddr_storage p = A("203.0.113.5:7000");
+
+	assert_int_equal(alloc_insert(t, a), 0);
+	mir.refuse_perms = true;
+	assert_int_equal(alloc_perm_add(t, a, &p, 0), 0);
+	assert_int_equal(mir.perm_ups, 1);
+	assert_int_equal(alloc_perm_add(t, a, &p, 10), 0);
+	assert_int_equal(mir.perm_ups, 2);
+	mir.refuse_perms = false;
+	assert_int_equal(alloc_perm_add(t, a, &p, 20), 0);
+	assert_int_equal(mir.perm_ups, 3);
+	assert_int_equal(alloc_perm_add(t, a, &p, 30), 0);
+	assert_int_equal(mir.perm_ups, 3);
+	alloc_table_free(t);
+}
+
 /* A full map (chan_up refusing) leaves the channel working in userspace and
  * a later chan_down is still balanced. */
 static void test_channel_map_full(void **st)
@@ -386,6 +443,8 @@ int main(void)
 		cmocka_unit_test(test_channel_lookup_after_expiry),
 		cmocka_unit_test(test_channel_mirror_follows_permission),
 		cmocka_unit_test(test_revoke),
+		cmocka_unit_test(test_perm_retry),
+		cmocka_unit_test(test_perm_add_all),
 		cmocka_unit_test(test_channel_map_full),
 		cmocka_unit_test(test_expiry_and_growth),
 		cmocka_unit_test(test_tx_cache),

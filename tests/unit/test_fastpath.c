@@ -673,6 +673,60 @@ static void test_relay_perm(void **state)
 	fp_close(fp);
 }
 
+/* A full permission map: the permission is remembered and its relay
+ * flagged (XDP then passes that relay's peers up instead of dropping them);
+ * a retry once there is room, or the permission's end, clears the flag. */
+static void test_perm_full(void **state)
+{
+	struct fastpath *fp = open_ok("10.11.0.1:3478", "auto", false);
+	struct sockaddr_storage filler = ss("10.11.0.1:10000"), r = ss("10.11.0.1:50000");
+	struct sockaddr_storage p = ss("10.11.0.7:1"), q = ss("10.11.0.8:1"), last;
+	struct xt_relay_key rk = { 0 };
+	struct xt_relay_val rv;
+	char buf[64];
+
+	assert_int_equal(fp_relay_add(fp, &r), 0);
+	/* 256 a relay, as allocations hold them (a record is searched per add) */
+	for (unsigned i = 0; i < XT_MAX_PERMS; i++) {
+		addr_set_port(&filler, (uint16_t)(10000 + i / 256));
+		if (i % 256 == 0)
+			assert_int_equal(fp_relay_add(fp, &filler), 0);
+		snprintf(buf, sizeof(buf), "10.%u.%u.%u", 100 + (i >> 16), (i >> 8) & 255, i & 255);
+		last = ss(buf);
+		assert_int_equal(fp_perm_add(fp, &filler, &last), 0);
+	}
+	mapped("::ffff:10.11.0.1", rk.relay);
+	rk.relay_port = htons(50000);
+	assert_int_equal(fp_perm_add(fp, &r, &p), -ENOSPC);
+	assert_int_equal(fp_perm_add(fp, &r, &q), -ENOSPC);
+	assert_int_equal(fp_perm_add(fp, &r, &q), -ENOSPC);	/* a refresh: once */
+	assert_int_equal(fp_perms_missing(fp), 2);
+	assert_true(has_key(XT_MAP_RELAYS, &rk, &rv));
+	assert_int_equal(rv.flags, XT_RELAY_PERMS_INCOMPLETE);
+	/* Room again: p's retry lands, q is still out, the flag stays. */
+	fp_perm_del(fp, &filler, &last);
+	assert_int_equal(fp_perm_add(fp, &r, &p), 0);
+	assert_int_equal(fp_perms_missing(fp), 1);
+	assert_true(has_key(XT_MAP_RELAYS, &rk, &rv));
+	assert_int_equal(rv.flags, XT_RELAY_PERMS_INCOMPLETE);
+	/* q ends without ever fitting: nothing missing, flag cleared. */
+	fp_perm_del(fp, &r, &q);
+	assert_int_equal(fp_perms_missing(fp), 0);
+	assert_true(has_key(XT_MAP_RELAYS, &rk, &rv));
+	assert_int_equal(rv.flags, 0);
+	/* Missing ones go with their relay too. */
+	assert_int_equal(fp_perm_add(fp, &r, &q), -ENOSPC);
+	assert_int_equal(fp_perms_missing(fp), 1);
+	fp_relay_del(fp, &r);
+	assert_int_equal(fp_perms_missing(fp), 0);
+	for (unsigned i = 0; i < XT_MAX_PERMS / 256; i++) {
+		addr_set_port(&filler, (uint16_t)(10000 + i));
+		fp_relay_del(fp, &filler);
+	}
+	assert_int_equal(map_len(XT_MAP_PERMS), 0);
+	fp_close(fp);
+}
+
 static void test_chan_full(void **state)
 {
 	enum { PER_RELAY = 256 };
@@ -805,6 +859,7 @@ int main(void)
 		cmocka_unit_test(test_chan_add_del),
 		cmocka_unit_test(test_relay_perm),
 		cmocka_unit_test(test_chan_full),
+		cmocka_unit_test(test_perm_full),
 		cmocka_unit_test(test_netlink_follow),
 	};
 

@@ -78,6 +78,7 @@ static unsigned expectations(const struct metrics_snapshot *m, struct expect *e)
 		{ "xturn_channels_in_kernel", "", &m->channels_in_kernel, false, 0 },
 		{ "xturn_users", "", &m->users, false, 0 },
 		{ "xturn_fastpath_full_total", "", &m->fastpath_full, false, 0 },
+		{ "xturn_fastpath_permissions_missing", "", &m->fastpath_perms_missing, false, 0 },
 		{ "xturn_send_dropped_total", "", &m->send_drops, false, 0 },
 		{ "xturn_tcp_connections", "", &m->tcp_connections, false, 0 },
 		{ "xturn_tcp_accepted_total", "", &m->tcp.accepted, false, 0 },

@@ -648,13 +648,15 @@ static void test_accessor_errors(void **state)
 
 static void test_channeldata(void **state)
 {
-	uint8_t d[12] = { 0x40, 0x00, 0x00, 0x05, 'h', 'e', 'l', 'l', 'o', 0, 0, 0 };
+	uint8_t d[13] = { 0x40, 0x00, 0x00, 0x05, 'h', 'e', 'l', 'l', 'o', 0, 0, 0, 0 };
 	const uint8_t *data;
 	uint16_t ch, n;
 
-	assert_true(channeldata_looks_like(d, sizeof(d)));
-	/* Padded (TCP style) and unpadded. */
-	assert_int_equal(channeldata_parse(d, sizeof(d), &ch, &data, &n), 0);
+	assert_true(channeldata_looks_like(d, 12));
+	/* Padded (3 bytes at most, as XDP takes it) and unpadded. */
+	assert_int_equal(channeldata_parse(d, 12, &ch, &data, &n), 0);
+	assert_int_equal(channeldata_parse(d, 13, &ch, &data, &n), -EINVAL);
+	assert_int_equal(channeldata_parse(d, 12, &ch, &data, &n), 0);
 	assert_int_equal(ch, 0x4000);
 	assert_int_equal(n, 5);
 	assert_ptr_equal(data, d + 4);

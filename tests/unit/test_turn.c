@@ -680,8 +680,10 @@ static void test_permission_max(void **state)
 	struct turnc *t = alloc_cl(*state, "alice", "secret", NULL, &res);
 	struct sockaddr_storage p = A("127.0.0.1:5000");
 
+	struct sockaddr_storage two[] = { A("127.0.1.3:5000"), A("127.0.1.200:5000") };
+
 	assert_int_equal(turnc_create_permission(t, &p, 1), 0);
-	for (int i = 1; i < MAX_PERMS; i++) {
+	for (int i = 1; i < MAX_PERMS - 1; i++) {
 		char s[32];
 
 		snprintf(s, sizeof(s), "127.0.1.%d:5000", i);
@@ -690,8 +692,10 @@ static void test_permission_max(void **state)
 	}
 	/* refreshing an existing one is not a new permission */
 	assert_int_equal(turnc_create_permission(t, &p, 1), 0);
-	p = A("127.0.1.200:5000");
-	assert_stun_err(turnc_create_permission(t, &p, 1), t, 508);
+	/* two new ones, one place left: all or nothing, so the place stays */
+	assert_stun_err(turnc_create_permission(t, two, 2), t, 508);
+	assert_int_equal(turnc_create_permission(t, &two[1], 1), 0);
+	assert_stun_err(turnc_create_permission(t, &two[0], 1), t, 508);
 	release(t);
 }
 

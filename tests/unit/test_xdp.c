@@ -81,6 +81,7 @@ static const char *const netns_setup[] = {
 #define RH "10.0.2.1:50012"	/* hairpin to a relay with no binding */
 #define RH2 "10.0.2.1:50013"
 #define R4H "10.0.2.1:50020"	/* RFC 5766 channel number (0x5000-0x7FFF) */
+#define RI "10.0.2.1:50040"	/* a relay whose permissions did not all fit */
 #define R1O "10.0.1.1:50030"	/* a relay on another IP of ours: its peer RA is
 				 * a relay, but not flagged XT_C2P_PEER_LOCAL */
 
@@ -341,13 +342,18 @@ static void update(struct bpf_map *m, const void *k, const void *v)
 	assert_int_equal(bpf_map_update_elem(bpf_map__fd(m), k, v, BPF_ANY), 0);
 }
 
-static void add_relay(const char *relay)
+static void add_relay_flags(const char *relay, uint32_t flags)
 {
 	struct xt_relay_key k = { 0 };
-	struct xt_relay_val v = { 0 };
+	struct xt_relay_val v = { .flags = flags };
 
 	mapped(relay, k.relay, &k.relay_port);
 	update(skel->maps.xt_relays, &k, &v);
+}
+
+static void add_relay(const char *relay)
+{
+	add_relay_flags(relay, 0);
 }
 
 static void add_perm(const char *relay, const char *peer)
@@ -626,6 +632,9 @@ static const struct tcase cases[] = {
 	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_NO_BINDING },
 	{ "p2c_not_permitted", .ingress = IN_C, .in = { "10.0.2.10:1234", R4, .pl = RAW(50) },
 	  .verdict = XDP_DROP, .counter = XT_CNT_DROP_NO_PERM },
+	/* Not in the map is not "none" there: the daemon decides. */
+	{ "p2c_perms_incomplete", .ingress = IN_C, .in = { "10.0.2.10:1234", RI, .pl = RAW(50) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_NO_BINDING },
 	{ "not_turn_udp", .in = { C4, "10.0.1.1:53", .pl = RAW(30) },
 	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_NOT_OURS },
 	{ "stun_to_listener", .in = { C4, L4, .pl = { .stun = true } },
@@ -941,6 +950,7 @@ static int setup(void **state)
 	for (size_t i = 0; i < sizeof(bindings) / sizeof(bindings[0]); i++)
 		add_binding(&bindings[i]);
 	add_relay(RH2);			/* a relay with no binding to it */
+	add_relay_flags(RI, XT_RELAY_PERMS_INCOMPLETE);
 	add_perm(R4, "10.0.2.9:0");	/* a permitted peer with no channel */
 	update(skel->maps.xt_tx_ports, &if_a, &if_a);
 	update(skel->maps.xt_tx_ports, &if_c, &if_c);
