@@ -130,20 +130,27 @@ static struct fp_relay *relay_get(struct fastpath *fp, const struct xt_relay_key
 	return *pp;
 }
 
+/* Room for one more of n items of size in *arr (capacity *cap): 0 or -ENOMEM. */
+static int room_for_one(void **arr, size_t n, size_t *cap, size_t size)
+{
+	size_t c = *cap ? 2 * *cap : 4;
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	p = realloc(*arr, c * size);
+	if (!p)
+		return -ENOMEM;
+	*arr = p;
+	*cap = c;
+	return 0;
+}
+
 /* Makes room for one more entry before the maps are written, so a failed
  * allocation never leaves a map entry the record does not know about. */
 static int relay_reserve(struct fp_relay *r)
 {
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? 2 * r->cap : 4;
-		struct fp_entry *p = realloc(r->entries, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		r->entries = p;
-		r->cap = cap;
-	}
-	return 0;
+	return room_for_one((void **)&r->entries, r->n, &r->cap, sizeof(*r->entries));
 }
 
 static struct fp_entry *relay_find(struct fp_relay *r, const struct fp_entry *e)
@@ -200,15 +207,8 @@ static int missing_add(struct fastpath *fp, struct fp_relay *r, const struct xt_
 {
 	if (missing_find(r, k))
 		return 0;
-	if (r->nmissing == r->capmissing) {
-		size_t cap = r->capmissing ? 2 * r->capmissing : 4;
-		struct xt_perm_key *p = realloc(r->missing, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		r->missing = p;
-		r->capmissing = cap;
-	}
+	if (room_for_one((void **)&r->missing, r->nmissing, &r->capmissing, sizeof(*k)))
+		return -ENOMEM;
 	r->missing[r->nmissing++] = *k;
 	fp->perms_missing++;
 	if (r->nmissing == 1)
