@@ -32,7 +32,7 @@ struct auth_user {
 struct auth {
 	char *realm;
 	unsigned nonce_lifetime;
-	uint8_t nonce_key[32];
+	uint8_t nonce_key[AUTH_NONCE_KEY_LEN];
 	struct auth_user *users;
 	size_t nusers;
 	char **secrets;
@@ -284,6 +284,37 @@ static bool rest_check(const struct auth *a, const struct stun_msg *m, int pwalg
 	OPENSSL_cleanse(pw, sizeof(pw));
 	OPENSSL_cleanse(key, sizeof(key));
 	return ok;
+}
+
+bool auth_key_valid(const struct auth *a, const char *username, const uint8_t *key,
+		    size_t keylen)
+{
+	static const int pwalgs[] = { STUN_PWALG_MD5, STUN_PWALG_SHA256 };
+	char pw[REST_PW_LEN + 1];
+	uint8_t k[AUTH_MAX_KEY];
+	bool ok = false;
+
+	for (size_t i = 0; i < a->nusers; i++) {
+		const struct auth_user *u = &a->users[i];
+		if (!strcmp(u->name, username))
+			return (keylen == MD5_LEN && !CRYPTO_memcmp(u->md5, key, MD5_LEN)) ||
+			       (keylen == SHA256_LEN && !CRYPTO_memcmp(u->sha256, key, SHA256_LEN));
+	}
+	for (size_t i = 0; i < a->nsecrets && !ok; i++) {
+		if (auth_rest_password(a->secrets[i], username, pw, sizeof(pw)))
+			continue;
+		for (size_t j = 0; j < 2 && !ok; j++)
+			ok = auth_long_term_key(pwalgs[j], username, a->realm, pw, k) == keylen &&
+			     !CRYPTO_memcmp(k, key, keylen);
+	}
+	OPENSSL_cleanse(pw, sizeof(pw));
+	OPENSSL_cleanse(k, sizeof(k));
+	return ok;
+}
+
+void auth_set_nonce_key(struct auth *a, const uint8_t key[AUTH_NONCE_KEY_LEN])
+{
+	memcpy(a->nonce_key, key, AUTH_NONCE_KEY_LEN);
 }
 
 static enum auth_verdict check(const struct auth *a, const struct stun_msg *m,

@@ -16,6 +16,7 @@
 #define AUTH_MAX_USERNAME 513	/* RFC 8489: < 509 bytes, plus NUL */
 #define AUTH_MAX_KEY 32		/* SHA-256 key; MD5 keys are 16 */
 #define AUTH_NONCE_COOKIE "obMatJos2"	/* RFC 8489 §9.2: nonce cookie */
+#define AUTH_NONCE_KEY_LEN 32
 
 struct auth;
 
@@ -27,6 +28,16 @@ int auth_add_user(struct auth *a, const char *name, const char *password);
 /* TURN REST shared secrets; several may be active during a rotation. */
 int auth_add_secret(struct auth *a, const char *secret);
 const char *auth_realm(const struct auth *a);
+/* The key nonces are made with (auth_new draws a random one). Auth objects
+ * given the same key accept each other's nonces: the daemon's workers and
+ * every reload share one, so a reload does not turn every client's nonce
+ * stale. */
+void auth_set_nonce_key(struct auth *a, const uint8_t key[AUTH_NONCE_KEY_LEN]);
+/* Would these credentials still be accepted: a static user with this key,
+ * or a REST username whose key one of the secrets gives? For revoking
+ * allocations after a reload (REST expiry is checked when they refresh). */
+bool auth_key_valid(const struct auth *a, const char *username, const uint8_t *key,
+		    size_t keylen);
 
 enum auth_verdict {
 	AUTH_OK = 0,

@@ -821,6 +821,13 @@ void turn_on_peer(struct turn_server *s, struct allocation *a, const struct sock
 	}
 }
 
+static bool keep_alloc(void *ctx, const struct allocation *a)
+{
+	const struct turn_server *s = ctx;
+
+	return auth_key_valid(s->auth, a->username, a->key, a->keylen);
+}
+
 static bool keep_perm(void *ctx, const struct allocation *a, const struct perm *p)
 {
 	return peer_ok(ctx, &p->peer, false);
@@ -837,7 +844,9 @@ void turn_tick(struct turn_server *s, time_t now)
 	uint64_t gen = s->cfg.host ? hostaddr_generation(s->cfg.host) : 0;
 
 	if (s->revalidate || gen != s->host_gen) {
-		const struct alloc_keep keep = { s, NULL, keep_perm, keep_chan };
+		/* Users only change with a reload. */
+		const struct alloc_keep keep = { s, s->revalidate ? keep_alloc : NULL, keep_perm,
+						 keep_chan };
 
 		s->revalidate = false;
 		s->host_gen = gen;

@@ -75,8 +75,9 @@ struct turn_server *turn_new(const struct turn_cfg *cfg, struct auth *auth, stru
 /* Deletes every allocation (hooks called) and frees. */
 void turn_free(struct turn_server *s);
 /* SIGHUP: new credentials and policy take over; the old ones are freed.
- * The next turn_tick revokes the permissions and channels the new policy
- * denies, as it does when this host's addresses change. */
+ * The next turn_tick revokes the allocations whose credentials are no
+ * longer accepted, and the permissions and channels the new policy denies
+ * (these also when this host's addresses change). */
 void turn_replace_auth(struct turn_server *s, struct auth *auth, struct policy *pol);
 
 /* A datagram from a client to one of our listeners. */

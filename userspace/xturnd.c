@@ -23,11 +23,18 @@ static int g_argc;
 static char **g_argv;
 
 /* Credentials and policy from a configuration: at start and on SIGHUP. */
+/* One nonce key for the daemon's life: every worker and every reload shares
+ * it (auth_set_nonce_key). */
+static uint8_t nonce_key[AUTH_NONCE_KEY_LEN];
+
 static int build_auth(const struct config *c, struct auth **auth, struct policy **pol)
 {
 	struct auth *a = auth_new(c->realm, c->stale_nonce);
 	struct policy *p = policy_new();
 	int err = (!a || !p) ? -ENOMEM : 0;
+
+	if (a)
+		auth_set_nonce_key(a, nonce_key);
 
 	for (unsigned i = 0; !err && i < c->users.n; i++) {
 		char *colon = strchr(c->users.v[i], ':');
@@ -204,6 +211,10 @@ int main(int argc, char **argv)
 	}
 	log_level = cfg.log_level;
 	log_route_libbpf();
+	if (RAND_bytes(nonce_key, sizeof(nonce_key)) != 1) {
+		fprintf(stderr, "xturnd: no random bytes for the nonce key\n");
+		return 1;
+	}
 	if (!cfg.nrelay)
 		pick_relays(&cfg);
 	if (cfg.demo && demo_setup(&cfg)) {

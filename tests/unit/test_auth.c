@@ -216,10 +216,24 @@ static void test_nonce(void **state)
 	memcpy(t, n, len);
 	t[len] = '0';
 	assert_int_equal(auth_nonce_check(A, &client, t, len + 1, NOW), -EINVAL);
-	/* Another instance has another key. */
+	/* Another instance has another key, unless given the same (the
+	 * daemon's workers and reloads share one). */
 	b = auth_new(REALM, LIFETIME);
 	assert_non_null(b);
 	assert_int_equal(auth_nonce_check(b, &client, n, len, NOW), -EINVAL);
+	{
+		uint8_t shared[AUTH_NONCE_KEY_LEN];
+		struct auth *c = auth_new(REALM, LIFETIME);
+
+		memset(shared, 7, sizeof(shared));
+		auth_set_nonce_key(b, shared);
+		auth_set_nonce_key(c, shared);
+		len = auth_nonce_make(b, &client, NOW, t, sizeof(t));
+		assert_int_equal(auth_nonce_check(c, &client, t, len, NOW), 0);
+		assert_int_equal(auth_nonce_check(A, &client, t, len, NOW), -EINVAL);
+		auth_free(c);
+		len = auth_nonce_make(A, &client, NOW, n, sizeof(n));
+	}
 	auth_free(b);
 	/* IPv6 clients. */
 	set_addr(&other, "2001:db8::1", 3478);
@@ -418,6 +432,33 @@ static void test_rest(void **state)
 	expect(&q, NOW + 61, AUTH_REJECTED, 401, &r);
 }
 
+/* After a reload: which allocations' credentials still hold. */
+static void test_key_valid(void **state)
+{
+	uint8_t k[AUTH_MAX_KEY], kr[AUTH_MAX_KEY];
+	char pw[64];
+	const char *ru = "1900000000:rest";
+	size_t kl;
+
+	assert_true(auth_key_valid(A, "alice", md5_alice, 16));
+	assert_true(auth_key_valid(A, "alice", sha_alice, 32));
+	assert_false(auth_key_valid(A, "alice", md5_alice, 15));
+	assert_false(auth_key_valid(A, "alicia", md5_alice, 16));	/* another's key */
+	kl = auth_long_term_key(STUN_PWALG_MD5, "alice", REALM, "changed", k);
+	assert_false(auth_key_valid(A, "alice", k, kl));
+	/* REST: a key one of the secrets gives, in either algorithm */
+	assert_int_equal(auth_rest_password("s2", ru, pw, sizeof(pw)), 0);
+	kl = auth_long_term_key(STUN_PWALG_SHA256, ru, REALM, pw, kr);
+	assert_true(auth_key_valid(A, ru, kr, kl));
+	assert_int_equal(auth_rest_password("gone", ru, pw, sizeof(pw)), 0);
+	kl = auth_long_term_key(STUN_PWALG_MD5, ru, REALM, pw, kr);
+	assert_false(auth_key_valid(A, ru, kr, kl));
+	/* A static name is not a REST one: only its own password counts. */
+	assert_int_equal(auth_rest_password("s1", "alice", pw, sizeof(pw)), 0);
+	kl = auth_long_term_key(STUN_PWALG_MD5, "alice", REALM, pw, kr);
+	assert_false(auth_key_valid(A, "alice", kr, kl));
+}
+
 static int setup(void **state)
 {
 	A = auth_new(REALM, LIFETIME);
@@ -449,6 +490,7 @@ int main(void)
 		cmocka_unit_test(test_verdict_ok),
 		cmocka_unit_test(test_verdict_errors),
 		cmocka_unit_test(test_rest),
+		cmocka_unit_test(test_key_valid),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

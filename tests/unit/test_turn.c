@@ -1195,6 +1195,47 @@ static void test_reload_revokes(void **state)
 	release(t);
 }
 
+/* A reload revokes the allocations of users it removed or whose password
+ * changed; those of users it kept carry on. */
+static void test_reload_revokes_user(void **state)
+{
+	const struct daemon *d = *state;
+	struct turnc_alloc rd, ra;
+	struct sockaddr_storage pa, got;
+	int pfd = peer_open("127.0.0.1", &pa);
+	static const char msg[] = "still relayed?";
+	char buf[256];
+	struct turnc *dave, *alice;
+
+	write_conf("user = dave:one\n");
+	assert_int_equal(kill(d->td.pid, SIGHUP), 0);
+	usleep(300 * 1000);
+	dave = alloc_cl(d, "dave", "one", NULL, &rd);
+	alice = alloc_cl(d, "alice", "secret", NULL, &ra);
+	assert_int_equal(turnc_channel_bind(dave, 0x4000, &pa), 0);
+	assert_int_equal(turnc_channel_bind(alice, 0x4000, &pa), 0);
+
+	write_conf("user = dave:two\n");
+	assert_int_equal(kill(d->td.pid, SIGHUP), 0);
+	usleep(1500 * 1000);
+	assert_int_equal(turnc_send_channel(dave, 0x4000, msg, sizeof(msg)), 0);
+	assert_nothing(pfd);
+	assert_int_equal(turnc_send_channel(alice, 0x4000, msg, sizeof(msg)), 0);
+	assert_int_equal(peer_recv(pfd, WAIT_MS, buf, sizeof(buf), &got), sizeof(msg));
+	assert_true(addr_eq(&got, &ra.relayed[0]));
+	/* dave's relay port is free again: his allocation is gone */
+	{
+		struct sockaddr_storage b;
+		int fd = testd_bound(SOCK_DGRAM, "127.0.0.1", addr_port(&rd.relayed[0]), false, &b);
+
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	close(pfd);
+	turnc_close(dave);
+	release(alice);
+}
+
 int main(void)
 {
 	const struct CMUnitTest main_tests[] = {
@@ -1241,6 +1282,7 @@ int main(void)
 	const struct CMUnitTest reload_tests[] = {
 		cmocka_unit_test(test_reload),
 		cmocka_unit_test(test_reload_revokes),
+		cmocka_unit_test(test_reload_revokes_user),
 	};
 	const struct CMUnitTest host_tests[] = {
 		cmocka_unit_test(test_host_peers),
