@@ -40,6 +40,7 @@ static const char *config_check_peer(const char *v);
 static const char *config_check_ifname(const char *v);
 static const char *config_check_xdp_mode(const char *v);
 static const char *config_check_ip(const char *v);
+static const char *config_check_software(const char *v);
 
 #define F(field) offsetof(struct config, field)
 #define FLAG(n, f, h) { .name = n, .type = CONFIG_FLAG, .off = F(f), .help = h }
@@ -80,6 +81,9 @@ static const struct config_key config_keys[] = {
 	PORT("min-port", min_port, "49152", "lowest relay port"),
 	PORT("max-port", max_port, "65535", "highest relay port"),
 	STR("realm", realm, "xturn", NULL, "REALM", "authentication realm"),
+	STR("software-name", software, NULL, config_check_software, "TEXT",
+	    "SOFTWARE in every response, unauthenticated ones too (unset: \"xturn\" in "
+	    "authenticated ones only, so a spoofed request gets less back)"),
 	LIST("user", users, config_check_user, "NAME:PASSWORD",
 	     "long-term credential (repeatable)"),
 	FLAG("use-auth-secret", use_auth_secret, "TURN REST credentials from static-auth-secret"),
@@ -151,7 +155,14 @@ static const char *config_check_user(const char *v)
 
 static const char *config_check_peer(const char *v)
 {
-	return policy_spec_check(v) ? "expected an IP, a CIDR or a range IP-IP" : NULL;
+	return policy_spec_check(v) ? "expected an IP, a CIDR or a range IP-IP, optionally "
+				      "with :PORT or :PORT-PORT ([IPv6]:PORT)" : NULL;
+}
+
+/* RFC 8489 §14.14: fewer than 128 characters. */
+static const char *config_check_software(const char *v)
+{
+	return strlen(v) > 127 ? "at most 127 bytes" : NULL;
 }
 
 static const char *config_check_ip(const char *v)

@@ -44,6 +44,7 @@ struct config {
 	uint16_t min_port, max_port;			/* 49152..65535 */
 	/* auth */
 	char realm[CONFIG_MAX_STR];			/* realm, "xturn" */
+	char software[CONFIG_MAX_STR];			/* software-name, "" */
 	struct config_list users;			/* user=name:password */
 	bool use_auth_secret;				/* use-auth-secret */
 	struct config_list secrets;			/* static-auth-secret */

@@ -805,6 +805,7 @@ static int worker_new(struct server *srv, unsigned id, struct auth *auth, struct
 		.max_lifetime = cfg->max_lifetime,
 		.default_lifetime = cfg->default_lifetime,
 		.host = srv->host,
+		.software = cfg->software,
 	};
 	struct turn_io io = {
 		.relay_open = io_relay_open,

@@ -168,7 +168,11 @@ static void reply_send(struct req *q, struct reply *r, struct allocation *cache_
 	struct iovec iov;
 	size_t len;
 
-	stun_add_attr(&r->b, STUN_A_SOFTWARE, SOFTWARE, sizeof(SOFTWARE) - 1);
+	if (s->cfg.software && s->cfg.software[0])
+		stun_add_attr(&r->b, STUN_A_SOFTWARE, s->cfg.software,
+			      (uint16_t)strlen(s->cfg.software));
+	else if (q->authenticated)
+		stun_add_attr(&r->b, STUN_A_SOFTWARE, SOFTWARE, sizeof(SOFTWARE) - 1);
 	if (q->authenticated) {
 		if (q->auth.sha256)
 			stun_add_integrity_sha256(&r->b, q->auth.key, q->auth.keylen);

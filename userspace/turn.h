@@ -38,6 +38,9 @@ struct turn_cfg {
 	struct alloc_limits limits;
 	unsigned max_lifetime;
 	unsigned default_lifetime;
+	/* SOFTWARE in every response; NULL or "": "xturn" in authenticated
+	 * responses only (what a spoofed source gets back stays small). */
+	const char *software;
 	/* This host's addresses and our relay ports (never a peer but by an
 	 * exact allowed-peer-ip rule, or relay to relay); NULL: none known. */
 	struct hostaddr *host;

@@ -339,6 +339,43 @@ static void test_auth_challenge(void **state)
 	turnc_close(t);
 }
 
+/* What an unauthenticated request gets back stays small (a spoofed source
+ * is the victim): a bare 28-byte Allocate's 401 at most 4 times its size,
+ * with no SOFTWARE; a Binding answer has none either. An authenticated
+ * answer names the software. */
+static void test_unauth_size(void **state)
+{
+	static const uint8_t alloc[28] = {
+		0x00, 0x03, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42, 'a', 'm', 'p', 'l', 'i', 'f', 'y', '-',
+		't', 'e', 's', 't', 0x00, 0x19, 0x00, 0x04, IPPROTO_UDP, 0, 0, 0,
+	};
+	static const uint8_t binding[20] = {
+		0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 'b', 'i', 'n', 'd', 'i', 'n', 'g', '-',
+		's', 'i', 'z', 'e',
+	};
+	struct turnc *t = cl(*state, AF_INET, "alice", "secret");
+	uint8_t resp[STUN_MAX_MSG];
+	struct turnc_alloc res;
+	struct stun_msg m;
+	int n;
+
+	n = turnc_raw(t, alloc, sizeof(alloc), resp, sizeof(resp));
+	assert_true(n > 0);
+	assert_true(n <= 4 * (int)sizeof(alloc));
+	assert_int_equal(stun_parse(&m, resp, (size_t)n), STUN_OK);
+	assert_int_equal(m.cls, STUN_ERROR);
+	assert_non_null(stun_find(&m, STUN_A_NONCE));
+	assert_null(stun_find(&m, STUN_A_SOFTWARE));
+	n = turnc_raw(t, binding, sizeof(binding), resp, sizeof(resp));
+	assert_true(n > 0);
+	assert_int_equal(stun_parse(&m, resp, (size_t)n), STUN_OK);
+	assert_int_equal(m.cls, STUN_SUCCESS);
+	assert_null(stun_find(&m, STUN_A_SOFTWARE));
+	assert_int_equal(turnc_allocate(t, NULL, &res), 0);
+	assert_non_null(stun_find(turnc_response(t), STUN_A_SOFTWARE));
+	release(t);
+}
+
 static void expect_alloc_401(const struct daemon *d, const char *user, const char *pass)
 {
 	struct turnc *t = cl(d, AF_INET, user, pass);
@@ -1242,6 +1279,7 @@ int main(void)
 		cmocka_unit_test(test_binding_v4),
 		cmocka_unit_test(test_binding_v6),
 		cmocka_unit_test(test_auth_challenge),
+		cmocka_unit_test(test_unauth_size),
 		cmocka_unit_test(test_auth_wrong_password),
 		cmocka_unit_test(test_auth_unknown_user),
 		cmocka_unit_test(test_rest_valid),
