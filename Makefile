@@ -180,7 +180,7 @@ FUZZ_SECONDS ?= 60
 # Each target: its sources. fuzz_stun: the parser; fuzz_turn: the whole
 # protocol logic behind a fake socket layer.
 FUZZ_STUN_SRCS := userspace/stun.c
-FUZZ_TURN_SRCS := userspace/turn.c userspace/alloc.c userspace/auth.c userspace/policy.c userspace/hostaddr.c \
+FUZZ_TURN_SRCS := userspace/turn.c userspace/alloc.c userspace/auth.c userspace/policy.c userspace/hostaddr.c userspace/ratelimit.c \
 	userspace/stun.c userspace/addr.c userspace/log.c
 fuzz: deps
 	$(Q)mkdir -p $(BUILD)/fuzz/corpus-stun $(BUILD)/fuzz/corpus-turn

@@ -90,6 +90,11 @@ static const struct config_key config_keys[] = {
 	LIST("static-auth-secret", secrets, NULL, "SECRET",
 	     "TURN REST shared secret (repeatable, for rotation)"),
 	UINT("stale-nonce", stale_nonce, 1, 86400, "600", "seconds before a nonce is stale"),
+	UINT("unauth-rate-limit", unauth_rate, 0, 1000000, "50",
+	     "unauthenticated error responses (401, 438, 400) a second to one source address "
+	     "(IPv6: its /64) over UDP, per relay thread; 0: no limit"),
+	UINT("unauth-rate-burst", unauth_burst, 1, 1000000, "200",
+	     "burst allowed above unauth-rate-limit"),
 	LIST("allowed-peer-ip", allowed_peers, config_check_peer, "IP|CIDR|IP-IP[:PORT[-PORT]]",
 	     "peers always allowed, even special-purpose ones (repeatable)"),
 	LIST("denied-peer-ip", denied_peers, config_check_peer, "IP|CIDR|IP-IP[:PORT[-PORT]]",

@@ -49,6 +49,8 @@ struct config {
 	bool use_auth_secret;				/* use-auth-secret */
 	struct config_list secrets;			/* static-auth-secret */
 	unsigned stale_nonce;				/* stale-nonce, 600 s */
+	unsigned unauth_rate;				/* unauth-rate-limit, 50/s */
+	unsigned unauth_burst;				/* unauth-rate-burst, 200 */
 	/* policy */
 	struct config_list allowed_peers;		/* allowed-peer-ip */
 	struct config_list denied_peers;		/* denied-peer-ip */

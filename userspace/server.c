@@ -806,6 +806,8 @@ static int worker_new(struct server *srv, unsigned id, struct auth *auth, struct
 		.default_lifetime = cfg->default_lifetime,
 		.host = srv->host,
 		.software = cfg->software,
+		.unauth_rate = cfg->unauth_rate,
+		.unauth_burst = cfg->unauth_burst,
 	};
 	struct turn_io io = {
 		.relay_open = io_relay_open,

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "hostaddr.h"
 #include "policy.h"
+#include "ratelimit.h"
 #include "turn.h"
 
 #define SOFTWARE "xturn"
@@ -41,6 +42,7 @@ struct turn_server {
 	struct policy *policy;
 	struct turn_io io;
 	struct alloc_table *allocs;
+	struct ratelimit *unauth;	/* NULL: no limit */
 	struct turn_shared *shared;
 	bool own_shared;
 	bool revalidate;		/* the policy changed: revoke at the next tick */
@@ -112,7 +114,10 @@ struct turn_server *turn_new(const struct turn_cfg *cfg, struct auth *auth, stru
 	s->own_shared = !shared;
 	s->shared = shared ? shared : turn_shared_new();
 	s->allocs = s->shared ? alloc_table_new(&cfg->limits, hooks, s->shared->quota) : NULL;
-	if (!s->allocs || RAND_bytes(s->tid_seed, sizeof(s->tid_seed)) != 1) {
+	s->unauth = ratelimit_new(cfg->unauth_rate, cfg->unauth_burst);
+	if (!s->allocs || (cfg->unauth_rate && !s->unauth) ||
+	    RAND_bytes(s->tid_seed, sizeof(s->tid_seed)) != 1) {
+		ratelimit_free(s->unauth);
 		alloc_table_free(s->allocs);
 		if (s->own_shared)
 			turn_shared_free(s->shared);
@@ -127,6 +132,7 @@ void turn_free(struct turn_server *s)
 	if (!s)
 		return;
 	alloc_table_free(s->allocs);
+	ratelimit_free(s->unauth);
 	if (s->own_shared)
 		turn_shared_free(s->shared);
 	auth_free(s->auth);
@@ -197,6 +203,12 @@ static void send_error(struct req *q, int code)
 {
 	struct reply r;
 
+	/* An answer to anyone who claims a source: a spoofer's reflection,
+	 * held to a rate per source. (TCP and TLS sources cannot be forged.) */
+	if (!q->authenticated && !q->stream && !ratelimit_take(q->s->unauth, q->client, q->now)) {
+		q->s->stats.unauth_limited++;
+		return;
+	}
 	q->s->stats.error_responses++;
 	if (log_level >= LOG_DEBUG && code != 401) {
 		char c[ADDR_STRLEN];

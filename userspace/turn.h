@@ -38,6 +38,9 @@ struct turn_cfg {
 	struct alloc_limits limits;
 	unsigned max_lifetime;
 	unsigned default_lifetime;
+	/* Unauthenticated error responses a second to one UDP source (and its
+	 * burst); 0: no limit (ratelimit.h). */
+	unsigned unauth_rate, unauth_burst;
 	/* SOFTWARE in every response; NULL or "": "xturn" in authenticated
 	 * responses only (what a spoofed source gets back stays small). */
 	const char *software;
@@ -61,6 +64,7 @@ struct turn_stats {
 	uint64_t dropped_no_perm;	/* peer data without a permission */
 	uint64_t dropped_no_alloc;	/* ChannelData/Send with no allocation or channel */
 	uint64_t revoked;		/* permissions, channels, allocations revoked */
+	uint64_t unauth_limited;	/* unauthenticated error responses not sent */
 };
 
 struct turn_server;

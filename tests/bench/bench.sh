@@ -215,9 +215,12 @@ start_server() {	# xdp|noxdp|coturn
 	xdp|noxdp)
 		local x=(--xdp-mode=native)
 		[ "$1" = noxdp ] && x=(--no-xdp)
+		# unauth-rate-limit=0: the generator opens thousands of allocations
+		# from one address, each with its 401 (coturn does not limit them).
 		# nsenter, not ip netns exec: the pins stay in the host's bpffs.
 		nsenter --net=/run/netns/"$NS_R" "$XTURND" "${common[@]}" "${x[@]}" \
 			--allowed-peer-ip=10.72.2.0/24 --max-channels=4096 --log-level=warn \
+			--unauth-rate-limit=0 \
 			--bpf-pin-dir="$PIN_DIR" >>"$log" 2>&1 &
 		;;
 	coturn)

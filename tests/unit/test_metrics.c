@@ -96,6 +96,7 @@ static unsigned expectations(const struct metrics_snapshot *m, struct expect *e)
 		{ "xturn_malformed_total", "", &t->malformed, false, 0 },
 		{ "xturn_peer_denied_total", "", &t->peer_denied, false, 0 },
 		{ "xturn_revoked_total", "", &t->revoked, false, 0 },
+		{ "xturn_unauthenticated_limited_total", "", &t->unauth_limited, false, 0 },
 		{ "xturn_userspace_relayed_packets_total", "direction=\"c2p\"", &t->c2p_packets, false, 0 },
 		{ "xturn_userspace_relayed_packets_total", "direction=\"p2c\"", &t->p2c_packets, false, 0 },
 		{ "xturn_userspace_relayed_bytes_total", "direction=\"c2p\"", &t->c2p_bytes, false, 0 },

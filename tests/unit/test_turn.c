@@ -91,6 +91,10 @@ static struct daemon d_stale = {
 	.td = { .kind = &kind, .name = "stale",
 		.extra = { "--user-quota=3", "--total-quota=32", "--stale-nonce=1" } },
 };
+static struct daemon d_limit = {
+	.td = { .kind = &kind, .name = "limit",
+		.extra = { "--unauth-rate-limit=1", "--unauth-rate-burst=3" } },
+};
 static struct daemon d_host = {
 	.td = { .kind = &host_kind, .name = "host" },
 };
@@ -253,6 +257,7 @@ static int setup_main(void **state) { return daemon_start(state, &d_main); }
 static int setup_quota(void **state) { return daemon_start(state, &d_quota); }
 static int setup_stale(void **state) { return daemon_start(state, &d_stale); }
 static int setup_host(void **state) { return daemon_start(state, &d_host); }
+static int setup_limit(void **state) { return daemon_start(state, &d_limit); }
 
 static void write_conf(const char *text)
 {
@@ -280,6 +285,7 @@ static int teardown_main(void **state) { return testd_stop(&d_main.td); }
 static int teardown_quota(void **state) { return testd_stop(&d_quota.td); }
 static int teardown_stale(void **state) { return testd_stop(&d_stale.td); }
 static int teardown_host(void **state) { return testd_stop(&d_host.td); }
+static int teardown_limit(void **state) { return testd_stop(&d_limit.td); }
 
 /* ---- request fillers ------------------------------------------------------------ */
 
@@ -1273,6 +1279,40 @@ static void test_reload_revokes_user(void **state)
 	release(alice);
 }
 
+/* Unauthenticated error responses to one source: the burst (3), then one a
+ * second; authenticated answers, errors included, are never held back. */
+static void test_unauth_limit(void **state)
+{
+	const struct daemon *d = *state;
+	uint8_t req[28] = {
+		0x00, 0x03, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42, 'l', 'i', 'm', 'i', 't', '-', 't', 'e',
+		's', 't', '-', 0, 0x00, 0x19, 0x00, 0x04, IPPROTO_UDP, 0, 0, 0,
+	};
+	struct sockaddr_storage me, from, denied = A("127.0.0.2:9");
+	int fd = testd_bound(SOCK_DGRAM, "127.0.0.1", 0, false, &me), got = 0;
+	struct turnc_alloc res;
+	struct turnc *t;
+	uint8_t buf[512];
+
+	assert_true(fd >= 0);
+	for (int i = 0; i < 10; i++) {
+		req[19] = (uint8_t)i;	/* a new transaction each */
+		peer_send(fd, &d->srv4, req, sizeof(req));
+	}
+	while (peer_recv(fd, 300, buf, sizeof(buf), &from) > 0)
+		got++;
+	assert_int_equal(got, 3);
+	close(fd);
+	/* The bucket refills: a client gets its 401, then is authenticated. */
+	sleep(2);
+	t = cl(d, AF_INET, "alice", "secret");
+	assert_int_equal(turnc_allocate(t, NULL, &res), 0);
+	/* Its bucket is empty now, but authenticated errors go out. */
+	for (int i = 0; i < 5; i++)
+		assert_stun_err(turnc_create_permission(t, &denied, 1), t, 403);
+	release(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest main_tests[] = {
@@ -1325,7 +1365,10 @@ int main(void)
 	const struct CMUnitTest host_tests[] = {
 		cmocka_unit_test(test_host_peers),
 	};
-	struct daemon *all[] = { &d_main, &d_quota, &d_stale, &d_reload, &d_host };
+	const struct CMUnitTest limit_tests[] = {
+		cmocka_unit_test(test_unauth_limit),
+	};
+	struct daemon *all[] = { &d_main, &d_quota, &d_stale, &d_reload, &d_host, &d_limit };
 	int failed = 0;
 
 	failed += cmocka_run_group_tests_name("turn-main", main_tests, setup_main, teardown_main);
@@ -1334,6 +1377,7 @@ int main(void)
 	failed += cmocka_run_group_tests_name("turn-reload", reload_tests, setup_reload,
 					      teardown_reload);
 	failed += cmocka_run_group_tests_name("turn-host", host_tests, setup_host, teardown_host);
+	failed += cmocka_run_group_tests_name("turn-limit", limit_tests, setup_limit, teardown_limit);
 	for (unsigned i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		if (failed)
 			testd_dump_log(&all[i]->td);
