@@ -71,6 +71,9 @@ static const struct config_key config_keys[] = {
 	/* Each thread bounds its own, like coturn's per-process limit would. */
 	UINT("max-tcp-connections", max_tcp_conns, 1, 1000000, "8192",
 	     "TCP and TLS client connections per relay thread"),
+	UINT("max-tcp-pending-per-ip", tcp_pending_per_ip, 0, 1000000, "32",
+	     "TCP/TLS connections without an allocation from one address (IPv6: its /64), "
+	     "per relay thread; 0: no limit"),
 	UINT("tcp-idle-timeout", tcp_idle_timeout, 1, 3600, "30",
 	     "seconds a TCP/TLS connection may live without an allocation"),
 	UINT("tls-handshake-timeout", tls_handshake_timeout, 1, 600, "10",

@@ -32,6 +32,7 @@ struct config {
 	char pkey[CONFIG_MAX_STR];				/* pkey: PEM key */
 	char cipher_list[CONFIG_MAX_STR];			/* cipher-list (TLS 1.2) */
 	unsigned max_tcp_conns;					/* max-tcp-connections per thread */
+	unsigned tcp_pending_per_ip;			/* max-tcp-pending-per-ip, 32 */
 	unsigned tcp_idle_timeout;				/* tcp-idle-timeout, 30 s */
 	unsigned tls_handshake_timeout;				/* tls-handshake-timeout, 10 s */
 	struct sockaddr_storage relay[CONFIG_MAX_ADDRS];	/* relay-ip */

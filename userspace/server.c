@@ -826,6 +826,7 @@ static int worker_new(struct server *srv, unsigned id, struct auth *auth, struct
 	struct itimerspec its = { .it_interval.tv_sec = 1, .it_value.tv_sec = 1 };
 	struct stream_limits sl = {
 		.max_conns = cfg->max_tcp_conns,
+		.max_pending_per_ip = cfg->tcp_pending_per_ip,
 		.idle_timeout = cfg->tcp_idle_timeout,
 		.handshake_timeout = cfg->tls_handshake_timeout,
 		.max_sndbuf = STREAM_MAX_SNDBUF,

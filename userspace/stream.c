@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +17,19 @@
 #define WBUF_KEEP 16384		/* a larger emptied send buffer is given back */
 #define LISTEN_BACKLOG 1024
 
+/* Connections without an allocation, per source address. */
+struct pending_ip {
+	uint32_t key[4];		/* IPv4-mapped; IPv6: its /64 */
+	unsigned n;
+	struct pending_ip *next;
+};
+#define PENDING_BUCKETS 1024
+
 struct stream_set {
 	struct stream_limits lim;
 	int epfd;
+	int spare_fd;			/* given up to accept when out of fds */
+	struct pending_ip *pending[PENDING_BUCKETS];
 	struct stream_conn **byfd;	/* indexed by fd */
 	size_t nbyfd;
 	unsigned nconns;
@@ -129,7 +140,81 @@ struct stream_set *stream_set_new(const struct stream_limits *lim, int epfd)
 		return NULL;
 	set->lim = *lim;
 	set->epfd = epfd;
+	set->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return set;
+}
+
+static struct pending_ip **pending_slot(struct stream_set *set, const struct sockaddr_storage *a)
+{
+	uint32_t key[4];
+	uint32_t h;
+	struct pending_ip **pp;
+
+	addr_to_mapped(a, key);
+	if (a->ss_family == AF_INET6 &&
+	    !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)a)->sin6_addr))
+		key[2] = key[3] = 0;
+	h = (key[0] ^ key[1] * 31 ^ key[2] * 961 ^ key[3] * 29791) * 2654435761u;
+	pp = &set->pending[h >> 22 & (PENDING_BUCKETS - 1)];
+	while (*pp && memcmp((*pp)->key, key, sizeof(key)))
+		pp = &(*pp)->next;
+	if (!*pp) {
+		*pp = calloc(1, sizeof(**pp));
+		if (*pp)
+			memcpy((*pp)->key, key, sizeof(key));
+	}
+	return pp;
+}
+
+/* Counts c as pending (or not). false: no memory to count it. */
+static bool pending_set(struct stream_set *set, struct stream_conn *c, bool on)
+{
+	struct pending_ip **pp, *p;
+
+	if (c->pending == on)
+		return true;
+	pp = pending_slot(set, &c->peer);
+	if (!(p = *pp))
+		return false;
+	c->pending = on;
+	if (on) {
+		p->n++;
+		return true;
+	}
+	if (--p->n == 0) {
+		*pp = p->next;
+		free(p);
+	}
+	return true;
+}
+
+static unsigned pending_count(struct stream_set *set, const struct sockaddr_storage *a)
+{
+	struct pending_ip **pp = pending_slot(set, a), *p = *pp;
+
+	if (p && !p->n) {	/* made by the lookup: not kept */
+		*pp = p->next;
+		free(p);
+		return 0;
+	}
+	return p ? p->n : 0;
+}
+
+/* No descriptor left: the spare goes, so the waiting connection can come
+ * off the backlog and be closed; then the spare is taken back. */
+static int accept_without_fds(struct stream_set *set, int lfd)
+{
+	int fd;
+
+	if (set->spare_fd < 0)
+		return -EMFILE;
+	close(set->spare_fd);
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	set->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	set->stats.rejected++;
+	return fd >= 0 ? -EDQUOT : -EMFILE;
 }
 
 void stream_set_free(struct stream_set *set)
@@ -140,6 +225,14 @@ void stream_set_free(struct stream_set *set)
 		if (set->byfd[fd])
 			stream_close(set, set->byfd[fd]);
 	free(set->byfd);
+	if (set->spare_fd >= 0)
+		close(set->spare_fd);
+	for (unsigned i = 0; i < PENDING_BUCKETS; i++)
+		while (set->pending[i]) {
+			struct pending_ip *p = set->pending[i];
+			set->pending[i] = p->next;
+			free(p);
+		}
 	free(set);
 }
 
@@ -215,11 +308,16 @@ int stream_accept(struct stream_set *set, int lfd, SSL_CTX *tls, time_t now,
 	int one = 1, fd, err;
 
 	fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE))
+		return accept_without_fds(set, lfd);
 	if (fd < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	addr_canon(&peer);
 	/* Accepted and closed rather than left in the backlog: a full backlog
 	 * would wake the listener for ever. */
-	if (set->nconns >= set->lim.max_conns) {
+	if (set->nconns >= set->lim.max_conns ||
+	    (set->lim.max_pending_per_ip &&
+	     pending_count(set, &peer) >= set->lim.max_pending_per_ip)) {
 		close(fd);
 		set->stats.rejected++;
 		return -EDQUOT;
@@ -231,7 +329,6 @@ int stream_accept(struct stream_set *set, int lfd, SSL_CTX *tls, time_t now,
 	}
 	c->fd = fd;
 	c->peer = peer;
-	addr_canon(&c->peer);
 	len = sizeof(c->local);
 	if (getsockname(fd, (struct sockaddr *)&c->local, &len)) {
 		err = -errno;
@@ -252,6 +349,7 @@ int stream_accept(struct stream_set *set, int lfd, SSL_CTX *tls, time_t now,
 	}
 	if ((err = table_put(set, c)))
 		goto fail;
+	pending_set(set, c, true);	/* uncounted if out of memory: no harm */
 	set->nconns++;
 	set->stats.accepted++;
 	*out = c;
@@ -300,6 +398,7 @@ void stream_close(struct stream_set *set, struct stream_conn *c)
 		SSL_free(c->ssl);
 	}
 	ERR_clear_error();
+	pending_set(set, c, false);
 	set->byfd[c->fd] = NULL;
 	close(c->fd);		/* also leaves the epoll set */
 	set->nconns--;
@@ -537,6 +636,7 @@ void stream_event(struct stream_set *set, struct stream_conn *c, stream_msg_fn f
 void stream_hold(struct stream_set *set, struct stream_conn *c, bool held, time_t now)
 {
 	c->held = held;
+	pending_set(set, c, !held);	/* uncounted if out of memory: no harm */
 	if (!held)
 		c->deadline = now + set->lim.idle_timeout;
 }

@@ -29,6 +29,10 @@
 
 struct stream_limits {
 	unsigned max_conns;		/* per set (worker); more are accepted and closed */
+	/* Connections without an allocation (not held) from one address
+	 * (IPv6: its /64), per set; 0: no limit. More are accepted and closed,
+	 * so one source cannot take every slot before authenticating. */
+	unsigned max_pending_per_ip;
 	unsigned idle_timeout;		/* s a connection may live without an allocation */
 	unsigned handshake_timeout;	/* s to finish the TLS handshake */
 	size_t max_sndbuf;		/* bytes queued for a client that does not read */
@@ -37,7 +41,7 @@ struct stream_limits {
 /* Counters (only ever grow). */
 struct stream_stats {
 	uint64_t accepted;
-	uint64_t rejected;		/* over max_conns */
+	uint64_t rejected;		/* over max_conns or max_pending_per_ip, or no fd */
 	uint64_t bad_framing;		/* closed: neither STUN nor ChannelData, or too big */
 	uint64_t overflow;		/* closed: send buffer over max_sndbuf */
 	uint64_t timeouts;		/* closed: idle or handshake timeout */
@@ -52,6 +56,7 @@ struct stream_conn {
 	/* private */
 	SSL *ssl;			/* NULL: plain TCP */
 	bool doomed, held, tls_wants_write;
+	bool pending;			/* counted in its address's pending count */
 	uint32_t events;		/* registered with epoll */
 	bool tls_failed;		/* no close_notify after a fatal TLS error */
 	time_t deadline;		/* idle deadline; unused while held */
@@ -90,8 +95,11 @@ unsigned stream_count(const struct stream_set *set);
 
 /* Accepts one connection from listener lfd (tls: NULL for plain TCP).
  * 0 and *out (not yet watched: set user, then stream_watch), -EAGAIN when
- * none is waiting, -EDQUOT when it was over max_conns (closed, counted), or
- * another -errno from accept. */
+ * none is waiting, -EDQUOT when it was over max_conns or its address over
+ * max_pending_per_ip, or when no descriptor was left (closed, counted), or
+ * another -errno from accept. Out of descriptors (EMFILE, ENFILE), the set
+ * gives up a spare one to take the connection off the backlog and close
+ * it: left there, it would wake the listener for ever. */
 int stream_accept(struct stream_set *set, int lfd, SSL_CTX *tls, time_t now,
 		  struct stream_conn **out);
 /* Adds the connection to the epoll set with data.ptr = c->user. */

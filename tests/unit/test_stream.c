@@ -63,6 +63,22 @@ static struct testd d_limits = {
 		   "--max-tcp-connections=3", "--user-quota=1" },
 };
 
+/* Two pending connections a source; few descriptors (a low hard
+ * RLIMIT_NOFILE it cannot raise). */
+#define NOFILE_LIMIT 48
+static struct testd d_pending = {
+	.kind = &kind,
+	.name = "pending",
+	.extra = { "--relay-threads=1", "--max-tcp-pending-per-ip=2", "--tcp-idle-timeout=30",
+		   "--no-tls" },
+};
+static struct testd d_nofile = {
+	.kind = &kind,
+	.name = "nofile",
+	.extra = { "--relay-threads=1", "--tcp-idle-timeout=30", "--no-tls",
+		   "--max-tcp-pending-per-ip=0" },
+	.nofile = NOFILE_LIMIT,
+};
 static enum turnc_transport g_tp;	/* the group's transport */
 
 /* ---- helpers --------------------------------------------------------------- */
@@ -439,6 +455,64 @@ static void test_max_connections(void **state)
 	turnc_close(t[2]);
 }
 
+/* One address cannot hold more than max-tcp-pending-per-ip connections
+ * without an allocation; one that allocates frees its place. */
+static void test_pending_per_ip(void **state)
+{
+	struct turnc *a = cl(&d_pending, "alice", "secret"), *b = cl(&d_pending, "bob", "pw");
+	struct turnc *c = NULL;
+	struct turnc_alloc res;
+	struct sockaddr_storage m;
+	int r = -1;
+
+	assert_int_equal(turnc_binding(a, &m), 0);
+	assert_int_equal(turnc_binding(b, &m), 0);
+	c = cl(&d_pending, "", "");
+	assert_int_equal(turnc_binding(c, &m), -ECONNRESET);
+	turnc_close(c);
+	assert_int_equal(turnc_allocate(a, NULL, &res), 0);
+	for (int i = 0; i < 20 && r; i++) {	/* the hold is seen at once; retry anyway */
+		c = cl(&d_pending, "", "");
+		r = turnc_binding(c, &m);
+		turnc_close(c);
+	}
+	assert_int_equal(r, 0);
+	turnc_close(a);
+	turnc_close(b);
+}
+
+/* Out of descriptors, the daemon takes waiting connections off the backlog
+ * and closes them (a spare descriptor makes room): the clients learn at
+ * once, the listener does not spin, and it serves again once fds free up. */
+static void test_out_of_fds(void **state)
+{
+	struct turnc *t[NOFILE_LIMIT];
+	struct sockaddr_storage m;
+	int open = 0, reset = 0, r = -1;
+
+	for (int i = 0; i < NOFILE_LIMIT; i++) {
+		t[i] = cl(&d_nofile, "", "");
+		r = turnc_binding(t[i], &m);
+		open += r == 0;
+		reset += r == -ECONNRESET;
+		assert_true(r == 0 || r == -ECONNRESET);	/* never left hanging */
+	}
+	assert_true(open > 0);
+	assert_true(reset > 0);
+	for (int i = 0; i < NOFILE_LIMIT; i++)
+		turnc_close(t[i]);
+	for (int i = 0; i < 40 && r; i++) {
+		struct turnc *c = cl(&d_nofile, "", "");
+
+		r = turnc_binding(c, &m);
+		turnc_close(c);
+		if (r)
+			usleep(50 * 1000);
+	}
+	assert_int_equal(r, 0);
+	assert_true(testd_alive(&d_nofile));
+}
+
 /* A UDP and a TCP client on the same address and port are two 5-tuples:
  * two allocations. Closing the TCP one frees the user's quota for UDP. */
 static void test_udp_tcp_same_tuple(void **state)
@@ -689,6 +763,10 @@ int main(void)
 		cmocka_unit_test(test_idle_timeout),
 		cmocka_unit_test(test_max_connections),
 	};
+	const struct CMUnitTest source_tests[] = {
+		cmocka_unit_test(test_pending_per_ip),
+		cmocka_unit_test(test_out_of_fds),
+	};
 	const struct CMUnitTest config_tests[] = {
 		cmocka_unit_test(test_bad_cert_fails),
 		cmocka_unit_test(test_no_tls_no_tcp),
@@ -702,7 +780,8 @@ int main(void)
 		fprintf(stderr, "could not make a self-signed certificate in %s\n", tmpdir);
 		return 1;
 	}
-	if (daemon_start(&d_main) || daemon_start(&d_limits)) {
+	if (daemon_start(&d_main) || daemon_start(&d_limits) || daemon_start(&d_pending) ||
+	    daemon_start(&d_nofile)) {
 		failed = 1;
 	} else {
 		failed += cmocka_run_group_tests_name("stream-tcp", stream_tests, setup_tcp, NULL);
@@ -711,13 +790,19 @@ int main(void)
 		failed += cmocka_run_group_tests_name("stream-tls-only", tls_only, setup_tls, NULL);
 		failed += cmocka_run_group_tests_name("stream-limits", limits_tests, setup_limits,
 						      NULL);
+		failed += cmocka_run_group_tests_name("stream-sources", source_tests, setup_limits,
+						      NULL);
 		failed += cmocka_run_group_tests_name("stream-config", config_tests, NULL, NULL);
 	}
 	failed += testd_stop(&d_main) ? 1 : 0;
 	failed += testd_stop(&d_limits) ? 1 : 0;
+	failed += testd_stop(&d_pending) ? 1 : 0;
+	failed += testd_stop(&d_nofile) ? 1 : 0;
 	if (failed) {
 		testd_dump_log(&d_main);
 		testd_dump_log(&d_limits);
+		testd_dump_log(&d_pending);
+		testd_dump_log(&d_nofile);
 	}
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd))

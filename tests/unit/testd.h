@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "addr.h"
@@ -42,6 +43,7 @@ struct testd {
 	pid_t pid;
 	uint16_t port, tls_port, min_port, max_port;	/* tls_port 0: no flag */
 	char log[160];			/* set by the test before starting */
+	unsigned nofile;		/* >0: its RLIMIT_NOFILE, soft and hard */
 };
 
 static inline int testd_path(char *out, size_t cap)
@@ -136,8 +138,12 @@ static inline pid_t testd_spawn(const struct testd *d, const char *const *more)
 		return -1;
 	pid = fork();
 	if (pid == 0) {
+		struct rlimit rl = { d->nofile, d->nofile };
+
 		dup2(fd, STDERR_FILENO);
 		dup2(fd, STDOUT_FILENO);
+		if (d->nofile && setrlimit(RLIMIT_NOFILE, &rl))
+			_exit(126);
 		execv(exe, (char **)argv);
 		_exit(127);
 	}
