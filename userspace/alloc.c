@@ -199,6 +199,25 @@ int alloc_quota_check(const struct alloc_table *t, const char *username)
 	return err;
 }
 
+int alloc_quota_hold(struct alloc_table *t, const char *username)
+{
+	int err;
+
+	pthread_mutex_lock(&t->quota->lock);
+	err = quota_check_locked(t, username);
+	if (!err)
+		err = user_inc(t->quota, username);
+	pthread_mutex_unlock(&t->quota->lock);
+	return err;
+}
+
+void alloc_quota_release(struct alloc_table *t, const char *username)
+{
+	pthread_mutex_lock(&t->quota->lock);
+	user_dec(t->quota, username);
+	pthread_mutex_unlock(&t->quota->lock);
+}
+
 struct allocation *alloc_find_tp(const struct alloc_table *t, const struct sockaddr_storage *client,
 				 const struct sockaddr_storage *listener, bool stream)
 {

@@ -122,6 +122,11 @@ void alloc_table_free(struct alloc_table *t);
 /* Quota check before any resource is taken: 0, -EDQUOT (user quota: 486)
  * or -ENOSPC (total quota: 508). */
 int alloc_quota_check(const struct alloc_table *t, const char *username);
+/* Counts one more against username's and the total quota for something
+ * that is not an allocation but costs like one (an EVEN-PORT reservation):
+ * 0, -EDQUOT, -ENOSPC, -ENOMEM. alloc_quota_release gives it back. */
+int alloc_quota_hold(struct alloc_table *t, const char *username);
+void alloc_quota_release(struct alloc_table *t, const char *username);
 /* Inserts a new allocation (caller filled client, listener, username, key,
  * relays, expires). Takes ownership. 0, -EEXIST, -EDQUOT, -ENOSPC. */
 int alloc_insert(struct alloc_table *t, struct allocation *a);

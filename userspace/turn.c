@@ -24,6 +24,7 @@ struct reservation {
 	int fd;
 	struct sockaddr_storage addr, adv;
 	time_t expires;
+	char username[AUTH_MAX_USERNAME];	/* whose quota it counts against */
 };
 
 /* What the worker threads' servers share: quota counts, and ports held by
@@ -323,10 +324,11 @@ static bool resv_put(struct turn_shared *sh, const struct reservation *r)
 	return ok;
 }
 
-/* Opens the relay for family; with even_port and reserve, also holds the
- * next port and returns its token. */
+/* Opens the relay for family; with even_port and reserve, also opens the
+ * next port into *rv (its token drawn; the caller stores it once the
+ * allocation stands). */
 static int open_relay(struct req *q, int family, bool even, bool reserve, bool df,
-		      struct relay *out, uint8_t token[8], bool *reserved)
+		      struct relay *out, struct reservation *rv, bool *reserved)
 {
 	struct turn_server *s = q->s;
 
@@ -338,18 +340,17 @@ static int open_relay(struct req *q, int family, bool even, bool reserve, bool d
 		out->fd = fd;
 		if (!reserve)
 			return 0;
-		struct reservation r;
 		int rfd = s->io.relay_open(s->io.ctx, family, addr_port(&out->addr) + 1, false, df,
-					   &r.addr, &r.adv);
+					   &rv->addr, &rv->adv);
 		if (rfd >= 0) {
-			r.fd = rfd;
-			r.expires = q->now + RESERVATION_LIFETIME;
-			if (RAND_bytes(r.token, 8) != 1 || !resv_put(s->shared, &r)) {
+			rv->fd = rfd;
+			rv->expires = q->now + RESERVATION_LIFETIME;
+			snprintf(rv->username, sizeof(rv->username), "%s", q->auth.username);
+			if (RAND_bytes(rv->token, 8) != 1) {
 				s->io.relay_close(s->io.ctx, rfd);
 				s->io.relay_close(s->io.ctx, fd);
 				return -ENOSPC;
 			}
-			memcpy(token, r.token, 8);
 			*reserved = true;
 			return 0;
 		}
@@ -390,8 +391,8 @@ static void handle_allocate(struct req *q)
 	const struct stun_attr *token = stun_find(q->m, STUN_A_RESERVATION_TOKEN);
 	bool df = stun_find(q->m, STUN_A_DONT_FRAGMENT) != NULL;
 	int families[2] = { AF_INET, 0 };
-	uint8_t new_token[8];
-	bool reserved = false, lt_present;
+	struct reservation rv, taken;
+	bool reserved = false, have_token = false, lt_present;
 	int dual_error = 0, err;
 	struct allocation *a;
 	struct reply r;
@@ -433,15 +434,22 @@ static void handle_allocate(struct req *q)
 		send_error(q, 400);
 		return;
 	}
-	err = alloc_quota_check(s->allocs, q->auth.username);
-	if (err) {
-		send_error(q, err == -EDQUOT ? 486 : 508);
-		return;
+	/* A reservation counts against its user's quota until it is taken:
+	 * given back first, so it makes room for the allocation it becomes. */
+	if (token) {
+		if (token->len != 8 || !resv_take(s->shared, stun_attr_val(q->m, token), &taken)) {
+			send_error(q, 508);
+			return;
+		}
+		alloc_quota_release(s->allocs, taken.username);
+		have_token = true;
 	}
-
-	a = calloc(1, sizeof(*a));
+	err = alloc_quota_check(s->allocs, q->auth.username);
+	a = err ? NULL : calloc(1, sizeof(*a));
 	if (!a) {
-		send_error(q, 508);
+		if (have_token)
+			s->io.relay_close(s->io.ctx, taken.fd);
+		send_error(q, err == -EDQUOT ? 486 : 508);
 		return;
 	}
 	a->client = *q->client;
@@ -453,21 +461,15 @@ static void handle_allocate(struct req *q)
 	a->keylen = q->auth.keylen;
 	memcpy(a->alloc_tid, q->m->tid, STUN_TID_LEN);
 
-	if (token) {
-		struct reservation rv;
-		if (token->len != 8 || !resv_take(s->shared, stun_attr_val(q->m, token), &rv)) {
-			free(a);
-			send_error(q, 508);
-			return;
-		}
-		a->relays[0].fd = rv.fd;
-		a->relays[0].addr = rv.addr;
-		a->relays[0].adv = rv.adv;
+	if (have_token) {
+		a->relays[0].fd = taken.fd;
+		a->relays[0].addr = taken.addr;
+		a->relays[0].adv = taken.adv;
 		a->nrelays = 1;
 	} else {
 		bool want_reserve = even && (stun_attr_val(q->m, even)[0] & 0x80);
 		err = open_relay(q, families[0], even != NULL, want_reserve, df, &a->relays[0],
-				 new_token, &reserved);
+				 &rv, &reserved);
 		if (err) {
 			free(a);
 			send_error(q, relay_error_code(err));
@@ -476,7 +478,7 @@ static void handle_allocate(struct req *q)
 		a->nrelays = 1;
 		if (families[1]) {
 			bool unused;
-			err = open_relay(q, families[1], false, false, df, &a->relays[1], new_token,
+			err = open_relay(q, families[1], false, false, df, &a->relays[1], NULL,
 					 &unused);
 			if (err)
 				dual_error = relay_error_code(err);
@@ -489,9 +491,26 @@ static void handle_allocate(struct req *q)
 	if (err) {
 		for (unsigned i = 0; i < a->nrelays; i++)
 			s->io.relay_close(s->io.ctx, a->relays[i].fd);
+		if (reserved)
+			s->io.relay_close(s->io.ctx, rv.fd);
 		free(a);
 		send_error(q, err == -EDQUOT ? 486 : 508);
 		return;
+	}
+	/* The reservation is a second allocation's worth of quota; without
+	 * room for it (or in the store) the request fails whole. */
+	if (reserved) {
+		err = alloc_quota_hold(s->allocs, rv.username);
+		if (!err && !resv_put(s->shared, &rv)) {
+			alloc_quota_release(s->allocs, rv.username);
+			err = -ENOSPC;
+		}
+		if (err) {
+			s->io.relay_close(s->io.ctx, rv.fd);
+			alloc_delete(s->allocs, a);
+			send_error(q, err == -EDQUOT ? 486 : 508);
+			return;
+		}
 	}
 	s->stats.allocations_created++;
 	q->alloc = a;
@@ -503,7 +522,7 @@ static void handle_allocate(struct req *q)
 		put_address_error(&r.b, AF_INET6, dual_error);
 	stun_add_u32(&r.b, STUN_A_LIFETIME, (uint32_t)(a->expires - q->now));
 	if (reserved)
-		stun_add_attr(&r.b, STUN_A_RESERVATION_TOKEN, new_token, 8);
+		stun_add_attr(&r.b, STUN_A_RESERVATION_TOKEN, rv.token, 8);
 	stun_add_xor_addr(&r.b, STUN_A_XOR_MAPPED_ADDRESS, q->client);
 	reply_send(q, &r, a);
 	if (log_level >= LOG_DEBUG) {
@@ -872,6 +891,7 @@ void turn_tick(struct turn_server *s, time_t now)
 	pthread_mutex_lock(&sh->lock);
 	for (unsigned i = 0; i < sh->nresv;) {
 		if (sh->resv[i].expires <= now) {
+			alloc_quota_release(s->allocs, sh->resv[i].username);
 			s->io.relay_close(s->io.ctx, sh->resv[i].fd);
 			sh->resv[i] = sh->resv[--sh->nresv];
 		} else {

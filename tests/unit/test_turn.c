@@ -645,6 +645,34 @@ static void test_user_quota(void **state)
 		release(t[i]);
 }
 
+/* An EVEN-PORT reservation holds a socket like an allocation, and counts
+ * like one against user-quota (3 here) until it is taken or lapses. */
+static void test_reservation_quota(void **state)
+{
+	struct turnc_alloc_opts even = { .even_port = true, .reserve_next = true };
+	struct turnc_alloc r1, r2, res;
+	struct turnc *t1 = alloc_cl(*state, "alice", "secret", &even, &r1);	/* 2 of 3 */
+	struct turnc *t2 = cl(*state, AF_INET, "alice", "secret"), *t3, *t4;
+
+	assert_true(r1.has_token);
+	/* another with a reservation needs 2 more: refused whole */
+	assert_stun_err(turnc_allocate(t2, &even, &r2), t2, 486);
+	turnc_close(t2);
+	t2 = alloc_cl(*state, "alice", "secret", NULL, &res);		/* 3 of 3 */
+	t3 = cl(*state, AF_INET, "alice", "secret");
+	assert_stun_err(turnc_allocate(t3, NULL, &res), t3, 486);
+	turnc_close(t3);
+	/* bob takes the reserved port: alice's quota gets that place back */
+	struct turnc_alloc_opts tok = { .has_token = true };
+	memcpy(tok.token, r1.token, sizeof(tok.token));
+	t4 = alloc_cl(*state, "bob", "pw", &tok, &r2);
+	t3 = alloc_cl(*state, "alice", "secret", NULL, &res);
+	release(t3);
+	release(t4);
+	release(t2);
+	release(t1);
+}
+
 static void test_total_quota(void **state)
 {
 	struct turnc_alloc res;
@@ -1352,6 +1380,7 @@ int main(void)
 	};
 	const struct CMUnitTest quota_tests[] = {
 		cmocka_unit_test(test_user_quota),
+		cmocka_unit_test(test_reservation_quota),
 		cmocka_unit_test(test_total_quota),
 	};
 	const struct CMUnitTest stale_tests[] = {
