@@ -183,7 +183,8 @@ FUZZ_STUN_SRCS := userspace/stun.c
 FUZZ_TURN_SRCS := userspace/turn.c userspace/alloc.c userspace/auth.c userspace/policy.c userspace/hostaddr.c userspace/ratelimit.c \
 	userspace/stun.c userspace/addr.c userspace/log.c
 fuzz: deps
-	$(Q)mkdir -p $(BUILD)/fuzz/corpus-stun $(BUILD)/fuzz/corpus-turn
+	$(Q)$(MAKE) --no-print-directory $(LIB) $(SKEL)
+	$(Q)mkdir -p $(BUILD)/fuzz/corpus-stun $(BUILD)/fuzz/corpus-turn $(BUILD)/fuzz/corpus-xdp
 	$(CLANG) $(FUZZ_CFLAGS) tests/fuzz/fuzz_stun.c $(FUZZ_STUN_SRCS) \
 		-o $(BUILD)/fuzz/fuzz_stun -lcrypto -lz
 	$(CLANG) $(FUZZ_CFLAGS) tests/fuzz/fuzz_turn.c $(FUZZ_TURN_SRCS) \
@@ -192,6 +193,12 @@ fuzz: deps
 		$(BUILD)/fuzz/corpus-stun tests/fuzz/seeds
 	$(BUILD)/fuzz/fuzz_turn -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		$(BUILD)/fuzz/corpus-turn tests/fuzz/seeds-turn
+	@# The XDP program: test_xdp's namespace, maps and checks, frames from
+	@# libFuzzer (XT_FUZZ); runs as root.
+	$(CLANG) $(FUZZ_CFLAGS) -DXT_FUZZ -I$(BUILD) tests/unit/test_xdp.c $(LIB) \
+		-o $(BUILD)/fuzz/fuzz_xdp $(LDLIBS) -lcmocka
+	$(BUILD)/fuzz/fuzz_xdp -max_total_time=$(FUZZ_SECONDS) -max_len=1600 \
+		$(BUILD)/fuzz/corpus-xdp tests/fuzz/seeds-xdp
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -204,7 +211,7 @@ help:
 	@echo "make run     build and start xturnd with the demo config"
 	@echo "make test    build and run every test (unit, XDP packet, end-to-end)"
 	@echo "make bench   xturn (XDP and userspace) vs coturn on one topology"
-	@echo "make fuzz    libFuzzer on the STUN parser (FUZZ_SECONDS=60)"
+	@echo "make fuzz    libFuzzer: STUN parser, protocol logic, XDP program (FUZZ_SECONDS=60)"
 	@echo "make deps    install missing Debian packages (deps-build: only the build's)"
 	@echo "make fresh-check  make test in a new minimal Debian 12 chroot"
 	@echo "options: BUILD=dir SAN=1 (ASan+UBSan) SAN=thread (TSan) V=1"

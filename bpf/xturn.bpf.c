@@ -278,6 +278,12 @@ static __always_inline int xt_parse(struct xdp_md *ctx, struct xt_pkt *p, __u8 *
 		if (iph->version != 4 || iph->ihl != 5 ||
 		    (iph->frag_off & bpf_htons(XT_IP_MF | XT_IP_OFFSET)))
 			return XT_CNT_PASS_UNUSUAL;
+		/* A corrupted header is the kernel's to drop (and count): the
+		 * rewrite would give it a fresh checksum. Found by fuzz_xdp. */
+		if (csum_fold64((__u64)((const __u32 *)iph)[0] + ((const __u32 *)iph)[1] +
+				((const __u32 *)iph)[2] + ((const __u32 *)iph)[3] +
+				((const __u32 *)iph)[4]) != 0xffff)
+			return XT_CNT_PASS_UNUSUAL;
 		if (iph->protocol != IPPROTO_UDP)
 			return XT_CNT_PASS_NOT_OURS;
 		if (bpf_ntohs(iph->tot_len) < sizeof(*iph))

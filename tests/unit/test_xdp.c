@@ -5,7 +5,12 @@
  * Runs as root in a network namespace of its own (unshare at start, gone
  * at exit) with two veth devices, addresses and permanent neighbours, so
  * bpf_fib_lookup gives known results. Forwarding is off on the veths and on
- * on a lookup device (xf), as xturnd sets things up. Maps are not pinned. */
+ * on a lookup device (xf), as xturnd sets things up. Maps are not pinned.
+ *
+ * `make fuzz` builds this file a second time with -DXT_FUZZ: the XDP fuzz
+ * target, the same namespace and bindings, libFuzzer's frames in, every
+ * output checked (fuzz_check at the end); its seeds are the cases below
+ * (XDP_SEEDS=DIR writes them). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
@@ -128,6 +133,7 @@ struct frame {
 	enum csum_mode cs;
 	bool out;		/* header fields as xturn writes them */
 	bool frag, ipopt, v6ext;
+	bool ipbad;		/* IPv4 header checksum off by one */
 	int trailer;		/* Ethernet padding after the IP packet */
 	struct payload pl;
 };
@@ -240,7 +246,7 @@ static size_t build(const struct frame *f, uint8_t *b)
 		memcpy(b + o + 16, dip, 4);
 		if (f->ipopt)
 			memset(b + o + 20, 1, 4);	/* NOPs */
-		put16(b + o + 10, (uint16_t)~fold(sum16(b + o, ihl, 0)));
+		put16(b + o + 10, (uint16_t)(~fold(sum16(b + o, ihl, 0)) + f->ipbad));
 		o += ihl;
 	} else {
 		memset(b + o, 0, 40);
@@ -283,40 +289,69 @@ static size_t build(const struct frame *f, uint8_t *b)
 	return o + (size_t)f->trailer;
 }
 
-/* Independent check of a frame: IPv4 header checksum and lengths that
- * fill the frame. Returns the folded UDP sum over the pseudo-header and
- * datagram (0xffff: the checksum is right) and where the field is. */
-static uint16_t udp_residual(const uint8_t *b, size_t n, size_t *check_off)
-{
-	size_t o = 12, alen, ihl, ulen;
-	uint16_t type;
-	uint32_t pseudo;
-	const uint8_t *src;
+/* A frame taken apart without trusting it: where its addresses and UDP
+ * header are. */
+struct parsed {
+	const uint8_t *src, *dst;	/* IP addresses, alen bytes */
+	size_t alen, udp, ulen;		/* UDP header offset, UDP length */
+	uint16_t residual;		/* folded sum over pseudo-header and datagram */
+};
 
-	while (get16(b + o) == 0x8100 || get16(b + o) == 0x88a8)
+/* Independent check of a frame: IPv4 header checksum and lengths that fill
+ * the frame (at most trailer bytes after the IP packet), IPv4 or IPv6 with
+ * UDP. 0, or -1 if it is not such a frame. */
+static int udp_parse(const uint8_t *b, size_t n, size_t trailer, struct parsed *p)
+{
+	size_t o = 12, ihl, iplen;
+	uint16_t type;
+
+	for (int tags = 0; o + 2 <= n && tags < 3 &&
+	     (get16(b + o) == 0x8100 || get16(b + o) == 0x88a8); tags++)
 		o += 4;
+	if (o + 2 > n)
+		return -1;
 	type = get16(b + o);
 	o += 2;
 	if (type == 0x0800) {
+		if (o + 20 > n || b[o] >> 4 != 4)
+			return -1;
 		ihl = (size_t)(b[o] & 0xf) * 4;
-		assert_int_equal(fold(sum16(b + o, ihl, 0)), 0xffff);
-		assert_int_equal(o + get16(b + o + 2), n);
-		src = b + o + 12;
-		alen = 4;
-	} else {
-		assert_int_equal(type, 0x86dd);
+		iplen = get16(b + o + 2);
+		if (ihl < 20 || o + ihl > n || fold(sum16(b + o, ihl, 0)) != 0xffff ||
+		    b[o + 9] != 17 || iplen < ihl)
+			return -1;
+		p->src = b + o + 12, p->dst = b + o + 16, p->alen = 4;
+	} else if (type == 0x86dd) {
+		if (o + 40 > n || b[o] >> 4 != 6 || b[o + 6] != 17)
+			return -1;
 		ihl = 40;
-		assert_int_equal(o + 40 + get16(b + o + 4), n);
-		src = b + o + 8;
-		alen = 16;
+		iplen = 40 + get16(b + o + 4);
+		p->src = b + o + 8, p->dst = b + o + 24, p->alen = 16;
+	} else {
+		return -1;
 	}
-	o += ihl;
-	ulen = get16(b + o + 4);
-	assert_int_equal(o + ulen, n);
-	assert_int_not_equal(get16(b + o + 6), 0);
-	pseudo = sum16(src, 2 * alen, 17 + (uint32_t)ulen);
-	*check_off = o + 6;
-	return fold(sum16(b + o, ulen, pseudo));
+	if (o + iplen > n || n - (o + iplen) > trailer || iplen < ihl + 8)
+		return -1;
+	p->udp = o + ihl;
+	p->ulen = get16(b + p->udp + 4);
+	if (p->ulen != iplen - ihl)
+		return -1;
+	p->residual = fold(sum16(b + p->udp, p->ulen,
+				 sum16(p->src, 2 * p->alen, 17 + (uint32_t)p->ulen)));
+	return 0;
+}
+
+/* The same for a frame the test built or the program wrote: it must be one
+ * (no trailer). Returns the residual (0xffff: the checksum is right) and
+ * where the checksum field is. */
+static uint16_t udp_residual(const uint8_t *b, size_t n, size_t *check_off)
+{
+	struct parsed p = { 0 };
+
+	assert_int_equal(udp_parse(b, n, 0, &p), 0);
+	assert_int_not_equal(get16(b + p.udp + 6), 0);
+	*check_off = p.udp + 6;
+	return p.residual;
 }
 
 static void check_sums(const uint8_t *b, size_t n)
@@ -642,6 +677,12 @@ static const struct tcase cases[] = {
 	{ "ipv4_fragment", .in = { C4, L4, .frag = true, .pl = CD(0x4000, 100) },
 	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_UNUSUAL },
 	{ "ipv4_options", .in = { C4, L4, .ipopt = true, .pl = CD(0x4000, 100) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_UNUSUAL },
+	/* fuzz_xdp: it was forwarded with a fresh header checksum */
+	{ "ipv4_bad_header_checksum", .in = { C4, L4, .ipbad = true, .pl = CD(0x4000, 100) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_UNUSUAL },
+	{ "p2c_ipv4_bad_header_checksum", .ingress = IN_C,
+	  .in = { P4, R4, .ipbad = true, .pl = RAW(64) },
 	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_UNUSUAL },
 	{ "ipv6_extension_header", .in = { C6, L6, .v6ext = true, .pl = CD(0x4001, 100) },
 	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_UNUSUAL },
@@ -999,6 +1040,178 @@ static int cost(int runs)
 	return 0;
 }
 
+/* ---- make fuzz: the same program, maps and namespace under libFuzzer ---- */
+
+/* A fuzz input: one byte whose low bit picks the ingress (clients' or
+ * peers' side), then the frame. XDP_SEEDS=DIR writes every case's frame so,
+ * as the seed corpus (tests/fuzz/seeds-xdp). */
+static int write_seeds(const char *dir)
+{
+	static uint8_t in[4097];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char path[512];
+		FILE *f;
+		size_t n = build(&cases[i].in, in + 1);
+
+		if (cases[i].truncate)
+			n = cases[i].truncate;
+		in[0] = cases[i].ingress == IN_C;
+		snprintf(path, sizeof(path), "%s/%s", dir, cases[i].name);
+		f = fopen(path, "wb");
+		if (!f || fwrite(in, 1, n + 1, f) != n + 1 || fclose(f))
+			return 1;
+	}
+	return 0;
+}
+
+#ifdef XT_FUZZ
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The bindings' four transport addresses, for matching outputs. */
+struct fuzz_addr {
+	uint8_t ip[16];
+	uint16_t port;		/* host order */
+};
+static struct { struct fuzz_addr client, listener, relay, peer; } baddr[NBIND];
+
+static void ip16(const char *s, struct fuzz_addr *out)
+{
+	__be32 ip[4];
+	__be16 port;
+
+	mapped(s, ip, &port);
+	memcpy(out->ip, ip, 16);
+	out->port = ntohs(port);
+}
+
+static void fuzz_fail(const char *why)
+{
+	fprintf(stderr, "invariant broken: %s\n", why);
+	abort();
+}
+
+/* Is the output's source (or destination) transport address a? */
+static bool addr_is(const uint8_t *frame, const struct parsed *p, const struct fuzz_addr *a,
+		    bool dst)
+{
+	static const uint8_t v4m[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	const uint8_t *x = dst ? p->dst : p->src;
+
+	if (get16(frame + p->udp + (dst ? 2 : 0)) != a->port)
+		return false;
+	return p->alen == 16 ? !memcmp(x, a->ip, 16) :
+			       !memcmp(a->ip, v4m, 12) && !memcmp(x, a->ip + 12, 4);
+}
+
+/* What the program may do with a frame it was not told about:
+ *  - pass or drop it untouched;
+ *  - forward it (TX, redirect) only as a well-formed IPv4/IPv6 UDP frame
+ *    between two addresses of one binding, relay -> peer with the
+ *    ChannelData's data, or listener -> client with a ChannelData header of
+ *    that binding's channel in front of the data; its UDP checksum right
+ *    whenever the input's was. */
+static void fuzz_check(const uint8_t *in, size_t n, const uint8_t *out, size_t outlen,
+		       int verdict)
+{
+	struct parsed pi, po;
+	const uint8_t *di, *dout;
+	size_t li, lo;
+	bool in_ok;
+
+	if (verdict == XDP_PASS || verdict == XDP_DROP) {
+		if (verdict == XDP_PASS && (outlen != n || memcmp(in, out, n)))
+			fuzz_fail("a passed frame was modified");
+		return;
+	}
+	if (verdict != XDP_TX && verdict != XDP_REDIRECT)
+		fuzz_fail("unknown verdict");
+	if (udp_parse(out, outlen, 0, &po))
+		fuzz_fail("forwarded frame malformed (lengths, IPv4 header checksum)");
+	if (udp_parse(in, n, SIZE_MAX, &pi))
+		fuzz_fail("forwarded a frame that is not IP/UDP");
+	in_ok = pi.residual == 0xffff && get16(in + pi.udp + 6) != 0;
+	if (in_ok && po.residual != 0xffff)
+		fuzz_fail("a right UDP checksum went out wrong");
+	if (get16(out + po.udp + 6) == 0)
+		fuzz_fail("UDP checksum 0 on output");
+	di = in + pi.udp + 8, li = pi.ulen - 8;
+	dout = out + po.udp + 8, lo = po.ulen - 8;
+	for (size_t i = 0; i < NBIND; i++) {
+		const struct fuzz_addr *c = &baddr[i].client, *l = &baddr[i].listener;
+		const struct fuzz_addr *r = &baddr[i].relay, *pe = &baddr[i].peer;
+		/* binding i's ChannelData in: its data, as the program takes it */
+		bool cd_in = addr_is(in, &pi, c, false) && addr_is(in, &pi, l, true) && li >= 4 &&
+			     get16(di) == bindings[i].channel && get16(di + 2) + 4 <= li &&
+			     li - 4 - get16(di + 2) <= 3;
+
+		if (addr_is(out, &po, r, false) && addr_is(out, &po, pe, true)) {
+			if (!cd_in || get16(di + 2) != lo || memcmp(di + 4, dout, lo))
+				fuzz_fail("c2p out of no binding's ChannelData, or other data");
+			return;
+		}
+		/* Several bindings share a client and listener: the input says
+		 * which (from its peer to its relay, or a hairpin to it). */
+		if (!addr_is(out, &po, l, false) || !addr_is(out, &po, c, true))
+			continue;
+		if (addr_is(in, &pi, pe, false) && addr_is(in, &pi, r, true)) {
+			if (lo < 4 || get16(dout) != bindings[i].channel || li != lo - 4 ||
+			    get16(dout + 2) != li || memcmp(di, dout + 4, li))
+				fuzz_fail("p2c is not the binding's ChannelData of the datagram");
+			return;
+		}
+		/* hairpin: binding j's client to binding i's relay, as its peer */
+		for (size_t j = 0; j < NBIND; j++) {
+			if (!addr_is(in, &pi, &baddr[j].client, false) ||
+			    !addr_is(in, &pi, &baddr[j].listener, true) || li < 4 ||
+			    get16(di) != bindings[j].channel ||
+			    memcmp(&baddr[j].relay, pe, sizeof(*pe)) ||
+			    memcmp(&baddr[j].peer, r, sizeof(*r)))
+				continue;
+			if (lo < 4 || get16(dout) != bindings[i].channel ||
+			    get16(di + 2) != lo - 4 || get16(dout + 2) != lo - 4 ||
+			    memcmp(di + 4, dout + 4, lo - 4))
+				fuzz_fail("hairpin is not the binding's ChannelData of the data");
+			return;
+		}
+	}
+	fuzz_fail("forwarded between addresses of no binding");
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	if (unshare(CLONE_NEWNET) || setup(NULL)) {
+		perror("fuzz_xdp setup (needs root)");
+		exit(1);
+	}
+	set_cfg(XT_CFG_ENABLED, if_f);
+	for (size_t i = 0; i < NBIND; i++) {
+		ip16(bindings[i].client, &baddr[i].client);
+		ip16(bindings[i].listener, &baddr[i].listener);
+		ip16(bindings[i].relay, &baddr[i].relay);
+		ip16(bindings[i].peer, &baddr[i].peer);
+	}
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static uint8_t in[4096], out[4096 + 256];
+	size_t n, outlen = sizeof(out);
+	int verdict;
+
+	/* BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header
+	 * (no driver hands XDP one) */
+	if (size < 1 + 14 || size - 1 > sizeof(in))
+		return 0;
+	n = size - 1;
+	memcpy(in, data + 1, n);
+	verdict = run_prog(in, n, data[0] & 1 ? if_c : if_a, out, &outlen);
+	fuzz_check(data + 1, n, out, outlen, verdict);
+	return 0;
+}
+#else
 int main(void)
 {
 	enum { N = sizeof(cases) / sizeof(cases[0]) };
@@ -1011,8 +1224,9 @@ int main(void)
 		perror("unshare(CLONE_NEWNET) (needs root)");
 		return 1;
 	}
-	if (repeat) {
-		int rc = setup(NULL) ? 1 : cost(atoi(repeat));
+	if (repeat || getenv("XDP_SEEDS")) {
+		int rc = setup(NULL) ? 1 : repeat ? cost(atoi(repeat)) :
+			 write_seeds(getenv("XDP_SEEDS"));
 
 		teardown(NULL);
 		return rc;
@@ -1026,3 +1240,4 @@ int main(void)
 	tests[N + 3] = (struct CMUnitTest){ "next_hop_cache", next_hop_cache, NULL, NULL, NULL };
 	return _cmocka_run_group_tests("xdp", tests, N + 4, setup, teardown);
 }
+#endif
