@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test: cmocka unit and XDP packet tests (build/tests/test_*),
-# then the end-to-end scripts (tests/e2e/*.sh). Prints one closing line
-# "N passed, N failed" and exits non-zero if anything failed.
+# Runs every test: cmocka unit and XDP packet tests (one program for each
+# tests/unit/test_*.c, a missing one fails), then the end-to-end scripts
+# (tests/e2e/test_*.sh). A test that exits 77 was skipped: skips are
+# counted and fail the run unless XT_ALLOW_SKIP=1. Each test has
+# XT_TEST_LIMIT seconds (default 300). Prints one closing line
+# "N passed, N failed, N skipped" and exits non-zero on a failure, on a
+# skip not allowed, or when nothing ran.
 # Usage: tests/run-all.sh BUILD_DIR [unit|e2e]
 # With XT_DEPS_BUILD and XT_DEPS_TEST set (make test), every test runs under
 # strace, a scratch build too, and the package audit (deps-audit.py) checks
@@ -10,7 +14,8 @@ set -u
 build=${1:-build}
 only=${2:-all}
 here=$(cd "$(dirname "$0")" && pwd)
-passed=0 failed=0 failures=()
+passed=0 failed=0 skipped=0 failures=() skips=()
+limit=${XT_TEST_LIMIT:-300}
 
 audit=
 if [ -n "${XT_DEPS_TEST:-}" ]; then
@@ -32,24 +37,35 @@ run() {
 	local log="$build/test-logs/$name.log"
 	mkdir -p "$(dirname "$log")"
 	local t0=$SECONDS
-	if traced "${name//\//-}" "$@" >"$log" 2>&1; then
+	local rc=0
+	if [ "$1" = missing ]; then
+		echo "no program $2 (make unit-tests builds it)" >"$log"
+		rc=1
+	else
+		# timeout's own 124 (and 137 after -k) tells a hang from a failure
+		traced "${name//\//-}" timeout -k 10 "$limit" "$@" >"$log" 2>&1 || rc=$?
+	fi
+	if [ $rc = 0 ]; then
 		passed=$((passed + 1)); printf '  PASS  %-32s %3ds\n' "$name" $((SECONDS - t0))
+	elif [ $rc = 77 ]; then
+		skipped=$((skipped + 1)); skips+=("$name")
+		printf '  SKIP  %-32s %3ds (%s)\n' "$name" $((SECONDS - t0)) "$(tail -n 1 "$log")"
 	else
 		failed=$((failed + 1)); failures+=("$name")
+		[ $rc = 124 ] || [ $rc = 137 ] && echo "timed out after ${limit}s" >>"$log"
 		printf '  FAIL  %-32s %3ds (log: %s)\n' "$name" $((SECONDS - t0)) "$log"
 		tail -n 40 "$log" | sed 's/^/        | /'
 	fi
 }
 
 if [ "$only" != e2e ]; then
-	for t in "$build"/tests/test_*; do
-		[ -x "$t" ] || continue
-		run "$(basename "$t")" "$t"
+	for src in "$here"/unit/test_*.c; do
+		t=$build/tests/$(basename "$src" .c)
+		if [ -x "$t" ]; then run "$(basename "$t")" "$t"; else run "$(basename "$t")" missing "$t"; fi
 	done
 fi
 if [ "$only" != unit ]; then
 	for t in "$here"/e2e/test_*.sh; do
-		[ -f "$t" ] || continue
 		run "e2e/$(basename "$t" .sh)" bash "$t" "$build"
 	done
 fi
@@ -65,5 +81,14 @@ if [ -n "$audit" ]; then
 fi
 
 [ ${#failures[@]} -gt 0 ] && echo "failed: ${failures[*]}"
-echo "$passed passed, $failed failed"
+[ ${#skips[@]} -gt 0 ] && echo "skipped: ${skips[*]}"
+echo "$passed passed, $failed failed, $skipped skipped"
+if [ $((passed + failed + skipped)) = 0 ]; then
+	echo "nothing ran"
+	exit 1
+fi
+if [ "$skipped" -gt 0 ] && [ "${XT_ALLOW_SKIP:-0}" != 1 ]; then
+	echo "a skipped test is not a passed one (XT_ALLOW_SKIP=1 to allow skips)"
+	exit 1
+fi
 [ "$failed" -eq 0 ]

@@ -626,6 +626,11 @@ int config_validate(const struct config *c, char *err, size_t errlen)
 	return -EINVAL;
 }
 
+const char *config_key(unsigned i)
+{
+	return i < CONFIG_NKEYS ? config_keys[i].name : NULL;
+}
+
 void config_usage(FILE *f)
 {
 	fprintf(f, "Usage: xturnd [-c FILE] [--demo] [--KEY[=VALUE]]...\n"

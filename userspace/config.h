@@ -100,5 +100,8 @@ int config_parse_args(struct config *c, int argc, char **argv, char *err, size_t
  * use-auth-secret, ...). 0 or -EINVAL with err set. */
 int config_validate(const struct config *c, char *err, size_t errlen);
 void config_usage(FILE *f);
+/* The i-th key of the table (what usage, files and flags know), NULL past
+ * the last. */
+const char *config_key(unsigned i);
 
 #endif

@@ -13,7 +13,7 @@ USER=alice PASS=wonderland
 ALLOCS=2 CHANS=3 RATE=3000 PEER_PORT=4000
 
 xt_init "${1:-build}"
-[ "$XT_SERVER" = xturnd ] || { echo "xturnd only"; exit 0; }
+[ "$XT_SERVER" = xturnd ] || xt_skip "xturnd only (XT_SERVER=$XT_SERVER)"
 xt_topology
 
 gen_field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1" | head -n1; }

@@ -15,7 +15,7 @@ ALLOCS=2 CHANS=3 RATE=20000 PEER_PORT=4000
 THREADS=1
 
 xt_init "${1:-build}"
-[ "$XT_SERVER" = xturnd ] || { echo "xturnd only"; exit 0; }
+[ "$XT_SERVER" = xturnd ] || xt_skip "xturnd only (XT_SERVER=$XT_SERVER)"
 xt_topology
 start_server --user=$USER:$PASS
 xt_xdp_attached "$NS_R" r0 || die "no XDP program on r0"

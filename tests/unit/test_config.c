@@ -17,7 +17,8 @@
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Every key config.h documents. */
+/* Keys operators' files use: each must stay in the table (the table itself
+ * is walked too, see test_usage_lists_every_key). */
 static const char *const all_keys[] = {
 	"listening-ip", "listening-port", "relay-ip", "external-ip", "min-port", "max-port",
 	"realm", "user", "use-auth-secret", "static-auth-secret", "stale-nonce",
@@ -447,14 +448,26 @@ static void test_usage_lists_every_key(void **state)
 	config_usage(m);
 	fclose(m);
 	for (size_t i = 0; i < N(all_keys); i++) {
-		snprintf(want, sizeof(want), "--%s", all_keys[i]);
+		unsigned k = 0;
+
+		while (config_key(k) && strcmp(config_key(k), all_keys[i]))
+			k++;
+		if (!config_key(k))
+			fail_msg("%s is no longer in the key table", all_keys[i]);
+	}
+	/* Every key of the table: in the usage text, known to config_set. */
+	for (unsigned i = 0; config_key(i); i++) {
+		const char *key = config_key(i);
+
+		snprintf(want, sizeof(want), "--%s", key);
 		if (!strstr(text, want))
 			fail_msg("usage lacks %s", want);
-		if (config_set(&f->c, all_keys[i], strstr(all_keys[i], "ip") ? "192.0.2.1" :
-			       "1", "t:1", f->err, sizeof(f->err)) &&
+		if (config_set(&f->c, key, strstr(key, "ip") ? "192.0.2.1" : "1", "t:1", f->err,
+			       sizeof(f->err)) &&
 		    strstr(f->err, "unknown key"))
-			fail_msg("%s unknown to config_set", all_keys[i]);
+			fail_msg("%s unknown to config_set", key);
 	}
+	assert_true(config_key(0) && !config_key(10000));
 	assert_non_null(strstr(text, "coturn compatibility"));
 	free(text);
 }
