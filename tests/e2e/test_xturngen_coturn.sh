@@ -16,7 +16,9 @@ command -v turnserver >/dev/null || { echo "coturn's turnserver is not installed
 . "$(dirname "$0")/loopback.sh"
 lo_init xturngen-e2e
 # A numeric field of a flat JSON object.
-field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1"; }
+# A number only: null, true or a string come out empty, and check fails on
+# an empty operand (awk's syntax error) instead of reading it as 0.
+field() { sed -n "s/.*\"$2\":\(-\{0,1\}[0-9][0-9.e+-]*\)[,}].*/\1/p" "$1"; }
 # awk evaluates the float comparisons.
 check() { awk "BEGIN { exit !($1) }" || fail "$2 ($1)"; }
 

@@ -252,20 +252,32 @@ static void test_truncated(void **state)
 {
 	for (int i = 0; i < NVEC; i++) {
 		struct vec v = vectors(i);
+		struct stun_msg full;
 
+		/* Where the whole message's attributes end: the only prefixes
+		 * that are whole messages once the length field agrees. */
+		assert_int_equal(stun_parse(&full, v.buf, v.len), STUN_OK);
 		for (size_t n = 0; n < v.len; n++) {
 			uint8_t *d = dup_exact(v.buf, n);
 			struct stun_msg m;
+			bool boundary = n == STUN_HDR_LEN;
 
+			for (unsigned a = 0; a < full.nattrs; a++)
+				boundary |= n == (size_t)full.attrs[a].off + ((full.attrs[a].len + 3u) & ~3u);
 			assert_int_not_equal(stun_parse(&m, d, n), STUN_OK);
 			/* Same prefix with the length field made to agree. */
 			if (n >= STUN_HDR_LEN) {
+				int e;
+
 				d[2] = (uint8_t)((n - STUN_HDR_LEN) >> 8);
 				d[3] = (uint8_t)(n - STUN_HDR_LEN);
-				if (stun_parse(&m, d, n) == STUN_OK)
+				e = stun_parse(&m, d, n);
+				if (boundary) {
+					assert_int_equal(e, STUN_OK);
 					touch_all(&m);
-				else
-					assert_true(n % 4 || n < v.len);
+				} else {
+					assert_int_equal(e, n % 4 ? STUN_ERR_LENGTH : STUN_ERR_ATTR);
+				}
 			}
 			free(d);
 		}
@@ -320,8 +332,12 @@ static void test_attr_padding(void **state)
 	struct stun_msg m;
 	/* USERNAME of 5 bytes: value then 3 bytes of padding. */
 	const uint8_t ok[] = { 0x00, 0x06, 0x00, 0x05, 'a', 'b', 'c', 'd', 'e', 0, 0, 0 };
-	/* The padding of the value is missing from the message. */
-	const uint8_t nopad[] = { 0x00, 0x06, 0x00, 0x05, 'a', 'b', 'c', 'd', 'e', 0, 0, 0 };
+	/* No padding after the value: the next attribute starts at once, so
+	 * its header is read from 3 bytes later. */
+	const uint8_t nopad[] = { 0x00, 0x06, 0x00, 0x05, 'a', 'b', 'c', 'd', 'e',
+				  0x80, 0x22, 0x00, 0x03, 'x', 'y', 'z' };
+	/* The value cut short by the message's end. */
+	const uint8_t cut[] = { 0x00, 0x06, 0x00, 0x05, 'a', 'b', 'c', 'd' };
 	/* Value length past the message. */
 	const uint8_t past[] = { 0x00, 0x06, 0x00, 0x09, 'a', 'b', 'c', 'd' };
 	/* A trailing partial attribute header. */
@@ -332,7 +348,9 @@ static void test_attr_padding(void **state)
 	n = raw_msg(buf, ok, sizeof(ok));
 	assert_int_equal(stun_parse(&m, buf, n), STUN_OK);
 	attr_equals(&m, STUN_A_USERNAME, "abcde");
-	n = raw_msg(buf, nopad, 8);	/* length 8: cuts the value's last byte */
+	n = raw_msg(buf, nopad, sizeof(nopad));
+	assert_int_equal(stun_parse(&m, buf, n), STUN_ERR_ATTR);
+	n = raw_msg(buf, cut, sizeof(cut));
 	assert_int_equal(stun_parse(&m, buf, n), STUN_ERR_ATTR);
 	n = raw_msg(buf, past, sizeof(past));
 	assert_int_equal(stun_parse(&m, buf, n), STUN_ERR_ATTR);
