@@ -21,13 +21,19 @@ start_server --user=$USER:$PASS
 xt_xdp_attached "$NS_R" r0 || die "no XDP program on r0"
 
 gen_field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1" | head -n1; }
+# Frames the kernel could not put on the relay's veth ring (256 frames: a
+# scheduling hiccup of the relay's CPU at 20 kpps fills it). The kernel's
+# loss, counted by the veth, not the relay's: the test accounts for it.
+ring_drops() {
+	xt_ns "$NS_C" ethtool -S c0 | awk '/tx_queue_[0-9]+_xdp_xmit_errors/ { s += $2 } END { print s + 0 }'
+}
 
 for fam in 4 6; do
 	# IPv6 frames to the listener, relayed to the IPv4 peer (xturngen
 	# allocates the default IPv4 relayed address).
 	server=$R4C peer=$P4
 	[ $fam = 6 ] && server="[$R6C]"
-	c2p0=$(xt_xdp_count 0)
+	c2p0=$(xt_xdp_count 0) ring0=$(ring_drops)
 	xt_spawn "$XT_TMP/peer$fam.json" ip netns exec "$NS_P" "$XT_BUILD/xturngen" --peer \
 		-L "$peer:$PEER_PORT" --ports $CHANS -d 20 --json
 	PEER=$XT_BG_PID
@@ -45,13 +51,16 @@ for fam in 4 6; do
 	reorder=$(gen_field "$XT_TMP/peer$fam.json" reorder)
 	flows=$(gen_field "$XT_TMP/peer$fam.json" flows)
 	bad=$(gen_field "$XT_TMP/peer$fam.json" bad)
-	c2p=$(($(xt_xdp_count 0) - c2p0))
-	if [ "${sent:-0}" -ge $((RATE / 2)) ] && [ "$rx" = "$sent" ] && [ "$lost" = 0 ] &&
+	c2p=$(($(xt_xdp_count 0) - c2p0)) ring=$(($(ring_drops) - ring0))
+	# Every frame either reached the peer through XDP or was one the
+	# kernel counted as not fitting the ring (at most 1 %).
+	if [ "${sent:-0}" -ge $((RATE / 2)) ] && [ "$rx" = $((sent - ring)) ] &&
+		[ "$lost" = "$ring" ] && [ "$ring" -le $((sent / 100)) ] &&
 		[ "$reorder" = 0 ] && [ "$bad" = 0 ] && [ "$flows" = $((ALLOCS * CHANS)) ] &&
-		[ "$c2p" -ge "$sent" ]; then
-		pass "IPv$fam: $rx/$sent live frames in $flows flows reached the peer, in order, $c2p by XDP"
+		[ "$c2p" -ge "$rx" ]; then
+		pass "IPv$fam: $rx/$sent live frames in $flows flows reached the peer, in order, $c2p by XDP ($ring not taken by the veth ring)"
 	else
-		fail "IPv$fam: sent ${sent:-?}, peer got ${rx:-?} in ${flows:-?} flows (lost ${lost:-?}, reorder ${reorder:-?}, bad ${bad:-?}); XDP c2p $c2p"
+		fail "IPv$fam: sent ${sent:-?}, peer got ${rx:-?} in ${flows:-?} flows (lost ${lost:-?}, reorder ${reorder:-?}, bad ${bad:-?}); XDP c2p $c2p; veth ring drops $ring"
 		tail -n 5 "$XT_TMP/gen$fam.err"
 	fi
 done
