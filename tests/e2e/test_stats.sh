@@ -5,6 +5,7 @@
 #     xturngen peer): while the client runs, xturnstat --json shows its
 #     allocations, permissions, channels and user; afterwards the relayed
 #     packet counts agree with what the client sent and the peer received.
+#     Malformed datagrams are counted.
 #  2. GET /metrics returns exactly what xturnstat --prometheus prints (the
 #     same numbers under the same names); other paths get 404.
 #  3. The table, the live view with rates, the error for a missing socket;
@@ -97,6 +98,25 @@ check "${rate:-0} > 0" "--watch: no c2p rate while traffic flows"
 wait "$client" || fail "xturngen client failed"
 kill -INT "$peer"
 wait "$peer" || fail "peer failed"
+
+# Malformed datagrams are dropped and counted (the README says so): a STUN
+# header whose length runs past the datagram (twice), a ChannelData header
+# whose length does.
+malformed() {
+	"$stat" --socket "$SOCK" --pin-dir "$NOPINS" --json >"$tmp/m.json" 2>"$tmp/stat.err" ||
+		fail "xturnstat --json failed"
+	field "$tmp/m.json" malformed
+}
+m0=$(malformed)
+for _ in 1 2; do
+	printf '\x00\x01\x00\x08\x21\x12\xa4\x42malformed-ab' >/dev/udp/127.0.0.1/$TURN_PORT
+done
+printf '\x40\x00\x00\x10abcd' >/dev/udp/127.0.0.1/$TURN_PORT
+for _ in $(seq 20); do
+	[ "$(malformed)" = $((m0 + 3)) ] && break
+	sleep 0.1
+done
+check "$(malformed) == $m0 + 3" "malformed datagrams counted"
 
 "$stat" --socket "$SOCK" --pin-dir "$NOPINS" --json >"$tmp/after.json" 2>"$tmp/stat.err" ||
 	fail "xturnstat --json failed"

@@ -85,7 +85,8 @@ static struct daemon d_main = {
 /* total-quota 4 with user-quota 3: alice fills her quota, bob the rest. */
 static struct daemon d_quota = {
 	.td = { .kind = &kind, .name = "quota",
-		.extra = { "--user-quota=3", "--total-quota=4", "--stale-nonce=600" } },
+		.extra = { "--user-quota=3", "--total-quota=4", "--stale-nonce=600",
+			   "--max-channels=2" } },
 };
 static struct daemon d_stale = {
 	.td = { .kind = &kind, .name = "stale",
@@ -683,6 +684,22 @@ static void test_reservation_quota(void **state)
 	release(t4);
 	release(t2);
 	release(t1);
+}
+
+/* max-channels through the daemon: a third channel gets 508, a rebinding
+ * of a bound one does not count. */
+static void test_channel_max(void **state)
+{
+	struct turnc_alloc res;
+	struct turnc *t = alloc_cl(*state, "alice", "secret", NULL, &res);
+	struct sockaddr_storage p1 = A("127.0.0.1:5001"), p2 = A("127.0.0.1:5002");
+	struct sockaddr_storage p3 = A("127.0.0.1:5003");
+
+	assert_int_equal(turnc_channel_bind(t, 0x4000, &p1), 0);
+	assert_int_equal(turnc_channel_bind(t, 0x4001, &p2), 0);
+	assert_int_equal(turnc_channel_bind(t, 0x4000, &p1), 0);	/* refresh */
+	assert_stun_err(turnc_channel_bind(t, 0x4002, &p3), t, 508);
+	release(t);
 }
 
 static void test_total_quota(void **state)
@@ -1393,6 +1410,7 @@ int main(void)
 	const struct CMUnitTest quota_tests[] = {
 		cmocka_unit_test(test_user_quota),
 		cmocka_unit_test(test_reservation_quota),
+		cmocka_unit_test(test_channel_max),
 		cmocka_unit_test(test_total_quota),
 	};
 	const struct CMUnitTest stale_tests[] = {
