@@ -62,6 +62,10 @@ xpid=$!
 pids+=($xpid)
 wait_listen u $TURN_PORT
 wait_listen t $PROM_PORT
+# prometheus-ip defaults to loopback: bound there, not on every address (a
+# client on 127.0.0.1 would reach a 0.0.0.0 listener too).
+[ "$(ss -Hltn "sport = :$PROM_PORT" | awk '{ print $4 }')" = "127.0.0.1:$PROM_PORT" ] ||
+	fail "metrics endpoint not on 127.0.0.1 only: $(ss -Hltn "sport = :$PROM_PORT")"
 [ -S "$SOCK" ] || fail "no stats socket at $SOCK"
 
 "$gen" --peer -L 127.0.0.1:$PEER_PORT --ports 2 --echo --json >"$tmp/peer.json" 2>"$tmp/peer.err" &

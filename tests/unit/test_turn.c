@@ -1370,6 +1370,52 @@ static void test_unauth_limit(void **state)
 	release(t);
 }
 
+/* The daemon's resident memory in KiB (VmRSS). */
+static long rss_kib(pid_t pid)
+{
+	char path[64], line[128];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/* "A flood of unauthenticated requests creates no state": 50 000 bare
+ * Allocates, each from a port of its own, leave the daemon's memory
+ * within a few MB of where it was. */
+static void test_unauth_flood_no_state(void **state)
+{
+	const struct daemon *d = *state;
+	uint8_t req[28] = {
+		0x00, 0x03, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42, 'f', 'l', 'o', 'o', 'd', 0, 0, 0,
+		0, 0, 0, 0, 0x00, 0x19, 0x00, 0x04, IPPROTO_UDP, 0, 0, 0,
+	};
+	struct sockaddr_storage me;
+	long before, after;
+
+	before = rss_kib(d->td.pid);
+	for (unsigned i = 0; i < 50000; i++) {
+		int fd = testd_bound(SOCK_DGRAM, "127.0.0.1", 0, false, &me);
+
+		assert_true(fd >= 0);
+		memcpy(req + 13, &i, sizeof(i));
+		peer_send(fd, &d->srv4, req, sizeof(req));
+		close(fd);
+	}
+	usleep(500 * 1000);	/* let the worker drain its socket */
+	after = rss_kib(d->td.pid);
+	assert_true(testd_alive(&d->td));
+	if (after - before > 4096)
+		fail_msg("RSS grew by %ld KiB (from %ld KiB)", after - before, before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest main_tests[] = {
@@ -1426,6 +1472,7 @@ int main(void)
 	};
 	const struct CMUnitTest limit_tests[] = {
 		cmocka_unit_test(test_unauth_limit),
+		cmocka_unit_test(test_unauth_flood_no_state),
 	};
 	struct daemon *all[] = { &d_main, &d_quota, &d_stale, &d_reload, &d_host, &d_limit };
 	int failed = 0;
