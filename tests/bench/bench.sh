@@ -190,14 +190,6 @@ topology() {
 	ip -n "$NS_P" route get $C4 >/dev/null 2>&1 && die "peer has a route to the client"
 }
 
-# Until xturnd's fib lookup works with forwarding off, the XDP path needs
-# forwarding on the relay's two veths (routes above still keep the kernel
-# from forwarding between client and peer). Not needed once xturnd has its
-# own lookup device (xturn0).
-relay_if_forwarding() {
-	ip -n "$NS_R" link show xturn0 >/dev/null 2>&1 && [ "$1" = 1 ] && return 0
-	nsx "$NS_R" sysctl -qw net.ipv4.conf.r0.forwarding="$1" net.ipv4.conf.r1.forwarding="$1"
-}
 
 wait_udp() {	# NS PORT
 	for _ in $(seq 100); do
@@ -235,7 +227,11 @@ start_server() {	# xdp|noxdp|coturn
 	wait_udp "$NS_R" $PORT || { tail "$log" >&2; die "$1 does not listen"; }
 	if [ "$1" = xdp ]; then
 		ip -n "$NS_R" link show r0 | grep -q 'prog/xdp' || die "no XDP on r0"
-		relay_if_forwarding 1
+		# The relay forwards nothing itself: xturnd's route lookups go
+		# through its own device with forwarding on (xturn0). Without it
+		# the XDP rows would measure the kernel's path: stop instead.
+		ip -n "$NS_R" link show xturn0 >/dev/null 2>&1 ||
+			die "xturnd made no lookup device (xturn0): see $log"
 	fi
 	sleep 0.2
 	kill -0 "$SRV_PID" 2>/dev/null || { tail "$log" >&2; die "$1 exited"; }
@@ -248,7 +244,6 @@ stop_server() {
 	kill -KILL "$SRV_PID" 2>/dev/null
 	wait "$SRV_PID" 2>/dev/null
 	SRV_PID=
-	relay_if_forwarding 0 2>/dev/null
 }
 
 # A numeric field of xturngen's flat JSON.
