@@ -4,7 +4,8 @@
 # (XDP_TX, BPF_PROG_RUN live frames) are relayed by the relay's XDP program
 # (its checksums derive from the injector's, so the peer's kernel checks
 # ours) and reach the peer with every flow, every packet the generator
-# counted, in order.
+# counted, in order: exactly as many as XDP forwarded, none through the
+# daemon (its userspace c2p stays 0).
 # Usage: tests/e2e/test_xturngen_live.sh BUILD_DIR
 . "$(dirname "$0")/lib.sh"
 
@@ -17,7 +18,7 @@ THREADS=1
 xt_init "${1:-build}"
 [ "$XT_SERVER" = xturnd ] || xt_skip "xturnd only (XT_SERVER=$XT_SERVER)"
 xt_topology
-start_server --user=$USER:$PASS
+start_server --user=$USER:$PASS --stats-socket="$XT_SOCK"
 xt_xdp_attached "$NS_R" r0 || die "no XDP program on r0"
 
 gen_field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1" | head -n1; }
@@ -52,15 +53,17 @@ for fam in 4 6; do
 	flows=$(gen_field "$XT_TMP/peer$fam.json" flows)
 	bad=$(gen_field "$XT_TMP/peer$fam.json" bad)
 	c2p=$(($(xt_xdp_count 0) - c2p0)) ring=$(($(ring_drops) - ring0))
+	xt_stat_json
+	us=$(xt_field c2p_packets)
 	# Every frame either reached the peer through XDP or was one the
 	# kernel counted as not fitting the ring (at most 1 %).
 	if [ "${sent:-0}" -ge $((RATE / 2)) ] && [ "$rx" = $((sent - ring)) ] &&
 		[ "$lost" = "$ring" ] && [ "$ring" -le $((sent / 100)) ] &&
 		[ "$reorder" = 0 ] && [ "$bad" = 0 ] && [ "$flows" = $((ALLOCS * CHANS)) ] &&
-		[ "$c2p" -ge "$rx" ]; then
-		pass "IPv$fam: $rx/$sent live frames in $flows flows reached the peer, in order, $c2p by XDP ($ring not taken by the veth ring)"
+		[ "$c2p" = "$rx" ] && [ "$us" = 0 ]; then
+		pass "IPv$fam: $rx/$sent live frames in $flows flows reached the peer, in order, $c2p by XDP, none by the daemon ($ring not taken by the veth ring)"
 	else
-		fail "IPv$fam: sent ${sent:-?}, peer got ${rx:-?} in ${flows:-?} flows (lost ${lost:-?}, reorder ${reorder:-?}, bad ${bad:-?}); XDP c2p $c2p; veth ring drops $ring"
+		fail "IPv$fam: sent ${sent:-?}, peer got ${rx:-?} in ${flows:-?} flows (lost ${lost:-?}, reorder ${reorder:-?}, bad ${bad:-?}); XDP c2p $c2p, daemon c2p ${us:-?}; veth ring drops $ring"
 		tail -n 5 "$XT_TMP/gen$fam.err"
 	fi
 done
