@@ -218,12 +218,12 @@ xt_tx_csum() {
 }
 
 # UDP datagrams received by the peer namespace so far (v4 + v6, to a socket
-# or not).
+# or not, and those it refused: a corrupted one, a full buffer, counts too).
 xt_peer_udp_in() {
 	# shellcheck disable=SC2016 # awk's own $2
 	xt_ns "$NS_P" awk '
-		/^Udp: [0-9]/ { s += $2 + $3 }
-		/^Udp6(InDatagrams|NoPorts)/ { s += $2 }
+		/^Udp: [0-9]/ { s += $2 + $3 + $4 }
+		/^Udp6(InDatagrams|NoPorts|InErrors)/ { s += $2 }
 		END { print s + 0 }' /proc/net/snmp /proc/net/snmp6
 }
 
