@@ -1416,6 +1416,40 @@ static void test_unauth_flood_no_state(void **state)
 		fail_msg("RSS grew by %ld KiB (from %ld KiB)", after - before, before);
 }
 
+/* SIGHUP re-reads the REST secrets too: a secret added by the file works,
+ * and once removed, it authenticates nobody and its allocations go. */
+static void test_reload_secrets(void **state)
+{
+	const struct daemon *d = *state;
+	const char *user = "4000000000:dora";
+	char pass[128];
+	struct turnc_alloc res;
+	struct sockaddr_storage pa, got;
+	int pfd = peer_open("127.0.0.1", &pa);
+	static const char msg[] = "rest user's data";
+	char buf[256];
+	struct turnc *t;
+
+	assert_int_equal(auth_rest_password("rotated-in", user, pass, sizeof(pass)) < 0, 0);
+	assert_int_equal(try_user(d, user, pass), -401);
+	write_conf("static-auth-secret = rotated-in\n");
+	assert_int_equal(kill(d->td.pid, SIGHUP), 0);
+	usleep(300 * 1000);
+	t = alloc_cl(d, user, pass, NULL, &res);
+	assert_int_equal(turnc_channel_bind(t, 0x4000, &pa), 0);
+	assert_int_equal(turnc_send_channel(t, 0x4000, msg, sizeof(msg)), 0);
+	assert_int_equal(peer_recv(pfd, WAIT_MS, buf, sizeof(buf), &got), sizeof(msg));
+
+	write_conf("user = carol:two\n");
+	assert_int_equal(kill(d->td.pid, SIGHUP), 0);
+	usleep(1500 * 1000);
+	assert_int_equal(try_user(d, user, pass), -401);
+	assert_int_equal(turnc_send_channel(t, 0x4000, msg, sizeof(msg)), 0);
+	assert_nothing(pfd);
+	close(pfd);
+	turnc_close(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest main_tests[] = {
@@ -1466,6 +1500,7 @@ int main(void)
 		cmocka_unit_test(test_reload),
 		cmocka_unit_test(test_reload_revokes),
 		cmocka_unit_test(test_reload_revokes_user),
+		cmocka_unit_test(test_reload_secrets),
 	};
 	const struct CMUnitTest host_tests[] = {
 		cmocka_unit_test(test_host_peers),
