@@ -340,6 +340,28 @@ static void test_garbage_closed(void **state)
 	assert_int_equal(turnc_send_raw(t, (const uint8_t[20]){ 0x00, 0x01 }, 20), 0);
 	assert_int_equal(wait_closed(t, WAIT_MS), -ECONNRESET);
 	turnc_close(t);
+
+	/* Messages are bounded (4 KB + a STUN header, 4116 bytes): a STUN header
+	 * announcing 4100 bytes, or ChannelData announcing 4113, closes the
+	 * connection before the body arrives; 4112 bytes of ChannelData are
+	 * taken (no channel: dropped). */
+	static const uint8_t big_stun[20] = { 0x00, 0x01, 0x10, 0x04, 0x21, 0x12, 0xa4, 0x42 };
+	static const uint8_t big_cd[4] = { 0x40, 0x00, 0x10, 0x11 };
+	static uint8_t max_cd[4 + 4112] = { 0x40, 0x00, 0x10, 0x10 };
+	struct sockaddr_storage m;
+
+	t = cl(d, "alice", "secret");
+	assert_int_equal(turnc_send_raw(t, big_stun, sizeof(big_stun)), 0);
+	assert_int_equal(wait_closed(t, WAIT_MS), -ECONNRESET);
+	turnc_close(t);
+	t = cl(d, "alice", "secret");
+	assert_int_equal(turnc_send_raw(t, big_cd, sizeof(big_cd)), 0);
+	assert_int_equal(wait_closed(t, WAIT_MS), -ECONNRESET);
+	turnc_close(t);
+	t = cl(d, "alice", "secret");
+	assert_int_equal(turnc_send_raw(t, max_cd, sizeof(max_cd)), 0);
+	assert_int_equal(turnc_binding(t, &m), 0);	/* still open, still framed */
+	turnc_close(t);
 }
 
 /* Closing the connection deletes its allocation: the relay port is freed. */
