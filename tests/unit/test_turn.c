@@ -1166,6 +1166,14 @@ static int try_user(const struct daemon *d, const char *user, const char *pass)
 	return r;
 }
 
+/* Rewrites the reload daemon's file, SIGHUPs it and gives it ms. */
+static void reload_with(const struct daemon *d, const char *text, unsigned ms)
+{
+	write_conf(text);
+	assert_int_equal(kill(d->td.pid, SIGHUP), 0);
+	usleep(ms * 1000);
+}
+
 /* Nothing arrives at fd within 300 ms. */
 static void assert_nothing(int fd)
 {
@@ -1244,17 +1252,13 @@ static void test_reload(void **state)
 	const struct daemon *d = *state;
 
 	assert_int_equal(try_user(d, "carol", "one"), 0);
-	write_conf("user = carol:two\n");
-	assert_int_equal(kill(d->td.pid, SIGHUP), 0);
-	usleep(300 * 1000);
+	reload_with(d, "user = carol:two\n", 300);
 	assert_int_equal(try_user(d, "carol", "one"), -401);
 	assert_int_equal(try_user(d, "carol", "two"), 0);
 	/* flags from the command line survive the reload */
 	assert_int_equal(try_user(d, "alice", "secret"), 0);
 
-	write_conf("user = carol:three\nno-such-key = 1\n");
-	assert_int_equal(kill(d->td.pid, SIGHUP), 0);
-	usleep(300 * 1000);
+	reload_with(d, "user = carol:three\nno-such-key = 1\n", 300);
 	assert_true(testd_alive(&d->td));
 	assert_int_equal(try_user(d, "carol", "three"), -401);
 	assert_int_equal(try_user(d, "carol", "two"), 0);
@@ -1274,17 +1278,13 @@ static void test_reload_revokes(void **state)
 	uint16_t ch;
 	struct turnc *t;
 
-	write_conf("allowed-peer-ip = 127.0.1.50\n");
-	assert_int_equal(kill(d->td.pid, SIGHUP), 0);
-	usleep(300 * 1000);
+	reload_with(d, "allowed-peer-ip = 127.0.1.50\n", 300);
 	t = alloc_cl(d, "alice", "secret", NULL, &res);
 	assert_int_equal(turnc_channel_bind(t, 0x4000, &pa), 0);
 	assert_int_equal(turnc_send_channel(t, 0x4000, msg, sizeof(msg)), 0);
 	assert_int_equal(peer_recv(pfd, WAIT_MS, buf, sizeof(buf), &got), sizeof(msg));
 
-	write_conf("user = carol:two\n");
-	assert_int_equal(kill(d->td.pid, SIGHUP), 0);
-	usleep(1500 * 1000);
+	reload_with(d, "user = carol:two\n", 1500);
 	assert_int_equal(turnc_send_channel(t, 0x4000, msg, sizeof(msg)), 0);
 	assert_int_equal(turnc_send_indication(t, &pa, msg, sizeof(msg)), 0);
 	assert_nothing(pfd);
@@ -1307,17 +1307,13 @@ static void test_reload_revokes_user(void **state)
 	char buf[256];
 	struct turnc *dave, *alice;
 
-	write_conf("user = dave:one\n");
-	assert_int_equal(kill(d->td.pid, SIGHUP), 0);
-	usleep(300 * 1000);
+	reload_with(d, "user = dave:one\n", 300);
 	dave = alloc_cl(d, "dave", "one", NULL, &rd);
 	alice = alloc_cl(d, "alice", "secret", NULL, &ra);
 	assert_int_equal(turnc_channel_bind(dave, 0x4000, &pa), 0);
 	assert_int_equal(turnc_channel_bind(alice, 0x4000, &pa), 0);
 
-	write_conf("user = dave:two\n");
-	assert_int_equal(kill(d->td.pid, SIGHUP), 0);
-	usleep(1500 * 1000);
+	reload_with(d, "user = dave:two\n", 1500);
 	assert_int_equal(turnc_send_channel(dave, 0x4000, msg, sizeof(msg)), 0);
 	assert_nothing(pfd);
 	assert_int_equal(turnc_send_channel(alice, 0x4000, msg, sizeof(msg)), 0);
@@ -1432,17 +1428,13 @@ static void test_reload_secrets(void **state)
 
 	assert_int_equal(auth_rest_password("rotated-in", user, pass, sizeof(pass)) < 0, 0);
 	assert_int_equal(try_user(d, user, pass), -401);
-	write_conf("static-auth-secret = rotated-in\n");
-	assert_int_equal(kill(d->td.pid, SIGHUP), 0);
-	usleep(300 * 1000);
+	reload_with(d, "static-auth-secret = rotated-in\n", 300);
 	t = alloc_cl(d, user, pass, NULL, &res);
 	assert_int_equal(turnc_channel_bind(t, 0x4000, &pa), 0);
 	assert_int_equal(turnc_send_channel(t, 0x4000, msg, sizeof(msg)), 0);
 	assert_int_equal(peer_recv(pfd, WAIT_MS, buf, sizeof(buf), &got), sizeof(msg));
 
-	write_conf("user = carol:two\n");
-	assert_int_equal(kill(d->td.pid, SIGHUP), 0);
-	usleep(1500 * 1000);
+	reload_with(d, "user = carol:two\n", 1500);
 	assert_int_equal(try_user(d, user, pass), -401);
 	assert_int_equal(turnc_send_channel(t, 0x4000, msg, sizeof(msg)), 0);
 	assert_nothing(pfd);
