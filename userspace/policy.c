@@ -26,6 +26,7 @@ struct policy_ranges {
 struct policy {
 	struct policy_ranges allow, deny;
 	bool default_deny;
+	bool has_ports;		/* a rule names ports */
 };
 
 /* The built-in deny list. Derived from the IANA IPv4 and IPv6 Special-
@@ -250,26 +251,24 @@ static void policy_special_init(void)
 		policy_parse_range(policy_global_specs[i], false, &policy_global[i]);
 }
 
-/* Port -1: any rule that has the IP matches (the question is whether any
- * port may be reached: a permission is for an IP). */
-static bool policy_match(const struct policy_range *v, size_t n, sa_family_t family, u128 ip,
-			 int port)
-{
-	for (size_t i = 0; i < n; i++)
-		if (v[i].family == family && ip >= v[i].lo && ip <= v[i].hi &&
-		    (port < 0 || (port >= v[i].port_lo && port <= v[i].port_hi)))
-			return true;
-	return false;
-}
+/* Which ports a rule must cover to match (else: the one port given). */
+enum { PORTS_SOME = -1, PORTS_ALL = -2 };
 
-/* Does a rule cover the IP on every port? */
-static bool policy_match_all_ports(const struct policy_range *v, size_t n, sa_family_t family,
-				   u128 ip)
+/* PORTS_SOME: a rule with the IP on any of its ports (may some port be
+ * reached? a permission is for an IP); PORTS_ALL: one covering every port.
+ * exact: rules of that one address only. */
+static bool policy_match(const struct policy_range *v, size_t n, sa_family_t family, u128 ip,
+			 int port, bool exact)
 {
-	for (size_t i = 0; i < n; i++)
-		if (v[i].family == family && ip >= v[i].lo && ip <= v[i].hi &&
-		    v[i].port_lo == 0 && v[i].port_hi == 65535)
+	for (size_t i = 0; i < n; i++) {
+		const struct policy_range *r = &v[i];
+
+		if (r->family != family || ip < r->lo || ip > r->hi || (exact && r->lo != r->hi))
+			continue;
+		if (port == PORTS_SOME || (port == PORTS_ALL ? r->port_lo == 0 && r->port_hi == 65535 :
+					  port >= r->port_lo && port <= r->port_hi))
 			return true;
+	}
 	return false;
 }
 
@@ -298,8 +297,8 @@ static bool policy_key(const struct sockaddr_storage *peer, sa_family_t *family,
 static bool policy_special_match(sa_family_t family, u128 ip)
 {
 	pthread_once(&policy_special_once, policy_special_init);
-	return policy_match(policy_special, POLICY_NSPECIAL, family, ip, -1) &&
-	       !policy_match(policy_global, POLICY_NGLOBAL, family, ip, -1);
+	return policy_match(policy_special, POLICY_NSPECIAL, family, ip, PORTS_SOME, false) &&
+	       !policy_match(policy_global, POLICY_NGLOBAL, family, ip, PORTS_SOME, false);
 }
 
 struct policy *policy_new(void)
@@ -320,13 +319,14 @@ void policy_free(struct policy *p)
 	free(p);
 }
 
-static int policy_add(struct policy_ranges *l, const char *spec)
+static int policy_add(struct policy *p, struct policy_ranges *l, const char *spec)
 {
 	struct policy_range r;
 	int err = policy_parse_range(spec, true, &r);
 
 	if (err)
 		return err;
+	p->has_ports |= r.port_lo != 0 || r.port_hi != 65535;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 16;
 		struct policy_range *v = realloc(l->v, cap * sizeof(*v));
@@ -342,12 +342,12 @@ static int policy_add(struct policy_ranges *l, const char *spec)
 
 int policy_allow(struct policy *p, const char *spec)
 {
-	return policy_add(&p->allow, spec);
+	return policy_add(p, &p->allow, spec);
 }
 
 int policy_deny(struct policy *p, const char *spec)
 {
-	return policy_add(&p->deny, spec);
+	return policy_add(p, &p->deny, spec);
 }
 
 int policy_spec_check(const char *spec)
@@ -362,7 +362,7 @@ void policy_set_default_deny(struct policy *p, bool on)
 	p->default_deny = on;
 }
 
-/* port -1: may some port of the IP be reached? */
+/* port PORTS_SOME: may some port of the IP be reached? */
 static bool policy_allowed(const struct policy *p, const struct sockaddr_storage *peer, int port)
 {
 	sa_family_t family;
@@ -370,17 +370,18 @@ static bool policy_allowed(const struct policy *p, const struct sockaddr_storage
 
 	if (!policy_key(peer, &family, &ip))
 		return false;
-	if (policy_match(p->allow.v, p->allow.n, family, ip, port))
+	if (policy_match(p->allow.v, p->allow.n, family, ip, port, false))
 		return true;
-	if (port < 0 ? policy_match_all_ports(p->deny.v, p->deny.n, family, ip) :
-		       policy_match(p->deny.v, p->deny.n, family, ip, port))
+	/* Refused for some port is not refused for the IP. */
+	if (policy_match(p->deny.v, p->deny.n, family, ip, port == PORTS_SOME ? PORTS_ALL : port,
+			 false))
 		return false;
 	return !(p->default_deny && policy_special_match(family, ip));
 }
 
 bool policy_peer_allowed(const struct policy *p, const struct sockaddr_storage *peer)
 {
-	return policy_allowed(p, peer, -1);
+	return policy_allowed(p, peer, PORTS_SOME);
 }
 
 bool policy_transport_allowed(const struct policy *p, const struct sockaddr_storage *peer)
@@ -394,15 +395,14 @@ bool policy_exact_allowed(const struct policy *p, const struct sockaddr_storage 
 	sa_family_t family;
 	u128 ip;
 
-	if (!policy_key(peer, &family, &ip))
-		return false;
-	for (size_t i = 0; i < p->allow.n; i++) {
-		const struct policy_range *r = &p->allow.v[i];
-		if (r->family == family && r->lo == ip && r->hi == ip &&
-		    (any_port || (addr_port(peer) >= r->port_lo && addr_port(peer) <= r->port_hi)))
-			return true;
-	}
-	return false;
+	return policy_key(peer, &family, &ip) &&
+	       policy_match(p->allow.v, p->allow.n, family, ip,
+			    any_port ? PORTS_SOME : addr_port(peer), true);
+}
+
+bool policy_has_ports(const struct policy *p)
+{
+	return p->has_ports;
 }
 
 bool policy_is_special(const struct sockaddr_storage *peer)

@@ -32,6 +32,9 @@ bool policy_transport_allowed(const struct policy *p, const struct sockaddr_stor
  * this host's own addresses (hostaddr.h). */
 bool policy_exact_allowed(const struct policy *p, const struct sockaddr_storage *peer,
 			  bool any_port);
+/* Does a rule name ports (so a permission, which is for an IP, does not
+ * answer for every port)? */
+bool policy_has_ports(const struct policy *p);
 /* Is the address in a built-in special-purpose range (after canonicalizing)? */
 bool policy_is_special(const struct sockaddr_storage *peer);
 

@@ -252,6 +252,19 @@ static bool peer_ok(struct turn_server *s, const struct sockaddr_storage *peer, 
 	return transport ? hostaddr_is_relay(h, peer) : hostaddr_is_relay_ip(h, peer);
 }
 
+/* What a datagram to a permitted peer still needs checking for, the rest
+ * having been checked when its permission or channel was made (and again
+ * whenever the policy or this host's addresses change): a port of our relay
+ * IP is open only while a relay of ours holds it. A lock-free bit for
+ * peers on a relay IP, nothing for others. */
+static bool relay_port_ok(struct turn_server *s, const struct sockaddr_storage *peer)
+{
+	struct hostaddr *h = s->cfg.host;
+
+	return !h || !hostaddr_is_relay_ip(h, peer) || hostaddr_is_relay(h, peer) ||
+	       peer_ok(s, peer, true);
+}
+
 /* Decodes an XOR-PEER-ADDRESS and applies the family and peer checks. */
 static int check_peer(struct req *q, const struct stun_attr *at, struct sockaddr_storage *peer,
 		      bool transport)
@@ -732,7 +745,9 @@ static void handle_send(struct turn_server *s, struct allocation *a, const struc
 		s->stats.dropped_no_perm++;
 		return;
 	}
-	if (!peer_ok(s, &peer, true)) {	/* the permission is for any port */
+	/* The permission is for the IP: with port rules, the port is judged
+	 * here; without, only a relay IP's port can still be closed. */
+	if (policy_has_ports(s->policy) ? !peer_ok(s, &peer, true) : !relay_port_ok(s, &peer)) {
 		s->stats.peer_denied++;
 		return;
 	}
@@ -768,11 +783,9 @@ static void on_client(struct turn_server *s, int listener_fd, const struct socka
 			s->stats.dropped_no_perm++;
 			return;
 		}
-		/* Bound to a relay of ours that has closed since: its port may
-		 * now be anyone's. (Other peers were checked when bound, and
-		 * again when the policy or the host's addresses change.) */
-		if (s->cfg.host && hostaddr_is_relay_ip(s->cfg.host, &c->peer) &&
-		    !peer_ok(s, &c->peer, true)) {
+		/* Bound to a relay of ours that may have closed since: its port
+		 * may now be anyone's. */
+		if (!relay_port_ok(s, &c->peer)) {
 			s->stats.peer_denied++;
 			return;
 		}

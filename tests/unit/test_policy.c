@@ -314,7 +314,11 @@ static void test_ports(void **state)
 	struct policy *p = policy_new();
 	struct sockaddr_storage a;
 
+	assert_false(policy_has_ports(p));
+	assert_int_equal(policy_allow(p, "10.1.2.0/24"), 0);
+	assert_false(policy_has_ports(p));
 	assert_int_equal(policy_allow(p, "10.0.0.5:5000-5999"), 0);
+	assert_true(policy_has_ports(p));
 	assert_int_equal(policy_allow(p, "10.1.0.0/24"), 0);
 	assert_int_equal(policy_allow(p, "[fd00::5]:443"), 0);
 	assert_int_equal(policy_deny(p, "8.8.8.8:53"), 0);
