@@ -176,6 +176,14 @@ void addr_to_mapped(const struct sockaddr_storage *a, uint32_t out[4])
 	}
 }
 
+void addr_source_key(const struct sockaddr_storage *a, uint32_t out[4])
+{
+	addr_to_mapped(a, out);
+	if (a->ss_family == AF_INET6 &&
+	    !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)a)->sin6_addr))
+		out[2] = out[3] = 0;
+}
+
 bool addr_is_any(const struct sockaddr_storage *a)
 {
 	if (a->ss_family == AF_INET)

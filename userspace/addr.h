@@ -30,6 +30,9 @@ int addr_parse(const char *s, uint16_t default_port, struct sockaddr_storage *ou
 const char *addr_str(const struct sockaddr_storage *a, bool with_port, char *buf, size_t len);
 /* The 16-byte form the XDP maps use: IPv4 as ::ffff:a.b.c.d. */
 void addr_to_mapped(const struct sockaddr_storage *a, uint32_t out[4]);
+/* The key one source counts under in per-source limits: the IPv4-mapped
+ * address, an IPv6 address's /64 (a host usually has a whole /64). */
+void addr_source_key(const struct sockaddr_storage *a, uint32_t out[4]);
 /* The unspecified address of a family (for binding to all). */
 bool addr_is_any(const struct sockaddr_storage *a);
 

@@ -22,7 +22,8 @@
 struct perm {
 	struct sockaddr_storage peer;	/* IP only; port 0 */
 	time_t expires;
-	bool in_kernel;			/* perm_up's answer: the fast path has it */
+	bool in_kernel;			/* perm_up's answer: nothing to retry (the fast
+					 * path has it, or there is none) */
 };
 
 struct chan {

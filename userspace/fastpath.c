@@ -68,14 +68,14 @@ struct fastpath {
 	struct sockaddr_storage *addrs;
 	unsigned naddrs;
 	char (*ifaces)[IF_NAMESIZE];
-	unsigned perms_missing;		/* permissions not in xt_perms, all relays */
 	unsigned nifaces;
 	struct fp_iface attached[XT_MAX_IFACES];
 	unsigned nattached;
 	struct mnl_socket *nl;
 	int ncpus;
 	struct xt_count *pcpu;	/* ncpus values of xt_stats */
-	unsigned nchans;	/* bindings in the maps */
+	unsigned nchans;		/* bindings in the maps */
+	unsigned perms_missing;		/* permissions not in xt_perms, all relays */
 	struct fp_relay *relays[FP_RELAY_BUCKETS];
 };
 
@@ -268,7 +268,6 @@ void fp_perm_del(struct fastpath *fp, const struct sockaddr_storage *relay,
 {
 	struct xt_relay_key rk;
 	struct fp_entry e;
-
 	struct fp_relay *r;
 
 	relay_key(relay, &rk);

@@ -217,24 +217,26 @@ static bool parse_addr_any(const struct nlmsghdr *nlh, void *out)
 	return nl_parse_addr(nlh, out);
 }
 
-int nl_dump_links(struct nl_link **out, size_t *n)
+/* One dump of type into a malloc'ed array of n items of size. */
+static int dump_all(uint16_t type, bool (*parse)(const struct nlmsghdr *, void *), size_t size,
+		    void **out, size_t *n)
 {
-	struct dump d = { .size = sizeof(**out), .parse = parse_link_any };
-	int err = dump(RTM_GETLINK, &d);
+	struct dump d = { .size = size, .parse = parse };
+	int err = dump(type, &d);
 
 	*out = d.items;
 	*n = d.n;
 	return err;
 }
 
+int nl_dump_links(struct nl_link **out, size_t *n)
+{
+	return dump_all(RTM_GETLINK, parse_link_any, sizeof(**out), (void **)out, n);
+}
+
 int nl_dump_addrs(struct nl_addr **out, size_t *n)
 {
-	struct dump d = { .size = sizeof(**out), .parse = parse_addr_any };
-	int err = dump(RTM_GETADDR, &d);
-
-	*out = d.items;
-	*n = d.n;
-	return err;
+	return dump_all(RTM_GETADDR, parse_addr_any, sizeof(**out), (void **)out, n);
 }
 
 static bool parse_local_any(const struct nlmsghdr *nlh, void *out)
@@ -247,12 +249,7 @@ static bool parse_local_any(const struct nlmsghdr *nlh, void *out)
  * refused. This runs at start and when the local table changes. */
 int nl_dump_local(struct nl_prefix **out, size_t *n)
 {
-	struct dump d = { .size = sizeof(**out), .parse = parse_local_any };
-	int err = dump(RTM_GETROUTE, &d);
-
-	*out = d.items;
-	*n = d.n;
-	return err;
+	return dump_all(RTM_GETROUTE, parse_local_any, sizeof(**out), (void **)out, n);
 }
 
 struct mnl_socket *nl_subscribe(unsigned groups)

@@ -10,7 +10,7 @@
 #define RL_SLOTS 4096		/* 96 KiB a worker */
 
 struct rl_slot {
-	uint32_t key[4];	/* IPv4-mapped address; IPv6: its /64 */
+	uint32_t key[4];	/* addr_source_key */
 	time_t last;		/* when tokens was last refilled */
 	uint32_t tokens;
 };
@@ -50,15 +50,13 @@ void ratelimit_free(struct ratelimit *rl)
 bool ratelimit_take(struct ratelimit *rl, const struct sockaddr_storage *src, time_t now)
 {
 	uint32_t key[4];
-	uint64_t h = rl ? rl->seed : 0;
+	uint64_t h;
 	struct rl_slot *s;
 
 	if (!rl)
 		return true;
-	addr_to_mapped(src, key);
-	if (src->ss_family == AF_INET6 &&
-	    !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)src)->sin6_addr))
-		key[2] = key[3] = 0;
+	addr_source_key(src, key);
+	h = rl->seed;
 	for (unsigned i = 0; i < 4; i++)	/* splitmix64 steps */
 		h = (h ^ key[i]) * 0x9e3779b97f4a7c15ULL, h ^= h >> 31;
 	s = &rl->slots[h % RL_SLOTS];

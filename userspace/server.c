@@ -1080,15 +1080,16 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 	srv->sig.fd = srv->netlink.fd = -1;
 	srv->shared = turn_shared_new();
 	srv->host = hostaddr_new(cfg->relay, cfg->nrelay);
-	/* As advertised() maps them: a client's peer may be another's
-	 * advertised relayed address. */
-	for (unsigned i = 0; srv->host && i < cfg->nrelay; i++)
-		for (unsigned k = 0; k < cfg->next; k++)
-			if (cfg->ext_public[k].ss_family == cfg->relay[i].ss_family &&
-			    (cfg->ext_private[k].ss_family == AF_UNSPEC ||
-			     addr_ip_eq(&cfg->ext_private[k], &cfg->relay[i])) &&
-			    hostaddr_alias(srv->host, &cfg->ext_public[k], &cfg->relay[i]) == -ENOMEM)
-				log_warn("external-ip: out of memory");
+	/* A client's peer may be another client's relayed address as we
+	 * advertise it (external-ip): the same relay ports. */
+	for (unsigned i = 0; srv->host && i < cfg->nrelay; i++) {
+		struct sockaddr_storage adv;
+
+		advertised(srv, &cfg->relay[i], &adv);
+		if (!addr_ip_eq(&adv, &cfg->relay[i]) &&
+		    hostaddr_alias(srv->host, &adv, &cfg->relay[i]) == -ENOMEM)
+			log_warn("external-ip: out of memory");
+	}
 	if (cfg->cert[0] && !cfg->no_tls &&
 	    (rc = stream_tls_new(&srv->tls, cfg->cert, cfg->pkey,
 				 cfg->cipher_list[0] ? cfg->cipher_list : NULL, err, errlen))) {

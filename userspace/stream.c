@@ -19,7 +19,7 @@
 
 /* Connections without an allocation, per source address. */
 struct pending_ip {
-	uint32_t key[4];		/* IPv4-mapped; IPv6: its /64 */
+	uint32_t key[4];		/* addr_source_key */
 	unsigned n;
 	struct pending_ip *next;
 };
@@ -144,59 +144,44 @@ struct stream_set *stream_set_new(const struct stream_limits *lim, int epfd)
 	return set;
 }
 
-static struct pending_ip **pending_slot(struct stream_set *set, const struct sockaddr_storage *a)
+/* The slot of a's count (*slot NULL if it has none; create: make it). */
+static struct pending_ip **pending_slot(struct stream_set *set, const struct sockaddr_storage *a,
+					bool create)
 {
-	uint32_t key[4];
-	uint32_t h;
+	uint32_t key[4], h;
 	struct pending_ip **pp;
 
-	addr_to_mapped(a, key);
-	if (a->ss_family == AF_INET6 &&
-	    !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)a)->sin6_addr))
-		key[2] = key[3] = 0;
+	addr_source_key(a, key);
 	h = (key[0] ^ key[1] * 31 ^ key[2] * 961 ^ key[3] * 29791) * 2654435761u;
 	pp = &set->pending[h >> 22 & (PENDING_BUCKETS - 1)];
 	while (*pp && memcmp((*pp)->key, key, sizeof(key)))
 		pp = &(*pp)->next;
-	if (!*pp) {
-		*pp = calloc(1, sizeof(**pp));
-		if (*pp)
-			memcpy((*pp)->key, key, sizeof(key));
-	}
+	if (!*pp && create && (*pp = calloc(1, sizeof(**pp))))
+		memcpy((*pp)->key, key, sizeof(key));
 	return pp;
 }
 
-/* Counts c as pending (or not). false: no memory to count it. */
-static bool pending_set(struct stream_set *set, struct stream_conn *c, bool on)
+/* Counts c as pending, or no longer. Out of memory it stays uncounted
+ * (the limit then errs on the side of the client). */
+static void pending_set(struct stream_set *set, struct stream_conn *c, bool on)
 {
 	struct pending_ip **pp, *p;
 
-	if (c->pending == on)
-		return true;
-	pp = pending_slot(set, &c->peer);
-	if (!(p = *pp))
-		return false;
+	if (c->pending == on || !(p = *(pp = pending_slot(set, &c->peer, on))))
+		return;
 	c->pending = on;
 	if (on) {
 		p->n++;
-		return true;
-	}
-	if (--p->n == 0) {
+	} else if (--p->n == 0) {
 		*pp = p->next;
 		free(p);
 	}
-	return true;
 }
 
 static unsigned pending_count(struct stream_set *set, const struct sockaddr_storage *a)
 {
-	struct pending_ip **pp = pending_slot(set, a), *p = *pp;
+	const struct pending_ip *p = *pending_slot(set, a, false);
 
-	if (p && !p->n) {	/* made by the lookup: not kept */
-		*pp = p->next;
-		free(p);
-		return 0;
-	}
 	return p ? p->n : 0;
 }
 
@@ -349,7 +334,7 @@ int stream_accept(struct stream_set *set, int lfd, SSL_CTX *tls, time_t now,
 	}
 	if ((err = table_put(set, c)))
 		goto fail;
-	pending_set(set, c, true);	/* uncounted if out of memory: no harm */
+	pending_set(set, c, true);
 	set->nconns++;
 	set->stats.accepted++;
 	*out = c;
@@ -636,7 +621,7 @@ void stream_event(struct stream_set *set, struct stream_conn *c, stream_msg_fn f
 void stream_hold(struct stream_set *set, struct stream_conn *c, bool held, time_t now)
 {
 	c->held = held;
-	pending_set(set, c, !held);	/* uncounted if out of memory: no harm */
+	pending_set(set, c, !held);
 	if (!held)
 		c->deadline = now + set->lim.idle_timeout;
 }

@@ -99,6 +99,11 @@ static struct daemon d_limit = {
 static struct daemon d_host = {
 	.td = { .kind = &host_kind, .name = "host" },
 };
+/* The same, telling clients their relayed addresses are on 127.0.0.9 (as
+ * behind 1:1 NAT). */
+static struct daemon d_ext = {
+	.td = { .kind = &host_kind, .name = "ext", .extra = { "--external-ip=127.0.0.9" } },
+};
 /* Reads a config file that the reload test rewrites before SIGHUP. */
 static char reload_conf[64];
 static char reload_flag[80];
@@ -270,6 +275,7 @@ static int setup_main(void **state) { return daemon_start(state, &d_main); }
 static int setup_quota(void **state) { return daemon_start(state, &d_quota); }
 static int setup_stale(void **state) { return daemon_start(state, &d_stale); }
 static int setup_host(void **state) { return daemon_start(state, &d_host); }
+static int setup_ext(void **state) { return daemon_start(state, &d_ext); }
 static int setup_limit(void **state) { return daemon_start(state, &d_limit); }
 
 static void write_conf(const char *text)
@@ -298,6 +304,7 @@ static int teardown_main(void **state) { return stopped(&d_main.td); }
 static int teardown_quota(void **state) { return stopped(&d_quota.td); }
 static int teardown_stale(void **state) { return stopped(&d_stale.td); }
 static int teardown_host(void **state) { return stopped(&d_host.td); }
+static int teardown_ext(void **state) { return stopped(&d_ext.td); }
 static int teardown_limit(void **state) { return stopped(&d_limit.td); }
 
 /* ---- request fillers ------------------------------------------------------------ */
@@ -1246,6 +1253,24 @@ static void test_host_peers(void **state)
 	release(a);
 }
 
+/* Relay to relay through the address we advertise (external-ip): it is
+ * this host's, yet a live relay's port on it is a peer like the relay
+ * itself; its other ports are not. */
+static void test_host_advertised(void **state)
+{
+	struct turnc_alloc ra, rb;
+	struct turnc *a = alloc_cl(*state, "alice", "secret", NULL, &ra);
+	struct turnc *b = alloc_cl(*state, "alice", "secret", NULL, &rb);
+	struct sockaddr_storage pub = A("127.0.0.9"), other = A("127.0.0.9:9");
+
+	assert_true(addr_ip_eq(&rb.relayed[0], &pub));
+	assert_int_equal(turnc_create_permission(a, &rb.relayed[0], 1), 0);
+	assert_int_equal(turnc_channel_bind(a, 0x4000, &rb.relayed[0]), 0);
+	assert_stun_err(turnc_channel_bind(a, 0x4001, &other), a, 403);
+	release(b);
+	release(a);
+}
+
 /* SIGHUP re-reads users from the file; a broken file keeps what runs. */
 static void test_reload(void **state)
 {
@@ -1497,11 +1522,15 @@ int main(void)
 	const struct CMUnitTest host_tests[] = {
 		cmocka_unit_test(test_host_peers),
 	};
+	const struct CMUnitTest ext_tests[] = {
+		cmocka_unit_test(test_host_advertised),
+	};
 	const struct CMUnitTest limit_tests[] = {
 		cmocka_unit_test(test_unauth_limit),
 		cmocka_unit_test(test_unauth_flood_no_state),
 	};
-	struct daemon *all[] = { &d_main, &d_quota, &d_stale, &d_reload, &d_host, &d_limit };
+	struct daemon *all[] = { &d_main, &d_quota, &d_stale, &d_reload, &d_host, &d_limit,
+				 &d_ext };
 	int failed = 0;
 
 	failed += cmocka_run_group_tests_name("turn-main", main_tests, setup_main, teardown_main);
@@ -1510,6 +1539,7 @@ int main(void)
 	failed += cmocka_run_group_tests_name("turn-reload", reload_tests, setup_reload,
 					      teardown_reload);
 	failed += cmocka_run_group_tests_name("turn-host", host_tests, setup_host, teardown_host);
+	failed += cmocka_run_group_tests_name("turn-ext", ext_tests, setup_ext, teardown_ext);
 	failed += cmocka_run_group_tests_name("turn-limit", limit_tests, setup_limit, teardown_limit);
 	failed += stop_failures;
 	for (unsigned i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
