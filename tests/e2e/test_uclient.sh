@@ -83,16 +83,31 @@ xdp_expect() {
 	fi
 }
 
+# daemon_expect N: the daemon itself relayed exactly N messages each way
+# (what XDP did not carry: Send/Data indications, the TCP client's
+# ChannelData, and everything under --no-xdp).
+daemon_expect() {
+	local c2p p2c
+	xt_stat_json
+	c2p=$(xt_field c2p_packets) p2c=$(xt_field p2c_packets)
+	if [ "$c2p" = "$1" ] && [ "$p2c" = "$1" ]; then
+		pass "$label: the daemon relayed $c2p client->peer, $p2c peer->client ($1 each)"
+	else
+		fail "$label: the daemon relayed ${c2p:-?} client->peer, ${p2c:-?} peer->client, expected $1 each"
+	fi
+}
+
 # One round: every scenario against a server started with the extra args.
 # mode: coturn, xdp or no-xdp.
 run_round() {
 	local mode=$1; shift
 	local c0 p0 per_group=$((2 * SESSIONS * MSGS))	# two families
 	local failed0=$XT_FAILED
+	local stats=()
 	label=$mode
-	[ "$XT_SERVER" = xturnd ] && label=xturnd-$mode
+	[ "$XT_SERVER" = xturnd ] && label=xturnd-$mode stats=(--stats-socket="$XT_SOCK")
 
-	start_server "$@" --user=$USER:$PASS
+	start_server "$@" "${stats[@]}" --user=$USER:$PASS
 	[ "$mode" = coturn ] || xdp_check "$mode"
 	xt_assert_isolated	# with the server (and its XDP program) up too
 	read -r c0 p0 < <(xdp_counts)
@@ -108,17 +123,23 @@ run_round() {
 	uclient_check_all
 	xt_tx_csum "$NS_C" c0 on
 	xt_tx_csum "$NS_P" p0 on
-	[ "$mode" = xdp ] && xdp_expect "$c0" "$p0" $((2 * per_group))
+	case $mode in
+	xdp) xdp_expect "$c0" "$p0" $((2 * per_group)); daemon_expect $((2 * per_group)) ;;
+	no-xdp) daemon_expect $((4 * per_group)) ;;
+	esac
 	[ "$XT_FAILED" = "$failed0" ] || xt_server_log_tail
 	stop_server
 
 	failed0=$XT_FAILED
-	start_server "$@" --use-auth-secret --static-auth-secret=$SECRET
+	start_server "$@" "${stats[@]}" --use-auth-secret --static-auth-secret=$SECRET
 	read -r c0 p0 < <(xdp_counts)
 	# uclient derives the username "expiry:alice" and its HMAC password.
 	uclient_start rest -W $SECRET -u $USER
 	uclient_check_all
-	[ "$mode" = xdp ] && xdp_expect "$c0" "$p0" $per_group
+	case $mode in
+	xdp) xdp_expect "$c0" "$p0" $per_group; daemon_expect 0 ;;
+	no-xdp) daemon_expect $per_group ;;
+	esac
 	[ "$XT_FAILED" = "$failed0" ] || xt_server_log_tail
 	stop_server
 }
