@@ -17,8 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <cmocka.h>
+#include <openssl/ssl.h>
 
 #include "addr.h"
 #include "stream.h"
@@ -220,6 +222,52 @@ static void test_relay(void **state)
 	close(pfd);
 }
 
+/* A client that does not read is dropped once 256 KB wait for it: 1 MB
+ * from its peer while it reads nothing closes the connection (and with it
+ * the allocation); the same 1 MB to a client reading as it comes keeps it.
+ * The kernel's buffers (the client's receive buffer is cut to 4 KB) hold
+ * far less than the 768 KB over the bound. */
+#define FLOOD_MSGS 1000
+#define FLOOD_LEN 1000
+static void test_slow_reader_dropped(void **state)
+{
+	const struct testd *d = *state;
+	static uint8_t msg[FLOOD_LEN];
+	struct sockaddr_storage peer, from;
+	struct turnc_alloc res;
+	uint8_t buf[FLOOD_LEN];
+	uint16_t ch;
+	int pfd, small = 4096, got = 0;
+	struct turnc *t = relay_setup(d, &pfd, &peer, &res);
+
+	/* The reader: 50 messages sent, 50 read, twenty times. */
+	for (int i = 0; i < FLOOD_MSGS; i += 50) {
+		for (int j = 0; j < 50; j++)
+			peer_send(pfd, &res.relayed[0], msg, sizeof(msg));
+		for (int j = 0; j < 50; j++)
+			got += turnc_recv(t, WAIT_MS, &from, &ch, buf, sizeof(buf)) == FLOOD_LEN;
+	}
+	assert_int_equal(got, FLOOD_MSGS);
+	turnc_close(t);
+	close(pfd);
+
+	t = relay_setup(d, &pfd, &peer, &res);
+	assert_int_equal(setsockopt(turnc_fd(t), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	for (int i = 0; i < FLOOD_MSGS; i++) {
+		peer_send(pfd, &res.relayed[0], msg, sizeof(msg));
+		if (i % 50 == 49)
+			usleep(1000);	/* within the relay socket's buffer */
+	}
+	assert_true(relay_freed(&res.relayed[0]));
+	/* What had reached the client's socket, then the server's close. */
+	got = 0;
+	while (turnc_recv(t, WAIT_MS, &from, &ch, buf, sizeof(buf)) == FLOOD_LEN)
+		got++;
+	assert_true(got < FLOOD_MSGS / 2);
+	turnc_close(t);
+	close(pfd);
+}
+
 /* A Data indication goes to a peer without a channel. */
 static void test_data_indication(void **state)
 {
@@ -409,6 +457,151 @@ static void test_tls_handshake_timeout(void **state)
 	assert_int_equal(turnc_open_tp(&t, &srv, NULL, "", "", TURNC_TCP), 0);
 	assert_int_equal(wait_closed(t, CLOSE_MS), -ECONNRESET);
 	turnc_close(t);
+}
+
+/* A TLS client of our own (not turnc's, which insists on 1.2+): versions
+ * min..max, OpenSSL's security level 0 so that the client itself would
+ * speak TLS 1.0/1.1 (the refusal must come from the server), resuming
+ * sess if given. NULL when the handshake failed. Reads time out after
+ * WAIT_MS so that a server that says nothing fails the test, not hangs it. */
+static SSL *tls_dial(const struct testd *d, int minv, int maxv, SSL_SESSION *sess)
+{
+	struct sockaddr_storage srv = server_of(d, TURNC_TLS);
+	struct timeval tv = { .tv_sec = WAIT_MS / 1000 };
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_non_null(ctx);
+	assert_true(fd >= 0);
+	SSL_CTX_set_security_level(ctx, 0);
+	assert_int_equal(SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0"), 1);
+	assert_int_equal(SSL_CTX_set_min_proto_version(ctx, minv), 1);
+	assert_int_equal(SSL_CTX_set_max_proto_version(ctx, maxv), 1);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(connect(fd, (struct sockaddr *)&srv, addr_len(&srv)), 0);
+	ssl = SSL_new(ctx);
+	SSL_CTX_free(ctx);	/* the SSL holds a reference */
+	assert_non_null(ssl);
+	assert_int_equal(SSL_set_fd(ssl, fd), 1);
+	if (sess)
+		assert_int_equal(SSL_set_session(ssl, sess), 1);
+	if (SSL_connect(ssl) != 1) {
+		SSL_free(ssl);
+		close(fd);
+		return NULL;
+	}
+	return ssl;
+}
+
+static void tls_hangup(SSL *ssl)
+{
+	int fd = SSL_get_fd(ssl);
+
+	SSL_free(ssl);
+	close(fd);
+}
+
+/* A Binding request over the connection and its success response: the
+ * connection works (and a TLS 1.3 server's tickets, sent after the
+ * handshake, have been read). */
+static void tls_binding(SSL *ssl)
+{
+	uint8_t req[STUN_HDR_LEN] = { 0x00, 0x01, 0, 0, 0x21, 0x12, 0xA4, 0x42, 't', 'l', 's' };
+	uint8_t resp[STUN_MAX_MSG];
+	size_t got = 0, want = STUN_HDR_LEN;
+
+	assert_int_equal(SSL_write(ssl, req, sizeof(req)), (int)sizeof(req));
+	/* The whole response: what is left unread would be in the way of a
+	 * renegotiation. */
+	while (got < want) {
+		int r = SSL_read(ssl, resp + got, (int)(want - got));
+
+		assert_true(r > 0);
+		got += (size_t)r;
+		if (got == STUN_HDR_LEN)
+			want += (size_t)(resp[2] << 8 | resp[3]);
+		assert_true(want <= sizeof(resp));
+	}
+	assert_int_equal(resp[0] << 8 | resp[1], 0x0101);
+	assert_memory_equal(resp + 8, req + 8, STUN_TID_LEN);
+}
+
+/* TLS 1.0 and 1.1 are refused; 1.2 and 1.3 are spoken (by this very
+ * client, so the refusals are the server's). */
+static void test_tls_versions(void **state)
+{
+	const struct testd *d = *state;
+	static const int refused[] = { TLS1_VERSION, TLS1_1_VERSION };
+	static const int spoken[] = { TLS1_2_VERSION, TLS1_3_VERSION };
+
+	for (size_t i = 0; i < 2; i++) {
+		SSL *ssl = tls_dial(d, refused[i], refused[i], NULL);
+
+		if (ssl)
+			fail_msg("the server spoke %s", SSL_get_version(ssl));
+	}
+	for (size_t i = 0; i < 2; i++) {
+		SSL *ssl = tls_dial(d, spoken[i], spoken[i], NULL);
+
+		assert_non_null(ssl);
+		assert_int_equal(SSL_version(ssl), spoken[i]);
+		tls_binding(ssl);
+		tls_hangup(ssl);
+	}
+}
+
+/* No resumption in either version: a second connection offering the first
+ * one's session (TLS 1.2: its ID or ticket; TLS 1.3: a ticket, which the
+ * server does not issue) gets a full handshake. */
+static void test_tls_no_resumption(void **state)
+{
+	const struct testd *d = *state;
+	static const int versions[] = { TLS1_2_VERSION, TLS1_3_VERSION };
+	int resumed = 0;
+
+	for (size_t i = 0; i < 2; i++) {
+		SSL *ssl = tls_dial(d, versions[i], versions[i], NULL), *again;
+		SSL_SESSION *sess;
+
+		assert_non_null(ssl);
+		tls_binding(ssl);
+		sess = SSL_get1_session(ssl);
+		assert_non_null(sess);
+		/* Still open: freeing it first would make OpenSSL's client
+		 * mark the session not resumable, and prove nothing. */
+		again = tls_dial(d, versions[i], versions[i], sess);
+		assert_non_null(again);
+		if (SSL_session_reused(again)) {
+			print_error("%s session resumed\n", SSL_get_version(again));
+			resumed++;
+		}
+		tls_binding(again);
+		tls_hangup(again);
+		tls_hangup(ssl);
+		SSL_SESSION_free(sess);
+	}
+	assert_int_equal(resumed, 0);
+}
+
+/* A client's renegotiation (TLS 1.2; 1.3 has none) is refused; the
+ * daemon goes on serving others. */
+static void test_tls_no_renegotiation(void **state)
+{
+	const struct testd *d = *state;
+	SSL *ssl = tls_dial(d, TLS1_2_VERSION, TLS1_2_VERSION, NULL), *other;
+
+	assert_non_null(ssl);
+	tls_binding(ssl);
+	assert_int_equal(SSL_renegotiate(ssl), 1);
+	if (SSL_do_handshake(ssl) == 1)
+		fail_msg("the server renegotiated");
+	tls_hangup(ssl);
+	other = tls_dial(d, TLS1_2_VERSION, TLS1_3_VERSION, NULL);
+	assert_non_null(other);
+	tls_binding(other);
+	tls_hangup(other);
 }
 
 /* ---- limits (one thread, idle timeout 1 s, 3 connections, quota 1) -------------- */
@@ -766,6 +959,7 @@ int main(void)
 	/* Run over TCP and over TLS. */
 	const struct CMUnitTest stream_tests[] = {
 		cmocka_unit_test(test_relay),
+		cmocka_unit_test(test_slow_reader_dropped),
 		cmocka_unit_test(test_data_indication),
 		cmocka_unit_test(test_split_and_batched),
 		cmocka_unit_test(test_garbage_closed),
@@ -777,6 +971,9 @@ int main(void)
 	const struct CMUnitTest tls_only[] = {
 		cmocka_unit_test(test_tls_plaintext_closed),
 		cmocka_unit_test(test_tls_handshake_timeout),
+		cmocka_unit_test(test_tls_versions),
+		cmocka_unit_test(test_tls_no_resumption),
+		cmocka_unit_test(test_tls_no_renegotiation),
 	};
 	/* First the one that binds a local port (no retries possible), last
 	 * the one that fills the connection limit. */
