@@ -53,9 +53,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "addr.h"
-#include "stun.h"
-#include "turnclient.h"
+#include "common/addr.h"
+#include "common/stun.h"
+#include "client/turnclient.h"
 #include "xturngen_inject.h"
 #include "xturngen_inject.skel.h"
 
@@ -69,7 +69,11 @@
 /* Runs stay below the 300 s permission lifetime (RFC 8656 §9), so nothing
  * needs refreshing while the data plane owns the sockets. */
 #define MAX_DURATION 290
-#define ECHO_GRACE_MS 500	/* wait for echoes still in flight */
+/* After the last send, echoes still in flight are waited for until all came
+ * back or none came for ECHO_QUIET_MS, at most ECHO_GRACE_MS: a loaded
+ * server can hold them for hundreds of milliseconds. */
+#define ECHO_QUIET_MS 500
+#define ECHO_GRACE_MS 5000
 #define SOCK_BUF (4 << 20)
 #define DEFAULT_PORT 3478
 #define REST_TTL 86400
@@ -1569,11 +1573,20 @@ static int run_data_plane(struct client *c, struct worker *w, double alloc_s, do
 	for (unsigned i = 0; i < n; i++)
 		pthread_join(w[i].th, NULL);
 	actual_end = now_ns();
-	sleep_until(actual_end + (int64_t)ECHO_GRACE_MS * 1000000);
+	sent = total_sent(w, n, &errors);
+	for (int64_t t = actual_end, last = t, seen = -1;
+	     t < actual_end + (int64_t)ECHO_GRACE_MS * 1000000; t = now_ns()) {
+		int64_t got = (int64_t)__atomic_load_n(&c->rx.pkts, __ATOMIC_RELAXED);
+
+		if (got >= (int64_t)sent || (got == seen && t - last > ECHO_QUIET_MS * 1000000LL))
+			break;
+		if (got != seen)
+			seen = got, last = t;
+		sleep_until(t + 20 * 1000000);
+	}
 	__atomic_store_n(&c->rx_stop, 1, __ATOMIC_RELAXED);
 	pthread_join(rth, NULL);
 
-	sent = total_sent(w, n, &errors);
 	secs = (actual_end - start) / 1e9;
 	rx_summarize(&c->rx, &s);
 	fprintf(stderr, "client: %u allocations in %.3f s (%.1f/s), permission + %u channel(s) "
