@@ -41,7 +41,7 @@ BPF_CFLAGS = -O2 -g -target bpf -Wall -Wextra -Werror -Wno-unused-parameter \
 # ---- objects ---------------------------------------------------------------
 # Every userspace module but the daemon's main() goes into one archive; tools
 # and tests link it, so a module is written once and used everywhere.
-LIB_SRCS := $(filter-out userspace/xturnd.c,$(wildcard userspace/*.c))
+LIB_SRCS := $(filter-out userspace/daemon/xturnd.c,$(wildcard userspace/*/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/libxturn.a
 SKEL := $(BUILD)/xturn.skel.h
@@ -83,10 +83,10 @@ $(GEN_SKEL): $(BUILD)/tools/xturngen_inject.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name xturngen_inject > $@
 
 # Objects that embed or load the BPF program need the skeleton first.
-$(BUILD)/userspace/fastpath.o $(BUILD)/tests/unit/test_xdp.o: $(SKEL)
+$(BUILD)/userspace/daemon/fastpath.o $(BUILD)/tests/unit/test_xdp.o: $(SKEL)
 $(BUILD)/tools/xturngen.o: $(GEN_SKEL)
 
-$(XTURND): $(BUILD)/userspace/xturnd.o $(LIB)
+$(XTURND): $(BUILD)/userspace/daemon/xturnd.o $(LIB)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
@@ -179,9 +179,9 @@ FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -Iuserspace -Ibpf -D_G
 FUZZ_SECONDS ?= 60
 # Each target: its sources. fuzz_stun: the parser; fuzz_turn: the whole
 # protocol logic behind a fake socket layer.
-FUZZ_STUN_SRCS := userspace/stun.c
-FUZZ_TURN_SRCS := userspace/turn.c userspace/alloc.c userspace/auth.c userspace/policy.c userspace/hostaddr.c userspace/ratelimit.c \
-	userspace/stun.c userspace/addr.c userspace/log.c
+FUZZ_STUN_SRCS := userspace/common/stun.c
+FUZZ_TURN_SRCS := $(wildcard userspace/turn/*.c) userspace/common/stun.c userspace/common/addr.c \
+	userspace/common/log.c
 fuzz: deps
 	$(Q)$(MAKE) --no-print-directory $(LIB) $(SKEL)
 	$(Q)mkdir -p $(BUILD)/fuzz/corpus-stun $(BUILD)/fuzz/corpus-turn $(BUILD)/fuzz/corpus-xdp

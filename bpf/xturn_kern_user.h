@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /*
  * The kernel <-> userspace contract of xturn: every map key and value the
- * XDP program (bpf/xturn.bpf.c) and the daemon (userspace/fastpath.c) share.
+ * XDP program (bpf/xturn.bpf.c) and the daemon (userspace/daemon/fastpath.c) share.
  * Included by both sides, so only fixed-width types, explicit padding and
  * asserted sizes: a field added on one side and not the other fails to build.
  *

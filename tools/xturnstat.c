@@ -16,8 +16,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "addr.h"
-#include "metrics.h"
+#include "common/addr.h"
+#include "daemon/metrics.h"
 
 #define DEFAULT_PIN_DIR "/sys/fs/bpf/xturn"
 #define DEFAULT_SOCKET "/run/xturn/xturnd.sock"

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "stun.h"
+#include "common/stun.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

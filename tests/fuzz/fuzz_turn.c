@@ -17,12 +17,12 @@
 #include <string.h>
 #include <arpa/inet.h>
 
-#include "addr.h"
-#include "alloc.h"
-#include "auth.h"
-#include "policy.h"
-#include "stun.h"
-#include "turn.h"
+#include "common/addr.h"
+#include "turn/alloc.h"
+#include "turn/auth.h"
+#include "turn/policy.h"
+#include "common/stun.h"
+#include "turn/turn.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

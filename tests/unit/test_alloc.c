@@ -9,8 +9,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "addr.h"
-#include "alloc.h"
+#include "common/addr.h"
+#include "turn/alloc.h"
 #include "testalloc.h"
 
 /* A fake fast path: the set of channels the hooks say are carried. */

@@ -13,7 +13,7 @@
 
 #include <openssl/evp.h>
 
-#include "auth.h"
+#include "turn/auth.h"
 
 #define NOW ((time_t)1700000000)
 #define LIFETIME 600

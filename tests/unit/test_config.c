@@ -11,9 +11,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "addr.h"
-#include "config.h"
-#include "log.h"
+#include "common/addr.h"
+#include "daemon/config.h"
+#include "common/log.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -22,8 +22,8 @@
 #include <bpf/libbpf.h>
 #include <cmocka.h>
 
-#include "addr.h"
-#include "fastpath.h"
+#include "common/addr.h"
+#include "daemon/fastpath.h"
 
 static char tmp_dir[] = "/tmp/fp-test-XXXXXX";
 static char pin_dir[64];

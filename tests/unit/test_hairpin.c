@@ -25,8 +25,8 @@
 #include <net/if.h>
 #include <cmocka.h>
 
-#include "addr.h"
-#include "turnclient.h"
+#include "common/addr.h"
+#include "client/turnclient.h"
 #include "testd.h"
 #include "xturn_kern_user.h"
 

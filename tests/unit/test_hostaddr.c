@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "addr.h"
-#include "hostaddr.h"
+#include "common/addr.h"
+#include "turn/hostaddr.h"
 
 static struct sockaddr_storage A(const char *s)
 {

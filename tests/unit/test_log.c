@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "log.h"
+#include "common/log.h"
 
 /* The line log_info writes for msg, without its timestamp and level. */
 static char *logged(const char *user)

@@ -19,13 +19,13 @@
 #include <sys/un.h>
 #include <cmocka.h>
 
-#include "addr.h"
-#include "alloc.h"
-#include "auth.h"
-#include "config.h"
-#include "metrics.h"
-#include "policy.h"
-#include "turn.h"
+#include "common/addr.h"
+#include "turn/alloc.h"
+#include "turn/auth.h"
+#include "daemon/config.h"
+#include "daemon/metrics.h"
+#include "turn/policy.h"
+#include "turn/turn.h"
 #include "testalloc.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

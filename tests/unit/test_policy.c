@@ -9,8 +9,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "addr.h"
-#include "policy.h"
+#include "common/addr.h"
+#include "turn/policy.h"
 
 /* first, last: ends of the range; before, after: the neighbours just outside
  * (NULL where the neighbour is itself special or does not exist). */

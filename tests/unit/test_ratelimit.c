@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "addr.h"
-#include "ratelimit.h"
+#include "common/addr.h"
+#include "turn/ratelimit.h"
 
 static struct sockaddr_storage A(const char *s)
 {

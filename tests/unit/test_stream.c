@@ -22,10 +22,10 @@
 #include <cmocka.h>
 #include <openssl/ssl.h>
 
-#include "addr.h"
-#include "stream.h"
-#include "stun.h"
-#include "turnclient.h"
+#include "common/addr.h"
+#include "daemon/stream.h"
+#include "common/stun.h"
+#include "client/turnclient.h"
 
 #include "testd.h"
 

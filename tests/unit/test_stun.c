@@ -15,7 +15,7 @@
 #include <openssl/hmac.h>
 #include <zlib.h>
 
-#include "stun.h"
+#include "common/stun.h"
 
 /* RFC 5769 §2.1: Binding request, short-term credential, FINGERPRINT.
  * USERNAME is padded with spaces, which receivers must accept. */

@@ -18,10 +18,10 @@
 #include <sys/socket.h>
 #include <cmocka.h>
 
-#include "addr.h"
-#include "auth.h"
-#include "stun.h"
-#include "turnclient.h"
+#include "common/addr.h"
+#include "turn/auth.h"
+#include "common/stun.h"
+#include "client/turnclient.h"
 
 #include "testd.h"
 

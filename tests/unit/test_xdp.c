@@ -31,7 +31,7 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 
-#include "addr.h"
+#include "common/addr.h"
 #include "xturn.skel.h"
 #include "xturn_kern_user.h"
 

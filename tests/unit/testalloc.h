@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "addr.h"
-#include "alloc.h"
+#include "common/addr.h"
+#include "turn/alloc.h"
 
 static inline struct sockaddr_storage A(const char *s)
 {

@@ -20,7 +20,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-#include "addr.h"
+#include "common/addr.h"
 
 #define TESTD_EXTRA 8		/* group flags per daemon */
 

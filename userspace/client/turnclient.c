@@ -11,10 +11,10 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "addr.h"
-#include "auth.h"
-#include "stream.h"
-#include "turnclient.h"
+#include "common/addr.h"
+#include "turn/auth.h"
+#include "daemon/stream.h"
+#include "client/turnclient.h"
 
 #define TURNC_QLEN 8		/* data datagrams kept while a transaction waits */
 #define TURNC_QSLOT 2048

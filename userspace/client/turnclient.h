@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "stun.h"
+#include "common/stun.h"
 
 /* Is r (a turnc_ return value) a STUN error response code? */
 #define TURNC_IS_STUN_ERR(r) ((r) <= -300 && (r) >= -699)

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "addr.h"
+#include "common/addr.h"
 
 void addr_canon(struct sockaddr_storage *a)
 {

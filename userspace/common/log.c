@@ -6,7 +6,7 @@
 #include <bpf/libbpf.h>
 #include <xdp/libxdp.h>
 
-#include "log.h"
+#include "common/log.h"
 
 enum log_level log_level = LOG_INFO;
 

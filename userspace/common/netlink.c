@@ -8,7 +8,7 @@
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
 
-#include "netlink.h"
+#include "common/netlink.h"
 
 static void parse_kind(const struct nlattr *linkinfo, struct nl_link *out)
 {

@@ -9,7 +9,7 @@
 #include <openssl/evp.h>
 #include <zlib.h>
 
-#include "stun.h"
+#include "common/stun.h"
 
 #define FINGERPRINT_XOR 0x5354554eu
 /* RFC 8489 §14.6: MESSAGE-INTEGRITY-SHA256 may be truncated to 16 bytes. */

@@ -4,10 +4,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "addr.h"
-#include "config.h"
-#include "log.h"
-#include "policy.h"
+#include "common/addr.h"
+#include "daemon/config.h"
+#include "common/log.h"
+#include "turn/policy.h"
 
 enum config_type {
 	CONFIG_FLAG,		/* bool; bare key = true, or yes/no/true/false/1/0/on/off */

@@ -17,9 +17,9 @@
 #include <bpf/libbpf.h>
 #include <xdp/libxdp.h>
 
-#include "addr.h"
-#include "fastpath.h"
-#include "netlink.h"
+#include "common/addr.h"
+#include "daemon/fastpath.h"
+#include "common/netlink.h"
 #include "xturn.skel.h"
 
 #define FP_BPFFS "/sys/fs/bpf"

@@ -11,11 +11,11 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "addr.h"
-#include "alloc.h"
-#include "config.h"
-#include "fastpath.h"
-#include "metrics.h"
+#include "common/addr.h"
+#include "turn/alloc.h"
+#include "daemon/config.h"
+#include "daemon/fastpath.h"
+#include "daemon/metrics.h"
 
 const struct metrics_xdp_desc metrics_xdp[XT_CNT_MAX] = {
 	[XT_CNT_C2P] = { "forwarded", "direction", "c2p" },

@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "stream.h"
-#include "turn.h"
+#include "daemon/stream.h"
+#include "turn/turn.h"
 #include "xturn_kern_user.h"
 
 struct config;

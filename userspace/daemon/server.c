@@ -20,17 +20,17 @@
 #include <sys/timerfd.h>
 #include <linux/rtnetlink.h>
 
-#include "addr.h"
-#include "auth.h"
-#include "policy.h"
-#include "fastpath.h"
-#include "hostaddr.h"
-#include "log.h"
-#include "metrics.h"
-#include "netlink.h"
-#include "server.h"
-#include "stream.h"
-#include "turn.h"
+#include "common/addr.h"
+#include "turn/auth.h"
+#include "turn/policy.h"
+#include "daemon/fastpath.h"
+#include "turn/hostaddr.h"
+#include "common/log.h"
+#include "daemon/metrics.h"
+#include "common/netlink.h"
+#include "daemon/server.h"
+#include "daemon/stream.h"
+#include "turn/turn.h"
 
 #define BATCH 32
 #define OUTQ_MAX 256		/* datagrams queued before a flush */

@@ -7,7 +7,7 @@
 
 #include <stdbool.h>
 
-#include "config.h"
+#include "daemon/config.h"
 
 struct auth;
 struct policy;

@@ -9,8 +9,8 @@
 #include <sys/epoll.h>
 #include <openssl/err.h>
 
-#include "addr.h"
-#include "stream.h"
+#include "common/addr.h"
+#include "daemon/stream.h"
 
 #define SCRATCH 16384		/* one TLS record's plaintext at most */
 #define READ_ROUNDS 16		/* reads per event: one connection cannot starve others */

@@ -21,7 +21,7 @@
 #include <sys/uio.h>
 #include <openssl/ssl.h>
 
-#include "stun.h"
+#include "common/stun.h"
 
 /* Largest message accepted on a stream: a STUN header (or ChannelData
  * header and padding) and 4 KB. */

@@ -10,13 +10,13 @@
 #include <time.h>
 #include <openssl/rand.h>
 
-#include "addr.h"
-#include "auth.h"
-#include "config.h"
-#include "fastpath.h"
-#include "log.h"
-#include "policy.h"
-#include "server.h"
+#include "common/addr.h"
+#include "turn/auth.h"
+#include "daemon/config.h"
+#include "daemon/fastpath.h"
+#include "common/log.h"
+#include "turn/policy.h"
+#include "daemon/server.h"
 
 static struct config cfg;
 static int g_argc;

@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "addr.h"
-#include "alloc.h"
+#include "common/addr.h"
+#include "turn/alloc.h"
 
 /* Per-user allocation counts, for user-quota. */
 struct user_count {

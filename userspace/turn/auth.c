@@ -7,8 +7,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "addr.h"
-#include "auth.h"
+#include "common/addr.h"
+#include "turn/auth.h"
 
 #define MD5_LEN 16
 /* base64 of 24 security-feature bits; bit 0 (the first) is "password

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <sys/socket.h>
 
-#include "stun.h"
+#include "common/stun.h"
 
 #define AUTH_MAX_USERNAME 513	/* RFC 8489: < 509 bytes, plus NUL */
 #define AUTH_MAX_KEY 32		/* SHA-256 key; MD5 keys are 16 */

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "addr.h"
-#include "hostaddr.h"
+#include "common/addr.h"
+#include "turn/hostaddr.h"
 
 /* One bit a port: 8 KiB a relay address, set and read without a lock
  * (relay sockets open and close on every worker). */

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "addr.h"
-#include "policy.h"
+#include "common/addr.h"
+#include "turn/policy.h"
 
 typedef unsigned __int128 u128;
 

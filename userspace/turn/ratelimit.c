@@ -4,8 +4,8 @@
 #include <string.h>
 #include <openssl/rand.h>
 
-#include "addr.h"
-#include "ratelimit.h"
+#include "common/addr.h"
+#include "turn/ratelimit.h"
 
 #define RL_SLOTS 4096		/* 96 KiB a worker */
 

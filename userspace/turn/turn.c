@@ -6,13 +6,13 @@
 #include <unistd.h>
 #include <openssl/rand.h>
 
-#include "addr.h"
-#include "auth.h"
-#include "log.h"
-#include "hostaddr.h"
-#include "policy.h"
-#include "ratelimit.h"
-#include "turn.h"
+#include "common/addr.h"
+#include "turn/auth.h"
+#include "common/log.h"
+#include "turn/hostaddr.h"
+#include "turn/policy.h"
+#include "turn/ratelimit.h"
+#include "turn/turn.h"
 
 #define SOFTWARE "xturn"
 #define RESERVATION_LIFETIME 30		/* seconds a reserved port is held (RFC 8656 §7.2) */

@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include "alloc.h"
+#include "turn/alloc.h"
 
 struct auth;
 struct policy;
