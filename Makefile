@@ -188,7 +188,7 @@ fuzz: deps
 	$(CLANG) $(FUZZ_CFLAGS) tests/fuzz/fuzz_stun.c $(FUZZ_STUN_SRCS) \
 		-o $(BUILD)/fuzz/fuzz_stun -lcrypto -lz
 	$(CLANG) $(FUZZ_CFLAGS) tests/fuzz/fuzz_turn.c $(FUZZ_TURN_SRCS) \
-		-o $(BUILD)/fuzz/fuzz_turn -lxdp -lbpf -lcrypto -lz -lpthread
+		-o $(BUILD)/fuzz/fuzz_turn -lcrypto -lz -lpthread
 	$(BUILD)/fuzz/fuzz_stun -max_total_time=$(FUZZ_SECONDS) -max_len=1500 \
 		$(BUILD)/fuzz/corpus-stun tests/fuzz/seeds
 	$(BUILD)/fuzz/fuzz_turn -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \

@@ -3,8 +3,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <bpf/libbpf.h>
-#include <xdp/libxdp.h>
 
 #include "common/log.h"
 
@@ -15,7 +13,7 @@ static const char *const level_names[] = { "error", "warn", "info", "debug" };
 /* Control characters (a username, a realm: whatever a client sent) are
  * written as \xNN, so no message can forge a log line or drive a terminal.
  * One line, one write: the relay threads' lines never interleave. */
-static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
+void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 {
 	static const char hex[] = "0123456789abcdef";
 	char msg[1024], line[sizeof(msg) * 4 + 64];
@@ -72,23 +70,4 @@ int log_level_parse(const char *s)
 		if (!strcasecmp(s, level_names[i]))
 			return (int)i;
 	return -1;
-}
-
-static int libbpf_print(enum libbpf_print_level lvl, const char *fmt, va_list ap)
-{
-	/* libbpf's warnings on probing are noise unless debugging. */
-	log_vmsg(lvl == LIBBPF_WARN ? LOG_INFO : LOG_DEBUG, fmt, ap);
-	return 0;
-}
-
-static int libxdp_print(enum libxdp_print_level lvl, const char *fmt, va_list ap)
-{
-	log_vmsg(lvl == LIBXDP_WARN ? LOG_INFO : LOG_DEBUG, fmt, ap);
-	return 0;
-}
-
-void log_route_libbpf(void)
-{
-	libbpf_set_print(libbpf_print);
-	libxdp_set_print(libxdp_print);
 }

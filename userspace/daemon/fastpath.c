@@ -18,8 +18,9 @@
 #include <xdp/libxdp.h>
 
 #include "common/addr.h"
-#include "daemon/fastpath.h"
+#include "common/log.h"
 #include "common/netlink.h"
+#include "daemon/fastpath.h"
 #include "xturn.skel.h"
 
 #define FP_BPFFS "/sys/fs/bpf"
@@ -1036,4 +1037,25 @@ void fp_close(struct fastpath *fp)
 	free(fp->addrs);
 	free(fp->ifaces);
 	free(fp);
+}
+
+/* ---- libbpf and libxdp messages ------------------------------------------------ */
+
+static int libbpf_print(enum libbpf_print_level lvl, const char *fmt, va_list ap)
+{
+	/* libbpf's warnings on probing are noise unless debugging. */
+	log_vmsg(lvl == LIBBPF_WARN ? LOG_INFO : LOG_DEBUG, fmt, ap);
+	return 0;
+}
+
+static int libxdp_print(enum libxdp_print_level lvl, const char *fmt, va_list ap)
+{
+	log_vmsg(lvl == LIBXDP_WARN ? LOG_INFO : LOG_DEBUG, fmt, ap);
+	return 0;
+}
+
+void fp_route_logs(void)
+{
+	libbpf_set_print(libbpf_print);
+	libxdp_set_print(libxdp_print);
 }

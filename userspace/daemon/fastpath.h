@@ -35,6 +35,9 @@ struct fp_opts {
 	unsigned nifaces;
 };
 
+/* Routes libbpf's and libxdp's messages through the log (call before
+ * fp_open). */
+void fp_route_logs(void);
 /* Loads and attaches. On failure returns -errno and writes one line for
  * the log saying why (the daemon then relays everything in userspace).
  * On success why is empty or holds a note worth logging (pinned maps of

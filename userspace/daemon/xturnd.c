@@ -210,7 +210,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_level = cfg.log_level;
-	log_route_libbpf();
+	fp_route_logs();
 	if (RAND_bytes(nonce_key, sizeof(nonce_key)) != 1) {
 		fprintf(stderr, "xturnd: no random bytes for the nonce key\n");
 		return 1;
