@@ -35,7 +35,7 @@ struct fake {
 };
 
 static struct fake fk;
-static uint8_t key[AUTH_MAX_KEY];
+static uint8_t key[STUN_MAX_KEY];
 static size_t keylen;
 
 static int f_relay_open(void *ctx, int family, uint16_t port, bool even, bool df,
@@ -129,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&fk, 0, sizeof(fk));
 	fk.next_fd = 1000;
 	auth_add_user(auth, "u", "p");
-	keylen = auth_long_term_key(STUN_PWALG_MD5, "u", "fuzz", "p", key);
+	keylen = stun_long_term_key(STUN_PWALG_MD5, "u", "fuzz", "p", key);
 	policy_allow(pol, "203.0.113.0/24");
 	s = turn_new(&cfg, auth, pol, &io, &hooks, NULL);
 	addr_parse("198.51.100.7:4000", 0, &clients[0]);

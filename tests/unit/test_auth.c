@@ -128,10 +128,10 @@ static void test_long_term_key_rfc5769(void **state)
 		0xf6, 0x70, 0x24, 0x65, 0x6d, 0xd6, 0x4a, 0x3e, 0x02, 0xb8, 0xe0, 0x71,
 		0x2e, 0x85, 0xc9, 0xa2, 0x8c, 0xa8, 0x96, 0x66,
 	};
-	uint8_t key[AUTH_MAX_KEY], ref[32];
+	uint8_t key[STUN_MAX_KEY], ref[32];
 	struct stun_msg m;
 
-	assert_int_equal(auth_long_term_key(STUN_PWALG_MD5,
+	assert_int_equal(stun_long_term_key(STUN_PWALG_MD5,
 					    "\xe3\x83\x9e\xe3\x83\x88\xe3\x83\xaa\xe3\x83\x83"
 					    "\xe3\x82\xaf\xe3\x82\xb9", "example.org", "TheMatrIX",
 					    key), 16);
@@ -139,13 +139,13 @@ static void test_long_term_key_rfc5769(void **state)
 	assert_int_equal(stun_check_integrity(&m, key, 16, NULL), 0);
 
 	/* `printf %s alice:example.org:secret | openssl dgst -md5` */
-	assert_int_equal(auth_long_term_key(STUN_PWALG_MD5, "alice", REALM, "secret", key), 16);
+	assert_int_equal(stun_long_term_key(STUN_PWALG_MD5, "alice", REALM, "secret", key), 16);
 	assert_memory_equal(key, "\x54\x3e\x1a\xec\x5d\x36\x14\xf0\x31\x41\x65\x2d\x6a\xda\x51\xb2",
 			    16);
-	assert_int_equal(auth_long_term_key(STUN_PWALG_SHA256, "alice", REALM, "secret", key), 32);
+	assert_int_equal(stun_long_term_key(STUN_PWALG_SHA256, "alice", REALM, "secret", key), 32);
 	assert_int_equal(ref_key(EVP_sha256(), "alice", "secret", ref), 32);
 	assert_memory_equal(key, ref, 32);
-	assert_int_equal(auth_long_term_key(7, "alice", REALM, "secret", key), 0);
+	assert_int_equal(stun_long_term_key(7, "alice", REALM, "secret", key), 0);
 }
 
 /* REST password against the openssl command line. */
@@ -155,7 +155,7 @@ static void test_rest_password(void **state)
 	char pw[64], ref[64] = "";
 	FILE *p;
 
-	assert_int_equal(auth_rest_password("s1", user, pw, sizeof(pw)), 0);
+	assert_int_equal(stun_rest_password("s1", user, pw, sizeof(pw)), 0);
 	/* Computed at development time with
 	 * `printf %s 1700003600:bob | openssl dgst -sha1 -hmac s1 -binary | base64`. */
 	assert_string_equal(pw, "cifu2Er/OFLD9TkZ/da1W7wAiTA=");
@@ -165,9 +165,9 @@ static void test_rest_password(void **state)
 	assert_non_null(fgets(ref, sizeof(ref), p));
 	assert_int_equal(pclose(p), 0);
 	ref[strcspn(ref, "\n")] = 0;
-	assert_int_equal(auth_rest_password("an other secret", user, pw, sizeof(pw)), 0);
+	assert_int_equal(stun_rest_password("an other secret", user, pw, sizeof(pw)), 0);
 	assert_string_equal(pw, ref);
-	assert_int_equal(auth_rest_password("s1", user, pw, 28), -ENOSPC);
+	assert_int_equal(stun_rest_password("s1", user, pw, 28), -ENOSPC);
 }
 
 static void test_setup_errors(void **state)
@@ -389,7 +389,7 @@ static void rest_req(const char *secret, const char *user, uint8_t key[16], stru
 {
 	char pw[64];
 
-	assert_int_equal(auth_rest_password(secret, user, pw, sizeof(pw)), 0);
+	assert_int_equal(stun_rest_password(secret, user, pw, sizeof(pw)), 0);
 	assert_int_equal(ref_key(EVP_md5(), user, pw, key), 16);
 	*q = (struct req){ .user = user, .realm = REALM, .nonce = nonce, .key = key,
 			   .keylen = 16 };
@@ -435,7 +435,7 @@ static void test_rest(void **state)
 /* After a reload: which allocations' credentials still hold. */
 static void test_key_valid(void **state)
 {
-	uint8_t k[AUTH_MAX_KEY], kr[AUTH_MAX_KEY];
+	uint8_t k[STUN_MAX_KEY], kr[STUN_MAX_KEY];
 	char pw[64];
 	const char *ru = "1900000000:rest";
 	size_t kl;
@@ -444,18 +444,18 @@ static void test_key_valid(void **state)
 	assert_true(auth_key_valid(A, "alice", sha_alice, 32));
 	assert_false(auth_key_valid(A, "alice", md5_alice, 15));
 	assert_false(auth_key_valid(A, "alicia", md5_alice, 16));	/* another's key */
-	kl = auth_long_term_key(STUN_PWALG_MD5, "alice", REALM, "changed", k);
+	kl = stun_long_term_key(STUN_PWALG_MD5, "alice", REALM, "changed", k);
 	assert_false(auth_key_valid(A, "alice", k, kl));
 	/* REST: a key one of the secrets gives, in either algorithm */
-	assert_int_equal(auth_rest_password("s2", ru, pw, sizeof(pw)), 0);
-	kl = auth_long_term_key(STUN_PWALG_SHA256, ru, REALM, pw, kr);
+	assert_int_equal(stun_rest_password("s2", ru, pw, sizeof(pw)), 0);
+	kl = stun_long_term_key(STUN_PWALG_SHA256, ru, REALM, pw, kr);
 	assert_true(auth_key_valid(A, ru, kr, kl));
-	assert_int_equal(auth_rest_password("gone", ru, pw, sizeof(pw)), 0);
-	kl = auth_long_term_key(STUN_PWALG_MD5, ru, REALM, pw, kr);
+	assert_int_equal(stun_rest_password("gone", ru, pw, sizeof(pw)), 0);
+	kl = stun_long_term_key(STUN_PWALG_MD5, ru, REALM, pw, kr);
 	assert_false(auth_key_valid(A, ru, kr, kl));
 	/* A static name is not a REST one: only its own password counts. */
-	assert_int_equal(auth_rest_password("s1", "alice", pw, sizeof(pw)), 0);
-	kl = auth_long_term_key(STUN_PWALG_MD5, "alice", REALM, pw, kr);
+	assert_int_equal(stun_rest_password("s1", "alice", pw, sizeof(pw)), 0);
+	kl = stun_long_term_key(STUN_PWALG_MD5, "alice", REALM, pw, kr);
 	assert_false(auth_key_valid(A, "alice", kr, kl));
 }
 

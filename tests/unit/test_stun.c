@@ -709,6 +709,35 @@ static int setup(void **state)
 	return 0;
 }
 
+/* Framing over a stream: each message's length from its first 4 bytes. */
+static void test_frame_len(void **state)
+{
+	static const struct {
+		uint8_t hdr[4];
+		size_t have;
+		ssize_t want;
+	} cases[] = {
+		{ { 0x00, 0x01, 0x00, 0x00 }, 3, 0 },			/* not 4 bytes yet */
+		{ { 0x00, 0x01, 0x00, 0x00 }, 4, STUN_HDR_LEN },	/* bare Binding */
+		{ { 0x01, 0x01, 0x00, 0x0c }, 4, STUN_HDR_LEN + 12 },
+		{ { 0x00, 0x01, 0x00, 0x0d }, 4, -EPROTO },		/* STUN not in 4s */
+		{ { 0x00, 0x01, 0x10, 0x00 }, 4, STUN_FRAME_MAX },	/* 4 KB of attributes */
+		{ { 0x00, 0x01, 0x10, 0x04 }, 4, -EMSGSIZE },
+		{ { 0x40, 0x01, 0x00, 0x00 }, 4, 4 },			/* empty ChannelData */
+		{ { 0x40, 0x01, 0x00, 0x05 }, 4, 12 },			/* padded to 4 */
+		{ { 0x7f, 0xff, 0x00, 0x08 }, 4, 12 },
+		{ { 0x40, 0x01, 0x10, 0x10 }, 4, STUN_FRAME_MAX },	/* 4112: fits */
+		{ { 0x40, 0x01, 0x10, 0x11 }, 4, -EMSGSIZE },		/* 4113, 4116 padded */
+		{ { 0x80, 0x00, 0x00, 0x00 }, 4, -EPROTO },		/* RTP, DTLS: neither */
+		{ { 0xc0, 0x00, 0x00, 0x00 }, 4, -EPROTO },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (stun_frame_len(cases[i].hdr, cases[i].have) != cases[i].want)
+			fail_msg("case %zu: %zd, want %zd", i,
+				 stun_frame_len(cases[i].hdr, cases[i].have), cases[i].want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -730,6 +759,7 @@ int main(void)
 		cmocka_unit_test(test_error_reasons),
 		cmocka_unit_test(test_accessor_errors),
 		cmocka_unit_test(test_channeldata),
+		cmocka_unit_test(test_frame_len),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

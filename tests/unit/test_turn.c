@@ -178,7 +178,7 @@ static struct turnc *cl_rest_user(const struct daemon *d, const char *username)
 {
 	char pass[128];
 
-	assert_int_equal(auth_rest_password(SECRET, username, pass, sizeof(pass)) < 0, 0);
+	assert_int_equal(stun_rest_password(SECRET, username, pass, sizeof(pass)) < 0, 0);
 	return cl(d, AF_INET, username, pass);
 }
 
@@ -467,7 +467,7 @@ static void test_rest_wrong_secret(void **state)
 	char user[64], pass[128];
 
 	snprintf(user, sizeof(user), "%lld:carol", (long long)time(NULL) + 600);
-	assert_int_equal(auth_rest_password("not-the-secret", user, pass, sizeof(pass)) < 0, 0);
+	assert_int_equal(stun_rest_password("not-the-secret", user, pass, sizeof(pass)) < 0, 0);
 	expect_alloc_401(*state, user, pass);
 }
 
@@ -1451,7 +1451,7 @@ static void test_reload_secrets(void **state)
 	char buf[256];
 	struct turnc *t;
 
-	assert_int_equal(auth_rest_password("rotated-in", user, pass, sizeof(pass)) < 0, 0);
+	assert_int_equal(stun_rest_password("rotated-in", user, pass, sizeof(pass)) < 0, 0);
 	assert_int_equal(try_user(d, user, pass), -401);
 	reload_with(d, "static-auth-secret = rotated-in\n", 300);
 	t = alloc_cl(d, user, pass, NULL, &res);

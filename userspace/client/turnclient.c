@@ -12,8 +12,6 @@
 #include <openssl/ssl.h>
 
 #include "common/addr.h"
-#include "turn/auth.h"
-#include "daemon/stream.h"
 #include "client/turnclient.h"
 
 #define TURNC_QLEN 8		/* data datagrams kept while a transaction waits */
@@ -32,7 +30,7 @@ struct turnc {
 	SSL_CTX *ctx;		/* TLS */
 	SSL *ssl;
 	struct sockaddr_storage server;
-	char username[AUTH_MAX_USERNAME];
+	char username[STUN_MAX_USERNAME];
 	char password[256];
 	/* From the last challenge (RFC 8489 allows up to 763 bytes each). */
 	char realm[768];
@@ -40,7 +38,7 @@ struct turnc {
 	uint8_t pwalgs[256];	/* PASSWORD-ALGORITHMS as offered, echoed back */
 	uint16_t pwalgs_len;
 	int pwalg;		/* STUN_PWALG_* used for the key */
-	uint8_t key[AUTH_MAX_KEY];
+	uint8_t key[STUN_MAX_KEY];
 	size_t keylen;		/* 0 until a challenge was answered */
 	bool sha256_pref;
 	unsigned rto_ms, rc;
@@ -59,7 +57,7 @@ struct turnc {
 	uint8_t resp_buf[STUN_MAX_MSG];
 	/* TCP/TLS: bytes read but not yet a whole message */
 	size_t slen;
-	uint8_t sbuf[2 * STREAM_MAX_MSG];
+	uint8_t sbuf[2 * STUN_FRAME_MAX];
 };
 
 static int64_t now_ms(void)
@@ -157,7 +155,7 @@ int turnc_open_rest(struct turnc **out, const struct sockaddr_storage *server,
 		    const struct sockaddr_storage *local, const char *name, const char *secret,
 		    unsigned ttl_s)
 {
-	char user[AUTH_MAX_USERNAME], pass[128];
+	char user[STUN_MAX_USERNAME], pass[128];
 	long long expiry = (long long)time(NULL) + ttl_s;
 	int n, err;
 
@@ -167,7 +165,7 @@ int turnc_open_rest(struct turnc **out, const struct sockaddr_storage *server,
 		n = snprintf(user, sizeof(user), "%lld", expiry);
 	if (n < 0 || (size_t)n >= sizeof(user))
 		return -EINVAL;
-	err = auth_rest_password(secret, user, pass, sizeof(pass));
+	err = stun_rest_password(secret, user, pass, sizeof(pass));
 	if (err < 0)
 		return err;
 	return turnc_open(out, server, local, user, pass);
@@ -272,7 +270,7 @@ static ssize_t stream_fill(struct turnc *t, int64_t deadline)
 static ssize_t stream_recv(struct turnc *t, int64_t deadline)
 {
 	for (;;) {
-		ssize_t fl = stream_frame_len(t->sbuf, t->slen), n;
+		ssize_t fl = stun_frame_len(t->sbuf, t->slen), n;
 
 		if (fl < 0)
 			return -EPROTO;
@@ -465,7 +463,7 @@ static int take_challenge(struct turnc *t, const struct stun_msg *m)
 	if (alg < 0)
 		return alg;
 	t->pwalg = alg;
-	t->keylen = auth_long_term_key(alg, t->username, t->realm, t->password, t->key);
+	t->keylen = stun_long_term_key(alg, t->username, t->realm, t->password, t->key);
 	return t->keylen ? 0 : -EINVAL;
 }
 
@@ -759,7 +757,7 @@ int turnc_send_channel(struct turnc *t, uint16_t channel, const void *data, size
 	channeldata_put_hdr(hdr, channel, (uint16_t)len);
 	if (t->tp != TURNC_UDP) {
 		/* One write, padded to 4 bytes (RFC 8656 §12.5). */
-		uint8_t msg[STREAM_MAX_MSG] = { 0 };
+		uint8_t msg[STUN_FRAME_MAX] = { 0 };
 		size_t padded = CHANNELDATA_HDR_LEN + ((len + 3) & ~(size_t)3);
 
 		if (padded > sizeof(msg))

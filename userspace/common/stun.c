@@ -496,3 +496,62 @@ int stun_check_integrity(const struct stun_msg *m, const uint8_t *key, size_t ke
 		return -EBADMSG;
 	return CRYPTO_memcmp(mac, stun_attr_val(m, a), a->len) ? -EBADMSG : 0;
 }
+
+/* ---- long-term credentials ---------------------------------------------------- */
+
+size_t stun_long_term_key(int pwalg, const char *username, const char *realm,
+			  const char *password, uint8_t key[STUN_MAX_KEY])
+{
+	const EVP_MD *md = pwalg == STUN_PWALG_MD5 ? EVP_md5() :
+			   pwalg == STUN_PWALG_SHA256 ? EVP_sha256() : NULL;
+	EVP_MD_CTX *ctx;
+	unsigned n = 0;
+
+	if (!md || !(ctx = EVP_MD_CTX_new()))
+		return 0;
+	if (!EVP_DigestInit_ex(ctx, md, NULL) ||
+	    !EVP_DigestUpdate(ctx, username, strlen(username)) ||
+	    !EVP_DigestUpdate(ctx, ":", 1) || !EVP_DigestUpdate(ctx, realm, strlen(realm)) ||
+	    !EVP_DigestUpdate(ctx, ":", 1) || !EVP_DigestUpdate(ctx, password, strlen(password)) ||
+	    !EVP_DigestFinal_ex(ctx, key, &n))
+		n = 0;
+	EVP_MD_CTX_free(ctx);
+	return n;
+}
+
+int stun_rest_password(const char *secret, const char *username, char *out, size_t outlen)
+{
+	uint8_t mac[SHA256_LEN];
+
+	if (outlen < STUN_REST_PW_LEN + 1)
+		return -ENOSPC;
+	if (stun_hmac(false, (const uint8_t *)secret, strlen(secret), username, strlen(username),
+		      mac) != SHA1_LEN)
+		return -EINVAL;
+	EVP_EncodeBlock((uint8_t *)out, mac, SHA1_LEN);
+	return 0;
+}
+
+/* ---- streams (TCP, TLS) ---------------------------------------------------- */
+
+ssize_t stun_frame_len(const uint8_t *buf, size_t len)
+{
+	size_t n;
+
+	if (len < 4)
+		return 0;
+	n = (size_t)buf[2] << 8 | buf[3];
+	switch (buf[0] & 0xC0) {
+	case 0x00:	/* STUN: header + length, already a multiple of 4 */
+		if (n & 3)
+			return -EPROTO;
+		n += STUN_HDR_LEN;
+		break;
+	case 0x40:	/* ChannelData, padded over streams (RFC 8656 §12.5) */
+		n = CHANNELDATA_HDR_LEN + ((n + 3) & ~(size_t)3);
+		break;
+	default:
+		return -EPROTO;
+	}
+	return n > STUN_FRAME_MAX ? -EMSGSIZE : (ssize_t)n;
+}

@@ -1,5 +1,6 @@
-/* STUN (RFC 8489) and TURN (RFC 8656) message codec, and ChannelData framing.
- * Pure functions over caller-owned buffers: no allocation, no logging. */
+/* STUN (RFC 8489) and TURN (RFC 8656) message codec, ChannelData, framing
+ * over streams and the long-term credential keys. Pure functions over
+ * caller-owned buffers: no allocation, no logging. */
 #ifndef XT_STUN_H
 #define XT_STUN_H
 
@@ -7,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #define STUN_MAGIC 0x2112A442u
 #define STUN_HDR_LEN 20
@@ -183,6 +185,18 @@ size_t stun_build_finish(struct stun_builder *b);
 int stun_check_integrity(const struct stun_msg *m, const uint8_t *key, size_t keylen,
 			 bool *used_sha256);
 
+/* Long-term credentials (RFC 8489 §9.2.2): the key is MD5 (16 bytes) or
+ * SHA-256 (32 bytes) of "username:realm:password"; returns its length, 0
+ * for an unknown algorithm. */
+#define STUN_MAX_USERNAME 513	/* RFC 8489: < 509 bytes, plus NUL */
+#define STUN_MAX_KEY 32		/* SHA-256 key; MD5 keys are 16 */
+size_t stun_long_term_key(int pwalg, const char *username, const char *realm,
+			  const char *password, uint8_t key[STUN_MAX_KEY]);
+/* TURN REST (draft-uberti-behave-turn-rest): the password of a username is
+ * base64(HMAC-SHA1(secret, username)), STUN_REST_PW_LEN characters. */
+#define STUN_REST_PW_LEN 28
+int stun_rest_password(const char *secret, const char *username, char *out, size_t outlen);
+
 /* RFC reason phrase of an error code ("Unauthorized" for 401...). */
 const char *stun_error_reason(int code);
 
@@ -213,5 +227,13 @@ static inline void channeldata_put_hdr(uint8_t *hdr, uint16_t channel, uint16_t 
 	hdr[2] = (uint8_t)(dlen >> 8);
 	hdr[3] = (uint8_t)dlen;
 }
+
+/* Over TCP and TLS (RFC 8656 §12.5): the largest message accepted, a STUN
+ * header (or ChannelData header and padding) and 4 KB; and the length of
+ * the message starting at buf (a STUN message, or ChannelData with its
+ * padding to 4 bytes), 0 if fewer than 4 bytes are there yet, or -EPROTO
+ * (neither STUN nor ChannelData), -EMSGSIZE (above STUN_FRAME_MAX). */
+#define STUN_FRAME_MAX (STUN_HDR_LEN + 4096)
+ssize_t stun_frame_len(const uint8_t *buf, size_t len);
 
 #endif

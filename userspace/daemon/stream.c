@@ -38,28 +38,6 @@ struct stream_set {
 	uint8_t scratch[SCRATCH];	/* what one read returns, framed in place */
 };
 
-ssize_t stream_frame_len(const uint8_t *buf, size_t len)
-{
-	size_t n;
-
-	if (len < 4)
-		return 0;
-	n = (size_t)buf[2] << 8 | buf[3];
-	switch (buf[0] & 0xC0) {
-	case 0x00:	/* STUN: header + length, already a multiple of 4 */
-		if (n & 3)
-			return -EPROTO;
-		n += STUN_HDR_LEN;
-		break;
-	case 0x40:	/* ChannelData, padded over streams (RFC 8656 §12.5) */
-		n = CHANNELDATA_HDR_LEN + ((n + 3) & ~(size_t)3);
-		break;
-	default:
-		return -EPROTO;
-	}
-	return n > STREAM_MAX_MSG ? -EMSGSIZE : (ssize_t)n;
-}
-
 /* ---- TLS ------------------------------------------------------------------------------ */
 
 static int tls_fail(SSL_CTX *ctx, const char *key, const char *val, const char *why, char *err,
@@ -438,7 +416,7 @@ static void feed(struct stream_set *set, struct stream_conn *c, const uint8_t *p
 		size_t take;
 
 		if (!c->rlen) {
-			fl = stream_frame_len(p, n);
+			fl = stun_frame_len(p, n);
 			if (fl < 0)
 				break;
 			if (fl && (size_t)fl <= n) {
@@ -447,7 +425,7 @@ static void feed(struct stream_set *set, struct stream_conn *c, const uint8_t *p
 				deliver(set, c, p - fl, (size_t)fl, fn, arg);
 				continue;
 			}
-			/* Shorter than its header or its length: n < STREAM_MAX_MSG. */
+			/* Shorter than its header or its length: n < STUN_FRAME_MAX. */
 			memcpy(c->rbuf, p, n);
 			c->rlen = n;
 			return;
@@ -461,7 +439,7 @@ static void feed(struct stream_set *set, struct stream_conn *c, const uint8_t *p
 			n -= take;
 			continue;
 		}
-		fl = stream_frame_len(c->rbuf, c->rlen);
+		fl = stun_frame_len(c->rbuf, c->rlen);
 		if (fl < 0)
 			break;
 		take = (size_t)fl - c->rlen < n ? (size_t)fl - c->rlen : n;

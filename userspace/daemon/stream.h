@@ -5,7 +5,7 @@
  * UDP. The caller runs the protocol; this module only moves messages.
  *
  * A connection that breaks a rule (bytes that are neither STUN nor
- * ChannelData, a message above STREAM_MAX_MSG, a send buffer above the
+ * ChannelData, a message above STUN_FRAME_MAX, a send buffer above the
  * bound, a handshake or idle timeout, EOF, a socket error) is marked doomed
  * and handed back by stream_next_doomed(): the caller closes it between two
  * event batches, never in the middle of handling one of its messages. */
@@ -22,10 +22,6 @@
 #include <openssl/ssl.h>
 
 #include "common/stun.h"
-
-/* Largest message accepted on a stream: a STUN header (or ChannelData
- * header and padding) and 4 KB. */
-#define STREAM_MAX_MSG (STUN_HDR_LEN + 4096)
 
 struct stream_limits {
 	unsigned max_conns;		/* per set (worker); more are accepted and closed */
@@ -65,15 +61,10 @@ struct stream_conn {
 	uint8_t *wbuf;
 	size_t woff, wlen, wcap;
 	size_t rlen;
-	uint8_t rbuf[STREAM_MAX_MSG];	/* a message split across reads */
+	uint8_t rbuf[STUN_FRAME_MAX];	/* a message split across reads */
 };
 
 struct stream_set;
-
-/* Length of the message starting at buf (a STUN message, or ChannelData
- * with its padding to 4 bytes), 0 if fewer than 4 bytes are there yet, or
- * -EPROTO (neither STUN nor ChannelData), -EMSGSIZE (above STREAM_MAX_MSG). */
-ssize_t stream_frame_len(const uint8_t *buf, size_t len);
 
 /* A TLS server context (TLS 1.2 and later) from PEM files. 0, or -errno with
  * err naming the config key (cert, pkey, cipher-list) and OpenSSL's reason. */

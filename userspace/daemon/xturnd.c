@@ -38,7 +38,7 @@ static int build_auth(const struct config *c, struct auth **auth, struct policy 
 
 	for (unsigned i = 0; !err && i < c->users.n; i++) {
 		char *colon = strchr(c->users.v[i], ':');
-		char name[AUTH_MAX_USERNAME];
+		char name[STUN_MAX_USERNAME];
 		size_t nl = colon ? (size_t)(colon - c->users.v[i]) : 0;
 		if (!colon || nl >= sizeof(name)) {
 			err = -EINVAL;
@@ -167,7 +167,7 @@ static int demo_setup(struct config *c)
 	    config_set(c, "static-auth-secret", secret, "--demo", err, sizeof(err)))
 		return -EINVAL;
 	snprintf(user, sizeof(user), "%ld:demo", (long)expiry);
-	if (auth_rest_password(secret, user, pass, sizeof(pass)))
+	if (stun_rest_password(secret, user, pass, sizeof(pass)))
 		return -EINVAL;
 	addr_str(&c->relay[0], false, ip, sizeof(ip));
 	printf("\nxturn demo: TURN over UDP on port %u, realm \"%s\"\n", c->listen_port, c->realm);

@@ -60,10 +60,10 @@ struct allocation {
 	 * of the 5-tuple, so a UDP and a stream client on the same addresses
 	 * never share an allocation. */
 	bool stream;
-	char username[AUTH_MAX_USERNAME];
+	char username[STUN_MAX_USERNAME];
 	/* The credential that created the allocation: later requests must
 	 * match it (441) and their responses are signed with it. */
-	uint8_t key[AUTH_MAX_KEY];
+	uint8_t key[STUN_MAX_KEY];
 	size_t keylen;
 	struct relay relays[ALLOC_MAX_RELAYS];
 	unsigned nrelays;

@@ -22,15 +22,14 @@
 #define NONCE_MAC_B64 16	/* its base64: 12 bytes, no padding */
 #define NONCE_PREFIX AUTH_NONCE_COOKIE NONCE_FEATURES
 #define NONCE_LEN (sizeof(NONCE_PREFIX) - 1 + NONCE_TS_HEX + NONCE_MAC_B64)
-#define REST_PW_LEN 28		/* base64 of a 20-byte HMAC-SHA1 */
 
 /* PASSWORD-ALGORITHMS we offer: MD5 then SHA-256, no parameters. */
 static const uint8_t pwalgs_offer[] = { 0, STUN_PWALG_MD5, 0, 0, 0, STUN_PWALG_SHA256, 0, 0 };
 
 struct auth_user {
 	char *name;
-	uint8_t md5[AUTH_MAX_KEY];	/* 16 used; sized for auth_long_term_key() */
-	uint8_t sha256[AUTH_MAX_KEY];
+	uint8_t md5[STUN_MAX_KEY];	/* 16 used; sized for stun_long_term_key() */
+	uint8_t sha256[STUN_MAX_KEY];
 };
 
 struct auth {
@@ -86,31 +85,11 @@ const char *auth_realm(const struct auth *a)
 	return a->realm;
 }
 
-size_t auth_long_term_key(int pwalg, const char *username, const char *realm,
-			  const char *password, uint8_t key[AUTH_MAX_KEY])
-{
-	const EVP_MD *md = pwalg == STUN_PWALG_MD5 ? EVP_md5() :
-			   pwalg == STUN_PWALG_SHA256 ? EVP_sha256() : NULL;
-	EVP_MD_CTX *ctx;
-	unsigned n = 0;
-
-	if (!md || !(ctx = EVP_MD_CTX_new()))
-		return 0;
-	if (!EVP_DigestInit_ex(ctx, md, NULL) ||
-	    !EVP_DigestUpdate(ctx, username, strlen(username)) ||
-	    !EVP_DigestUpdate(ctx, ":", 1) || !EVP_DigestUpdate(ctx, realm, strlen(realm)) ||
-	    !EVP_DigestUpdate(ctx, ":", 1) || !EVP_DigestUpdate(ctx, password, strlen(password)) ||
-	    !EVP_DigestFinal_ex(ctx, key, &n))
-		n = 0;
-	EVP_MD_CTX_free(ctx);
-	return n;
-}
-
 int auth_add_user(struct auth *a, const char *name, const char *password)
 {
 	struct auth_user *u;
 
-	if (!name || !*name || !password || strlen(name) >= AUTH_MAX_USERNAME)
+	if (!name || !*name || !password || strlen(name) >= STUN_MAX_USERNAME)
 		return -EINVAL;
 	for (size_t i = 0; i < a->nusers; i++)
 		if (!strcmp(a->users[i].name, name))
@@ -123,8 +102,8 @@ int auth_add_user(struct auth *a, const char *name, const char *password)
 	u->name = strdup(name);
 	if (!u->name)
 		return -ENOMEM;
-	if (auth_long_term_key(STUN_PWALG_MD5, name, a->realm, password, u->md5) != MD5_LEN ||
-	    auth_long_term_key(STUN_PWALG_SHA256, name, a->realm, password, u->sha256) !=
+	if (stun_long_term_key(STUN_PWALG_MD5, name, a->realm, password, u->md5) != MD5_LEN ||
+	    stun_long_term_key(STUN_PWALG_SHA256, name, a->realm, password, u->sha256) !=
 		    SHA256_LEN) {
 		free(u->name);
 		return -EINVAL;
@@ -147,19 +126,6 @@ int auth_add_secret(struct auth *a, const char *secret)
 	if (!s[a->nsecrets])
 		return -ENOMEM;
 	a->nsecrets++;
-	return 0;
-}
-
-int auth_rest_password(const char *secret, const char *username, char *out, size_t outlen)
-{
-	uint8_t mac[SHA256_LEN];
-
-	if (outlen < REST_PW_LEN + 1)
-		return -ENOSPC;
-	if (stun_hmac(false, (const uint8_t *)secret, strlen(secret), username, strlen(username),
-		      mac) != SHA1_LEN)
-		return -EINVAL;
-	EVP_EncodeBlock((uint8_t *)out, mac, SHA1_LEN);
 	return 0;
 }
 
@@ -270,15 +236,15 @@ static bool rest_expired(const char *user, time_t now)
 static bool rest_check(const struct auth *a, const struct stun_msg *m, int pwalg,
 		       struct auth_result *r)
 {
-	char pw[REST_PW_LEN + 1];
-	uint8_t key[AUTH_MAX_KEY];
+	char pw[STUN_REST_PW_LEN + 1];
+	uint8_t key[STUN_MAX_KEY];
 	size_t keylen;
 	bool ok = false;
 
 	for (size_t i = 0; i < a->nsecrets && !ok; i++) {
-		if (auth_rest_password(a->secrets[i], r->username, pw, sizeof(pw)))
+		if (stun_rest_password(a->secrets[i], r->username, pw, sizeof(pw)))
 			continue;
-		keylen = auth_long_term_key(pwalg, r->username, a->realm, pw, key);
+		keylen = stun_long_term_key(pwalg, r->username, a->realm, pw, key);
 		ok = keylen && try_key(m, key, keylen, r);
 	}
 	OPENSSL_cleanse(pw, sizeof(pw));
@@ -290,8 +256,8 @@ bool auth_key_valid(const struct auth *a, const char *username, const uint8_t *k
 		    size_t keylen)
 {
 	static const int pwalgs[] = { STUN_PWALG_MD5, STUN_PWALG_SHA256 };
-	char pw[REST_PW_LEN + 1];
-	uint8_t k[AUTH_MAX_KEY];
+	char pw[STUN_REST_PW_LEN + 1];
+	uint8_t k[STUN_MAX_KEY];
 	bool ok = false;
 
 	for (size_t i = 0; i < a->nusers; i++) {
@@ -301,10 +267,10 @@ bool auth_key_valid(const struct auth *a, const char *username, const uint8_t *k
 			       (keylen == SHA256_LEN && !CRYPTO_memcmp(u->sha256, key, SHA256_LEN));
 	}
 	for (size_t i = 0; i < a->nsecrets && !ok; i++) {
-		if (auth_rest_password(a->secrets[i], username, pw, sizeof(pw)))
+		if (stun_rest_password(a->secrets[i], username, pw, sizeof(pw)))
 			continue;
 		for (size_t j = 0; j < 2 && !ok; j++)
-			ok = auth_long_term_key(pwalgs[j], username, a->realm, pw, k) == keylen &&
+			ok = stun_long_term_key(pwalgs[j], username, a->realm, pw, k) == keylen &&
 			     !CRYPTO_memcmp(k, key, keylen);
 	}
 	OPENSSL_cleanse(pw, sizeof(pw));
@@ -340,7 +306,7 @@ static enum auth_verdict check(const struct auth *a, const struct stun_msg *m,
 	if (realm->len != strlen(a->realm) ||
 	    memcmp(stun_attr_val(m, realm), a->realm, realm->len))
 		return r->why = "wrong realm", AUTH_REJECTED;
-	if (user->len == 0 || user->len >= AUTH_MAX_USERNAME ||
+	if (user->len == 0 || user->len >= STUN_MAX_USERNAME ||
 	    memchr(stun_attr_val(m, user), 0, user->len))
 		return r->why = "unknown user", AUTH_REJECTED;
 	memcpy(r->username, stun_attr_val(m, user), user->len);

@@ -13,8 +13,6 @@
 
 #include "common/stun.h"
 
-#define AUTH_MAX_USERNAME 513	/* RFC 8489: < 509 bytes, plus NUL */
-#define AUTH_MAX_KEY 32		/* SHA-256 key; MD5 keys are 16 */
 #define AUTH_NONCE_COOKIE "obMatJos2"	/* RFC 8489 §9.2: nonce cookie */
 #define AUTH_NONCE_KEY_LEN 32
 
@@ -53,10 +51,10 @@ struct auth_result {
 	const char *why;	/* short text for logs */
 	/* When AUTH_OK: sign the response with this key, with
 	 * MESSAGE-INTEGRITY-SHA256 if the request used it. */
-	uint8_t key[AUTH_MAX_KEY];
+	uint8_t key[STUN_MAX_KEY];
 	size_t keylen;
 	bool sha256;
-	char username[AUTH_MAX_USERNAME];
+	char username[STUN_MAX_USERNAME];
 };
 
 /* Authenticates a request from client at time now. */
@@ -71,12 +69,5 @@ size_t auth_nonce_make(const struct auth *a, const struct sockaddr_storage *clie
 		       char *out, size_t outlen);
 int auth_nonce_check(const struct auth *a, const struct sockaddr_storage *client,
 		     const char *nonce, size_t len, time_t now);
-
-/* Client and test helpers. The long-term key: MD5 (16 bytes) or SHA-256
- * (32 bytes) of "username:realm:password"; returns the key length. */
-size_t auth_long_term_key(int pwalg, const char *username, const char *realm,
-			  const char *password, uint8_t key[AUTH_MAX_KEY]);
-/* REST password for a username: base64(HMAC-SHA1(secret, username)). */
-int auth_rest_password(const char *secret, const char *username, char *out, size_t outlen);
 
 #endif

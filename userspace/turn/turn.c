@@ -24,7 +24,7 @@ struct reservation {
 	int fd;
 	struct sockaddr_storage addr, adv;
 	time_t expires;
-	char username[AUTH_MAX_USERNAME];	/* whose quota it counts against */
+	char username[STUN_MAX_USERNAME];	/* whose quota it counts against */
 };
 
 /* What the worker threads' servers share: quota counts, and ports held by
