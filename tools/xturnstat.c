@@ -17,7 +17,7 @@
 #include <bpf/libbpf.h>
 
 #include "common/addr.h"
-#include "daemon/metrics.h"
+#include "common/metrics.h"
 
 #define DEFAULT_PIN_DIR "/sys/fs/bpf/xturn"
 #define DEFAULT_SOCKET "/run/xturn/xturnd.sock"

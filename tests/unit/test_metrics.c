@@ -23,7 +23,7 @@
 #include "turn/alloc.h"
 #include "turn/auth.h"
 #include "daemon/config.h"
-#include "daemon/metrics.h"
+#include "daemon/stats.h"
 #include "turn/policy.h"
 #include "turn/turn.h"
 #include "testalloc.h"
@@ -369,7 +369,7 @@ struct ep {
 	struct auth *auth;
 	struct policy *pol;
 	struct turn_server *turn;
-	struct metrics *ms;
+	struct stats *ms;
 	uint64_t full;
 	char dir[64];
 };
@@ -378,7 +378,7 @@ static void ep_collect(void *ctx, struct metrics_snapshot *m)
 {
 	struct ep *e = ctx;
 
-	metrics_collect(m, &e->turn, 1, NULL, e->full);
+	stats_collect(m, &e->turn, 1, NULL, e->full);
 }
 
 static int ep_setup(void **st)
@@ -397,16 +397,16 @@ static int ep_setup(void **st)
 	assert_non_null(e->turn);
 	strcpy(e->dir, "/tmp/test_metrics.XXXXXX");
 	assert_non_null(mkdtemp(e->dir));
-	/* a subdirectory: metrics_open creates it */
+	/* a subdirectory: stats_open creates it */
 	snprintf(e->cfg.stats_socket, sizeof(e->cfg.stats_socket), "%s/run/x.sock", e->dir);
 	e->cfg.prometheus = true;
 	e->full = 42;
 	for (int i = 0; i < 50 && rc == -EADDRINUSE; i++) {
 		e->cfg.prometheus_port = (uint16_t)(20000 + (getpid() * 31 + i * 997) % 40000);
-		rc = metrics_open(&e->ms, &e->cfg, ep_collect, e, err, sizeof(err));
+		rc = stats_open(&e->ms, &e->cfg, ep_collect, e, err, sizeof(err));
 	}
 	if (rc)
-		fail_msg("metrics_open: %s", err);
+		fail_msg("stats_open: %s", err);
 	assert_string_equal(err, "");
 	*st = e;
 	return 0;
@@ -417,7 +417,7 @@ static int ep_teardown(void **st)
 	struct ep *e = *st;
 	char path[128];
 
-	metrics_close(e->ms);
+	stats_close(e->ms);
 	/* the socket file went with it: rmdir fails on a non-empty directory */
 	snprintf(path, sizeof(path), "%s/run", e->dir);
 	assert_int_equal(rmdir(path), 0);
@@ -432,10 +432,10 @@ static int ep_teardown(void **st)
 static void pump(struct ep *e, int fd)
 {
 	for (int i = 0; i < 50; i++) {
-		struct pollfd p[2] = { { metrics_fd(e->ms), POLLIN, 0 }, { fd, POLLIN, 0 } };
+		struct pollfd p[2] = { { stats_fd(e->ms), POLLIN, 0 }, { fd, POLLIN, 0 } };
 		assert_true(poll(p, 2, 100) >= 0);
 		if (p[0].revents)
-			metrics_event(e->ms);
+			stats_event(e->ms);
 		if (p[1].revents)
 			return;
 	}
@@ -446,9 +446,9 @@ static void pump(struct ep *e, int fd)
 static void spin(struct ep *e)
 {
 	for (int k = 0; k < 5; k++) {
-		struct pollfd p = { metrics_fd(e->ms), POLLIN, 0 };
+		struct pollfd p = { stats_fd(e->ms), POLLIN, 0 };
 		if (poll(&p, 1, 20) > 0)
-			metrics_event(e->ms);
+			stats_event(e->ms);
 	}
 }
 
@@ -502,7 +502,7 @@ static void test_http(void **st)
 	assert_non_null(strstr(body, "\nxturn_fastpath_full_total 42\n"));
 	assert_non_null(strstr(body, "\nxturn_allocations 0\n"));
 	assert_null(strstr(body, "xturn_xdp_"));
-	metrics_collect(&m, &e->turn, 1, NULL, e->full);
+	stats_collect(&m, &e->turn, 1, NULL, e->full);
 	struct expect ex[64];
 	unsigned ne = expectations(&m, ex);
 	check_exposition(body, ex, ne);
@@ -515,15 +515,15 @@ static void test_http(void **st)
 	assert_memory_equal(buf, "HTTP/1.0 405 ", 13);
 }
 
-/* Idle connections hold at most METRICS_MAX_CLIENTS slots; one more is
+/* Idle connections hold at most STATS_MAX_CLIENTS slots; one more is
  * closed at once, and a slot freed serves again. */
 static void test_http_bounded(void **st)
 {
 	struct ep *e = *st;
-	int idle[METRICS_MAX_CLIENTS], extra;
+	int idle[STATS_MAX_CLIENTS], extra;
 	char buf[4096];
 
-	for (int i = 0; i < METRICS_MAX_CLIENTS; i++) {
+	for (int i = 0; i < STATS_MAX_CLIENTS; i++) {
 		idle[i] = http_connect(e);
 		spin(e);	/* the endpoint accepts it */
 	}
@@ -534,7 +534,7 @@ static void test_http_bounded(void **st)
 	spin(e);	/* the endpoint sees the close */
 	http_get(e, "GET /metrics HTTP/1.0\r\n\r\n", buf, sizeof(buf));
 	assert_memory_equal(buf, "HTTP/1.0 200 OK\r\n", 17);
-	for (int i = 1; i < METRICS_MAX_CLIENTS; i++)
+	for (int i = 1; i < STATS_MAX_CLIENTS; i++)
 		close(idle[i]);
 }
 
@@ -562,13 +562,13 @@ static void test_unix_in_use(void **st)
 {
 	struct ep *e = *st;
 	struct config c = e->cfg;
-	struct metrics *second;
+	struct stats *second;
 	char err[256];
 
 	c.prometheus = false;
-	assert_int_equal(metrics_open(&second, &c, ep_collect, e, err, sizeof(err)), 0);
+	assert_int_equal(stats_open(&second, &c, ep_collect, e, err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "another running xturnd"));
-	metrics_close(second);
+	stats_close(second);
 	assert_int_equal(access(e->cfg.stats_socket, F_OK), 0);	/* still the first's */
 }
 

@@ -26,7 +26,7 @@
 #include "daemon/fastpath.h"
 #include "turn/hostaddr.h"
 #include "common/log.h"
-#include "daemon/metrics.h"
+#include "daemon/stats.h"
 #include "common/netlink.h"
 #include "daemon/server.h"
 #include "daemon/stream.h"
@@ -151,7 +151,7 @@ struct server {
 	/* the main thread's loop: signals, netlink, metrics */
 	int epfd;
 	struct src sig, netlink, metrics_src, hostaddr_src;
-	struct metrics *metrics;
+	struct stats *metrics;
 	server_reload_fn reload;
 };
 
@@ -896,7 +896,7 @@ static void collect(void *ctx, struct metrics_snapshot *m)
 		turns[i] = srv->workers[i]->turn;
 	}
 	pthread_mutex_lock(&srv->fp_lock);
-	metrics_collect(m, turns, srv->nworkers, srv->fp, srv->fp_full);
+	stats_collect(m, turns, srv->nworkers, srv->fp, srv->fp_full);
 	pthread_mutex_unlock(&srv->fp_lock);
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		const struct worker *w = srv->workers[i];
@@ -1158,7 +1158,7 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 		srv->hostaddr_src.fd = mnl_socket_get_fd(srv->addr_nl);
 		epoll_add(srv->epfd, &srv->hostaddr_src);
 	}
-	rc = metrics_open(&srv->metrics, cfg, collect, srv, err, errlen);
+	rc = stats_open(&srv->metrics, cfg, collect, srv, err, errlen);
 	if (rc) {
 		server_free(srv);
 		return rc;
@@ -1166,7 +1166,7 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 	if (err[0])
 		log_warn("%s", err);
 	srv->metrics_src.kind = SRC_METRICS;
-	srv->metrics_src.fd = metrics_fd(srv->metrics);
+	srv->metrics_src.fd = stats_fd(srv->metrics);
 	epoll_add(srv->epfd, &srv->metrics_src);
 	log_info("%u relay thread%s", n, n > 1 ? "s" : "");
 	*out = srv;
@@ -1184,7 +1184,7 @@ void server_free(struct server *srv)
 	if (srv->addr_nl)
 		mnl_socket_close(srv->addr_nl);
 	SSL_CTX_free(srv->tls);
-	metrics_close(srv->metrics);
+	stats_close(srv->metrics);
 	if (srv->sig.fd >= 0)
 		close(srv->sig.fd);
 	if (srv->epfd >= 0)
@@ -1495,7 +1495,7 @@ int server_run(struct server *srv)
 				pthread_mutex_unlock(&srv->fp_lock);
 				break;
 			case SRC_METRICS:
-				metrics_event(srv->metrics);
+				stats_event(srv->metrics);
 				break;
 			case SRC_HOSTADDR:
 				host_event(srv);

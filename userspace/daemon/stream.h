@@ -21,6 +21,7 @@
 #include <sys/uio.h>
 #include <openssl/ssl.h>
 
+#include "common/counters.h"
 #include "common/stun.h"
 
 struct stream_limits {
@@ -32,16 +33,6 @@ struct stream_limits {
 	unsigned idle_timeout;		/* s a connection may live without an allocation */
 	unsigned handshake_timeout;	/* s to finish the TLS handshake */
 	size_t max_sndbuf;		/* bytes queued for a client that does not read */
-};
-
-/* Counters (only ever grow). */
-struct stream_stats {
-	uint64_t accepted;
-	uint64_t rejected;		/* over max_conns or max_pending_per_ip, or no fd */
-	uint64_t bad_framing;		/* closed: neither STUN nor ChannelData, or too big */
-	uint64_t overflow;		/* closed: send buffer over max_sndbuf */
-	uint64_t timeouts;		/* closed: idle or handshake timeout */
-	uint64_t tls_failures;		/* closed: TLS handshake or record error */
 };
 
 struct stream_conn {

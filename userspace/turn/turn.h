@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "common/counters.h"
 #include "turn/alloc.h"
 
 struct auth;
@@ -47,24 +48,6 @@ struct turn_cfg {
 	/* This host's addresses and our relay ports (never a peer but by an
 	 * exact allowed-peer-ip rule, or relay to relay); NULL: none known. */
 	struct hostaddr *host;
-};
-
-/* Counters for xturnstat and Prometheus. */
-struct turn_stats {
-	uint64_t requests;		/* STUN requests handled */
-	uint64_t binding;		/* Binding requests */
-	uint64_t allocations_created;
-	uint64_t auth_challenges;	/* 401 without credentials (normal first step) */
-	uint64_t auth_failures;		/* wrong credentials, stale or bad nonce */
-	uint64_t error_responses;
-	uint64_t malformed;		/* dropped: not parseable STUN/ChannelData */
-	uint64_t peer_denied;		/* 403 by peer policy, or data to a denied peer dropped */
-	uint64_t c2p_packets, c2p_bytes; /* relayed in userspace, client -> peer */
-	uint64_t p2c_packets, p2c_bytes; /* relayed in userspace, peer -> client */
-	uint64_t dropped_no_perm;	/* peer data without a permission */
-	uint64_t dropped_no_alloc;	/* ChannelData/Send with no allocation or channel */
-	uint64_t revoked;		/* permissions, channels, allocations revoked */
-	uint64_t unauth_limited;	/* unauthenticated error responses not sent */
 };
 
 struct turn_server;

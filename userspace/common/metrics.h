@@ -1,9 +1,9 @@
 /* The daemon's metrics: one snapshot of the TURN counters, the live state
  * and the XDP counters, rendered as Prometheus text exposition format or as
- * a flat JSON object (and parsed back from it, for xturnstat). Served by the
- * daemon on a Unix socket (JSON, always) and over HTTP (GET /metrics, with
- * `prometheus`). One table of fields drives every format, so the daemon's
- * endpoint and xturnstat --prometheus cannot disagree on a name. */
+ * a flat JSON object (and parsed back from it, for xturnstat). The daemon
+ * serves it (daemon/stats.h); xturnstat reads it and the pinned maps. One
+ * table of fields drives every format, so the daemon's endpoint and
+ * xturnstat --prometheus cannot disagree on a name. */
 #ifndef XT_METRICS_H
 #define XT_METRICS_H
 
@@ -11,12 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/stream.h"
-#include "turn/turn.h"
+#include "common/counters.h"
 #include "xturn_kern_user.h"
-
-struct config;
-struct fastpath;
 
 struct metrics_snapshot {
 	bool daemon;			/* the daemon's fields below are valid */
@@ -39,30 +35,10 @@ struct metrics_xdp_desc {
 };
 extern const struct metrics_xdp_desc metrics_xdp[XT_CNT_MAX];
 
-/* Fills the daemon's part of m from n servers (one per worker thread,
- * sharing their quota); fp may be NULL (fast path off). */
-void metrics_collect(struct metrics_snapshot *m, struct turn_server *const *t, unsigned n,
-		     struct fastpath *fp, uint64_t fastpath_full);
-
 /* Render into buf (NUL-terminated). Length written, or -ENOSPC. */
 int metrics_prometheus(const struct metrics_snapshot *m, char *buf, size_t len);
 int metrics_json(const struct metrics_snapshot *m, char *buf, size_t len);
 /* Parse what metrics_json wrote (unknown keys ignored). 0 or -EINVAL. */
 int metrics_json_parse(const char *json, struct metrics_snapshot *m);
-
-/* The daemon's endpoints: the Unix socket (config stats-socket) and, with
- * `prometheus`, HTTP on prometheus-ip:prometheus-port. One epoll fd to poll;
- * metrics_event() handles what is ready. Each request takes a snapshot
- * through collect(ctx, m), which must fill all of m. */
-#define METRICS_MAX_CLIENTS 16		/* concurrent HTTP connections */
-#define METRICS_MAX_REQUEST 2048	/* bytes of an HTTP request read */
-struct metrics;
-typedef void (*metrics_collect_fn)(void *ctx, struct metrics_snapshot *m);
-int metrics_open(struct metrics **out, const struct config *cfg, metrics_collect_fn collect,
-		 void *ctx, char *err, size_t errlen);
-int metrics_fd(const struct metrics *ms);
-void metrics_event(struct metrics *ms);
-/* Closes everything and removes the socket file. NULL is fine. */
-void metrics_close(struct metrics *ms);
 
 #endif
