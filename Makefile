@@ -39,16 +39,25 @@ BPF_CFLAGS = -O2 -g -target bpf -Wall -Wextra -Werror -Wno-unused-parameter \
 .SECONDARY:
 
 # ---- objects ---------------------------------------------------------------
-# Every userspace module but the daemon's main() goes into one archive; tools
-# and tests link it, so a module is written once and used everywhere.
-LIB_SRCS := $(filter-out userspace/daemon/xturnd.c,$(wildcard userspace/*/*.c))
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-LIB := $(BUILD)/libxturn.a
+# One archive per layer of userspace/ (the README's "How it works" says what
+# each holds); a binary links the layers it uses, with the libraries those
+# need and no others.
+layer_objs = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(2),$(wildcard userspace/$(1)/*.c)))
+COMMON := $(BUILD)/libcommon.a
+TURN := $(BUILD)/libturn.a
+CLIENT := $(BUILD)/libclient.a
+DAEMON := $(BUILD)/libdaemon.a
+LIBS_COMMON := -lmnl -lcrypto -lz
+LIBS_TURN := -lcrypto -lpthread
+LIBS_CLIENT := -lssl -lcrypto
+LIBS_DAEMON := -lxdp -lbpf -lelf -lz -lssl -lcrypto -lmnl -lpthread
+LAYERS := $(DAEMON) $(TURN) $(CLIENT) $(COMMON)
+LDLIBS := $(LIBS_DAEMON) $(LIBS_TURN) $(LIBS_CLIENT) $(LIBS_COMMON)
 SKEL := $(BUILD)/xturn.skel.h
 BPF_OBJ := $(BUILD)/bpf/xturn.bpf.o
 
 XTURND := $(BUILD)/xturnd
-TOOLS := $(patsubst tools/%.c,$(BUILD)/%,$(filter-out %.bpf.c,$(wildcard tools/*.c)))
+TOOLS := $(BUILD)/xturngen $(BUILD)/xturnstat
 # xturngen's live-frames injector: a tool's BPF program, not the relay's.
 GEN_SKEL := $(BUILD)/xturngen_inject.skel.h
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -60,9 +69,13 @@ $(BUILD)/%.o: %.c
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-$(LIB): $(LIB_OBJS)
+$(BUILD)/lib%.a:
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
+$(COMMON): $(call layer_objs,common)
+$(TURN): $(call layer_objs,turn)
+$(CLIENT): $(call layer_objs,client)
+$(DAEMON): $(call layer_objs,daemon,userspace/daemon/xturnd.c)
 
 $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c
 	$(call msg,CLANG,$@)
@@ -86,16 +99,22 @@ $(GEN_SKEL): $(BUILD)/tools/xturngen_inject.bpf.o
 $(BUILD)/userspace/daemon/fastpath.o $(BUILD)/tests/unit/test_xdp.o: $(SKEL)
 $(BUILD)/tools/xturngen.o: $(GEN_SKEL)
 
-$(XTURND): $(BUILD)/userspace/daemon/xturnd.o $(LIB)
-	$(call msg,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+link = $(call msg,LD,$@)
+$(XTURND): $(BUILD)/userspace/daemon/xturnd.o $(DAEMON) $(TURN) $(COMMON)
+	$(link)
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LIBS_DAEMON) $(LIBS_TURN) $(LIBS_COMMON)
 
-$(BUILD)/%: $(BUILD)/tools/%.o $(LIB)
-	$(call msg,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+$(BUILD)/xturngen: $(BUILD)/tools/xturngen.o $(CLIENT) $(COMMON)
+	$(link)
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ -lbpf -lelf -lz -lpthread $(LIBS_CLIENT) $(LIBS_COMMON)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
-	$(call msg,LD,$@)
+$(BUILD)/xturnstat: $(BUILD)/tools/xturnstat.o $(COMMON)
+	$(link)
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ -lbpf $(LIBS_COMMON)
+
+# The tests link every layer: each is a small program over a few of them.
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LAYERS)
+	$(link)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcmocka
 
@@ -183,7 +202,7 @@ FUZZ_STUN_SRCS := userspace/common/stun.c
 FUZZ_TURN_SRCS := $(wildcard userspace/turn/*.c) userspace/common/stun.c userspace/common/addr.c \
 	userspace/common/log.c
 fuzz: deps
-	$(Q)$(MAKE) --no-print-directory $(LIB) $(SKEL)
+	$(Q)$(MAKE) --no-print-directory $(LAYERS) $(SKEL)
 	$(Q)mkdir -p $(BUILD)/fuzz/corpus-stun $(BUILD)/fuzz/corpus-turn $(BUILD)/fuzz/corpus-xdp
 	$(CLANG) $(FUZZ_CFLAGS) tests/fuzz/fuzz_stun.c $(FUZZ_STUN_SRCS) \
 		-o $(BUILD)/fuzz/fuzz_stun -lcrypto -lz
@@ -195,7 +214,7 @@ fuzz: deps
 		$(BUILD)/fuzz/corpus-turn tests/fuzz/seeds-turn
 	@# The XDP program: test_xdp's namespace, maps and checks, frames from
 	@# libFuzzer (XT_FUZZ); runs as root.
-	$(CLANG) $(FUZZ_CFLAGS) -DXT_FUZZ -I$(BUILD) tests/unit/test_xdp.c $(LIB) \
+	$(CLANG) $(FUZZ_CFLAGS) -DXT_FUZZ -I$(BUILD) tests/unit/test_xdp.c $(LAYERS) \
 		-o $(BUILD)/fuzz/fuzz_xdp $(LDLIBS) -lcmocka
 	$(BUILD)/fuzz/fuzz_xdp -max_total_time=$(FUZZ_SECONDS) -max_len=1600 \
 		$(BUILD)/fuzz/corpus-xdp tests/fuzz/seeds-xdp
