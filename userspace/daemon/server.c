@@ -24,6 +24,7 @@
 #include "turn/auth.h"
 #include "turn/policy.h"
 #include "daemon/fastpath.h"
+#include "daemon/outq.h"
 #include "turn/hostaddr.h"
 #include "common/log.h"
 #include "daemon/stats.h"
@@ -33,12 +34,6 @@
 #include "turn/turn.h"
 
 #define BATCH 32
-#define OUTQ_MAX 256		/* datagrams queued before a flush */
-#define OUTQ_HASH 512		/* outq flow table: a power of 2 > OUTQ_MAX */
-#define OUTQ_END UINT32_MAX
-#define GSO_MAX_SEGS 64		/* UDP_MAX_SEGMENTS of older kernels */
-#define GSO_MAX_BYTES 65000	/* one UDP datagram before segmentation */
-#define PKT_BUF 2048
 #define RX_SLOT 65536		/* a UDP GRO train: <= 64 KiB */
 /* Socket buffers: a listener takes every client of its worker and must
  * ride out the worker's pauses at full rate; a relay socket carries what
@@ -66,38 +61,6 @@ struct src {
 	struct src *next_dead;
 	bool tls;			/* stream listeners */
 	struct stream_conn *conn;	/* connections (freed only between batches) */
-};
-
-/* Outgoing datagrams of one receive batch. Payloads are copied: callers
- * build responses on their stacks. Datagrams are grouped into flows (same
- * socket, destination and source address), each keeping its order. A
- * flow's datagrams of one size leave as one UDP GSO send (the kernel routes
- * and builds the train once) and a socket's sends as one sendmmsg: a
- * client's train of ChannelData for several peers becomes one send per
- * peer. Order between flows is not kept; nothing needs it. */
-struct outq {
-	unsigned n, nflows;
-	struct {
-		int fd;
-		uint16_t len;
-		uint16_t ctrl_len;
-		unsigned next;		/* next datagram of its flow, or OUTQ_END */
-	} d[OUTQ_MAX];
-	struct sockaddr_storage to[OUTQ_MAX];
-	union {
-		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t))];
-		struct cmsghdr align;
-	} ctrl[OUTQ_MAX];
-	uint8_t bufs[OUTQ_MAX][PKT_BUF];
-	struct {
-		unsigned first, last;	/* datagrams */
-	} flows[OUTQ_MAX];
-	uint16_t table[OUTQ_HASH];	/* flow index + 1, 0: free (open addressing) */
-	/* built by outq_flush */
-	struct iovec iovs[OUTQ_MAX];
-	struct mmsghdr sends[OUTQ_MAX];
-	unsigned count[OUTQ_MAX];	/* datagrams in each send */
-	int send_fd[OUTQ_MAX];
 };
 
 /* One relay thread. Each has its own listener sockets on the same
@@ -132,8 +95,7 @@ struct worker {
 	struct sockaddr_storage from[BATCH];
 	uint8_t (*bufs)[RX_SLOT];
 	uint8_t ctrl[BATCH][96];
-	uint64_t send_drops;		/* datagrams not sent: refused, or too big */
-	struct outq out;
+	struct outq *out;		/* what a batch sends */
 };
 
 struct server {
@@ -285,206 +247,12 @@ static void relay_fd_close(struct server *srv, int fd, const struct sockaddr_sto
 	close(fd);
 }
 
-static void outq_flush(struct worker *w);
-
 static void io_relay_close(void *ctx, int fd)
 {
 	struct worker *w = ctx;
 
-	outq_flush(w);
+	outq_flush(w->out);
 	relay_fd_close(w->srv, fd, NULL);
-}
-
-/* A run: datagram d and those after it in its flow that can share one GSO
- * send (every one but the last of the first one's size, the last no
- * larger, none empty). Puts their iovecs at q->iovs + ni and returns how
- * many; *rest is the datagram after the run. */
-static unsigned outq_run(struct outq *q, unsigned d, unsigned ni, unsigned *rest)
-{
-	size_t seg = q->d[d].len, bytes = 0;
-	unsigned n = 0;
-
-	for (;;) {
-		size_t len = q->d[d].len;
-
-		q->iovs[ni + n++] = (struct iovec){ .iov_base = q->bufs[d], .iov_len = len };
-		bytes += len;
-		d = q->d[d].next;
-		if (d == OUTQ_END || n == GSO_MAX_SEGS || len != seg || !q->d[d].len ||
-		    q->d[d].len > seg || bytes + q->d[d].len > GSO_MAX_BYTES)
-			break;
-	}
-	*rest = d;
-	return n;
-}
-
-/* Sends sends[i..j), all on socket fd, counting what the kernel refuses. */
-static void outq_send(struct worker *w, int fd, unsigned i, unsigned j)
-{
-	struct outq *q = &w->out;
-
-	while (i < j) {
-		int n = sendmmsg(fd, q->sends + i, j - i, MSG_DONTWAIT);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 && errno == EAGAIN) {
-			/* Socket buffer full: UDP's answer is to drop, and count. */
-			for (; i < j; i++)
-				w->send_drops += q->count[i];
-			return;
-		}
-		if (n > 0) {
-			i += (unsigned)n;
-			continue;
-		}
-		/* Refused (no route, too big, or GSO not possible here): a run
-		 * goes again datagram by datagram, once. */
-		if (q->count[i] > 1) {
-			struct mmsghdr one[GSO_MAX_SEGS];
-			struct msghdr *mh = &q->sends[i].msg_hdr;
-			unsigned c = q->count[i];
-
-			for (unsigned k = 0; k < c; k++) {
-				one[k].msg_hdr = *mh;
-				one[k].msg_hdr.msg_iov = mh->msg_iov + k;
-				one[k].msg_hdr.msg_iovlen = 1;
-				one[k].msg_hdr.msg_controllen -= CMSG_SPACE(sizeof(uint16_t));
-				if (!one[k].msg_hdr.msg_controllen)
-					one[k].msg_hdr.msg_control = NULL;
-			}
-			n = sendmmsg(fd, one, c, MSG_DONTWAIT);
-			w->send_drops += c - (unsigned)(n > 0 ? n : 0);
-		} else {
-			w->send_drops++;
-		}
-		i++;
-	}
-}
-
-static void outq_flush(struct worker *w)
-{
-	struct outq *q = &w->out;
-	unsigned ns = 0, ni = 0, from = 0;
-
-	for (unsigned f = 0; f < q->nflows; f++) {
-		for (unsigned d = q->flows[f].first; d != OUTQ_END;) {
-			unsigned head = d, c = outq_run(q, d, ni, &d);
-			struct msghdr *mh = &q->sends[ns].msg_hdr;
-
-			*mh = (struct msghdr){
-				.msg_name = &q->to[head],
-				.msg_namelen = addr_len(&q->to[head]),
-				.msg_iov = &q->iovs[ni],
-				.msg_iovlen = c,
-				.msg_control = q->d[head].ctrl_len ? q->ctrl[head].buf : NULL,
-				.msg_controllen = q->d[head].ctrl_len,
-			};
-			if (c > 1) {
-				struct cmsghdr *cm = (struct cmsghdr *)(q->ctrl[head].buf +
-									 mh->msg_controllen);
-				uint16_t seg = q->d[head].len;
-
-				cm->cmsg_level = SOL_UDP;
-				cm->cmsg_type = UDP_SEGMENT;
-				cm->cmsg_len = CMSG_LEN(sizeof(seg));
-				memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
-				mh->msg_control = q->ctrl[head].buf;
-				mh->msg_controllen += CMSG_SPACE(sizeof(seg));
-			}
-			q->count[ns] = c;
-			q->send_fd[ns] = q->d[head].fd;
-			/* One sendmmsg for each run of sends on one socket. */
-			if (q->send_fd[ns] != q->send_fd[from]) {
-				outq_send(w, q->send_fd[from], from, ns);
-				from = ns;
-			}
-			ns++;
-			ni += c;
-		}
-	}
-	if (ns)
-		outq_send(w, q->send_fd[from], from, ns);
-	q->n = q->nflows = 0;
-	memset(q->table, 0, sizeof(q->table));
-}
-
-/* Queues one datagram; src (may be NULL) sets its source address. */
-static int outq_push(struct worker *w, int fd, const struct sockaddr_storage *to,
-		     const struct sockaddr_storage *src, const struct iovec *iov, int iovcnt)
-{
-	struct outq *q = &w->out;
-	unsigned n, slot;
-	size_t len = 0;
-
-	for (int i = 0; i < iovcnt; i++)
-		len += iov[i].iov_len;
-	if (len > PKT_BUF) {
-		w->send_drops++;	/* larger than any media datagram */
-		return -EMSGSIZE;
-	}
-	if (q->n == OUTQ_MAX)
-		outq_flush(w);
-	n = q->n;
-	len = 0;
-	for (int i = 0; i < iovcnt; i++) {
-		memcpy(q->bufs[n] + len, iov[i].iov_base, iov[i].iov_len);
-		len += iov[i].iov_len;
-	}
-	q->d[n].fd = fd;
-	q->d[n].len = (uint16_t)len;
-	q->d[n].ctrl_len = 0;
-	q->d[n].next = OUTQ_END;
-	q->to[n] = *to;
-	memset(&q->ctrl[n], 0, sizeof(q->ctrl[n]));
-	if (src) {
-		/* Answer from the address the client talked to (listeners may be
-		 * bound to the any-address on a multi-homed host). */
-		struct cmsghdr *cm = &q->ctrl[n].align;
-
-		if (src->ss_family == AF_INET) {
-			struct in_pktinfo pi = {
-				.ipi_spec_dst = ((const struct sockaddr_in *)src)->sin_addr };
-			q->d[n].ctrl_len = CMSG_SPACE(sizeof(pi));
-			cm->cmsg_level = IPPROTO_IP;
-			cm->cmsg_type = IP_PKTINFO;
-			cm->cmsg_len = CMSG_LEN(sizeof(pi));
-			memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
-		} else {
-			struct in6_pktinfo pi = {
-				.ipi6_addr = ((const struct sockaddr_in6 *)src)->sin6_addr };
-			q->d[n].ctrl_len = CMSG_SPACE(sizeof(pi));
-			cm->cmsg_level = IPPROTO_IPV6;
-			cm->cmsg_type = IPV6_PKTINFO;
-			cm->cmsg_len = CMSG_LEN(sizeof(pi));
-			memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
-		}
-	}
-
-	/* Its flow: same socket, destination and source address. */
-	slot = (unsigned)(addr_hash(to, true) ^ (uint64_t)fd * 0x9E3779B97F4A7C15ULL);
-	for (;; slot++) {
-		unsigned f, h;
-
-		slot &= OUTQ_HASH - 1;
-		if (!q->table[slot]) {
-			f = q->nflows++;
-			q->flows[f].first = q->flows[f].last = n;
-			q->table[slot] = (uint16_t)(f + 1);
-			break;
-		}
-		f = q->table[slot] - 1u;
-		h = q->flows[f].first;
-		if (q->d[h].fd == fd && q->d[h].ctrl_len == q->d[n].ctrl_len &&
-		    addr_len(&q->to[h]) == addr_len(to) && addr_eq(&q->to[h], to) &&
-		    !memcmp(q->ctrl[h].buf, q->ctrl[n].buf, q->d[n].ctrl_len)) {
-			q->d[q->flows[f].last].next = n;
-			q->flows[f].last = n;
-			break;
-		}
-	}
-	q->n++;
-	return 0;
 }
 
 static int io_send_client(void *ctx, int listener_fd, const struct sockaddr_storage *listener,
@@ -496,15 +264,16 @@ static int io_send_client(void *ctx, int listener_fd, const struct sockaddr_stor
 	/* A connection's fd stands for it (turn_on_stream). */
 	if (c)
 		return stream_send(w->streams, c, iov, iovcnt);
-	return outq_push(w, listener_fd, client, listener, iov, iovcnt);
+	return outq_push(w->out, listener_fd, client, listener, iov, iovcnt);
 }
 
 static int io_send_peer(void *ctx, int relay_fd, const struct sockaddr_storage *peer,
 			const void *buf, size_t len)
 {
+	struct worker *w = ctx;
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 
-	return outq_push(ctx, relay_fd, peer, NULL, &iov, 1);
+	return outq_push(w->out, relay_fd, peer, NULL, &iov, 1);
 }
 
 /* ---- alloc_hooks: relay sockets and the fast path follow TURN state ---------- */
@@ -550,7 +319,7 @@ static void hook_alloc_down(void *ctx, struct allocation *a)
 
 	/* Queued datagrams go out before their socket closes: its fd number
 	 * could be reused by a new relay in this same batch. */
-	outq_flush(w);
+	outq_flush(w->out);
 	for (unsigned i = 0; i < a->nrelays; i++) {
 		if (srv->fp) {
 			pthread_mutex_lock(&srv->fp_lock);
@@ -785,6 +554,7 @@ static void worker_free(struct worker *w)
 	policy_free(w->new_pol);
 	pthread_mutex_destroy(&w->lock);
 	free(w->bufs);
+	outq_free(w->out);
 	free(w);
 }
 
@@ -858,8 +628,9 @@ static int worker_new(struct server *srv, unsigned id, struct auth *auth, struct
 	w->wake.kind = SRC_WAKE;
 	w->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	w->bufs = calloc(BATCH, sizeof(*w->bufs));
-	if (w->epfd < 0 || !w->streams || !w->turn || w->timer.fd < 0 || w->wake.fd < 0 || !w->bufs ||
-	    timerfd_settime(w->timer.fd, 0, &its, NULL) || epoll_add(w->epfd, &w->timer) ||
+	w->out = outq_new();
+	if (w->epfd < 0 || !w->streams || !w->turn || w->timer.fd < 0 || w->wake.fd < 0 ||
+	    !w->bufs || !w->out || timerfd_settime(w->timer.fd, 0, &its, NULL) || epoll_add(w->epfd, &w->timer) ||
 	    epoll_add(w->epfd, &w->wake)) {
 		snprintf(err, errlen, "worker setup: %s", strerror(errno ? errno : ENOMEM));
 		worker_free(w);
@@ -901,7 +672,7 @@ static void collect(void *ctx, struct metrics_snapshot *m)
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		const struct worker *w = srv->workers[i];
 		const struct stream_stats *st = stream_stats(w->streams);
-		m->send_drops += w->send_drops;
+		m->send_drops += outq_drops(w->out);
 		m->tcp_connections += stream_count(w->streams);
 		m->tcp.accepted += st->accepted;
 		m->tcp.rejected += st->rejected;
@@ -1266,7 +1037,7 @@ static void on_listener(struct worker *w, struct src *l)
 					break;
 			}
 		}
-		outq_flush(w);
+		outq_flush(w->out);
 		if (n < BATCH)
 			return;
 	}
@@ -1297,7 +1068,7 @@ static void on_relay(struct worker *w, struct src *r)
 					break;
 			}
 		}
-		outq_flush(w);
+		outq_flush(w->out);
 		if (n < BATCH)
 			return;
 	}
@@ -1384,14 +1155,14 @@ static void *worker_run(void *arg)
 				break;
 			case SRC_CONN:
 				stream_event(w->streams, s->conn, on_conn_msg, w);
-				outq_flush(w);
+				outq_flush(w->out);
 				break;
 			case SRC_TIMER:
 				if (read(s->fd, &ticks, sizeof(ticks)) > 0) {
 					turn_tick(w->turn, now_s());
 					stream_expire(w->streams, now_s());
 				}
-				outq_flush(w);
+				outq_flush(w->out);
 				break;
 			case SRC_WAKE:
 				on_wake(w);
