@@ -23,7 +23,7 @@
 #include "common/addr.h"
 #include "turn/auth.h"
 #include "turn/policy.h"
-#include "daemon/fastpath.h"
+#include "daemon/offload.h"
 #include "daemon/outq.h"
 #include "turn/hostaddr.h"
 #include "common/log.h"
@@ -67,8 +67,8 @@ struct src {
  * addresses (SO_REUSEPORT: the kernel hashes a client's 5-tuple to one of
  * them, so all of a client's traffic meets the same worker), its own TURN
  * state and relay sockets. Shared between workers: the configuration, the
- * quota counts and reservations (struct turn_shared), the fast path (under
- * fp_lock). */
+ * quota counts and reservations (struct turn_shared), the fast path
+ * (through struct offload). */
 struct worker {
 	struct server *srv;
 	unsigned id;
@@ -100,10 +100,8 @@ struct worker {
 
 struct server {
 	const struct config *cfg;
-	struct fastpath *fp;
 	SSL_CTX *tls;			/* NULL: no TLS listeners */
-	pthread_mutex_t fp_lock;	/* fastpath.c is not thread-safe */
-	uint64_t fp_full;		/* channels left to userspace: map full (fp_lock) */
+	struct offload *offload;	/* TURN state -> the fast path (or nothing) */
 	struct turn_shared *shared;
 	struct hostaddr *host;		/* this host's addresses, our relay ports */
 	struct mnl_socket *addr_nl;	/* address changes, for host */
@@ -293,12 +291,8 @@ static void hook_alloc_up(void *ctx, struct allocation *a)
 			if (epoll_add(w->epfd, &srcs[i]))
 				log_warn("epoll add relay: %s", strerror(errno));
 		}
-		if (srv->fp) {
-			pthread_mutex_lock(&srv->fp_lock);
-			fp_relay_add(srv->fp, &a->relays[i].addr);
-			pthread_mutex_unlock(&srv->fp_lock);
-		}
 	}
+	offload_alloc_up(srv->offload, a);
 	if (!srcs)
 		log_err("out of memory: allocation's relay gets no events");
 	if (a->stream) {
@@ -320,12 +314,8 @@ static void hook_alloc_down(void *ctx, struct allocation *a)
 	/* Queued datagrams go out before their socket closes: its fd number
 	 * could be reused by a new relay in this same batch. */
 	outq_flush(w->out);
+	offload_alloc_down(srv->offload, a);
 	for (unsigned i = 0; i < a->nrelays; i++) {
-		if (srv->fp) {
-			pthread_mutex_lock(&srv->fp_lock);
-			fp_relay_del(srv->fp, &a->relays[i].addr);
-			pthread_mutex_unlock(&srv->fp_lock);
-		}
 		relay_fd_close(srv, a->relays[i].fd, &a->relays[i].addr);	/* leaves epoll too */
 		if (srcs)
 			srcs[i].fd = -1;
@@ -343,80 +333,24 @@ static void hook_alloc_down(void *ctx, struct allocation *a)
 	}
 }
 
-/* True if the fast path has the permission now (up), or had nothing. */
-static bool perm_sync(void *ctx, struct allocation *a, const struct perm *p, bool up)
-{
-	struct server *srv = ((struct worker *)ctx)->srv;
-	struct relay *r = alloc_relay_for(a, p->peer.ss_family);
-	int err = 0;
-
-	if (!srv->fp || !r)
-		return true;	/* nothing to retry */
-	pthread_mutex_lock(&srv->fp_lock);
-	if (up)
-		err = fp_perm_add(srv->fp, &r->addr, &p->peer);
-	else
-		fp_perm_del(srv->fp, &r->addr, &p->peer);
-	pthread_mutex_unlock(&srv->fp_lock);
-	return !err;
-}
-
 static bool hook_perm_up(void *ctx, struct allocation *a, const struct perm *p)
 {
-	return perm_sync(ctx, a, p, true);
+	return offload_perm(((struct worker *)ctx)->srv->offload, a, p, true);
 }
 
 static void hook_perm_down(void *ctx, struct allocation *a, const struct perm *p)
 {
-	perm_sync(ctx, a, p, false);
-}
-
-static void chan_to_fp(const struct allocation *a, const struct chan *c, struct fp_chan *fc)
-{
-	const struct relay *r = alloc_relay_for((struct allocation *)a, c->peer.ss_family);
-
-	memset(fc, 0, sizeof(*fc));
-	fc->client = a->client;
-	fc->listener = a->listener;
-	fc->relay = r->addr;
-	fc->peer = c->peer;
-	fc->channel = c->number;
+	offload_perm(((struct worker *)ctx)->srv->offload, a, p, false);
 }
 
 static bool hook_chan_up(void *ctx, struct allocation *a, struct chan *c)
 {
-	struct server *srv = ((struct worker *)ctx)->srv;
-	struct fp_chan fc;
-	int err;
-
-	/* XDP carries UDP clients only: a TCP/TLS client's channels stay here. */
-	if (!srv->fp || a->stream || !alloc_relay_for(a, c->peer.ss_family))
-		return false;
-	chan_to_fp(a, c, &fc);
-	pthread_mutex_lock(&srv->fp_lock);
-	err = fp_chan_add(srv->fp, &fc);
-	if (err)
-		srv->fp_full++;
-	pthread_mutex_unlock(&srv->fp_lock);
-	if (err) {
-		/* Userspace relays this channel; never an error to the client. */
-		log_warn("channel 0x%04x stays in userspace: %s", c->number, strerror(-err));
-		return false;
-	}
-	return true;
+	return offload_chan_up(((struct worker *)ctx)->srv->offload, a, c);
 }
 
 static void hook_chan_down(void *ctx, struct allocation *a, struct chan *c)
 {
-	struct server *srv = ((struct worker *)ctx)->srv;
-	struct fp_chan fc;
-
-	if (!srv->fp || !c->in_kernel)
-		return;
-	chan_to_fp(a, c, &fc);
-	pthread_mutex_lock(&srv->fp_lock);
-	fp_chan_del(srv->fp, &fc);
-	pthread_mutex_unlock(&srv->fp_lock);
+	offload_chan_down(((struct worker *)ctx)->srv->offload, a, c);
 }
 
 /* ---- sockets ----------------------------------------------------------------------- */
@@ -666,9 +600,8 @@ static void collect(void *ctx, struct metrics_snapshot *m)
 		pthread_mutex_lock(&srv->workers[i]->lock);
 		turns[i] = srv->workers[i]->turn;
 	}
-	pthread_mutex_lock(&srv->fp_lock);
-	stats_collect(m, turns, srv->nworkers, srv->fp, srv->fp_full);
-	pthread_mutex_unlock(&srv->fp_lock);
+	stats_collect(m, turns, srv->nworkers);
+	offload_snapshot(srv->offload, m);
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		const struct worker *w = srv->workers[i];
 		const struct stream_stats *st = stream_stats(w->streams);
@@ -844,9 +777,8 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 		return -ENOMEM;
 	}
 	srv->cfg = cfg;
-	srv->fp = fp;
 	srv->reload = reload;
-	pthread_mutex_init(&srv->fp_lock, NULL);
+	srv->offload = offload_new(fp);
 	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
 	srv->sig.fd = srv->netlink.fd = -1;
 	srv->shared = turn_shared_new();
@@ -870,7 +802,7 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 		return rc;
 	}
 	raise_nofile();
-	if (srv->epfd < 0 || !srv->shared || !srv->host) {
+	if (srv->epfd < 0 || !srv->shared || !srv->host || !srv->offload) {
 		auth_free(auth);
 		policy_free(pol);
 		snprintf(err, errlen, "out of memory");
@@ -919,9 +851,9 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 		server_free(srv);
 		return -errno;
 	}
-	if (fp && fp_netlink_fd(fp) >= 0) {
+	if (offload_netlink_fd(srv->offload) >= 0) {
 		srv->netlink.kind = SRC_NETLINK;
-		srv->netlink.fd = fp_netlink_fd(fp);
+		srv->netlink.fd = offload_netlink_fd(srv->offload);
 		epoll_add(srv->epfd, &srv->netlink);
 	}
 	if (srv->addr_nl) {
@@ -960,7 +892,7 @@ void server_free(struct server *srv)
 		close(srv->sig.fd);
 	if (srv->epfd >= 0)
 		close(srv->epfd);
-	pthread_mutex_destroy(&srv->fp_lock);
+	offload_free(srv->offload);
 	free(srv);
 }
 
@@ -1261,9 +1193,7 @@ int server_run(struct server *srv)
 				running = on_signal(srv);
 				break;
 			case SRC_NETLINK:
-				pthread_mutex_lock(&srv->fp_lock);
-				fp_netlink_event(srv->fp);
-				pthread_mutex_unlock(&srv->fp_lock);
+				offload_netlink_event(srv->offload);
 				break;
 			case SRC_METRICS:
 				stats_event(srv->metrics);

@@ -15,11 +15,9 @@
 #include "turn/alloc.h"
 #include "turn/turn.h"
 #include "daemon/config.h"
-#include "daemon/fastpath.h"
 #include "daemon/stats.h"
 
-void stats_collect(struct metrics_snapshot *m, struct turn_server *const *t, unsigned n,
-		   struct fastpath *fp, uint64_t fastpath_full)
+void stats_collect(struct metrics_snapshot *m, struct turn_server *const *t, unsigned n)
 {
 	/* struct turn_stats is all uint64_t counters: summed as an array. */
 	_Static_assert(sizeof(struct turn_stats) % sizeof(uint64_t) == 0, "turn_stats");
@@ -41,10 +39,6 @@ void stats_collect(struct metrics_snapshot *m, struct turn_server *const *t, uns
 			sum[k] += st[k];
 	}
 	m->daemon = true;
-	m->fastpath = fp != NULL;
-	m->fastpath_full = fastpath_full;
-	m->fastpath_perms_missing = fp ? fp_perms_missing(fp) : 0;
-	m->xdp = fp && !fp_counters(fp, m->xdp_cnt);
 }
 
 /* ---- the endpoints ------------------------------------------------------------ */

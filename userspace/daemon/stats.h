@@ -9,13 +9,12 @@
 #include "common/metrics.h"
 
 struct config;
-struct fastpath;
 struct turn_server;
 
-/* Fills the daemon's part of m from n servers (one per worker thread,
- * sharing their quota); fp may be NULL (fast path off). */
-void stats_collect(struct metrics_snapshot *m, struct turn_server *const *t, unsigned n,
-		   struct fastpath *fp, uint64_t fastpath_full);
+/* Clears m and fills the protocol's part of it from n servers (one per
+ * worker thread, sharing their quota); the fast path's part comes from
+ * offload_snapshot. */
+void stats_collect(struct metrics_snapshot *m, struct turn_server *const *t, unsigned n);
 
 /* The daemon's endpoints: the Unix socket (config stats-socket) and, with
  * `prometheus`, HTTP on prometheus-ip:prometheus-port. One epoll fd to poll;

@@ -1,0 +1,40 @@
+/* TURN state mirrored into the XDP fast path: what every relay thread's
+ * alloc hooks write (relays, permissions, channels), behind one lock, since
+ * fastpath.c is not thread-safe, and the rule of what the kernel carries
+ * (channels of UDP clients; a TCP/TLS client's stay in userspace). Without
+ * a fast path the null engine takes every call and does nothing, so no
+ * caller asks whether there is one. */
+#ifndef XT_OFFLOAD_H
+#define XT_OFFLOAD_H
+
+#include <stdbool.h>
+
+#include "common/metrics.h"
+#include "turn/alloc.h"
+
+struct fastpath;
+struct offload;
+
+/* fp NULL: the null engine. fp stays the caller's (it closes it after
+ * offload_free). NULL when out of memory. */
+struct offload *offload_new(struct fastpath *fp);
+void offload_free(struct offload *o);
+
+/* An allocation's relays are up (may receive) or going down. */
+void offload_alloc_up(struct offload *o, const struct allocation *a);
+void offload_alloc_down(struct offload *o, const struct allocation *a);
+/* True if the fast path has the permission now (up), or has nothing to
+ * retry. */
+bool offload_perm(struct offload *o, struct allocation *a, const struct perm *p, bool up);
+/* True if the kernel carries the channel from now on (c->in_kernel). */
+bool offload_chan_up(struct offload *o, struct allocation *a, const struct chan *c);
+void offload_chan_down(struct offload *o, struct allocation *a, const struct chan *c);
+
+/* The fast path's rtnetlink socket (-1: none) and what to do when it is
+ * readable (routes, links, neighbours changed). */
+int offload_netlink_fd(struct offload *o);
+void offload_netlink_event(struct offload *o);
+/* The fast path's fields of a metrics snapshot. */
+void offload_snapshot(struct offload *o, struct metrics_snapshot *m);
+
+#endif
