@@ -54,6 +54,7 @@
 #include <bpf/libbpf.h>
 
 #include "common/addr.h"
+#include "common/sock.h"
 #include "common/stun.h"
 #include "client/turnclient.h"
 #include "xturngen_inject.h"
@@ -84,14 +85,6 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	g_stop = 1;
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* ---- latency histogram: log-linear, 32 sub-buckets per power of two (~3 %) */
@@ -278,7 +271,7 @@ static int rx_batch(int fd, uint8_t (*bufs)[RX_SLOT], struct rx *r, bool echo, s
 	n = recvmmsg(fd, m, BATCH, MSG_DONTWAIT, NULL);
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-	now = now_ns();
+	now = clock_mono_ns();
 	for (int i = 0; i < n; i++) {
 		size_t len = m[i].msg_len;
 
@@ -292,18 +285,6 @@ static int rx_batch(int fd, uint8_t (*bufs)[RX_SLOT], struct rx *r, bool echo, s
 	if (echo && n > 0 && sendmmsg(fd, m, (unsigned)n, MSG_DONTWAIT) < 0)
 		r->bad += (uint64_t)n;	/* echo lost, like the network would */
 	return n;
-}
-
-static int set_bufs(int fd)
-{
-	int sz = SOCK_BUF;
-
-	/* FORCE needs CAP_NET_ADMIN; fall back to what rmem_max allows. */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-	return 0;
 }
 
 /* ---- options ------------------------------------------------------------ */
@@ -526,7 +507,7 @@ static int run_peer(const struct opts *o)
 	struct pollfd *pfd = calloc((size_t)o->npeers * o->ports, sizeof(*pfd));
 	uint8_t (*bufs)[RX_SLOT] = calloc(BATCH, RX_SLOT);
 	struct rx r = { 0 };
-	int64_t start = now_ns(), next_report = start + 1000000000, end;
+	int64_t start = clock_mono_ns(), next_report = start + 1000000000, end;
 	uint64_t last_pkts = 0;
 	int ret = 0;
 
@@ -550,14 +531,14 @@ static int run_peer(const struct opts *o)
 					close(fd);
 				goto out;
 			}
-			set_bufs(fd);
+			sock_buffers(fd, SOCK_BUF);
 			pfd[nfd++] = (struct pollfd){ .fd = fd, .events = POLLIN };
 		}
 	}
 	fprintf(stderr, "xturngen: peer listening on %u socket(s)%s\n", nfd,
 		o->echo ? ", echoing" : "");
 	end = o->duration > 0 ? start + (int64_t)(o->duration * 1e9) : INT64_MAX;
-	while (!g_stop && now_ns() < end) {
+	while (!g_stop && clock_mono_ns() < end) {
 		int n = poll(pfd, nfd, 100);
 		int64_t now;
 
@@ -572,7 +553,7 @@ static int run_peer(const struct opts *o)
 				if (rx_batch(pfd[i].fd, bufs, &r, o->echo, 0) < BATCH)
 					break;
 		}
-		now = now_ns();
+		now = clock_mono_ns();
 		if (now >= next_report) {
 			uint64_t p = __atomic_load_n(&r.pkts, __ATOMIC_RELAXED);
 
@@ -815,7 +796,7 @@ static int step_input(const struct client *c, struct alloc *a, enum phase ph)
 		r = step_response(c, a, buf, (size_t)n);
 		if (r <= 0)
 			return r;
-		r = step_send(a, ph, now_ns());
+		r = step_send(a, ph, clock_mono_ns());
 		if (r < 0)
 			return r;
 	}
@@ -843,7 +824,7 @@ static void *setup_worker(void *arg)
 	}
 	/* The release runs even after a signal: it frees the server. */
 	while (w->phase == PH_RELEASE || !g_stop) {
-		int64_t now = now_ns();
+		int64_t now = clock_mono_ns();
 		int n;
 
 		for (; nwin < PIPE_WINDOW && next < o->allocs; next += o->threads) {
@@ -863,7 +844,7 @@ static void *setup_worker(void *arg)
 		if (!nwin)
 			break;
 		n = epoll_wait(ep, ev, PIPE_EVENTS, 10);
-		now = now_ns();
+		now = clock_mono_ns();
 		for (int k = 0; k < n; k++) {
 			struct alloc *a = &c->allocs[ev[k].data.u32];
 			int r = step_input(c, a, w->phase);
@@ -962,19 +943,6 @@ static int open_allocs(struct client *c)
 	return 0;
 }
 
-/* One socket per allocation: raise the soft limit on descriptors towards
- * the hard one if the run needs it. */
-static void raise_nofile(unsigned allocs)
-{
-	struct rlimit r;
-	rlim_t need = (rlim_t)allocs + 64;	/* + epoll, peers, stdio, BPF */
-
-	if (getrlimit(RLIMIT_NOFILE, &r) < 0 || r.rlim_cur >= need)
-		return;
-	r.rlim_cur = r.rlim_max == RLIM_INFINITY || r.rlim_max > need ? need : r.rlim_max;
-	setrlimit(RLIMIT_NOFILE, &r);	/* else opens fail with EMFILE, reported */
-}
-
 /* ---- client: packets ------------------------------------------------------ */
 
 /* One ChannelData datagram of flow (alloc i, channel j) into buf (4 + len). */
@@ -984,7 +952,7 @@ static void build_packet(const struct client *c, unsigned i, unsigned j, uint32_
 	size_t len = c->o->len;
 
 	channeldata_put_hdr(buf, chan_num(j), (uint16_t)len);
-	payload_put(buf + CHANNELDATA_HDR_LEN, i * c->o->chans + j, seq, (uint64_t)now_ns());
+	payload_put(buf + CHANNELDATA_HDR_LEN, i * c->o->chans + j, seq, (uint64_t)clock_mono_ns());
 }
 
 static uint16_t csum_fold(uint32_t sum)
@@ -1111,26 +1079,22 @@ static int write_pcap(const struct client *c)
 static int send_gso(int fd, struct iovec *iov, unsigned n, bool *gso)
 {
 	size_t len = iov[0].iov_len;
-	unsigned per = len ? 65000 / (unsigned)len : 1, done = 0;
+	unsigned per = len ? SOCK_GSO_MAX_BYTES / (unsigned)len : 1, done = 0;
 
-	if (per > 64)
-		per = 64;	/* UDP_MAX_SEGMENTS */
+	if (per > SOCK_GSO_MAX_SEGS)
+		per = SOCK_GSO_MAX_SEGS;
 	while (done < n) {
 		unsigned c = n - done < per ? n - done : per;
 		union {
-			char buf[CMSG_SPACE(sizeof(uint16_t))];
+			char buf[SOCK_GSO_CMSG_SPACE];
 			struct cmsghdr align;
 		} ctrl = { 0 };
 		struct msghdr mh = { .msg_iov = iov + done, .msg_iovlen = c };
-		uint16_t seg = (uint16_t)len;
 
 		if (c > 1) {
 			mh.msg_control = ctrl.buf;
 			mh.msg_controllen = sizeof(ctrl.buf);
-			ctrl.align.cmsg_level = SOL_UDP;
-			ctrl.align.cmsg_type = UDP_SEGMENT;
-			ctrl.align.cmsg_len = CMSG_LEN(sizeof(seg));
-			memcpy(CMSG_DATA(&ctrl.align), &seg, sizeof(seg));
+			sock_put_gso(ctrl.buf, (uint16_t)len);
 		}
 		if (sendmsg(fd, &mh, 0) < 0) {
 			if (!done && c > 1 && (errno == EINVAL || errno == EIO || errno == ENOPROTOOPT)) {
@@ -1155,13 +1119,13 @@ static void *sender(void *arg)
 	struct iovec iov[BATCH];
 	unsigned chan_of[BATCH];
 	unsigned cur = w->idx;
-	int64_t start = now_ns();
+	int64_t start = clock_mono_ns();
 	bool gso = true;
 
 	if (!bufs)
 		return NULL;
 	while (!g_stop) {
-		int64_t now = now_ns();
+		int64_t now = clock_mono_ns();
 		unsigned want = BATCH;
 		struct alloc *a = &c->allocs[cur];
 		int n;
@@ -1481,7 +1445,7 @@ static void *injector(void *arg)
 		    .data_size_in = (uint32_t)l->frame_len, .ctx_in = &ctx,
 		    .ctx_size_in = sizeof(ctx), .flags = BPF_F_TEST_XDP_LIVE_FRAMES,
 		    .batch_size = LIVE_BATCH);
-	int64_t start = now_ns(), slot_end = start;
+	int64_t start = clock_mono_ns(), slot_end = start;
 	double pps = 0;		/* measured, unpaced */
 	cpu_set_t set;
 	int err;
@@ -1496,7 +1460,7 @@ static void *injector(void *arg)
 		return NULL;
 	}
 	while (!g_stop) {
-		int64_t t0 = now_ns(), left = w->end_ns - t0;
+		int64_t t0 = clock_mono_ns(), left = w->end_ns - t0;
 		uint64_t want;
 
 		if (left <= 0)
@@ -1528,7 +1492,7 @@ static void *injector(void *arg)
 		if (w->rate > 0)
 			sleep_until(slot_end);	/* now, if the call overran the slot */
 		else
-			pps = (double)want * 1e9 / (double)(now_ns() - t0 + 1);
+			pps = (double)want * 1e9 / (double)(clock_mono_ns() - t0 + 1);
 	}
 	return NULL;
 }
@@ -1537,14 +1501,14 @@ static int run_data_plane(struct client *c, struct worker *w, double alloc_s, do
 {
 	const struct opts *o = c->o;
 	unsigned n = c->live ? c->live->n : o->threads < o->allocs ? o->threads : o->allocs;
-	int64_t start = now_ns(), end = start + (int64_t)(o->duration * 1e9), actual_end;
+	int64_t start = clock_mono_ns(), end = start + (int64_t)(o->duration * 1e9), actual_end;
 	uint64_t last = 0, sent, errors;
 	pthread_t rth;
 	struct rx_sum s;
 	double secs, bind_s = setup_s - alloc_s;
 
 	for (unsigned i = 0; i < o->allocs; i++) {
-		set_bufs(c->allocs[i].fd);
+		sock_buffers(c->allocs[i].fd, SOCK_BUF);
 		c->allocs[i].seq = calloc(o->chans, sizeof(uint32_t));
 		if (!c->allocs[i].seq)
 			return -ENOMEM;
@@ -1572,10 +1536,10 @@ static int run_data_plane(struct client *c, struct worker *w, double alloc_s, do
 	}
 	for (unsigned i = 0; i < n; i++)
 		pthread_join(w[i].th, NULL);
-	actual_end = now_ns();
+	actual_end = clock_mono_ns();
 	sent = total_sent(w, n, &errors);
 	for (int64_t t = actual_end, last = t, seen = -1;
-	     t < actual_end + (int64_t)ECHO_GRACE_MS * 1000000; t = now_ns()) {
+	     t < actual_end + (int64_t)ECHO_GRACE_MS * 1000000; t = clock_mono_ns()) {
 		int64_t got = (int64_t)__atomic_load_n(&c->rx.pkts, __ATOMIC_RELAXED);
 
 		if (got >= (int64_t)sent || (got == seen && t - last > ECHO_QUIET_MS * 1000000LL))
@@ -1633,16 +1597,17 @@ static int run_client(const struct opts *o)
 		fprintf(stderr, "xturngen: bad server address %s\n", o->server);
 		goto out;
 	}
-	raise_nofile(o->allocs);
+	/* One socket per allocation, and epoll, peers, stdio, BPF. */
+	sock_raise_nofile((rlim_t)o->allocs + 64);
 	ret = open_allocs(&c);
 	if (ret < 0)
 		goto out;
-	t0 = now_ns();
+	t0 = clock_mono_ns();
 	ret = run_phase(&c, w, PH_ALLOCATE);
-	t1 = now_ns();
+	t1 = clock_mono_ns();
 	if (ret == 0)
 		ret = run_phase(&c, w, PH_BIND);
-	t2 = now_ns();
+	t2 = clock_mono_ns();
 	if (ret < 0)
 		goto out;
 	fprintf(stderr, "xturngen: %u allocations x %u channels ready\n", o->allocs, o->chans);

@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 
 #include "common/addr.h"
+#include "common/sock.h"
 #include "client/turnclient.h"
 
 #define TURNC_QLEN 8		/* data datagrams kept while a transaction waits */
@@ -60,19 +61,11 @@ struct turnc {
 	uint8_t sbuf[2 * STUN_FRAME_MAX];
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* 1 when fd is readable, 0 at the deadline, or -errno. */
 static int wait_readable(int fd, int64_t deadline)
 {
 	for (;;) {
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - clock_mono_ms();
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		int r;
 
@@ -356,7 +349,7 @@ static ssize_t transact(struct turnc *t, const uint8_t *req, size_t len, const u
 		/* RFC 8489 §6.2.1: RTO doubles per transmission; after the last
 		 * one the client waits Rm = 16 RTOs. */
 		unsigned wait = i + 1 == t->rc ? 16 * t->rto_ms : t->rto_ms << (i < 16 ? i : 16);
-		int64_t deadline = now_ms() + wait;
+		int64_t deadline = clock_mono_ms() + wait;
 		ssize_t n;
 
 		int err;
@@ -381,7 +374,7 @@ static void new_tid(uint8_t tid[STUN_TID_LEN])
 	/* getrandom on a few bytes never blocks after boot and never fails
 	 * short; fall back to a clock mix if it somehow does. */
 	if (getrandom(tid, STUN_TID_LEN, 0) != STUN_TID_LEN) {
-		int64_t v = now_ms() ^ (int64_t)getpid() << 32;
+		int64_t v = clock_mono_ms() ^ (int64_t)getpid() << 32;
 
 		memset(tid, 0, STUN_TID_LEN);
 		memcpy(tid, &v, sizeof(v));
@@ -809,7 +802,7 @@ static int decode_data(struct turnc *t, const uint8_t *buf, size_t len,
 int turnc_recv(struct turnc *t, int timeout_ms, struct sockaddr_storage *peer,
 	       uint16_t *channel, void *buf, size_t cap)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = clock_mono_ms() + timeout_ms;
 	ssize_t n;
 	int r;
 

@@ -6,13 +6,12 @@
 #include <sys/socket.h>
 
 #include "common/addr.h"
+#include "common/sock.h"
 #include "daemon/outq.h"
 
 #define OUTQ_MAX 256		/* datagrams queued before a flush */
 #define OUTQ_HASH 512		/* flow table: a power of 2 > OUTQ_MAX */
 #define OUTQ_END UINT32_MAX
-#define GSO_MAX_SEGS 64		/* UDP_MAX_SEGMENTS of older kernels */
-#define GSO_MAX_BYTES 65000	/* one UDP datagram before segmentation */
 
 /* Outgoing datagrams of one receive batch. Payloads are copied: callers
  * build responses on their stacks. Datagrams are grouped into flows (same
@@ -31,7 +30,7 @@ struct outq {
 	} d[OUTQ_MAX];
 	struct sockaddr_storage to[OUTQ_MAX];
 	union {
-		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t))];
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + SOCK_GSO_CMSG_SPACE];
 		struct cmsghdr align;
 	} ctrl[OUTQ_MAX];
 	uint8_t bufs[OUTQ_MAX][OUTQ_DGRAM_MAX];
@@ -77,8 +76,8 @@ static unsigned outq_run(struct outq *q, unsigned d, unsigned ni, unsigned *rest
 		q->iovs[ni + n++] = (struct iovec){ .iov_base = q->bufs[d], .iov_len = len };
 		bytes += len;
 		d = q->d[d].next;
-		if (d == OUTQ_END || n == GSO_MAX_SEGS || len != seg || !q->d[d].len ||
-		    q->d[d].len > seg || bytes + q->d[d].len > GSO_MAX_BYTES)
+		if (d == OUTQ_END || n == SOCK_GSO_MAX_SEGS || len != seg || !q->d[d].len ||
+		    q->d[d].len > seg || bytes + q->d[d].len > SOCK_GSO_MAX_BYTES)
 			break;
 	}
 	*rest = d;
@@ -107,7 +106,7 @@ static void outq_send(struct outq *q, int fd, unsigned i, unsigned j)
 		/* Refused (no route, too big, or GSO not possible here): a run
 		 * goes again datagram by datagram, once. */
 		if (q->count[i] > 1) {
-			struct mmsghdr one[GSO_MAX_SEGS];
+			struct mmsghdr one[SOCK_GSO_MAX_SEGS];
 			struct msghdr *mh = &q->sends[i].msg_hdr;
 			unsigned c = q->count[i];
 
@@ -115,7 +114,7 @@ static void outq_send(struct outq *q, int fd, unsigned i, unsigned j)
 				one[k].msg_hdr = *mh;
 				one[k].msg_hdr.msg_iov = mh->msg_iov + k;
 				one[k].msg_hdr.msg_iovlen = 1;
-				one[k].msg_hdr.msg_controllen -= CMSG_SPACE(sizeof(uint16_t));
+				one[k].msg_hdr.msg_controllen -= SOCK_GSO_CMSG_SPACE;
 				if (!one[k].msg_hdr.msg_controllen)
 					one[k].msg_hdr.msg_control = NULL;
 			}
@@ -146,16 +145,9 @@ void outq_flush(struct outq *q)
 				.msg_controllen = q->d[head].ctrl_len,
 			};
 			if (c > 1) {
-				struct cmsghdr *cm = (struct cmsghdr *)(q->ctrl[head].buf +
-									 mh->msg_controllen);
-				uint16_t seg = q->d[head].len;
-
-				cm->cmsg_level = SOL_UDP;
-				cm->cmsg_type = UDP_SEGMENT;
-				cm->cmsg_len = CMSG_LEN(sizeof(seg));
-				memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+				sock_put_gso(q->ctrl[head].buf + mh->msg_controllen, q->d[head].len);
 				mh->msg_control = q->ctrl[head].buf;
-				mh->msg_controllen += CMSG_SPACE(sizeof(seg));
+				mh->msg_controllen += SOCK_GSO_CMSG_SPACE;
 			}
 			q->count[ns] = c;
 			q->send_fd[ns] = q->d[head].fd;

@@ -21,6 +21,7 @@
 #include <linux/rtnetlink.h>
 
 #include "common/addr.h"
+#include "common/sock.h"
 #include "turn/auth.h"
 #include "turn/policy.h"
 #include "daemon/offload.h"
@@ -115,14 +116,6 @@ struct server {
 	server_reload_fn reload;
 };
 
-static time_t now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
 static int epoll_add(int epfd, struct src *s)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
@@ -138,12 +131,7 @@ static void sock_setup(int fd, int sz)
 	int one = 1;
 
 	setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
-
-	/* FORCE needs CAP_NET_ADMIN; the plain call is the fallback. */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)))
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)))
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	sock_buffers(fd, sz);
 }
 
 /* ---- turn_io ----------------------------------------------------------------- */
@@ -300,7 +288,7 @@ static void hook_alloc_up(void *ctx, struct allocation *a)
 		struct stream_conn *c = stream_get(w->streams, a->listener_fd);
 		if (c) {
 			((struct src *)c->user)->alloc = a;
-			stream_hold(w->streams, c, true, now_s());
+			stream_hold(w->streams, c, true, clock_mono_s());
 		}
 	}
 }
@@ -328,7 +316,7 @@ static void hook_alloc_down(void *ctx, struct allocation *a)
 		struct stream_conn *c = stream_get(w->streams, a->listener_fd);
 		if (c) {
 			((struct src *)c->user)->alloc = NULL;
-			stream_hold(w->streams, c, false, now_s());
+			stream_hold(w->streams, c, false, clock_mono_s());
 		}
 	}
 }
@@ -547,7 +535,7 @@ static int worker_new(struct server *srv, unsigned id, struct auth *auth, struct
 	w->id = id;
 	pthread_mutex_init(&w->lock, NULL);
 	/* Workers walk the port range from different places. */
-	w->port_cursor = (uint16_t)(now_s() * 7919 + id * 4099);
+	w->port_cursor = (uint16_t)(clock_mono_s() * 7919 + id * 4099);
 	io.ctx = w;
 	hooks.ctx = w;
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -627,16 +615,6 @@ static unsigned worker_count(const struct config *cfg)
 
 /* Every TCP/TLS client and every relay is a file descriptor: the soft
  * limit (often 1024) goes up to the hard one. */
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
 /* Binds port/type on ip alone (no SO_REUSEPORT, which would let us join
  * another process's listeners): -EADDRINUSE if someone holds it. */
 static int probe_port(const struct sockaddr_storage *ip, uint16_t port, int type)
@@ -801,7 +779,7 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 		server_free(srv);
 		return rc;
 	}
-	raise_nofile();
+	sock_raise_nofile(0);
 	if (srv->epfd < 0 || !srv->shared || !srv->host || !srv->offload) {
 		auth_free(auth);
 		policy_free(pol);
@@ -945,7 +923,7 @@ static size_t rx_meta(const struct msghdr *mh, const struct src *l, struct socka
 
 static void on_listener(struct worker *w, struct src *l)
 {
-	time_t now = now_s();
+	time_t now = clock_mono_s();
 	int n;
 
 	/* Bounded: a flood on one socket cannot starve the others. */
@@ -977,7 +955,7 @@ static void on_listener(struct worker *w, struct src *l)
 
 static void on_relay(struct worker *w, struct src *r)
 {
-	time_t now = now_s();
+	time_t now = clock_mono_s();
 	int n;
 
 	for (int round = 0; round < 8 && r->fd >= 0; round++) {
@@ -1010,12 +988,12 @@ static void on_conn_msg(void *arg, struct stream_conn *c, const uint8_t *msg, si
 {
 	struct worker *w = arg;
 
-	turn_on_stream(w->turn, c->fd, &c->peer, &c->local, msg, len, now_s());
+	turn_on_stream(w->turn, c->fd, &c->peer, &c->local, msg, len, clock_mono_s());
 }
 
 static void on_stream_listener(struct worker *w, struct src *l)
 {
-	time_t now = now_s();
+	time_t now = clock_mono_s();
 
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct stream_conn *c;
@@ -1091,8 +1069,8 @@ static void *worker_run(void *arg)
 				break;
 			case SRC_TIMER:
 				if (read(s->fd, &ticks, sizeof(ticks)) > 0) {
-					turn_tick(w->turn, now_s());
-					stream_expire(w->streams, now_s());
+					turn_tick(w->turn, clock_mono_s());
+					stream_expire(w->streams, clock_mono_s());
 				}
 				outq_flush(w->out);
 				break;

@@ -12,6 +12,7 @@
 #include <sys/un.h>
 
 #include "common/addr.h"
+#include "common/sock.h"
 #include "turn/alloc.h"
 #include "turn/turn.h"
 #include "daemon/config.h"
@@ -59,14 +60,6 @@ struct stats {
 	} clients[STATS_MAX_CLIENTS];
 	char out[32768];
 };
-
-static time_t mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
 
 static int ep_add(struct stats *ms, int fd)
 {
@@ -218,7 +211,7 @@ static void client_drop(struct stats *ms, unsigned slot)
 
 static void on_accept(struct stats *ms)
 {
-	time_t now = mono_s();
+	time_t now = clock_mono_s();
 
 	for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
 		int c = accept4(ms->http_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
