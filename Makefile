@@ -22,7 +22,6 @@ endif
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -MMD -MP \
 	-D_GNU_SOURCE -Iuserspace -Ibpf -I$(BUILD)
-LDLIBS := -lxdp -lbpf -lmnl -lssl -lcrypto -lelf -lz -lpthread
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
@@ -47,10 +46,10 @@ COMMON := $(BUILD)/libcommon.a
 TURN := $(BUILD)/libturn.a
 CLIENT := $(BUILD)/libclient.a
 DAEMON := $(BUILD)/libdaemon.a
-LIBS_COMMON := -lmnl -lcrypto -lz
+LIBS_COMMON := -lbpf -lmnl -lcrypto -lz
 LIBS_TURN := -lcrypto -lpthread
 LIBS_CLIENT := -lssl -lcrypto
-LIBS_DAEMON := -lxdp -lbpf -lelf -lz -lssl -lcrypto -lmnl -lpthread
+LIBS_DAEMON := -lxdp -lbpf -lssl -lcrypto -lmnl -lpthread
 LAYERS := $(DAEMON) $(TURN) $(CLIENT) $(COMMON)
 LDLIBS := $(LIBS_DAEMON) $(LIBS_TURN) $(LIBS_CLIENT) $(LIBS_COMMON)
 SKEL := $(BUILD)/xturn.skel.h
@@ -106,11 +105,11 @@ $(XTURND): $(BUILD)/userspace/daemon/xturnd.o $(DAEMON) $(TURN) $(COMMON)
 
 $(BUILD)/xturngen: $(BUILD)/tools/xturngen.o $(CLIENT) $(COMMON)
 	$(link)
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ -lbpf -lelf -lz -lpthread $(LIBS_CLIENT) $(LIBS_COMMON)
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ -lpthread $(LIBS_CLIENT) $(LIBS_COMMON)
 
 $(BUILD)/xturnstat: $(BUILD)/tools/xturnstat.o $(COMMON)
 	$(link)
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ -lbpf $(LIBS_COMMON)
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LIBS_COMMON)
 
 # The tests link every layer: each is a small program over a few of them.
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LAYERS)

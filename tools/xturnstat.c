@@ -18,9 +18,8 @@
 
 #include "common/addr.h"
 #include "common/metrics.h"
+#include "common/pins.h"
 
-#define DEFAULT_PIN_DIR "/sys/fs/bpf/xturn"
-#define DEFAULT_SOCKET "/run/xturn/xturnd.sock"
 #define SNAPSHOT_MAX 65536
 #define WHY_LEN 1280
 
@@ -74,31 +73,14 @@ static int map_open(const char *dir, const char *name, unsigned key_size, unsign
 /* Global XDP counters summed over CPUs. */
 static int read_maps(const char *dir, struct metrics_snapshot *m, char *why, size_t whylen)
 {
-	int ncpu = libbpf_num_possible_cpus();
 	int fd = map_open(dir, XT_MAP_STATS, sizeof(__u32), sizeof(struct xt_count), why, whylen);
-	struct xt_count *v;
-	int err = 0;
+	int err;
 
 	if (fd < 0)
 		return fd;
-	if (ncpu <= 0 || !(v = calloc((size_t)ncpu, sizeof(*v)))) {
-		close(fd);
-		snprintf(why, whylen, "cannot size the per-CPU values");
-		return ncpu <= 0 ? ncpu : -ENOMEM;
-	}
-	for (__u32 k = 0; k < XT_CNT_MAX && !err; k++) {
-		if (bpf_map_lookup_elem(fd, &k, v)) {
-			err = -errno;
-			snprintf(why, whylen, "%s/%s: %s", dir, XT_MAP_STATS, strerror(errno));
-			break;
-		}
-		m->xdp_cnt[k] = (struct xt_count){ 0 };
-		for (int c = 0; c < ncpu; c++) {
-			m->xdp_cnt[k].packets += v[c].packets;
-			m->xdp_cnt[k].bytes += v[c].bytes;
-		}
-	}
-	free(v);
+	err = pins_read_counters(fd, m->xdp_cnt);
+	if (err)
+		snprintf(why, whylen, "%s/%s: %s", dir, XT_MAP_STATS, strerror(-err));
 	close(fd);
 	m->xdp = !err;
 	return err;
@@ -355,8 +337,8 @@ static void usage(FILE *f)
 "       xturnstat --watch [--count N]\n"
 "Counters of xturn: the XDP fast path's from its pinned maps (no daemon needed)\n"
 "and the daemon's from its stats socket.\n"
-"  --pin-dir DIR   pinned maps (default " DEFAULT_PIN_DIR ")\n"
-"  --socket PATH   xturnd's stats socket (default " DEFAULT_SOCKET ")\n"
+"  --pin-dir DIR   pinned maps (default " PINS_DEFAULT_DIR ")\n"
+"  --socket PATH   xturnd's stats socket (default " METRICS_DEFAULT_SOCKET ")\n"
 "  --watch         refresh every second with per-second rates; Ctrl-C stops\n"
 "  --count N       with --watch: stop after N refreshes\n"
 "  --json          one JSON object (the daemon's keys, plus xdp_*)\n"
@@ -379,7 +361,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct opts o = { .pin_dir = DEFAULT_PIN_DIR, .socket = DEFAULT_SOCKET };
+	struct opts o = { .pin_dir = PINS_DEFAULT_DIR, .socket = METRICS_DEFAULT_SOCKET };
 	struct metrics_snapshot m, zero = { 0 };
 	char *end;
 	int c;

@@ -14,6 +14,9 @@
 #include "common/counters.h"
 #include "xturn_kern_user.h"
 
+/* Where the daemon serves it by default (config stats-socket). */
+#define METRICS_DEFAULT_SOCKET "/run/xturn/xturnd.sock"
+
 struct metrics_snapshot {
 	bool daemon;			/* the daemon's fields below are valid */
 	bool xdp;			/* xdp[] is valid */

@@ -5,9 +5,11 @@
 #include <strings.h>
 
 #include "common/addr.h"
-#include "daemon/config.h"
 #include "common/log.h"
+#include "common/metrics.h"
+#include "common/pins.h"
 #include "turn/policy.h"
+#include "daemon/config.h"
 
 enum config_type {
 	CONFIG_FLAG,		/* bool; bare key = true, or yes/no/true/false/1/0/on/off */
@@ -119,7 +121,7 @@ static const struct config_key config_keys[] = {
 	FLAG("no-xdp", no_xdp, "relay in userspace only"),
 	STR("xdp-mode", xdp_mode, "auto", config_check_xdp_mode, "auto|native|generic",
 	    "XDP attach mode"),
-	STR("bpf-pin-dir", pin_dir, "/sys/fs/bpf/xturn", NULL, "DIR", "bpffs directory for maps"),
+	STR("bpf-pin-dir", pin_dir, PINS_DEFAULT_DIR, NULL, "DIR", "bpffs directory for maps"),
 	FLAG("keep-pins", keep_pins, "leave pinned maps at exit"),
 	LIST("xdp-interface", xdp_ifaces, config_check_ifname, "IFNAME",
 	     "also attach XDP to this interface (repeatable)"),
@@ -137,7 +139,7 @@ static const struct config_key config_keys[] = {
 	 * elsewhere is a choice to make, not a default. */
 	STR("prometheus-ip", prometheus_ip, "127.0.0.1", config_check_ip, "IP",
 	    "metrics address (0.0.0.0 or :: for all)"),
-	STR("stats-socket", stats_socket, "/run/xturn/xturnd.sock", NULL, "PATH",
+	STR("stats-socket", stats_socket, METRICS_DEFAULT_SOCKET, NULL, "PATH",
 	    "Unix socket answering with the JSON metrics (xturnstat)"),
 	UINT("relay-threads", workers, 0, 1024, "0", "relay threads (0: one per CPU)"),
 	/* coturn keys that describe what xturn always does (long-term

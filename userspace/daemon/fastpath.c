@@ -20,6 +20,7 @@
 #include "common/addr.h"
 #include "common/log.h"
 #include "common/netlink.h"
+#include "common/pins.h"
 #include "daemon/fastpath.h"
 #include "xturn.skel.h"
 
@@ -73,8 +74,6 @@ struct fastpath {
 	struct fp_iface attached[XT_MAX_IFACES];
 	unsigned nattached;
 	struct mnl_socket *nl;
-	int ncpus;
-	struct xt_count *pcpu;	/* ncpus values of xt_stats */
 	unsigned nchans;		/* bindings in the maps */
 	unsigned perms_missing;		/* permissions not in xt_perms, all relays */
 	struct fp_relay *relays[FP_RELAY_BUCKETS];
@@ -402,21 +401,7 @@ unsigned fp_perms_missing(const struct fastpath *fp)
 
 int fp_counters(struct fastpath *fp, struct xt_count out[XT_CNT_MAX])
 {
-	const struct xt_count *v = fp->pcpu;
-	int fd = bpf_map__fd(fp->skel->maps.xt_stats);
-
-	for (uint32_t i = 0; i < XT_CNT_MAX; i++) {
-		int err = bpf_map_lookup_elem(fd, &i, fp->pcpu);
-
-		if (err)
-			return err;
-		out[i] = (struct xt_count){ 0 };
-		for (int cpu = 0; cpu < fp->ncpus; cpu++) {
-			out[i].packets += v[cpu].packets;
-			out[i].bytes += v[cpu].bytes;
-		}
-	}
-	return 0;
+	return pins_read_counters(bpf_map__fd(fp->skel->maps.xt_stats), out);
 }
 
 unsigned fp_chan_count(struct fastpath *fp)
@@ -928,12 +913,7 @@ static int copy_opts(struct fastpath *fp, const struct fp_opts *o)
 		if (snprintf(fp->ifaces[i], IF_NAMESIZE, "%s", o->ifaces[i]) >= IF_NAMESIZE)
 			return -ENAMETOOLONG;
 	fp->nifaces = o->nifaces;
-
-	fp->ncpus = libbpf_num_possible_cpus();
-	if (fp->ncpus <= 0)
-		return fp->ncpus ? fp->ncpus : -EINVAL;
-	fp->pcpu = calloc((size_t)fp->ncpus, sizeof(*fp->pcpu));
-	return fp->pcpu ? 0 : -ENOMEM;
+	return 0;
 }
 
 int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t whylen)
@@ -1033,7 +1013,6 @@ void fp_close(struct fastpath *fp)
 			free(r);
 		}
 	}
-	free(fp->pcpu);
 	free(fp->addrs);
 	free(fp->ifaces);
 	free(fp);
