@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: cmocka unit and XDP packet tests (one program for each
+# Runs every test: the include check of the layers (test_layers.sh), the
+# cmocka unit and XDP packet tests (one program for each
 # tests/unit/test_*.c, a missing one fails), then the end-to-end scripts
 # (tests/e2e/test_*.sh). A test that exits 77 was skipped: skips are
 # counted and fail the run unless XT_ALLOW_SKIP=1. Each test has
@@ -59,6 +60,7 @@ run() {
 }
 
 if [ "$only" != e2e ]; then
+	run layers bash "$here/test_layers.sh"
 	for src in "$here"/unit/test_*.c; do
 		t=$build/tests/$(basename "$src" .c)
 		if [ -x "$t" ]; then run "$(basename "$t")" "$t"; else run "$(basename "$t")" missing "$t"; fi

@@ -18,10 +18,10 @@
 #include <arpa/inet.h>
 
 #include "common/addr.h"
+#include "common/stun.h"
 #include "turn/alloc.h"
 #include "turn/auth.h"
 #include "turn/policy.h"
-#include "common/stun.h"
 #include "turn/turn.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -12,8 +12,8 @@
 #include <cmocka.h>
 
 #include "common/addr.h"
-#include "daemon/config.h"
 #include "common/log.h"
+#include "daemon/config.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -22,10 +22,10 @@
 #include "common/addr.h"
 #include "turn/alloc.h"
 #include "turn/auth.h"
-#include "daemon/config.h"
-#include "daemon/stats.h"
 #include "turn/policy.h"
 #include "turn/turn.h"
+#include "daemon/config.h"
+#include "daemon/stats.h"
 #include "testalloc.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

@@ -23,9 +23,9 @@
 #include <openssl/ssl.h>
 
 #include "common/addr.h"
-#include "daemon/stream.h"
 #include "common/stun.h"
 #include "client/turnclient.h"
+#include "daemon/stream.h"
 
 #include "testd.h"
 

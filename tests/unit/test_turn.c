@@ -19,8 +19,8 @@
 #include <cmocka.h>
 
 #include "common/addr.h"
-#include "turn/auth.h"
 #include "common/stun.h"
+#include "turn/auth.h"
 #include "client/turnclient.h"
 
 #include "testd.h"

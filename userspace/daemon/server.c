@@ -21,18 +21,18 @@
 #include <linux/rtnetlink.h>
 
 #include "common/addr.h"
+#include "common/log.h"
+#include "common/netlink.h"
 #include "common/sock.h"
 #include "turn/auth.h"
+#include "turn/hostaddr.h"
 #include "turn/policy.h"
+#include "turn/turn.h"
 #include "daemon/offload.h"
 #include "daemon/outq.h"
-#include "turn/hostaddr.h"
-#include "common/log.h"
-#include "daemon/stats.h"
-#include "common/netlink.h"
 #include "daemon/server.h"
+#include "daemon/stats.h"
 #include "daemon/stream.h"
-#include "turn/turn.h"
 
 #define BATCH 32
 #define RX_SLOT 65536		/* a UDP GRO train: <= 64 KiB */

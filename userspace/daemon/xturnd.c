@@ -11,11 +11,11 @@
 #include <openssl/rand.h>
 
 #include "common/addr.h"
+#include "common/log.h"
 #include "turn/auth.h"
+#include "turn/policy.h"
 #include "daemon/config.h"
 #include "daemon/fastpath.h"
-#include "common/log.h"
-#include "turn/policy.h"
 #include "daemon/server.h"
 
 static struct config cfg;

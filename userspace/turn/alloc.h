@@ -12,8 +12,8 @@
 #include <time.h>
 #include <sys/socket.h>
 
-#include "turn/auth.h"
 #include "common/stun.h"
+#include "turn/auth.h"
 
 #define ALLOC_MAX_RELAYS 2	/* an IPv4 and an IPv6 relay (dual allocation) */
 #define ALLOC_TX_CACHE 4	/* responses kept for retransmitted requests */

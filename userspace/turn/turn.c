@@ -7,8 +7,8 @@
 #include <openssl/rand.h>
 
 #include "common/addr.h"
-#include "turn/auth.h"
 #include "common/log.h"
+#include "turn/auth.h"
 #include "turn/hostaddr.h"
 #include "turn/policy.h"
 #include "turn/ratelimit.h"
