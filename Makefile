@@ -59,7 +59,10 @@ XTURND := $(BUILD)/xturnd
 TOOLS := $(BUILD)/xturngen $(BUILD)/xturnstat
 # xturngen's live-frames injector: a tool's BPF program, not the relay's.
 GEN_SKEL := $(BUILD)/xturngen_inject.skel.h
-UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+# Tests in tiers: unit (no root, no daemon), kernel (BPF programs and the
+# loader, as root), daemon (against a running xturnd); one program each.
+TEST_TIERS := unit kernel daemon
+TEST_PROGS := $(foreach t,$(TEST_TIERS),$(patsubst %.c,$(BUILD)/%,$(wildcard tests/$(t)/test_*.c)))
 
 all: $(XTURND) $(TOOLS) $(BPF_OBJ)
 
@@ -95,7 +98,7 @@ $(GEN_SKEL): $(BUILD)/tools/xturngen_inject.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name xturngen_inject > $@
 
 # Objects that embed or load the BPF program need the skeleton first.
-$(BUILD)/userspace/daemon/fastpath.o $(BUILD)/tests/unit/test_xdp.o: $(SKEL)
+$(BUILD)/userspace/daemon/fastpath.o $(BUILD)/tests/kernel/test_xdp.o: $(SKEL)
 $(BUILD)/tools/xturngen.o: $(GEN_SKEL)
 
 link = $(call msg,LD,$@)
@@ -112,7 +115,7 @@ $(BUILD)/xturnstat: $(BUILD)/tools/xturnstat.o $(COMMON)
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LIBS_COMMON)
 
 # The tests link every layer: each is a small program over a few of them.
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LAYERS)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LAYERS)
 	$(link)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcmocka
@@ -177,12 +180,12 @@ AUDIT_ENV := XT_DEPS_BUILD="$(DEPS_BUILD)" XT_DEPS_TEST="$(DEPS_TEST)"
 ifneq ($(SAN),)
 AUDIT_ENV :=
 endif
-check: all $(UNIT_TESTS)
+check: all $(TEST_PROGS)
 	$(Q)PATH=$(TEST_PATH) $(AUDIT_ENV) tests/run-all.sh $(BUILD)
 
-unit-tests: $(UNIT_TESTS)
+test-progs: $(TEST_PROGS)
 
-unit: all $(UNIT_TESTS)
+unit: all $(TEST_PROGS)
 	$(Q)PATH=$(TEST_PATH) tests/run-all.sh $(BUILD) unit
 
 # `make test` in a minimal Debian 12 chroot that has nothing but make:
@@ -213,7 +216,7 @@ fuzz: deps
 		$(BUILD)/fuzz/corpus-turn tests/fuzz/seeds-turn
 	@# The XDP program: test_xdp's namespace, maps and checks, frames from
 	@# libFuzzer (XT_FUZZ); runs as root.
-	$(CLANG) $(FUZZ_CFLAGS) -DXT_FUZZ -I$(BUILD) tests/unit/test_xdp.c $(LAYERS) \
+	$(CLANG) $(FUZZ_CFLAGS) -DXT_FUZZ -I$(BUILD) tests/kernel/test_xdp.c $(LAYERS) \
 		-o $(BUILD)/fuzz/fuzz_xdp $(LDLIBS) -lcmocka
 	$(BUILD)/fuzz/fuzz_xdp -max_total_time=$(FUZZ_SECONDS) -max_len=1600 \
 		$(BUILD)/fuzz/corpus-xdp tests/fuzz/seeds-xdp
@@ -227,13 +230,14 @@ clean:
 
 help:
 	@echo "make run     build and start xturnd with the demo config"
-	@echo "make test    build and run every test (unit, XDP packet, end-to-end)"
+	@echo "make test    build and run every test (unit, kernel, daemon, end-to-end)"
+	@echo "make unit    the unit tier only (no root needed)"
 	@echo "make bench   xturn (XDP and userspace) vs coturn on one topology"
 	@echo "make fuzz    libFuzzer: STUN parser, protocol logic, XDP program (FUZZ_SECONDS=60)"
 	@echo "make deps    install missing Debian packages (deps-build: only the build's)"
 	@echo "make fresh-check  make test in a new minimal Debian 12 chroot"
 	@echo "options: BUILD=dir SAN=1 (ASan+UBSan) SAN=thread (TSan) V=1"
 
-.PHONY: all deps deps-build run test check unit unit-tests fresh-check fuzz bench clean help
+.PHONY: all deps deps-build run test check unit test-progs fresh-check fuzz bench clean help
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

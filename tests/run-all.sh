@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test: the include check of the layers (test_layers.sh), the
-# cmocka unit and XDP packet tests (one program for each
-# tests/unit/test_*.c, a missing one fails), then the end-to-end scripts
+# Runs every test: the include check of the layers (test_layers.sh); the
+# cmocka programs of each tier, one for each tests/TIER/test_*.c (a missing
+# one fails): unit (as an unprivileged user when run as root: it needs no
+# root, no daemon, no network), kernel (BPF programs and the loader),
+# daemon (against a running xturnd); then the end-to-end scripts
 # (tests/e2e/test_*.sh). A test that exits 77 was skipped: skips are
 # counted and fail the run unless XT_ALLOW_SKIP=1. Each test has
 # XT_TEST_LIMIT seconds (default 300). Prints one closing line
 # "N passed, N failed, N skipped" and exits non-zero on a failure, on a
 # skip not allowed, or when nothing ran.
-# Usage: tests/run-all.sh BUILD_DIR [unit|e2e]
+# Usage: tests/run-all.sh BUILD_DIR [unit|kernel|daemon|e2e]
 # With XT_DEPS_BUILD and XT_DEPS_TEST set (make test), every test runs under
 # strace, a scratch build too, and the package audit (deps-audit.py) checks
 # every file they opened against those package lists.
@@ -40,7 +42,7 @@ run() {
 	local t0=$SECONDS
 	local rc=0
 	if [ "$1" = missing ]; then
-		echo "no program $2 (make unit-tests builds it)" >"$log"
+		echo "no program $2 (make test-progs builds it)" >"$log"
 		rc=1
 	else
 		# timeout's own 124 (and 137 after -k) tells a hang from a failure
@@ -59,14 +61,29 @@ run() {
 	fi
 }
 
-if [ "$only" != e2e ]; then
-	run layers bash "$here/test_layers.sh"
-	for src in "$here"/unit/test_*.c; do
-		t=$build/tests/$(basename "$src" .c)
-		if [ -x "$t" ]; then run "$(basename "$t")" "$t"; else run "$(basename "$t")" missing "$t"; fi
+# The unit tier runs as nobody when we are root, from a copy of its
+# program in a directory nobody can reach (the build may sit under /root).
+as_nobody=
+[ "$(id -u)" = 0 ] && as_nobody=$(mktemp -d /tmp/xturn-unit.XXXXXX) && chmod 755 "$as_nobody"
+
+for tier in unit kernel daemon; do
+	[ "$only" = all ] || [ "$only" = "$tier" ] || continue
+	[ $tier = unit ] && run layers bash "$here/test_layers.sh"
+	for src in "$here"/$tier/test_*.c; do
+		t=$build/tests/$tier/$(basename "$src" .c)
+		if [ ! -x "$t" ]; then
+			run "$tier/$(basename "$t")" missing "$t"
+		elif [ $tier = unit ] && [ -n "$as_nobody" ]; then
+			cp "$t" "$as_nobody/"
+			run "$tier/$(basename "$t")" env -C "$as_nobody" \
+				setpriv --reuid=65534 --regid=65534 --clear-groups "$as_nobody/$(basename "$t")"
+		else
+			run "$tier/$(basename "$t")" "$t"
+		fi
 	done
-fi
-if [ "$only" != unit ]; then
+done
+[ -n "$as_nobody" ] && rm -rf "$as_nobody"
+if [ "$only" = all ] || [ "$only" = e2e ]; then
 	for t in "$here"/e2e/test_*.sh; do
 		run "e2e/$(basename "$t" .sh)" bash "$t" "$build"
 	done
@@ -77,7 +94,7 @@ if [ -n "$audit" ]; then
 	# have had nothing left to do. `all` is what make run builds.
 	scratch=$(cd "$build" && pwd)/audit/build
 	run build make -C "$here/.." -B BUILD="$scratch" all
-	run unit-build make -C "$here/.." BUILD="$scratch" unit-tests
+	run test-build make -C "$here/.." BUILD="$scratch" test-progs
 	audit=
 	run deps-audit python3 "$here/deps-audit.py" "$build/audit"
 fi

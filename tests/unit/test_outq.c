@@ -11,20 +11,24 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <cmocka.h>
 
 #include "common/addr.h"
 #include "daemon/outq.h"
 
-#include "testd.h"
-
 /* A socket on ip, port chosen by the kernel, reads time out after 1 s. */
 static int bound(const char *ip, struct sockaddr_storage *a)
 {
 	struct timeval tv = { .tv_sec = 1 };
-	int one = 1, fd = testd_bound(SOCK_DGRAM, ip, 0, false, a);
+	socklen_t len = sizeof(*a);
+	int one = 1, fd;
 
+	assert_int_equal(addr_parse(ip, 0, a), 0);
+	fd = socket(a->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)a, addr_len(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)a, &len), 0);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
 	return fd;

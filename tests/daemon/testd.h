@@ -54,7 +54,7 @@ static inline int testd_path(char *out, size_t cap)
 	if (n <= 0)
 		return -errno;
 	self[n] = '\0';
-	snprintf(out, cap, "%s/../xturnd", dirname(self));
+	snprintf(out, cap, "%s/../../xturnd", dirname(self));
 	return 0;
 }
 
