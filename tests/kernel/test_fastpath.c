@@ -24,6 +24,7 @@
 
 #include "common/addr.h"
 #include "daemon/fastpath.h"
+#include "daemon/offload.h"
 
 static char tmp_dir[] = "/tmp/fp-test-XXXXXX";
 static char pin_dir[64];
@@ -727,6 +728,35 @@ static void test_perm_full(void **state)
 	fp_close(fp);
 }
 
+/* Through the offload, a full map leaves the channel to userspace and is
+ * counted; a TCP/TLS client's channel never goes in, full map or not. */
+static void offload_full(struct fastpath *fp, const struct fp_chan *extra)
+{
+	struct offload *o = offload_new(fp);
+	struct allocation a;
+	struct chan c = { .peer = extra->peer, .number = extra->channel };
+	struct metrics_snapshot m = { 0 };
+
+	assert_non_null(o);
+	memset(&a, 0, sizeof(a));
+	a.client = extra->client;
+	a.listener = extra->listener;
+	a.relays[0].addr = extra->relay;
+	a.nrelays = 1;
+	a.stream = true;
+	assert_false(offload_chan_up(o, &a, &c));
+	offload_snapshot(o, &m);
+	assert_int_equal(m.fastpath, 1);
+	assert_int_equal(m.fastpath_full, 0);	/* not tried: not a map's to take */
+	a.stream = false;
+	assert_false(offload_chan_up(o, &a, &c));
+	offload_snapshot(o, &m);
+	assert_int_equal(m.fastpath_full, 1);
+	assert_true(m.xdp);
+	assert_int_equal(fp_chan_count(fp), XT_MAX_CHANNELS);
+	offload_free(o);
+}
+
 static void test_chan_full(void **state)
 {
 	enum { PER_RELAY = 256 };
@@ -746,6 +776,7 @@ static void test_chan_full(void **state)
 	extra = chan("10.11.0.9:5000", "10.11.0.1:9999", "10.11.0.3:6000", 0x4000);
 	assert_int_equal(fp_chan_add(fp, &extra), -ENOSPC);
 	assert_int_equal(fp_chan_count(fp), XT_MAX_CHANNELS);
+	offload_full(fp, &extra);
 
 	/* One goes: there is room again. */
 	fp_chan_del(fp, &c);

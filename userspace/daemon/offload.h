@@ -2,8 +2,8 @@
  * alloc hooks write (relays, permissions, channels), behind one lock, since
  * fastpath.c is not thread-safe, and the rule of what the kernel carries
  * (channels of UDP clients; a TCP/TLS client's stay in userspace). Without
- * a fast path the null engine takes every call and does nothing, so no
- * caller asks whether there is one. */
+ * a fast path every call does nothing, so no caller asks whether there is
+ * one. */
 #ifndef XT_OFFLOAD_H
 #define XT_OFFLOAD_H
 
@@ -15,7 +15,7 @@
 struct fastpath;
 struct offload;
 
-/* fp NULL: the null engine. fp stays the caller's (it closes it after
+/* fp NULL: no fast path. fp stays the caller's (it closes it after
  * offload_free). NULL when out of memory. */
 struct offload *offload_new(struct fastpath *fp);
 void offload_free(struct offload *o);
@@ -34,7 +34,7 @@ void offload_chan_down(struct offload *o, struct allocation *a, const struct cha
  * readable (routes, links, neighbours changed). */
 int offload_netlink_fd(struct offload *o);
 void offload_netlink_event(struct offload *o);
-/* The fast path's fields of a metrics snapshot. */
+/* The fast path's fields of a metrics snapshot (left 0 without one). */
 void offload_snapshot(struct offload *o, struct metrics_snapshot *m);
 
 #endif
