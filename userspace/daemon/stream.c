@@ -305,8 +305,9 @@ int stream_accept(struct stream_set *set, int lfd, SSL_CTX *tls, time_t now,
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	/* The kernel's share of what waits for a client that does not read:
 	 * autotuning would grow it to tcp_wmem's maximum (4 MB) and hide the
-	 * client from max_sndbuf. The kernel doubles the value (its overhead);
-	 * the result still carries 10 Mbit/s at 100 ms of RTT. */
+	 * client from max_sndbuf. The kernel doubles the value (its overhead).
+	 * By the bandwidth-delay product, 128 KB of payload in flight is
+	 * 10 Mbit/s at 100 ms of RTT, more than a call's media (not measured). */
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){ (int)(set->lim.max_sndbuf / 2) }, sizeof(int));
 	c->deadline = now + set->lim.idle_timeout;
 	if (tls) {
