@@ -41,7 +41,7 @@ BPF_CFLAGS = -O2 -g -target bpf -Wall -Wextra -Werror -Wno-unused-parameter \
 # One archive per layer of userspace/ (the README's "How it works" says what
 # each holds); a binary links the layers it uses, with the libraries those
 # need and no others.
-layer_objs = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(2),$(wildcard userspace/$(1)/*.c)))
+layer_objs = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(2),$(wildcard userspace/$(1)/*.c userspace/$(1)/*/*.c)))
 COMMON := $(BUILD)/libcommon.a
 TURN := $(BUILD)/libturn.a
 CLIENT := $(BUILD)/libclient.a
@@ -98,7 +98,7 @@ $(GEN_SKEL): $(BUILD)/tools/xturngen_inject.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name xturngen_inject > $@
 
 # Objects that embed or load the BPF program need the skeleton first.
-$(BUILD)/userspace/daemon/fastpath.o $(BUILD)/tests/kernel/test_xdp.o: $(SKEL)
+$(patsubst %.c,$(BUILD)/%.o,$(wildcard userspace/daemon/fastpath/*.c)) $(BUILD)/tests/kernel/test_xdp.o: $(SKEL)
 $(BUILD)/tools/xturngen.o: $(GEN_SKEL)
 
 link = $(call msg,LD,$@)
