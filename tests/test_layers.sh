@@ -12,8 +12,9 @@ declare -A allowed=(
 	[daemon]="common turn daemon"
 )
 bad=0 seen=0
+shopt -s nullglob
 for layer in "${!allowed[@]}"; do
-	for f in "$layer"/*.[ch]; do
+	for f in "$layer"/*.[ch] "$layer"/*/*.[ch]; do
 		while IFS= read -r inc; do
 			seen=$((seen + 1))
 			dir=${inc%%/*}

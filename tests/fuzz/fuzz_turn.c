@@ -69,6 +69,18 @@ static int f_send_peer(void *ctx, int fd, const struct sockaddr_storage *p, cons
 	return 0;
 }
 
+/* Fixed bytes: an input replays the same way. */
+static int f_random(void *ctx, void *buf, size_t len)
+{
+	memset(buf, 0x5a, len);
+	return 0;
+}
+
+static time_t f_wall_clock(void *ctx)
+{
+	return 1700000000;
+}
+
 static void f_alloc_up(void *ctx, struct allocation *a) { fk.last = a; }
 static void f_alloc_down(void *ctx, struct allocation *a)
 {
@@ -117,7 +129,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.max_lifetime = 3600, .default_lifetime = 600,
 	};
 	struct turn_io io = { .relay_open = f_relay_open, .relay_close = f_relay_close,
-			      .send_client = f_send_client, .send_peer = f_send_peer };
+			      .send_client = f_send_client, .send_peer = f_send_peer,
+			      .random = f_random, .wall_clock = f_wall_clock };
 	struct alloc_hooks hooks = { .alloc_up = f_alloc_up, .alloc_down = f_alloc_down };
 	struct auth *auth = auth_new("fuzz", 600);
 	struct policy *pol = policy_new();
@@ -160,7 +173,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			len = data[i + 2];
 			len = len > size - i - 3 ? size - i - 3 : len;
 			n = build_signed(auth, client, (uint16_t)(data[i] << 8 | data[i + 1]),
-					 data + i + 3, len, op & 0x80, buf, sizeof(buf), time(NULL));
+					 data + i + 3, len, op & 0x80, buf, sizeof(buf), f_wall_clock(NULL));
 			if (n)
 				turn_on_client(s, 3, client, &listener, buf, n, now);
 			i += 3 + len;

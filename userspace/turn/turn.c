@@ -1,10 +1,9 @@
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
-#include <unistd.h>
-#include <openssl/rand.h>
 
 #include "common/addr.h"
 #include "common/log.h"
@@ -92,8 +91,6 @@ void turn_shared_free(struct turn_shared *sh)
 {
 	if (!sh)
 		return;
-	for (unsigned i = 0; i < sh->nresv; i++)
-		close(sh->resv[i].fd);
 	alloc_quota_free(sh->quota);
 	pthread_mutex_destroy(&sh->lock);
 	free(sh);
@@ -117,7 +114,7 @@ struct turn_server *turn_new(const struct turn_cfg *cfg, struct auth *auth, stru
 	s->allocs = s->shared ? alloc_table_new(&cfg->limits, hooks, s->shared->quota) : NULL;
 	s->unauth = ratelimit_new(cfg->unauth_rate, cfg->unauth_burst);
 	if (!s->allocs || (cfg->unauth_rate && !s->unauth) ||
-	    RAND_bytes(s->tid_seed, sizeof(s->tid_seed)) != 1) {
+	    s->io.random(s->io.ctx, s->tid_seed, sizeof(s->tid_seed))) {
 		ratelimit_free(s->unauth);
 		alloc_table_free(s->allocs);
 		if (s->own_shared)
@@ -130,8 +127,18 @@ struct turn_server *turn_new(const struct turn_cfg *cfg, struct auth *auth, stru
 
 void turn_free(struct turn_server *s)
 {
+	struct turn_shared *sh;
+
 	if (!s)
 		return;
+	sh = s->shared;
+	pthread_mutex_lock(&sh->lock);
+	for (unsigned i = 0; i < sh->nresv; i++) {
+		alloc_quota_release(s->allocs, sh->resv[i].username);
+		s->io.relay_close(s->io.ctx, sh->resv[i].fd);
+	}
+	sh->nresv = 0;
+	pthread_mutex_unlock(&sh->lock);
 	alloc_table_free(s->allocs);
 	ratelimit_free(s->unauth);
 	if (s->own_shared)
@@ -359,7 +366,7 @@ static int open_relay(struct req *q, int family, bool even, bool reserve, bool d
 			rv->fd = rfd;
 			rv->expires = q->now + RESERVATION_LIFETIME;
 			snprintf(rv->username, sizeof(rv->username), "%s", q->auth.username);
-			if (RAND_bytes(rv->token, 8) != 1) {
+			if (s->io.random(s->io.ctx, rv->token, 8)) {
 				s->io.relay_close(s->io.ctx, rfd);
 				s->io.relay_close(s->io.ctx, fd);
 				return -ENOSPC;
@@ -811,7 +818,7 @@ static void on_client(struct turn_server *s, int listener_fd, const struct socka
 	q.listener = listener;
 	q.stream = stream;
 	q.now = now;
-	q.wall = time(NULL);
+	q.wall = s->io.wall_clock(s->io.ctx);
 	q.alloc = alloc_find_tp(s->allocs, client, listener, stream);
 	handle_request(&q);
 }

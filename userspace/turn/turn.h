@@ -33,6 +33,12 @@ struct turn_io {
 			   int iovcnt);
 	int (*send_peer)(void *ctx, int relay_fd, const struct sockaddr_storage *peer,
 			 const void *buf, size_t len);
+	/* Fills buf with unpredictable bytes (the seed of our transaction ids,
+	 * RESERVATION-TOKENs): 0, or -1. */
+	int (*random)(void *ctx, void *buf, size_t len);
+	/* Seconds since the epoch: REST credentials expire by it. (Lifetimes
+	 * run on the monotonic time the callers pass as now.) */
+	time_t (*wall_clock)(void *ctx);
 };
 
 struct turn_cfg {
@@ -62,7 +68,9 @@ void turn_shared_free(struct turn_shared *sh);
 struct turn_server *turn_new(const struct turn_cfg *cfg, struct auth *auth, struct policy *pol,
 			     const struct turn_io *io, const struct alloc_hooks *hooks,
 			     struct turn_shared *shared);
-/* Deletes every allocation (hooks called) and frees. */
+/* Deletes every allocation (hooks called), closes the shared EVEN-PORT
+ * reservations (through its io: the first server freed takes them all) and
+ * frees. */
 void turn_free(struct turn_server *s);
 /* SIGHUP: new credentials and policy take over; the old ones are freed.
  * The next turn_tick revokes the allocations whose credentials are no

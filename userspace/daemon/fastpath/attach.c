@@ -1,0 +1,234 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/rtnetlink.h>
+#include <bpf/bpf.h>
+
+#include "common/addr.h"
+#include "common/netlink.h"
+#include "daemon/fastpath/fp.h"
+
+/* ---- interfaces ------------------------------------------------------------ */
+
+static struct fp_iface *iface_find(struct fastpath *fp, int ifindex)
+{
+	for (unsigned i = 0; i < fp->nattached; i++)
+		if (fp->attached[i].ifindex == ifindex)
+			return &fp->attached[i];
+	return NULL;
+}
+
+/* A crashed daemon leaves its program attached, and libxdp refuses to
+ * attach over it: take it off if (and only if) it is an xturn program. */
+static void detach_stale(int ifindex)
+{
+	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(ifindex);
+	struct xdp_program *main;
+
+	if (libxdp_get_error(mp) || !mp)
+		return;
+	main = xdp_multiprog__main_prog(mp);
+	if (xdp_multiprog__is_legacy(mp) && main && !strcmp(xdp_program__name(main), FP_PROG_NAME))
+		xdp_multiprog__detach(mp);
+	xdp_multiprog__close(mp);
+}
+
+static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_t whylen)
+{
+	static const struct { enum fp_mode use; enum xdp_attach_mode mode; const char *name; }
+	tries[] = {
+		{ FP_NATIVE, XDP_MODE_NATIVE, "native" },
+		{ FP_GENERIC, XDP_MODE_SKB, "generic" },
+	};
+	uint32_t ifindex = (uint32_t)l->ifindex;
+	char msg[256] = "";
+	size_t off = 0;
+	int err = -EINVAL;
+
+	/* The lookup device carries no traffic: nothing to attach to. */
+	if (iface_find(fp, l->ifindex) || l->ifindex == fp->lookup_ifindex)
+		return 0;
+	if (fp->nattached == XT_MAX_IFACES) {
+		fp_say(why, whylen, "%s: more than %d interfaces", l->name, XT_MAX_IFACES);
+		return -ENOSPC;
+	}
+	detach_stale(l->ifindex);
+	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		if (fp->mode != FP_AUTO && fp->mode != tries[i].use)
+			continue;
+		err = xdp_program__attach(fp->prog, l->ifindex, tries[i].mode, 0);
+		if (!err) {
+			fp->attached[fp->nattached++] = (struct fp_iface){ l->ifindex, tries[i].mode };
+			break;
+		}
+		off += (size_t)snprintf(msg + off, sizeof(msg) - off, "%s%s XDP: %s",
+					off ? ", " : "", tries[i].name, strerror(-err));
+		if (off >= sizeof(msg))
+			break;
+	}
+	if (err) {
+		fp_say(why, whylen, "attaching to %s failed: %s", l->name, msg);
+		return err;
+	}
+	err = bpf_map_update_elem(bpf_map__fd(fp->skel->maps.xt_tx_ports), &ifindex, &ifindex,
+				  BPF_ANY);
+	if (err)
+		fp_say(why, whylen, "%s: adding to %s failed: %s", l->name, XT_MAP_TX_PORTS,
+		    strerror(-err));
+	return err;
+}
+
+static void forget(struct fastpath *fp, int ifindex)
+{
+	struct fp_iface *f = iface_find(fp, ifindex);
+	uint32_t key = (uint32_t)ifindex;
+
+	if (!f)
+		return;
+	*f = fp->attached[--fp->nattached];
+	bpf_map_delete_elem(bpf_map__fd(fp->skel->maps.xt_tx_ports), &key);
+}
+
+static const struct nl_link *link_by_index(const struct nl_link *links, size_t n, int ifindex)
+{
+	for (size_t i = 0; i < n; i++)
+		if (links[i].ifindex == ifindex)
+			return &links[i];
+	return NULL;
+}
+
+static bool wanted(const struct nl_link *l)
+{
+	return (l->flags & IFF_UP) && !(l->flags & IFF_LOOPBACK);
+}
+
+int fp_scan(struct fastpath *fp, bool strict, char *why, size_t whylen)
+{
+	struct nl_link *links = NULL;
+	struct nl_addr *addrs = NULL;
+	size_t nlinks, naddrs;
+	unsigned on_lo = 0;
+	char buf[ADDR_STRLEN];
+	int err;
+
+	err = nl_dump_links(&links, &nlinks);
+	if (!err)
+		err = nl_dump_addrs(&addrs, &naddrs);
+	if (err) {
+		fp_say(why, whylen, "rtnetlink dump failed: %s", strerror(-err));
+		goto out;
+	}
+	for (unsigned i = 0; i < fp->naddrs && !err; i++) {
+		const struct sockaddr_storage *a = &fp->addrs[i];
+		bool found = addr_is_any(a);
+
+		for (size_t j = 0; j < nlinks && !err && addr_is_any(a); j++)
+			if (wanted(&links[j]))
+				err = attach(fp, &links[j], why, whylen);
+		/* One IP may be on several interfaces: all get the program. */
+		for (size_t j = 0; j < naddrs && !err && !addr_is_any(a); j++) {
+			const struct nl_link *l = link_by_index(links, nlinks, addrs[j].ifindex);
+
+			if (!l || !addr_ip_eq(a, &addrs[j].addr))
+				continue;
+			found = true;
+			if (l->flags & IFF_LOOPBACK)
+				on_lo++;
+			else
+				err = attach(fp, l, why, whylen);
+		}
+		if (!found && !err) {
+			fp_say(why, whylen, "address %s is on no interface",
+			    addr_str(a, false, buf, sizeof(buf)));
+			err = -EADDRNOTAVAIL;
+		}
+		if (!strict)
+			err = 0;
+	}
+	for (unsigned i = 0; i < fp->nifaces && !err; i++) {
+		const struct nl_link *l = NULL;
+
+		for (size_t j = 0; j < nlinks && !l; j++)
+			if (!strcmp(links[j].name, fp->ifaces[i]))
+				l = &links[j];
+		if (l)
+			err = attach(fp, l, why, whylen);
+		else {
+			fp_say(why, whylen, "interface %s does not exist", fp->ifaces[i]);
+			err = -ENODEV;
+		}
+		if (!strict)
+			err = 0;
+	}
+	if (!err && strict && !fp->nattached) {
+		if (on_lo)
+			fp_say(why, whylen, "the addresses are on loopback only: no XDP needed");
+		else
+			fp_say(why, whylen, "no up, non-loopback interface to attach to");
+		err = -ENODEV;
+	}
+out:
+	free(links);
+	free(addrs);
+	return strict ? err : 0;
+}
+
+struct nl_event {
+	struct fastpath *fp;
+	bool rescan;
+	bool nh_stale;		/* next hops cached in XDP may be wrong now */
+};
+
+static int netlink_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nl_event *ev = data;
+	struct nl_link l;
+
+	ev->nh_stale = true;	/* every group we hear affects next hops */
+	if (nlh->nlmsg_type == RTM_DELLINK && nl_parse_link(nlh, &l)) {
+		forget(ev->fp, l.ifindex);
+		if (l.ifindex == ev->fp->lookup_ifindex)
+			fp_lookup_gone(ev->fp);
+	} else if (nlh->nlmsg_type == RTM_NEWLINK || nlh->nlmsg_type == RTM_NEWADDR)
+		ev->rescan = true;
+	return MNL_CB_OK;
+}
+
+int fp_netlink_fd(struct fastpath *fp)
+{
+	return mnl_socket_get_fd(fp->nl);
+}
+
+void fp_netlink_event(struct fastpath *fp)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nl_event ev = { fp, false, false };
+	ssize_t len;
+
+	while ((len = mnl_socket_recvfrom(fp->nl, buf, sizeof(buf))) != 0) {
+		if (len > 0) {
+			mnl_cb_run(buf, (size_t)len, 0, 0, netlink_cb, &ev);
+			continue;
+		}
+		/* Events were lost (overrun, or one too big for buf): the
+		 * rescan below catches up. */
+		if (errno == ENOBUFS || errno == ENOSPC)
+			ev.rescan = ev.nh_stale = true;
+		else if (errno != EINTR)
+			break;
+	}
+	if (ev.nh_stale)
+		fp_flush_next_hops(fp);
+	/* One rescan for the batch: it attaches wherever our addresses are
+	 * now, whatever the individual messages said. */
+	if (ev.rescan)
+		fp_scan(fp, false, NULL, 0);
+}
+
+void fp_detach_all(struct fastpath *fp)
+{
+	for (unsigned i = 0; i < fp->nattached; i++)
+		xdp_program__detach(fp->prog, fp->attached[i].ifindex, fp->attached[i].mode, 0);
+	fp->nattached = 0;
+}

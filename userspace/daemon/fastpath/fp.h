@@ -1,0 +1,107 @@
+/* Inside the fast path (daemon/fastpath.h is its interface): the state its
+ * four files share. maps.c keeps the binding maps equal to TURN state,
+ * lookup.c the device bpf_fib_lookup asks and the next-hop epoch, attach.c
+ * the interfaces that carry the program (and netlink following them),
+ * load.c pins, loading, open and close. */
+#ifndef XT_FP_H
+#define XT_FP_H
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <net/if.h>
+#include <xdp/libxdp.h>
+
+#include "daemon/fastpath.h"
+#include "xturn.skel.h"
+
+#define FP_PROG_NAME "xturn_xdp"
+#define FP_RELAY_BUCKETS 4096
+
+enum fp_mode { FP_AUTO, FP_NATIVE, FP_GENERIC };
+
+struct fp_iface {
+	int ifindex;
+	enum xdp_attach_mode mode;
+};
+
+/* One map entry written on behalf of a relayed address, remembered so that
+ * fp_relay_del() removes exactly that relay's permissions and channels
+ * without walking maps of up to XT_MAX_PERMS entries. */
+struct fp_entry {
+	bool is_chan;
+	union {
+		struct xt_perm_key perm;
+		struct xt_c2p_key chan;
+	};
+};
+
+struct fp_relay {
+	struct fp_relay *next;
+	struct xt_relay_key key;
+	struct fp_entry *entries;
+	size_t n, cap;
+	/* Permissions that did not fit xt_perms: while there are any, the
+	 * relay is flagged XT_RELAY_PERMS_INCOMPLETE (peers pass to us). */
+	struct xt_perm_key *missing;
+	size_t nmissing, capmissing;
+};
+
+struct fastpath {
+	struct xturn_bpf *skel;
+	struct xdp_program *prog;
+	enum fp_mode mode;
+	bool keep_pins;
+	char pin_dir[PATH_MAX - 64];	/* room for "/<map name>" */
+	struct xt_cfg cfg;		/* as written to xt_cfg */
+	char lookup_dev[IF_NAMESIZE];
+	int lookup_ifindex;		/* the lookup device, ours to delete; 0: none */
+	struct sockaddr_storage *addrs;
+	unsigned naddrs;
+	char (*ifaces)[IF_NAMESIZE];
+	unsigned nifaces;
+	struct fp_iface attached[XT_MAX_IFACES];
+	unsigned nattached;
+	struct mnl_socket *nl;
+	unsigned nchans;		/* bindings in the maps */
+	unsigned perms_missing;		/* permissions not in xt_perms, all relays */
+	struct fp_relay *relays[FP_RELAY_BUCKETS];
+};
+
+/* Writes a one-line reason into why (nothing when len is 0). */
+static inline __attribute__((format(printf, 3, 4))) void fp_say(char *why, size_t len,
+								 const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+}
+
+/* maps.c: frees the relay records. */
+void fp_relays_free(struct fastpath *fp);
+
+/* lookup.c */
+int fp_cfg_write(struct fastpath *fp);
+/* Creates the lookup device, or takes over the one a crashed run left, and
+ * turns forwarding on for it. 0, or -errno with why saying what failed. */
+int fp_lookup_open(struct fastpath *fp, char *why, size_t whylen);
+void fp_lookup_close(struct fastpath *fp);
+/* Next hops the XDP program cached in bindings are good for one epoch. */
+void fp_flush_next_hops(struct fastpath *fp);
+/* The lookup device was deleted under us. */
+void fp_lookup_gone(struct fastpath *fp);
+
+/* attach.c: attaches to every interface that should have the program and
+ * lacks it. strict (fp_open): an address on no interface, an unknown
+ * interface name, an attach failure or nothing to attach to is an error
+ * explained in why; otherwise (following netlink) such things are skipped. */
+int fp_scan(struct fastpath *fp, bool strict, char *why, size_t whylen);
+void fp_detach_all(struct fastpath *fp);
+
+#endif

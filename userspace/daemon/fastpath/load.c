@@ -1,0 +1,316 @@
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <linux/rtnetlink.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "common/log.h"
+#include "common/netlink.h"
+#include "daemon/fastpath/fp.h"
+
+#define FP_BPFFS "/sys/fs/bpf"
+#define FP_LOOKUP_DEV "xturn0"
+
+/* ---- open / close ---------------------------------------------------------- */
+
+static bool is_bpffs(const char *path)
+{
+	struct statfs st;
+
+	return !statfs(path, &st) && (unsigned long)st.f_type == BPF_FS_MAGIC;
+}
+
+/* Mounts a bpffs on /sys/fs/bpf if there is none (`ip netns exec` gives a
+ * fresh /sys without one; libxdp keeps its state there), then creates the
+ * pin dir, which must be on a bpffs. */
+static int pin_dir_prepare(const char *dir, char *why, size_t whylen)
+{
+	char path[PATH_MAX], *slash;
+	struct stat st;
+	int mount_err = 0;
+
+	if (!is_bpffs(FP_BPFFS) && mount("bpf", FP_BPFFS, "bpf", 0, "mode=0700"))
+		mount_err = errno;
+	snprintf(path, sizeof(path), "%s", dir);
+	while (stat(path, &st) && errno == ENOENT && (slash = strrchr(path, '/')) && slash != path)
+		*slash = '\0';
+	if (!is_bpffs(path)) {
+		fp_say(why, whylen, "pin dir %s is not on a bpffs%s%s", dir,
+		    mount_err ? "; mount -t bpf " FP_BPFFS " failed: " : "",
+		    mount_err ? strerror(mount_err) : "");
+		return -ENOTSUP;
+	}
+	/* mkdir -p */
+	snprintf(path, sizeof(path), "%s", dir);
+	for (char *p = path + 1;; p++) {
+		if (*p && *p != '/')
+			continue;
+		char c = *p;
+
+		*p = '\0';
+		if (mkdir(path, 0700) && errno != EEXIST) {
+			int err = -errno;
+
+			fp_say(why, whylen, "mkdir %s: %s", path, strerror(-err));
+			return err;
+		}
+		if (!c)
+			return 0;
+		*p = c;
+	}
+}
+
+/* Binding maps start empty: the daemon's TURN state does not survive it.
+ * The global counters and the config are kept across restarts unless the
+ * pins are of another ABI, which libbpf could not reuse anyway. */
+static bool keeps_state(const struct bpf_map *m)
+{
+	const char *n = bpf_map__name(m);
+
+	return !strcmp(n, XT_MAP_STATS) || !strcmp(n, XT_MAP_CFG);
+}
+
+static bool pin_matches(const struct bpf_map *m, int fd)
+{
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info);
+	struct xt_cfg cfg;
+	__u32 zero = 0;
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.type != bpf_map__type(m) ||
+	    info.key_size != bpf_map__key_size(m) || info.value_size != bpf_map__value_size(m) ||
+	    info.max_entries != bpf_map__max_entries(m) || info.map_flags != bpf_map__map_flags(m))
+		return false;
+	if (strcmp(bpf_map__name(m), XT_MAP_CFG))
+		return true;
+	/* Same sizes, but a program of another ABI version wrote it. */
+	return bpf_map_lookup_elem(fd, &zero, &cfg) ||
+	       (cfg.magic == XT_MAGIC && cfg.abi_version == XT_ABI_VERSION);
+}
+
+static void pins_prepare(struct fastpath *fp, char *why, size_t whylen)
+{
+	char path[PATH_MAX];
+	struct bpf_map *m;
+	bool stale = false;
+
+	bpf_object__for_each_map(m, fp->skel->obj) {
+		int fd;
+
+		/* The others are replaced below anyway. */
+		if (!keeps_state(m))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", fp->pin_dir, bpf_map__name(m));
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		stale |= !pin_matches(m, fd);
+		close(fd);
+	}
+	bpf_object__for_each_map(m, fp->skel->obj) {
+		if (!stale && keeps_state(m))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", fp->pin_dir, bpf_map__name(m));
+		unlink(path);
+	}
+	if (stale)
+		fp_say(why, whylen, "pinned maps in %s were of another ABI: replaced", fp->pin_dir);
+}
+
+static int fp_load(struct fastpath *fp, char *why, size_t whylen)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = fp->pin_dir);
+	int err;
+
+	fp->skel = xturn_bpf__open_opts(&oo);
+	if (!fp->skel) {
+		err = -errno;
+		fp_say(why, whylen, "opening the BPF object failed: %s", strerror(-err));
+		return err;
+	}
+	pins_prepare(fp, why, whylen);
+	err = xturn_bpf__load(fp->skel);
+	if (err) {
+		fp_say(why, whylen, "loading the XDP program failed: %s", strerror(-err));
+		return err;
+	}
+	/* Written before the first attach, so the program never sees a config
+	 * of zeroes with the fast path nominally on. */
+	err = fp_cfg_write(fp);
+	if (err) {
+		fp_say(why, whylen, "writing %s failed: %s", XT_MAP_CFG, strerror(-err));
+		return err;
+	}
+	fp->prog = xdp_program__from_bpf_obj(fp->skel->obj, "xdp");
+	err = (int)libxdp_get_error(fp->prog);
+	if (err) {
+		fp->prog = NULL;
+		fp_say(why, whylen, "libxdp refused the program: %s", strerror(-err));
+	}
+	return err;
+}
+
+static int parse_mode(const char *s, enum fp_mode *out)
+{
+	static const char *const names[] = { [FP_AUTO] = "auto", [FP_NATIVE] = "native",
+					     [FP_GENERIC] = "generic" };
+
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(s ? s : "auto", names[i])) {
+			*out = (enum fp_mode)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+static int copy_opts(struct fastpath *fp, const struct fp_opts *o)
+{
+	const char *dev = o->lookup_dev ? o->lookup_dev : FP_LOOKUP_DEV;
+
+	fp->keep_pins = o->keep_pins;
+	if (snprintf(fp->pin_dir, sizeof(fp->pin_dir), "%s", o->pin_dir) >=
+	    (int)sizeof(fp->pin_dir) ||
+	    snprintf(fp->lookup_dev, sizeof(fp->lookup_dev), "%s", dev) >=
+	    (int)sizeof(fp->lookup_dev))
+		return -ENAMETOOLONG;
+	/* It becomes part of a /proc/sys path. */
+	if (!*dev || strchr(dev, '/'))
+		return -EINVAL;
+	fp->cfg = (struct xt_cfg){ .magic = XT_MAGIC, .abi_version = XT_ABI_VERSION,
+				   .flags = XT_CFG_ENABLED |
+					    (o->verify_csum ? XT_CFG_VERIFY_CSUM : 0),
+				   .fib_epoch = 1 };
+	fp->addrs = calloc(o->naddrs + 1, sizeof(*fp->addrs));
+	fp->ifaces = calloc(o->nifaces + 1, sizeof(*fp->ifaces));
+	if (!fp->addrs || !fp->ifaces)
+		return -ENOMEM;
+	memcpy(fp->addrs, o->addrs, o->naddrs * sizeof(*fp->addrs));
+	fp->naddrs = o->naddrs;
+	for (unsigned i = 0; i < o->nifaces; i++)
+		if (snprintf(fp->ifaces[i], IF_NAMESIZE, "%s", o->ifaces[i]) >= IF_NAMESIZE)
+			return -ENAMETOOLONG;
+	fp->nifaces = o->nifaces;
+	return 0;
+}
+
+int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t whylen)
+{
+	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
+	struct fastpath *fp;
+	char note[256], lookup[160];
+	int err;
+
+	*out = NULL;
+	fp_say(why, whylen, "%s", "");
+	fp = calloc(1, sizeof(*fp));
+	if (!fp)
+		return -ENOMEM;
+	err = parse_mode(o->mode, &fp->mode);
+	if (err) {
+		fp_say(why, whylen, "unknown XDP mode \"%s\"", o->mode);
+		goto fail;
+	}
+	err = copy_opts(fp, o);
+	if (err) {
+		fp_say(why, whylen, "bad options: %s", strerror(-err));
+		goto fail;
+	}
+	/* Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; a failure
+	 * here shows up as a load error below. */
+	setrlimit(RLIMIT_MEMLOCK, &unlimited);
+	err = pin_dir_prepare(fp->pin_dir, why, whylen);
+	if (err)
+		goto fail;
+	/* Before fp_load(), which writes its ifindex into xt_cfg. Without it
+	 * the program looks up with the ingress interface. */
+	if (fp_lookup_open(fp, lookup, sizeof(lookup)))
+		fp_lookup_close(fp);
+	else
+		lookup[0] = '\0';
+	fp->cfg.fib_ifindex = (__u32)fp->lookup_ifindex;
+	err = fp_load(fp, why, whylen);
+	if (err)
+		goto fail;
+	/* Subscribed before the dumps in scan(), so no change falls between. */
+	fp->nl = nl_subscribe(RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR |
+			      RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE);
+	if (!fp->nl) {
+		err = -errno;
+		fp_say(why, whylen, "rtnetlink socket: %s", strerror(-err));
+		goto fail;
+	}
+	/* pins_prepare() may have left a note; a failure overwrites it. */
+	snprintf(note, sizeof(note), "%s", whylen ? why : "");
+	err = fp_scan(fp, true, why, whylen);
+	if (err)
+		goto fail;
+	if (lookup[0])
+		fp_say(why, whylen, "%s%sno lookup device %s (%s): the fast path needs forwarding "
+		    "on the interfaces (net.ipv4.conf.IF.forwarding, net.ipv6.conf.IF.forwarding) "
+		    "or the dummy module", note, note[0] ? "; " : "", fp->lookup_dev, lookup);
+	else
+		fp_say(why, whylen, "%s", note);
+	*out = fp;
+	return 0;
+fail:
+	fp_close(fp);
+	return err;
+}
+
+void fp_close(struct fastpath *fp)
+{
+	if (!fp)
+		return;
+	fp_detach_all(fp);
+	xdp_program__close(fp->prog);
+	if (fp->nl)
+		mnl_socket_close(fp->nl);
+	fp_lookup_close(fp);
+	/* Map by map: bpf_object__unpin_maps() stops at the first pin that
+	 * is missing (a failed open may have pinned none). */
+	if (fp->skel && !fp->keep_pins) {
+		struct bpf_map *m;
+
+		bpf_object__for_each_map(m, fp->skel->obj)
+			if (bpf_map__pin_path(m))
+				unlink(bpf_map__pin_path(m));
+	}
+	xturn_bpf__destroy(fp->skel);
+	/* Only when empty: the pin dir may be shared with other files. */
+	if (!fp->keep_pins && fp->pin_dir[0])
+		rmdir(fp->pin_dir);
+	fp_relays_free(fp);
+	free(fp->addrs);
+	free(fp->ifaces);
+	free(fp);
+}
+
+/* ---- libbpf and libxdp messages ------------------------------------------------ */
+
+static int libbpf_print(enum libbpf_print_level lvl, const char *fmt, va_list ap)
+{
+	/* libbpf's warnings on probing are noise unless debugging. */
+	log_vmsg(lvl == LIBBPF_WARN ? LOG_INFO : LOG_DEBUG, fmt, ap);
+	return 0;
+}
+
+static int libxdp_print(enum libxdp_print_level lvl, const char *fmt, va_list ap)
+{
+	log_vmsg(lvl == LIBXDP_WARN ? LOG_INFO : LOG_DEBUG, fmt, ap);
+	return 0;
+}
+
+void fp_route_logs(void)
+{
+	libbpf_set_print(libbpf_print);
+	libxdp_set_print(libxdp_print);
+}

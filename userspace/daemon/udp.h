@@ -1,0 +1,68 @@
+/* The daemon's UDP sockets: the listeners clients send to, the relay
+ * sockets of allocations (the port walk, external-ip's advertised
+ * address), and batch reception with recvmmsg and UDP GRO. */
+#ifndef XT_UDP_H
+#define XT_UDP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "daemon/config.h"
+
+struct hostaddr;
+
+/* A listening socket on a (with port), SO_REUSEPORT so every relay thread
+ * has its own, with IP(V6)_PKTINFO: the fd, or -errno. */
+int udp_listen(const struct sockaddr_storage *a);
+
+/* external-ip: the address clients are told for a local relay address
+ * ("public" alone maps every relay of its family, "public/private" one). */
+void udp_advertised(const struct config *cfg, const struct sockaddr_storage *local,
+		    struct sockaddr_storage *adv);
+
+/* One relay thread's walk over the relay port range. */
+struct udp_ports {
+	const struct config *cfg;
+	struct hostaddr *host;		/* told which relay ports are bound */
+	uint16_t cursor;
+};
+
+/* A relay socket on the relay address of family: port 0 is any free port
+ * of the range (even if even), round-robin from the cursor so a freed port
+ * is not handed out again at once; else exactly that port. df sets
+ * DONT-FRAGMENT (IPv4). The fd with addr and adv (udp_advertised) set, or
+ * -EAFNOSUPPORT (no relay address of the family), -EADDRINUSE, -errno. */
+int udp_relay_open(struct udp_ports *p, int family, uint16_t port, bool even, bool df,
+		   struct sockaddr_storage *addr, struct sockaddr_storage *adv);
+/* Closes a relay socket (addr: its bound address, NULL to ask the socket),
+ * which no longer holds its port for relay to relay. */
+void udp_relay_close(struct udp_ports *p, int fd, const struct sockaddr_storage *addr);
+
+#define UDP_RX_BATCH 32
+#define UDP_RX_SLOT 65536		/* a UDP GRO train: <= 64 KiB */
+
+/* recvmmsg state, reused for every batch. A slot holds one datagram, or
+ * with UDP GRO a train of them (pages the kernel never fills are never
+ * touched). */
+struct udp_rx {
+	struct mmsghdr msgs[UDP_RX_BATCH];
+	struct iovec iovs[UDP_RX_BATCH];
+	struct sockaddr_storage from[UDP_RX_BATCH];	/* canonical after udp_recv */
+	uint8_t (*bufs)[UDP_RX_SLOT];
+	uint8_t ctrl[UDP_RX_BATCH][96];
+};
+
+struct udp_rx *udp_rx_new(void);
+void udp_rx_free(struct udp_rx *rx);
+/* Receives up to UDP_RX_BATCH slots from fd, each into bufs[i] + headroom:
+ * their number, 0 or -errno (-EAGAIN: nothing there). */
+int udp_recv(struct udp_rx *rx, int fd, size_t headroom);
+/* What slot i's control messages say: the size of each datagram of a GRO
+ * train (0: the slot is one datagram) and, if dst, the local address it
+ * was sent to (local with IP(V6)_PKTINFO's address). */
+size_t udp_rx_meta(const struct udp_rx *rx, int i, const struct sockaddr_storage *local,
+		   struct sockaddr_storage *dst);
+
+#endif

@@ -1,0 +1,57 @@
+/* One relay thread: its own UDP listeners (SO_REUSEPORT: the kernel hashes
+ * a client's 5-tuple to one of them, so all of a client's traffic meets the
+ * same worker), TCP/TLS connections, TURN state and relay sockets, in one
+ * event loop. Implements the turn_io and alloc_hooks the protocol calls.
+ * Shared between workers (struct worker_env): the configuration, the quota
+ * counts and reservations, this host's addresses, the fast path. */
+#ifndef XT_WORKER_H
+#define XT_WORKER_H
+
+#include <stddef.h>
+#include <openssl/ssl.h>
+
+#include "common/metrics.h"
+#include "daemon/config.h"
+
+struct auth;
+struct hostaddr;
+struct offload;
+struct policy;
+struct turn_server;
+struct turn_shared;
+struct worker;
+
+struct worker_env {
+	const struct config *cfg;
+	SSL_CTX *tls;			/* NULL: no TLS listeners */
+	struct offload *offload;
+	struct turn_shared *shared;
+	struct hostaddr *host;
+};
+
+/* Opens worker id's listeners (id 0 logs them). Takes auth and pol (freed
+ * on failure). 0, or -errno with err saying why. */
+int worker_new(const struct worker_env *env, unsigned id, struct auth *auth,
+	       struct policy *pol, struct worker **out, char *err, size_t errlen);
+/* Closes connections and deletes allocations (hooks called). Not running. */
+void worker_free(struct worker *w);
+
+/* Runs the worker's loop in a thread of its own; 0 or -errno. */
+int worker_start(struct worker *w);
+/* Asks the loop to end and waits for it. */
+void worker_stop(struct worker *w);
+
+/* New credentials and policy (SIGHUP), taken by the worker between two
+ * batches; the worker owns them. */
+void worker_replace_auth(struct worker *w, struct auth *auth, struct policy *pol);
+
+/* Held while the worker handles a batch: with it held, its state may be
+ * read from another thread. */
+void worker_lock(struct worker *w);
+void worker_unlock(struct worker *w);
+/* With the lock held: the worker's TURN state, and its socket-side counts
+ * added into m (send drops, TCP/TLS connections). */
+struct turn_server *worker_turn(struct worker *w);
+void worker_add_counts(const struct worker *w, struct metrics_snapshot *m);
+
+#endif
