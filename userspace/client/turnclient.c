@@ -28,6 +28,7 @@ struct turnc_chan {
 struct turnc {
 	int fd;
 	enum turnc_transport tp;
+	struct turnc_pipe pipe;	/* pipe.send: no socket (turnc_open_pipe) */
 	SSL_CTX *ctx;		/* TLS */
 	SSL *ssl;
 	struct sockaddr_storage server;
@@ -164,13 +165,36 @@ int turnc_open_rest(struct turnc **out, const struct sockaddr_storage *server,
 	return turnc_open(out, server, local, user, pass);
 }
 
+int turnc_open_pipe(struct turnc **out, const struct turnc_pipe *pipe, const char *username,
+		    const char *password)
+{
+	struct turnc *t;
+
+	if (strlen(username) >= sizeof(t->username) || strlen(password) >= sizeof(t->password) ||
+	    !pipe->send || !pipe->recv)
+		return -EINVAL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	strcpy(t->username, username);
+	strcpy(t->password, password);
+	t->fd = -1;
+	t->pipe = *pipe;
+	t->rto_ms = TURNC_RTO_MS;
+	t->rc = 1;	/* the server answered within send, or never will */
+	t->tp = TURNC_UDP;
+	*out = t;
+	return 0;
+}
+
 void turnc_close(struct turnc *t)
 {
 	if (!t)
 		return;
 	SSL_free(t->ssl);
 	SSL_CTX_free(t->ctx);
-	close(t->fd);
+	if (t->fd >= 0)
+		close(t->fd);
 	free(t);
 }
 
@@ -184,6 +208,10 @@ int turnc_local_addr(const struct turnc *t, struct sockaddr_storage *out)
 	socklen_t len = sizeof(*out);
 
 	memset(out, 0, sizeof(*out));
+	if (t->pipe.send) {
+		*out = t->pipe.local;
+		return 0;
+	}
 	return getsockname(t->fd, (struct sockaddr *)out, &len) < 0 ? -errno : 0;
 }
 
@@ -287,6 +315,8 @@ static int xmit(struct turnc *t, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
+	if (t->pipe.send)
+		return t->pipe.send(t->pipe.ctx, buf, len);
 	if (t->tp == TURNC_UDP)
 		return send(t->fd, buf, len, 0) < 0 ? -errno : 0;
 	while (len) {
@@ -321,6 +351,8 @@ int turnc_send_raw(struct turnc *t, const void *buf, size_t len)
  * length, 0 at the deadline, or -errno. */
 static ssize_t recv_until(struct turnc *t, int64_t deadline)
 {
+	if (t->pipe.send)
+		return t->pipe.recv(t->pipe.ctx, t->rbuf, sizeof(t->rbuf));
 	if (t->tp != TURNC_UDP)
 		return stream_recv(t, deadline);
 	for (;;) {
@@ -355,8 +387,10 @@ static ssize_t transact(struct turnc *t, const uint8_t *req, size_t len, const u
 		int err;
 
 		/* A reliable transport carries the request once (RFC 8489
-		 * §6.2.2); the waits add up to the same timeout. */
-		if ((i == 0 || t->tp == TURNC_UDP) && (err = xmit(t, req, len)) < 0)
+		 * §6.2.2); the waits add up to the same timeout. A pipe's
+		 * server answered within the send, or will not. */
+		if ((i == 0 || (t->tp == TURNC_UDP && !t->pipe.send)) &&
+		    (err = xmit(t, req, len)) < 0)
 			return err;
 		while ((n = recv_until(t, deadline)) > 0) {
 			if (tid_matches(t->rbuf, n, tid))
@@ -748,6 +782,13 @@ int turnc_send_channel(struct turnc *t, uint16_t channel, const void *data, size
 	if (len > UINT16_MAX)
 		return -EMSGSIZE;
 	channeldata_put_hdr(hdr, channel, (uint16_t)len);
+	if (t->pipe.send) {
+		uint8_t msg[CHANNELDATA_HDR_LEN + UINT16_MAX];
+
+		memcpy(msg, hdr, sizeof(hdr));
+		memcpy(msg + sizeof(hdr), data, len);
+		return xmit(t, msg, sizeof(hdr) + len);
+	}
 	if (t->tp != TURNC_UDP) {
 		/* One write, padded to 4 bytes (RFC 8656 §12.5). */
 		uint8_t msg[STUN_FRAME_MAX] = { 0 };

@@ -50,10 +50,24 @@ int turnc_open_tp(struct turnc **out, const struct sockaddr_storage *server,
 int turnc_open_rest(struct turnc **out, const struct sockaddr_storage *server,
 		    const struct sockaddr_storage *local, const char *name, const char *secret,
 		    unsigned ttl_s);
+/* A client whose datagrams go through callbacks instead of a socket, to
+ * drive a server in the same process (the protocol's unit tests). send
+ * hands one datagram (UDP framing) to the server, which answers within the
+ * call; recv takes the next datagram the server sent this client: its
+ * length, or 0 when none is queued (nothing is waited for, so a request
+ * the server does not answer fails at once with -ETIMEDOUT, sent once). */
+struct turnc_pipe {
+	void *ctx;
+	int (*send)(void *ctx, const void *buf, size_t len);
+	int (*recv)(void *ctx, void *buf, size_t cap);
+	struct sockaddr_storage local;	/* the client's address, as the server sees it */
+};
+int turnc_open_pipe(struct turnc **out, const struct turnc_pipe *pipe, const char *username,
+		    const char *password);
 void turnc_close(struct turnc *t);
 
 /* The connected socket (the data plane may send/recv on it directly over
- * UDP and TCP; TLS needs turnc_send_raw). */
+ * UDP and TCP; TLS needs turnc_send_raw); -1 for a pipe. */
 int turnc_fd(const struct turnc *t);
 /* Local address of the socket. */
 int turnc_local_addr(const struct turnc *t, struct sockaddr_storage *out);
