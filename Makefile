@@ -93,20 +93,21 @@ $(SKEL): $(BPF_OBJ)
 	$(call msg,SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name xturn_bpf > $@
 
-$(GEN_SKEL): $(BUILD)/tools/xturngen_inject.bpf.o
+$(GEN_SKEL): $(BUILD)/tools/xturngen/xturngen_inject.bpf.o
 	$(call msg,SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name xturngen_inject > $@
 
 # Objects that embed or load the BPF program need the skeleton first.
 $(patsubst %.c,$(BUILD)/%.o,$(wildcard userspace/daemon/fastpath/*.c)) $(BUILD)/tests/kernel/test_xdp.o: $(SKEL)
-$(BUILD)/tools/xturngen.o: $(GEN_SKEL)
+XTURNGEN_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out %.bpf.c,$(wildcard tools/xturngen/*.c)))
+$(XTURNGEN_OBJS): $(GEN_SKEL)
 
 link = $(call msg,LD,$@)
 $(XTURND): $(BUILD)/userspace/daemon/xturnd.o $(DAEMON) $(TURN) $(COMMON)
 	$(link)
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LIBS_DAEMON) $(LIBS_TURN) $(LIBS_COMMON)
 
-$(BUILD)/xturngen: $(BUILD)/tools/xturngen.o $(CLIENT) $(COMMON)
+$(BUILD)/xturngen: $(XTURNGEN_OBJS) $(CLIENT) $(COMMON)
 	$(link)
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ -lpthread $(LIBS_CLIENT) $(LIBS_COMMON)
 

@@ -10,7 +10,7 @@
 # Method (per server, per load, per run):
 #  * Throughput: xturngen sends ChannelData client->peer, 2 threads. For the
 #    XDP server with --live-frames c0: BPF_PROG_RUN live frames of a tiny
-#    injector XDP program (tools/xturngen_inject.bpf.c), XDP_TX out of c0,
+#    injector XDP program (tools/xturngen/xturngen_inject.bpf.c), XDP_TX out of c0,
 #    one pinned thread per CPU (several M pps; sendmmsg tops out near 1 M,
 #    which is all the XDP path was shown to do). For xturnd --no-xdp and
 #    coturn with xturngen's UDP GSO sends (a batch of one allocation's
