@@ -382,12 +382,6 @@ static void test_channel_max(void **state)
 	release(t);
 }
 
-/* ---- requests that need an allocation ----------------------------------------------- */
-
-/* ---- CreatePermission --------------------------------------------------------------- */
-
-/* ---- ChannelBind -------------------------------------------------------------------- */
-
 /* ---- data ---------------------------------------------------------------------------- */
 
 /* Binds a channel to a peer socket of ours and relays one datagram each

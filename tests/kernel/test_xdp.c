@@ -32,6 +32,7 @@
 #include <linux/bpf.h>
 
 #include "common/addr.h"
+#include "common/frame.h"
 #include "xturn.skel.h"
 #include "xturn_kern_user.h"
 
@@ -149,23 +150,6 @@ static uint16_t get16(const uint8_t *p)
 	return (uint16_t)(p[0] << 8 | p[1]);
 }
 
-/* RFC 1071: big-endian 16-bit words, odd byte padded with zero. */
-static uint32_t sum16(const uint8_t *p, size_t n, uint32_t acc)
-{
-	for (size_t i = 0; i + 1 < n; i += 2)
-		acc += get16(p + i);
-	if (n & 1)
-		acc += (uint32_t)p[n - 1] << 8;
-	return acc;
-}
-
-static uint16_t fold(uint32_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)s;
-}
-
 static size_t put_payload(uint8_t *b, const struct payload *p)
 {
 	static const uint8_t stun[20] = { 0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42,
@@ -246,7 +230,7 @@ static size_t build(const struct frame *f, uint8_t *b)
 		memcpy(b + o + 16, dip, 4);
 		if (f->ipopt)
 			memset(b + o + 20, 1, 4);	/* NOPs */
-		put16(b + o + 10, (uint16_t)(~fold(sum16(b + o, ihl, 0)) + f->ipbad));
+		put16(b + o + 10, (uint16_t)(~frame_fold(frame_sum16(b + o, ihl, 0)) + f->ipbad));
 		o += ihl;
 	} else {
 		memset(b + o, 0, 40);
@@ -274,13 +258,13 @@ static size_t build(const struct frame *f, uint8_t *b)
 	put16(b + o + 4, (uint16_t)ulen);
 	put16(b + o + 6, 0);
 	memcpy(b + o + 8, pay, plen);
-	pseudo = sum16(sip, alen, sum16(dip, alen, 17 + (uint32_t)ulen));
-	full = (uint16_t)~fold(sum16(b + o, ulen, pseudo));
+	pseudo = frame_sum16(sip, alen, frame_sum16(dip, alen, 17 + (uint32_t)ulen));
+	full = (uint16_t)~frame_fold(frame_sum16(b + o, ulen, pseudo));
 	if (!full)
 		full = 0xffff;
 	switch (f->cs) {
 	case CS_FULL: put16(b + o + 6, full); break;
-	case CS_PARTIAL: put16(b + o + 6, fold(pseudo)); break;
+	case CS_PARTIAL: put16(b + o + 6, frame_fold(pseudo)); break;
 	case CS_ZERO: break;
 	case CS_BAD: put16(b + o + 6, full ^ 0x5a5a); break;
 	}
@@ -317,7 +301,7 @@ static int udp_parse(const uint8_t *b, size_t n, size_t trailer, struct parsed *
 			return -1;
 		ihl = (size_t)(b[o] & 0xf) * 4;
 		iplen = get16(b + o + 2);
-		if (ihl < 20 || o + ihl > n || fold(sum16(b + o, ihl, 0)) != 0xffff ||
+		if (ihl < 20 || o + ihl > n || frame_fold(frame_sum16(b + o, ihl, 0)) != 0xffff ||
 		    b[o + 9] != 17 || iplen < ihl)
 			return -1;
 		p->src = b + o + 12, p->dst = b + o + 16, p->alen = 4;
@@ -336,8 +320,8 @@ static int udp_parse(const uint8_t *b, size_t n, size_t trailer, struct parsed *
 	p->ulen = get16(b + p->udp + 4);
 	if (p->ulen != iplen - ihl)
 		return -1;
-	p->residual = fold(sum16(b + p->udp, p->ulen,
-				 sum16(p->src, 2 * p->alen, 17 + (uint32_t)p->ulen)));
+	p->residual = frame_fold(frame_sum16(b + p->udp, p->ulen,
+				 frame_sum16(p->src, 2 * p->alen, 17 + (uint32_t)p->ulen)));
 	return 0;
 }
 
@@ -827,10 +811,10 @@ static void zero_checksum(void **state)
 		 * 0xffff - S makes the sum 0xffff and the checksum 0. */
 		m = build(&t.out, exp);
 		o = m - t.out.pl.len - 8;	/* UDP header */
-		s = k ? sum16(exp + o - 32, 32, 17 + (uint32_t)(m - o)) :
-			sum16(exp + o - 8, 8, 17 + (uint32_t)(m - o));
+		s = k ? frame_sum16(exp + o - 32, 32, 17 + (uint32_t)(m - o)) :
+			frame_sum16(exp + o - 8, 8, 17 + (uint32_t)(m - o));
 		put16(exp + o + 6, 0);
-		s = fold(sum16(exp + o, m - o, s));
+		s = frame_fold(frame_sum16(exp + o, m - o, s));
 		t.in.pl.tail = t.out.pl.tail = (uint16_t)(0xffff - s);
 		n = build(&t.in, in);
 		m = build(&t.out, exp);

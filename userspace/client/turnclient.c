@@ -96,6 +96,24 @@ static int tls_connect(struct turnc *t)
 	return 0;
 }
 
+/* A client with its credentials and the default timers, no socket yet. */
+static int client_new(struct turnc **out, const char *username, const char *password)
+{
+	struct turnc *t;
+
+	if (strlen(username) >= sizeof(t->username) || strlen(password) >= sizeof(t->password))
+		return -EINVAL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	strcpy(t->username, username);
+	strcpy(t->password, password);
+	t->rto_ms = TURNC_RTO_MS;
+	t->rc = TURNC_RC;
+	*out = t;
+	return 0;
+}
+
 int turnc_open(struct turnc **out, const struct sockaddr_storage *server,
 	       const struct sockaddr_storage *local, const char *username, const char *password)
 {
@@ -109,17 +127,12 @@ int turnc_open_tp(struct turnc **out, const struct sockaddr_storage *server,
 	struct turnc *t;
 	int err;
 
-	if (strlen(username) >= sizeof(t->username) || strlen(password) >= sizeof(t->password) ||
-	    (server->ss_family != AF_INET && server->ss_family != AF_INET6))
+	if (server->ss_family != AF_INET && server->ss_family != AF_INET6)
 		return -EINVAL;
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	strcpy(t->username, username);
-	strcpy(t->password, password);
+	err = client_new(&t, username, password);
+	if (err)
+		return err;
 	t->server = *server;
-	t->rto_ms = TURNC_RTO_MS;
-	t->rc = TURNC_RC;
 	t->tp = tp;
 	t->fd = socket(server->ss_family, (tp == TURNC_UDP ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC,
 		       0);
@@ -169,18 +182,15 @@ int turnc_open_pipe(struct turnc **out, const struct turnc_pipe *pipe, const cha
 		    const char *password)
 {
 	struct turnc *t;
+	int err;
 
-	if (strlen(username) >= sizeof(t->username) || strlen(password) >= sizeof(t->password) ||
-	    !pipe->send || !pipe->recv)
+	if (!pipe->send || !pipe->recv)
 		return -EINVAL;
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	strcpy(t->username, username);
-	strcpy(t->password, password);
+	err = client_new(&t, username, password);
+	if (err)
+		return err;
 	t->fd = -1;
 	t->pipe = *pipe;
-	t->rto_ms = TURNC_RTO_MS;
 	t->rc = 1;	/* the server answered within send, or never will */
 	t->tp = TURNC_UDP;
 	*out = t;

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
+#include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 
 #include "common/netlink.h"
@@ -82,6 +83,40 @@ static bool nl_parse_addr(const struct nlmsghdr *nlh, struct nl_addr *out)
 		memcpy(&((struct sockaddr_in *)&out->addr)->sin_addr, local, 4);
 	else
 		memcpy(&((struct sockaddr_in6 *)&out->addr)->sin6_addr, local, 16);
+	return true;
+}
+
+static bool nl_parse_neigh(const struct nlmsghdr *nlh, struct nl_neigh *out)
+{
+	const struct ndmsg *nd;
+	const struct nlattr *attr;
+	const void *dst = NULL, *ll = NULL;
+	size_t len;
+
+	if (nlh->nlmsg_type != RTM_NEWNEIGH || nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*nd)))
+		return false;
+	nd = mnl_nlmsg_get_payload(nlh);
+	len = nd->ndm_family == AF_INET ? 4 : nd->ndm_family == AF_INET6 ? 16 : 0;
+	if (!len)
+		return false;
+	mnl_attr_for_each(attr, nlh, sizeof(*nd)) {
+		if (mnl_attr_get_type(attr) == NDA_DST && mnl_attr_get_payload_len(attr) == len)
+			dst = mnl_attr_get_payload(attr);
+		else if (mnl_attr_get_type(attr) == NDA_LLADDR &&
+			 mnl_attr_get_payload_len(attr) == sizeof(out->lladdr))
+			ll = mnl_attr_get_payload(attr);
+	}
+	if (!dst || !ll)
+		return false;
+	memset(out, 0, sizeof(*out));
+	out->ifindex = nd->ndm_ifindex;
+	out->state = nd->ndm_state;
+	out->addr.ss_family = nd->ndm_family;
+	if (len == 4)
+		memcpy(&((struct sockaddr_in *)&out->addr)->sin_addr, dst, 4);
+	else
+		memcpy(&((struct sockaddr_in6 *)&out->addr)->sin6_addr, dst, 16);
+	memcpy(out->lladdr, ll, sizeof(out->lladdr));
 	return true;
 }
 
@@ -237,6 +272,16 @@ int nl_dump_links(struct nl_link **out, size_t *n)
 int nl_dump_addrs(struct nl_addr **out, size_t *n)
 {
 	return dump_all(RTM_GETADDR, parse_addr_any, sizeof(**out), (void **)out, n);
+}
+
+static bool parse_neigh_any(const struct nlmsghdr *nlh, void *out)
+{
+	return nl_parse_neigh(nlh, out);
+}
+
+int nl_dump_neighs(struct nl_neigh **out, size_t *n)
+{
+	return dump_all(RTM_GETNEIGH, parse_neigh_any, sizeof(**out), (void **)out, n);
 }
 
 static bool parse_local_any(const struct nlmsghdr *nlh, void *out)

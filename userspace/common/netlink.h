@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <net/if.h>
 #include <sys/socket.h>
 #include <libmnl/libmnl.h>
@@ -21,6 +22,13 @@ struct nl_addr {
 	struct sockaddr_storage addr;	/* AF_INET or AF_INET6, port 0 */
 };
 
+struct nl_neigh {
+	int ifindex;
+	struct sockaddr_storage addr;	/* AF_INET or AF_INET6, port 0 */
+	uint8_t lladdr[6];		/* Ethernet address */
+	uint16_t state;			/* NUD_* */
+};
+
 struct nl_prefix {
 	struct sockaddr_storage addr;	/* AF_INET or AF_INET6, port 0 */
 	unsigned plen;
@@ -30,6 +38,8 @@ struct nl_prefix {
  * 0 or -errno. */
 int nl_dump_links(struct nl_link **out, size_t *n);
 int nl_dump_addrs(struct nl_addr **out, size_t *n);
+/* The neighbour table's entries with an Ethernet address. */
+int nl_dump_neighs(struct nl_neigh **out, size_t *n);
 /* What the kernel delivers to this host itself or broadcasts: the local
  * table's local, broadcast and anycast routes (every address of the host,
  * 127.0.0.0/8, AnyIP ranges, subnet broadcasts). */

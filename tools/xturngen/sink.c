@@ -1,0 +1,90 @@
+/* --xdp-sink: the injector object's counting sink attached to a peer's
+ * interface (the bench's peer), and --detach. */
+#include <net/if.h>
+#include <linux/if_link.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "xturngen.h"
+#include "xturngen_inject.h"
+#include "xturngen_inject.skel.h"
+
+/* The sink's program if it is what is attached natively to ifindex: its fd
+ * (caller closes), -ENOENT if nothing is, -EBUSY if something else is. */
+static int sink_attached(int ifindex)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 id = 0, len = sizeof(info);
+	int fd, ret;
+
+	ret = bpf_xdp_query_id(ifindex, XDP_FLAGS_DRV_MODE, &id);
+	if (ret < 0)
+		return ret;
+	if (!id)
+		return -ENOENT;
+	fd = bpf_prog_get_fd_by_id(id);
+	if (fd < 0)
+		return -errno;
+	ret = bpf_obj_get_info_by_fd(fd, &info, &len);
+	if (ret < 0 || strcmp(info.name, "xturngen_sink")) {
+		close(fd);
+		return ret < 0 ? -errno : -EBUSY;
+	}
+	return fd;
+}
+
+static int sink_detach(const struct opts *o, int ifindex)
+{
+	LIBBPF_OPTS(bpf_xdp_attach_opts, xo);
+	int fd = sink_attached(ifindex), ret = 0;
+
+	if (fd >= 0) {
+		/* old_prog_fd: fails rather than detach what replaced it meanwhile. */
+		xo.old_prog_fd = fd;
+		ret = bpf_xdp_detach(ifindex, XDP_FLAGS_DRV_MODE, &xo);
+		close(fd);
+	} else if (fd != -ENOENT) {
+		ret = fd;
+	}
+	if (ret < 0)
+		fprintf(stderr, "xturngen: detaching the sink from %s: %s\n", o->sink_if,
+			strerror(-ret));
+	if (o->pin && unlink(o->pin) < 0 && errno != ENOENT) {
+		fprintf(stderr, "xturngen: %s: %s\n", o->pin, strerror(errno));
+		ret = ret ?: -errno;
+	}
+	return ret;
+}
+
+int run_sink(const struct opts *o)
+{
+	int ifindex = (int)if_nametoindex(o->sink_if), ret;
+	struct xturngen_inject *skel;
+
+	if (!ifindex) {
+		fprintf(stderr, "xturngen: %s: %s\n", o->sink_if, strerror(errno));
+		return -ENODEV;
+	}
+	if (o->detach)
+		return sink_detach(o, ifindex);
+	skel = xturngen_inject__open();
+	if (!skel)
+		return -errno;
+	bpf_program__set_autoload(skel->progs.xturngen_inject, false);
+	ret = xturngen_inject__load(skel);
+	if (!ret)
+		ret = bpf_map__pin(skel->maps.xg_sink, o->pin);
+	if (!ret) {
+		/* NOEXIST: never replace another program (the relay's, a stale sink). */
+		ret = bpf_xdp_attach(ifindex, bpf_program__fd(skel->progs.xturngen_sink),
+				     XDP_FLAGS_DRV_MODE | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
+		if (ret < 0)
+			bpf_map__unpin(skel->maps.xg_sink, o->pin);
+	}
+	if (ret < 0)
+		fprintf(stderr, "xturngen: attaching the sink to %s (pin %s): %s\n", o->sink_if,
+			o->pin, strerror(-ret));
+	/* The attachment keeps the program, the pin its map, after we exit. */
+	xturngen_inject__destroy(skel);
+	return ret;
+}
