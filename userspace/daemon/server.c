@@ -7,17 +7,16 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/sysinfo.h>
-#include <linux/rtnetlink.h>
 
 #include "common/addr.h"
 #include "common/log.h"
-#include "common/netlink.h"
 #include "common/sock.h"
 #include "turn/auth.h"
 #include "turn/hostaddr.h"
 #include "turn/policy.h"
 #include "turn/turn.h"
 #include "daemon/evloop.h"
+#include "daemon/hostwatch.h"
 #include "daemon/offload.h"
 #include "daemon/server.h"
 #include "daemon/stats.h"
@@ -30,7 +29,7 @@
 struct server {
 	const struct config *cfg;
 	struct worker_env env;		/* what the workers share */
-	struct mnl_socket *addr_nl;	/* address changes, for env.host */
+	struct hostwatch *hosts;	/* keeps env.host equal to this host's addresses */
 	struct worker *workers[MAX_WORKERS];
 	unsigned nworkers;
 	/* the main thread's loop: signals, netlink, metrics */
@@ -117,81 +116,10 @@ int server_check_ports(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-/* This host's addresses: the configured ones (relay, listening, external:
- * a public address behind 1:1 NAT leads back here) and whatever the kernel
- * delivers locally (nl_dump_local). On a dump failure the configured ones
- * still count. Called at start and on every change. */
-static void host_refresh(struct server *srv)
-{
-	const struct config *c = srv->cfg;
-	struct hostaddr_net *v;
-	struct nl_prefix *loc = NULL;
-	size_t nloc = 0;
-	unsigned n = 0;
-	int err;
-
-	err = nl_dump_local(&loc, &nloc);
-	if (err)
-		log_warn("this host's addresses: rtnetlink dump failed (%s); only the "
-			 "configured ones are kept from peers", strerror(-err));
-	v = calloc(CONFIG_MAX_ADDRS * 4 + nloc, sizeof(*v));
-	if (!v) {
-		free(loc);
-		log_warn("this host's addresses: out of memory; the old set stays");
-		return;
-	}
-#define ONE(a) (v[n++] = (struct hostaddr_net){ (a), (a).ss_family == AF_INET ? 32 : 128 })
-	for (unsigned i = 0; i < c->nrelay; i++)
-		ONE(c->relay[i]);
-	for (unsigned i = 0; i < c->nlisten; i++)
-		ONE(c->listen[i]);
-	for (unsigned i = 0; i < c->next; i++) {
-		ONE(c->ext_public[i]);
-		if (c->ext_private[i].ss_family != AF_UNSPEC)
-			ONE(c->ext_private[i]);
-	}
-#undef ONE
-	for (size_t i = 0; i < nloc; i++)
-		v[n++] = (struct hostaddr_net){ loc[i].addr, loc[i].plen };
-	free(loc);
-	if (hostaddr_set(srv->env.host, v, n))
-		log_warn("this host's addresses: out of memory; the old set stays");
-	free(v);
-}
-
-static int host_msg_cb(const struct nlmsghdr *nlh, void *data)
-{
-	struct nl_prefix p;
-
-	if (nlh->nlmsg_type == RTM_NEWADDR || nlh->nlmsg_type == RTM_DELADDR ||
-	    nl_parse_local(nlh, &p))
-		*(bool *)data = true;
-	return MNL_CB_OK;
-}
-
-/* Address and route events: the local table is read again when it may have
- * changed (a route of another table, a BGP feed's churn, is no reason). An
- * overrun (ENOBUFS) may have hidden one, so it counts as a change. */
 static void on_hostaddr(struct ev_src *s, uint32_t events)
 {
-	struct server *srv = s->data;
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-	bool changed = false;
-	ssize_t len;
-
 	(void)events;
-	for (;;) {
-		len = mnl_socket_recvfrom(srv->addr_nl, buf, sizeof(buf));
-		if (len < 0 && errno == ENOBUFS) {
-			changed = true;
-			continue;
-		}
-		if (len <= 0)
-			break;
-		mnl_cb_run(buf, (size_t)len, 0, 0, host_msg_cb, &changed);
-	}
-	if (changed)
-		host_refresh(srv);
+	hostwatch_event(((struct server *)s->data)->hosts);
 }
 
 static void reload_all(struct server *srv)
@@ -287,13 +215,14 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 		server_free(srv);
 		return -ENOMEM;
 	}
-	/* Subscribed before the dump: no change falls between the two. */
-	srv->addr_nl = nl_subscribe(RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR |
-				    RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE);
-	if (!srv->addr_nl)
-		log_warn("this host's addresses: no rtnetlink events (%s); the set is not "
-			 "followed", strerror(errno));
-	host_refresh(srv);
+	srv->hosts = hostwatch_new(cfg, srv->env.host);
+	if (!srv->hosts) {
+		auth_free(auth);
+		policy_free(pol);
+		snprintf(err, errlen, "out of memory");
+		server_free(srv);
+		return -ENOMEM;
+	}
 	/* Worker 0 takes the credentials built by the caller; the others get
 	 * their own copies (each worker owns and may replace its own). */
 	for (unsigned i = 0; i < n; i++) {
@@ -332,9 +261,8 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 	if ((fd = offload_netlink_fd(srv->env.offload)) >= 0 &&
 	    (rc = ev_add(srv->loop, &srv->netlink, fd, on_netlink, srv)))
 		log_warn("netlink events: %s", strerror(-rc));
-	if (srv->addr_nl &&
-	    (rc = ev_add(srv->loop, &srv->hostaddr_src, mnl_socket_get_fd(srv->addr_nl),
-			 on_hostaddr, srv)))
+	if ((fd = hostwatch_fd(srv->hosts)) >= 0 &&
+	    (rc = ev_add(srv->loop, &srv->hostaddr_src, fd, on_hostaddr, srv)))
 		log_warn("address events: %s", strerror(-rc));
 	rc = stats_open(&srv->metrics, cfg, collect, srv, err, errlen);
 	if (rc) {
@@ -358,8 +286,7 @@ void server_free(struct server *srv)
 		worker_free(srv->workers[i]);
 	turn_shared_free(srv->env.shared);
 	hostaddr_free(srv->env.host);
-	if (srv->addr_nl)
-		mnl_socket_close(srv->addr_nl);
+	hostwatch_free(srv->hosts);
 	SSL_CTX_free(srv->env.tls);
 	stats_close(srv->metrics);
 	if (srv->sig.fd >= 0)
