@@ -5,6 +5,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "common/pins.h"
 #include "xturngen.h"
 #include "xturngen_inject.h"
 #include "xturngen_inject.skel.h"
@@ -67,6 +68,11 @@ int run_sink(const struct opts *o)
 	}
 	if (o->detach)
 		return sink_detach(o, ifindex);
+	/* A host that mounts no bpffs at boot has none for the pin (the bench
+	 * on a fresh machine failed so when coturn ran before any xturnd). */
+	if (o->pin && !strncmp(o->pin, PINS_BPFFS "/", sizeof(PINS_BPFFS)) &&
+	    (ret = pins_mount_bpffs()))
+		fprintf(stderr, "xturngen: mount -t bpf %s: %s\n", PINS_BPFFS, strerror(-ret));
 	skel = xturngen_inject__open();
 	if (!skel)
 		return -errno;

@@ -1,5 +1,8 @@
 #include <errno.h>
 #include <stdlib.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
+#include <sys/vfs.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -28,4 +31,18 @@ int pins_read_counters(int map_fd, struct xt_count out[XT_CNT_MAX])
 	}
 	free(v);
 	return err;
+}
+
+bool pins_is_bpffs(const char *path)
+{
+	struct statfs st;
+
+	return !statfs(path, &st) && (unsigned long)st.f_type == BPF_FS_MAGIC;
+}
+
+int pins_mount_bpffs(void)
+{
+	if (pins_is_bpffs(PINS_BPFFS) || !mount("bpf", PINS_BPFFS, "bpf", 0, "mode=0700"))
+		return 0;
+	return -errno;
 }

@@ -4,48 +4,34 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <linux/magic.h>
 #include <linux/rtnetlink.h>
-#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "common/log.h"
 #include "common/netlink.h"
+#include "common/pins.h"
 #include "daemon/fastpath/fp.h"
 
-#define FP_BPFFS "/sys/fs/bpf"
 #define FP_LOOKUP_DEV "xturn0"
 
 /* ---- open / close ---------------------------------------------------------- */
 
-static bool is_bpffs(const char *path)
-{
-	struct statfs st;
-
-	return !statfs(path, &st) && (unsigned long)st.f_type == BPF_FS_MAGIC;
-}
-
-/* Mounts a bpffs on /sys/fs/bpf if there is none (`ip netns exec` gives a
- * fresh /sys without one; libxdp keeps its state there), then creates the
- * pin dir, which must be on a bpffs. */
+/* Mounts a bpffs on /sys/fs/bpf if there is none (libxdp keeps its state
+ * there), then creates the pin dir, which must be on a bpffs. */
 static int pin_dir_prepare(const char *dir, char *why, size_t whylen)
 {
 	char path[PATH_MAX], *slash;
 	struct stat st;
-	int mount_err = 0;
-
-	if (!is_bpffs(FP_BPFFS) && mount("bpf", FP_BPFFS, "bpf", 0, "mode=0700"))
-		mount_err = errno;
+	int mount_err = -pins_mount_bpffs();
 	snprintf(path, sizeof(path), "%s", dir);
 	while (stat(path, &st) && errno == ENOENT && (slash = strrchr(path, '/')) && slash != path)
 		*slash = '\0';
-	if (!is_bpffs(path)) {
+	if (!pins_is_bpffs(path)) {
 		fp_say(why, whylen, "pin dir %s is not on a bpffs%s%s", dir,
-		    mount_err ? "; mount -t bpf " FP_BPFFS " failed: " : "",
+		    mount_err ? "; mount -t bpf " PINS_BPFFS " failed: " : "",
 		    mount_err ? strerror(mount_err) : "");
 		return -ENOTSUP;
 	}
