@@ -66,6 +66,16 @@ TEST_PROGS := $(foreach t,$(TEST_TIERS),$(patsubst %.c,$(BUILD)/%,$(wildcard tes
 
 all: $(XTURND) $(TOOLS) $(BPF_OBJ)
 
+# The version: `git describe`, or "unknown" outside a git checkout. The
+# header is rewritten only when it changes, so a rebuild stays incremental.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/xt_version.h: FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)echo '#define XT_VERSION "$(VERSION)"' > $@.tmp
+	$(Q)cmp -s $@.tmp $@ && rm -f $@.tmp || mv -f $@.tmp $@
+$(BUILD)/userspace/common/version.o: $(BUILD)/xt_version.h
+FORCE:
+
 $(BUILD)/%.o: %.c
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
@@ -239,6 +249,6 @@ help:
 	@echo "make fresh-check  make test in a new minimal Debian 12 chroot"
 	@echo "options: BUILD=dir SAN=1 (ASan+UBSan) SAN=thread (TSan) V=1"
 
-.PHONY: all deps deps-build run test check unit test-progs fresh-check fuzz bench clean help
+.PHONY: FORCE all deps deps-build run test check unit test-progs fresh-check fuzz bench clean help
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -19,6 +19,7 @@
 #include "common/addr.h"
 #include "common/metrics.h"
 #include "common/pins.h"
+#include "common/version.h"
 
 #define SNAPSHOT_MAX 65536
 #define WHY_LEN 1280
@@ -344,12 +345,13 @@ static void usage(FILE *f)
 "  --json          one JSON object (the daemon's keys, plus xdp_*)\n"
 "  --prometheus    Prometheus text format, as xturnd's /metrics\n"
 "  --channels      every channel binding in the maps with its counters\n"
-"  -h, --help      this help\n");
+"  -h, --help      this help\n"
+"  --version       the version\n");
 }
 
 int main(int argc, char **argv)
 {
-	enum { O_PIN = 256, O_SOCK, O_WATCH, O_COUNT, O_JSON, O_PROM, O_CHAN };
+	enum { O_PIN = 256, O_SOCK, O_WATCH, O_COUNT, O_JSON, O_PROM, O_CHAN, O_VERSION };
 	static const struct option lo[] = {
 		{ "pin-dir", required_argument, NULL, O_PIN },
 		{ "socket", required_argument, NULL, O_SOCK },
@@ -359,6 +361,7 @@ int main(int argc, char **argv)
 		{ "prometheus", no_argument, NULL, O_PROM },
 		{ "channels", no_argument, NULL, O_CHAN },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, O_VERSION },
 		{ 0 },
 	};
 	struct opts o = { .pin_dir = PINS_DEFAULT_DIR, .socket = METRICS_DEFAULT_SOCKET };
@@ -382,6 +385,7 @@ int main(int argc, char **argv)
 		case O_PROM: o.out = OUT_PROM; break;
 		case O_CHAN: o.out = OUT_CHANNELS; break;
 		case 'h': usage(stdout); return 0;
+		case O_VERSION: printf("xturnstat %s\n", xt_version()); return 0;
 		default: usage(stderr); return 2;
 		}
 	}

@@ -25,6 +25,7 @@
  * (the bench's peer). --detach removes it. */
 #include <getopt.h>
 
+#include "common/version.h"
 #include "xturngen.h"
 
 volatile sig_atomic_t g_stop;
@@ -79,7 +80,8 @@ static void usage(FILE *f)
 "                 also remove the pin\n"
 "both:\n"
 "  --json         final summary as one JSON object on stdout\n"
-"  -h             this help\n",
+"  -h             this help\n"
+"  --version      the version\n",
 		DEFAULT_PORT, CHANNEL_MAX - CHANNEL_MIN + 1, MAX_DURATION, PAYLOAD_MIN, PAYLOAD_MAX);
 }
 
@@ -125,7 +127,7 @@ static int parse_num(const char *s, double lo, double hi, double *out)
 }
 
 enum { O_PEER = 256, O_ECHO, O_JSON, O_PCAP, O_PCAP_COUNT, O_PORTS, O_DURATION, O_LIVE,
-       O_DST_MAC, O_SINK, O_PIN, O_DETACH };
+       O_DST_MAC, O_SINK, O_PIN, O_DETACH, O_VERSION };
 
 static int parse_mac(const char *s, uint8_t mac[ETH_ALEN])
 {
@@ -159,6 +161,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "pin", required_argument, NULL, O_PIN },
 		{ "detach", no_argument, NULL, O_DETACH },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, O_VERSION },
 		{ 0 }
 	};
 	unsigned len = 64;
@@ -191,6 +194,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case O_PIN: o->pin = optarg; break;
 		case O_DETACH: o->detach = true; break;
 		case 'h': usage(stdout); exit(0);
+		case O_VERSION: printf("xturngen %s\n", xt_version()); exit(0);
 		default: return -EINVAL;
 		}
 		if (bad) {

@@ -1,14 +1,33 @@
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include "common/log.h"
 
 enum log_level log_level = LOG_INFO;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
+/* syslog(3) priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
+static const char *const journal_prefix[] = { "<3>", "<4>", "<6>", "<7>" };
+static bool journal;
+
+/* systemd sets JOURNAL_STREAM=DEV:INODE for a service's stderr; a child
+ * whose stderr was redirected elsewhere inherits it, so both are compared
+ * (systemd.exec(5)). Parsed by hand: sd-journal has no call for it. */
+void log_init(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	journal = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && !fstat(2, &st) &&
+		  (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 /* Control characters (a username, a realm: whatever a client sent) are
  * written as \xNN, so no message can forge a log line or drive a terminal.
@@ -24,11 +43,15 @@ void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 
 	if (lvl > log_level)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(line, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %-5s ", ts.tv_nsec / 1000000,
-			      level_names[lvl]);
+	if (journal) {
+		n = (size_t)snprintf(line, sizeof(line), "%s", journal_prefix[lvl]);
+	} else {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		n = strftime(line, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+		n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %-5s ",
+				      ts.tv_nsec / 1000000, level_names[lvl]);
+	}
 	len = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (len < 0)
 		return;

@@ -1,4 +1,7 @@
-/* Leveled logging to stderr. Libraries return errors; the daemon logs them. */
+/* Leveled logging to stderr. Libraries return errors; the daemon logs them.
+ * Under systemd, when stderr is the journal's stream (JOURNAL_STREAM), each
+ * line starts with its syslog priority ("<3>" ... "<7>") and carries no
+ * timestamp of its own: the journal stores both. */
 #ifndef XT_LOG_H
 #define XT_LOG_H
 
@@ -11,6 +14,10 @@ extern enum log_level log_level;
 void log_msg(enum log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void log_vmsg(enum log_level lvl, const char *fmt, va_list ap);
+/* Picks the format for where stderr goes now: the journal's if
+ * JOURNAL_STREAM names stderr's device and inode, else timestamped lines.
+ * Call again after redirecting stderr. */
+void log_init(void);
 /* Parses "error", "warn", "info", "debug"; -1 if unknown. */
 int log_level_parse(const char *s);
 

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pins.h"
+#include "common/version.h"
 #include "turn/policy.h"
 #include "daemon/config.h"
 
@@ -545,7 +546,7 @@ static int config_next_arg(int argc, char **argv, int *i, char *key, size_t keyl
 			*value = eq + 1;
 			return 0;
 		}
-		if (!strcmp(key, "help") || !strcmp(key, "demo"))
+		if (!strcmp(key, "help") || !strcmp(key, "demo") || !strcmp(key, "version"))
 			return 0;
 		if (strcmp(key, "config")) {
 			if (!(k = config_find(key))) {
@@ -582,6 +583,9 @@ int config_parse_args(struct config *c, int argc, char **argv, char *err, size_t
 			snprintf(where, sizeof(where), "--%s", key);
 			if (!strcmp(key, "help")) {
 				config_usage(stdout);
+				return 1;
+			} else if (!strcmp(key, "version")) {
+				printf("xturnd %s\n", xt_version());
 				return 1;
 			} else if (!strcmp(key, "config")) {
 				if (pass == 2)
@@ -639,7 +643,8 @@ void config_usage(FILE *f)
 		"Every KEY is also a config file line \"KEY = VALUE\" (coturn syntax).\n\n"
 		"  -c, --config=FILE\n\tread FILE first; command-line keys override it\n"
 		"  --demo\n\trun with a demo user and print how to connect\n"
-		"  -h, --help\n\tthis text\n");
+		"  -h, --help\n\tthis text\n"
+		"  --version\n\tthe version, and exit\n");
 	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
 		const struct config_key *k = &config_keys[i];
 

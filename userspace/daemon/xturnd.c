@@ -201,6 +201,7 @@ int main(int argc, char **argv)
 
 	g_argc = argc;
 	g_argv = argv;
+	log_init();
 	config_init(&cfg);
 	rc = config_parse_args(&cfg, argc, argv, err, sizeof(err));
 	if (rc == 1)
