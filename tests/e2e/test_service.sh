@@ -5,6 +5,9 @@
 #     line starts with its syslog priority (<6> info, <4> warning...) and
 #     has no timestamp; with JOURNAL_STREAM naming another stream (what a
 #     child with redirected stderr inherits), lines are timestamped.
+#  3. --check-config: a good file passes while another xturnd holds the port,
+#     and no pin dir is made (nothing bound or loaded); a bad one exits 2
+#     naming its line.
 # Usage: tests/e2e/test_service.sh BUILD_DIR
 set -eu
 build=${1:-build}
@@ -55,3 +58,28 @@ grep -q '^[0-9]\{4\}-[0-9][0-9]-[0-9][0-9]T[0-9:.]*Z info  listening on' "$tmp/p
 	fail "another stream's JOURNAL_STREAM: no timestamped lines"
 grep -q '^<' "$tmp/plain.log" && fail "another stream's JOURNAL_STREAM: priority prefixes"
 echo "PASS: JOURNAL_STREAM of another stream: timestamped lines"
+
+# 3: --check-config reads and checks, binds and loads nothing: it passes while
+# another xturnd holds the port (a real start would exit 1), creates no pin
+# dir, and a bad file fails with 2 naming its line.
+printf 'realm = example.org\nuser = alice:secret\n' >"$tmp/good.conf"
+printf 'realm = example.org\nmin-port = 70000\n' >"$tmp/bad.conf"
+port=$((20000 + RANDOM % 20000))
+"$xturnd" --listening-ip=127.0.0.1 --listening-port=$port --relay-ip=127.0.0.1 --no-xdp \
+	--no-tcp --user=u:p 2>"$tmp/holder.log" &
+pids+=($!)
+for _ in $(seq 50); do grep -q "listening on" "$tmp/holder.log" && break; sleep 0.1; done
+out=$("$xturnd" --check-config -c "$tmp/good.conf" --listening-ip=127.0.0.1 \
+	--listening-port=$port --relay-ip=127.0.0.1 --bpf-pin-dir="$tmp/pins" 2>&1) ||
+	fail "--check-config of a good file exited $?: $out"
+[ "$out" = "xturnd: configuration $tmp/good.conf is good" ] || fail "--check-config said '$out'"
+[ -e "$tmp/pins" ] && fail "--check-config created the pin dir"
+[ "$(ss -Hlnu "sport = :$port" | wc -l)" = "$(nproc)" ] ||
+	fail "--check-config left sockets on port $port: $(ss -Hlnu "sport = :$port" | wc -l)"
+set +e
+out=$("$xturnd" --check-config -c "$tmp/bad.conf" 2>&1)
+rc=$?
+set -e
+[ $rc = 2 ] || fail "--check-config of a bad file exited $rc, want 2"
+[[ $out == *"$tmp/bad.conf:2: key 'min-port'"* ]] || fail "--check-config said '$out'"
+echo "PASS: --check-config: good (port held by another xturnd, no pins made), bad exits 2 at line 2"

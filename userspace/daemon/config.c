@@ -546,7 +546,8 @@ static int config_next_arg(int argc, char **argv, int *i, char *key, size_t keyl
 			*value = eq + 1;
 			return 0;
 		}
-		if (!strcmp(key, "help") || !strcmp(key, "demo") || !strcmp(key, "version"))
+		if (!strcmp(key, "help") || !strcmp(key, "demo") || !strcmp(key, "version") ||
+		    !strcmp(key, "check-config"))
 			return 0;
 		if (strcmp(key, "config")) {
 			if (!(k = config_find(key))) {
@@ -604,6 +605,11 @@ int config_parse_args(struct config *c, int argc, char **argv, char *err, size_t
 					return config_fail(err, errlen, where, key,
 							   "takes no value", -EINVAL);
 				c->demo = true;
+			} else if (!strcmp(key, "check-config")) {
+				if (value)
+					return config_fail(err, errlen, where, key,
+							   "takes no value", -EINVAL);
+				c->check_only = true;
 			} else if ((rc = config_set(c, key, value, where, err, errlen))) {
 				return rc;
 			}
@@ -639,10 +645,12 @@ const char *config_key(unsigned i)
 
 void config_usage(FILE *f)
 {
-	fprintf(f, "Usage: xturnd [-c FILE] [--demo] [--KEY[=VALUE]]...\n"
+	fprintf(f, "Usage: xturnd [-c FILE] [--demo] [--check-config] [--KEY[=VALUE]]...\n"
 		"Every KEY is also a config file line \"KEY = VALUE\" (coturn syntax).\n\n"
 		"  -c, --config=FILE\n\tread FILE first; command-line keys override it\n"
 		"  --demo\n\trun with a demo user and print how to connect\n"
+		"  --check-config\n\tload and check the configuration: exit 0 (good) or 2 (bad,\n"
+		"\tsaying why) without binding anything\n"
 		"  -h, --help\n\tthis text\n"
 		"  --version\n\tthe version, and exit\n");
 	for (size_t i = 0; i < CONFIG_NKEYS; i++) {

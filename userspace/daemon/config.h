@@ -82,6 +82,8 @@ struct config {
 	unsigned workers;				/* relay-threads, 0 = one per CPU */
 	char config_path[CONFIG_MAX_STR];		/* -c / --config */
 	bool demo;					/* --demo (command line only) */
+	bool check_only;				/* --check-config (command line only) */
+
 };
 
 /* Fills the defaults. */

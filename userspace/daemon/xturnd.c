@@ -17,6 +17,7 @@
 #include "daemon/config.h"
 #include "daemon/fastpath.h"
 #include "daemon/server.h"
+#include "daemon/stream.h"
 
 static struct config cfg;
 static int g_argc;
@@ -229,6 +230,26 @@ int main(int argc, char **argv)
 		fprintf(stderr, "xturnd: %s\n", err);
 		config_free(&cfg);
 		return 2;
+	}
+	if (cfg.check_only) {	/* like nginx -t: files read, nothing bound or attached */
+		SSL_CTX *tls = NULL;
+
+		if (cfg.cert[0] && !cfg.no_tls &&
+		    stream_tls_new(&tls, cfg.cert, cfg.pkey,
+				   cfg.cipher_list[0] ? cfg.cipher_list : NULL, err, sizeof(err))) {
+			fprintf(stderr, "xturnd: %s\n", err);
+			auth_free(auth);
+			policy_free(pol);
+			config_free(&cfg);
+			return 2;
+		}
+		SSL_CTX_free(tls);
+		printf("xturnd: configuration %s is good\n",
+		       cfg.config_path[0] ? cfg.config_path : "(command line)");
+		auth_free(auth);
+		policy_free(pol);
+		config_free(&cfg);
+		return 0;
 	}
 
 	if (server_check_ports(&cfg, err, sizeof(err))) {
