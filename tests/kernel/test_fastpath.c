@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "common/addr.h"
+#include "common/log.h"
 #include "daemon/fastpath.h"
 #include "daemon/offload.h"
 
@@ -348,6 +349,36 @@ static void test_modes(void **state)
 	assert_int_equal(open_fp(&fp, "10.11.0.1", "turbo", false, why, sizeof(why)), -EINVAL);
 	assert_null(fp);
 	assert_non_null(strstr(why, "turbo"));
+}
+
+/* The log of an attach, as xturnd routes libbpf's and libxdp's messages:
+ * one line per interface naming the mode, none of the libraries' own (the
+ * dispatcher's failed load showed as five "libbpf:" lines at info; libxdp
+ * tries it once per process, so this test runs first). */
+static void test_attach_logged(void **state)
+{
+	static char buf[8192];
+	FILE *f = tmpfile();
+	int saved = dup(2);
+	struct fastpath *fp;
+	size_t n;
+
+	assert_non_null(f);
+	fp_route_logs();
+	fflush(stderr);
+	assert_true(dup2(fileno(f), 2) >= 0);
+	fp = open_ok("10.11.0.1:3478", "auto", false);
+	fflush(stderr);
+	assert_true(dup2(saved, 2) >= 0);
+	close(saved);
+	fp_close(fp);
+	rewind(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	if (!strstr(buf, "info  fast path: a0: native XDP") || strstr(buf, "libbpf:") ||
+	    strstr(buf, "libxdp:"))
+		fail_msg("attach log:\n%s", buf);
 }
 
 /* A bridge has no native XDP: "auto" falls back to generic, "native" fails
@@ -876,6 +907,8 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		/* First: libxdp tries its dispatcher once per process. */
+		cmocka_unit_test(test_attach_logged),
 		cmocka_unit_test(test_open_attach_close),
 		cmocka_unit_test(test_verify_csum_and_lookup_name),
 		cmocka_unit_test(test_lookup_dev_leftover),

@@ -6,6 +6,7 @@
 #include <bpf/bpf.h>
 
 #include "common/addr.h"
+#include "common/log.h"
 #include "common/netlink.h"
 #include "daemon/fastpath/fp.h"
 
@@ -34,6 +35,19 @@ static void detach_stale(int ifindex)
 	xdp_multiprog__close(mp);
 }
 
+/* Did libxdp attach the program alone (no dispatcher in front)? */
+static bool single_program(int ifindex)
+{
+	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(ifindex);
+	bool legacy;
+
+	if (!mp || libxdp_get_error(mp))
+		return false;
+	legacy = xdp_multiprog__is_legacy(mp);
+	xdp_multiprog__close(mp);
+	return legacy;
+}
+
 static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_t whylen)
 {
 	static const struct { enum fp_mode use; enum xdp_attach_mode mode; const char *name; }
@@ -57,9 +71,15 @@ static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_
 	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
 		if (fp->mode != FP_AUTO && fp->mode != tries[i].use)
 			continue;
+		fp_libs_quiet(true);
 		err = xdp_program__attach(fp->prog, l->ifindex, tries[i].mode, 0);
+		fp_libs_quiet(false);
 		if (!err) {
 			fp->attached[fp->nattached++] = (struct fp_iface){ l->ifindex, tries[i].mode };
+			log_info("fast path: %s: %s XDP%s%s%s%s", l->name, tries[i].name,
+				 off ? " (" : "", msg, off ? ")" : "",
+				 single_program(l->ifindex) ? ", one program (libxdp's multi-program "
+				 "dispatcher did not load here; log-level=debug says why)" : "");
 			break;
 		}
 		off += (size_t)snprintf(msg + off, sizeof(msg) - off, "%s%s XDP: %s",

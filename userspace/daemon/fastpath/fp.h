@@ -102,6 +102,9 @@ void fp_lookup_gone(struct fastpath *fp);
  * interface name, an attach failure or nothing to attach to is an error
  * explained in why; otherwise (following netlink) such things are skipped. */
 int fp_scan(struct fastpath *fp, bool strict, char *why, size_t whylen);
+
+/* load.c: libbpf's and libxdp's warnings go to debug level while on. */
+void fp_libs_quiet(bool on);
 void fp_detach_all(struct fastpath *fp);
 
 #endif

@@ -282,16 +282,27 @@ void fp_close(struct fastpath *fp)
 
 /* ---- libbpf and libxdp messages ------------------------------------------------ */
 
+/* While an attach runs: libxdp tries its multi-program dispatcher first,
+ * and where the kernel refuses it (freplace, here EPERM) libbpf and libxdp
+ * warn in five lines before libxdp attaches the single program instead.
+ * attach() says in one line what happened. */
+static bool libs_quiet;
+
+void fp_libs_quiet(bool on)
+{
+	libs_quiet = on;
+}
+
 static int libbpf_print(enum libbpf_print_level lvl, const char *fmt, va_list ap)
 {
 	/* libbpf's warnings on probing are noise unless debugging. */
-	log_vmsg(lvl == LIBBPF_WARN ? LOG_INFO : LOG_DEBUG, fmt, ap);
+	log_vmsg(lvl == LIBBPF_WARN && !libs_quiet ? LOG_INFO : LOG_DEBUG, fmt, ap);
 	return 0;
 }
 
 static int libxdp_print(enum libxdp_print_level lvl, const char *fmt, va_list ap)
 {
-	log_vmsg(lvl == LIBXDP_WARN ? LOG_INFO : LOG_DEBUG, fmt, ap);
+	log_vmsg(lvl == LIBXDP_WARN && !libs_quiet ? LOG_INFO : LOG_DEBUG, fmt, ap);
 	return 0;
 }
 
