@@ -49,7 +49,7 @@ DAEMON := $(BUILD)/libdaemon.a
 LIBS_COMMON := -lbpf -lmnl -lcrypto -lz
 LIBS_TURN := -lcrypto -lpthread
 LIBS_CLIENT := -lssl -lcrypto
-LIBS_DAEMON := -lxdp -lbpf -lssl -lcrypto -lmnl -lpthread
+LIBS_DAEMON := -lxdp -lbpf -lssl -lcrypto -lmnl -lpthread -lsystemd
 LAYERS := $(DAEMON) $(TURN) $(CLIENT) $(COMMON)
 LDLIBS := $(LIBS_DAEMON) $(LIBS_TURN) $(LIBS_CLIENT) $(LIBS_COMMON)
 SKEL := $(BUILD)/xturn.skel.h
@@ -68,7 +68,10 @@ all: $(XTURND) $(TOOLS) $(BPF_OBJ)
 
 # The version: `git describe`, or "unknown" outside a git checkout. The
 # header is rewritten only when it changes, so a rebuild stays incremental.
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+# (git without the user's or the system's configuration: the build reads no
+# file outside the tree and its packages.)
+VERSION ?= $(shell GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 git describe --tags \
+	--always --dirty 2>/dev/null || echo unknown)
 $(BUILD)/xt_version.h: FORCE
 	$(Q)mkdir -p $(@D)
 	$(Q)echo '#define XT_VERSION "$(VERSION)"' > $@.tmp
@@ -137,14 +140,15 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LAYERS)
 # package that is not in the base system, so these lists cannot fall behind.
 # What the build and `make run` need:
 # (openssl: the library reads its configuration, and the README mints REST
-# credentials with the command.)
+# credentials with the command; libsystemd-dev: sd_notify; git: the version.)
 DEPS_BUILD := make gcc libc6-dev clang bpftool libbpf-dev libxdp-dev libmnl-dev \
-	libssl-dev libelf-dev zlib1g-dev openssl
+	libssl-dev libelf-dev zlib1g-dev openssl libsystemd-dev git
 # What the tests need on top: cmocka, coturn (reference server, uclient, echo
 # peer), the tools the scripts call, strace (the audit's trace), clang's
-# sanitizer runtimes and llvm-symbolizer for their reports (SAN=1, make fuzz).
+# sanitizer runtimes and llvm-symbolizer for their reports (SAN=1, make fuzz),
+# systemd's systemd-analyze (the unit is verified; a minimal chroot has none).
 DEPS_TEST := libcmocka-dev coturn iproute2 ethtool procps jq tcpdump curl python3 \
-	strace libclang-rt-14-dev llvm
+	strace libclang-rt-14-dev llvm systemd
 # `make fresh-check` only.
 DEPS_FRESH := debootstrap iproute2 git
 
@@ -236,6 +240,38 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)PATH=$(TEST_PATH) tests/bench/bench.sh $(BUILD)
 
+# ---- install ------------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binaries, the systemd unit
+# (PREFIX in its paths), and a commented /etc/xturn/xturn.conf that is never
+# overwritten. Into the real root (no DESTDIR) it also makes the system user
+# xturn the unit runs as, if missing. make uninstall keeps the configuration.
+PREFIX ?= /usr/local
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+CONFDIR := /etc/xturn
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(CONFDIR)
+	install -m 0755 $(XTURND) $(DESTDIR)$(PREFIX)/sbin/xturnd
+	install -m 0755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	sed 's|@PREFIX@|$(PREFIX)|g' userspace/daemon/xturnd.service >$(DESTDIR)$(UNITDIR)/xturnd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/xturnd.service
+	@if [ -e $(DESTDIR)$(CONFDIR)/xturn.conf ]; then \
+		echo "$(DESTDIR)$(CONFDIR)/xturn.conf exists: kept"; \
+	else \
+		install -m 0640 userspace/daemon/xturn.conf $(DESTDIR)$(CONFDIR)/xturn.conf; \
+	fi
+	@if [ -z "$(DESTDIR)" ]; then \
+		id -u xturn >/dev/null 2>&1 || useradd --system --no-create-home \
+			--home-dir /nonexistent --shell /usr/sbin/nologin xturn; \
+		chgrp xturn $(CONFDIR)/xturn.conf; \
+		systemctl daemon-reload 2>/dev/null || true; \
+		echo "installed; edit $(CONFDIR)/xturn.conf, then: systemctl enable --now xturnd"; \
+	fi
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/sbin/xturnd $(DESTDIR)$(PREFIX)/bin/xturngen \
+		$(DESTDIR)$(PREFIX)/bin/xturnstat $(DESTDIR)$(UNITDIR)/xturnd.service
+	@echo "$(DESTDIR)$(CONFDIR)/xturn.conf kept (remove it by hand)"
+
 clean:
 	rm -rf $(BUILD)
 
@@ -246,9 +282,10 @@ help:
 	@echo "make bench   xturn (XDP and userspace) vs coturn on one topology"
 	@echo "make fuzz    libFuzzer: STUN parser, protocol logic, XDP program (FUZZ_SECONDS=60)"
 	@echo "make deps    install missing Debian packages (deps-build: only the build's)"
+	@echo "make install binaries, systemd unit, /etc/xturn/xturn.conf (PREFIX=, DESTDIR=); make uninstall"
 	@echo "make fresh-check  make test in a new minimal Debian 12 chroot"
 	@echo "options: BUILD=dir SAN=1 (ASan+UBSan) SAN=thread (TSan) V=1"
 
-.PHONY: FORCE all deps deps-build run test check unit test-progs fresh-check fuzz bench clean help
+.PHONY: FORCE install uninstall all deps deps-build run test check unit test-progs fresh-check fuzz bench clean help
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

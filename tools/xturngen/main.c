@@ -47,6 +47,7 @@ static void usage(FILE *f)
 "                [--json] [--pcap FILE [--pcap-count N]] [--live-frames IFNAME [--dst-mac MAC]]\n"
 "       xturngen --peer -L ADDR:PORT[,...] [--ports N] [--echo] [-d SECONDS] [--json]\n"
 "       xturngen --xdp-sink IFNAME (--pin PATH | --detach [--pin PATH])\n"
+"       xturngen --xdp-pass IFNAME\n"
 "\n"
 "client (TURN over UDP):\n"
 "  -s SERVER      TURN server, default port %d\n"
@@ -76,6 +77,8 @@ static void usage(FILE *f)
 "  --xdp-sink IF  attach it natively to IF in this namespace and exit, leaving it\n"
 "                 attached; its counters (per-CPU array, key 0: u64 packets,\n"
 "                 u64 bytes) are pinned at --pin PATH (on a bpffs)\n"
+"  --xdp-pass IF  attach a program that passes everything natively to IF and exit:\n"
+"                 a veth then delivers what is redirected into it (its NAPI is on)\n"
 "  --detach       detach the sink from IF (only if it is the sink); with --pin,\n"
 "                 also remove the pin\n"
 "both:\n"
@@ -127,7 +130,7 @@ static int parse_num(const char *s, double lo, double hi, double *out)
 }
 
 enum { O_PEER = 256, O_ECHO, O_JSON, O_PCAP, O_PCAP_COUNT, O_PORTS, O_DURATION, O_LIVE,
-       O_DST_MAC, O_SINK, O_PIN, O_DETACH, O_VERSION };
+       O_DST_MAC, O_SINK, O_PIN, O_DETACH, O_VERSION, O_PASS };
 
 static int parse_mac(const char *s, uint8_t mac[ETH_ALEN])
 {
@@ -158,6 +161,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "live-frames", required_argument, NULL, O_LIVE },
 		{ "dst-mac", required_argument, NULL, O_DST_MAC },
 		{ "xdp-sink", required_argument, NULL, O_SINK },
+		{ "xdp-pass", required_argument, NULL, O_PASS },
 		{ "pin", required_argument, NULL, O_PIN },
 		{ "detach", no_argument, NULL, O_DETACH },
 		{ "help", no_argument, NULL, 'h' },
@@ -191,6 +195,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case O_LIVE: o->live_if = optarg; break;
 		case O_DST_MAC: bad |= parse_mac(optarg, o->dst_mac); o->dst_mac_set = true; break;
 		case O_SINK: o->sink_if = optarg; break;
+		case O_PASS: o->pass_if = optarg; break;
 		case O_PIN: o->pin = optarg; break;
 		case O_DETACH: o->detach = true; break;
 		case 'h': usage(stdout); exit(0);
@@ -203,6 +208,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		}
 	}
 	o->len = len;
+	if (o->pass_if) {
+		if (optind == argc && !o->sink_if && !o->pin && !o->detach)
+			return 0;
+		fprintf(stderr, "xturngen: --xdp-pass IF takes nothing else\n");
+		return -EINVAL;
+	}
 	if (o->sink_if || o->pin || o->detach) {
 		if (optind == argc && o->sink_if && (o->pin || o->detach))
 			return 0;
@@ -240,7 +251,7 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	ret = o.sink_if ? run_sink(&o) : o.peer ? run_peer(&o) : run_client(&o);
+	ret = o.pass_if ? run_pass(&o) : o.sink_if ? run_sink(&o) : o.peer ? run_peer(&o) : run_client(&o);
 	fflush(stdout);
 	return ret < 0 ? 1 : 0;
 }

@@ -1,5 +1,6 @@
 /* --xdp-sink: the injector object's counting sink attached to a peer's
- * interface (the bench's peer), and --detach. */
+ * interface (the bench's peer), and --detach; --xdp-pass: a program that
+ * passes everything, so a veth end delivers what is redirected into it. */
 #include <net/if.h>
 #include <linux/if_link.h>
 #include <bpf/bpf.h>
@@ -92,5 +93,30 @@ int run_sink(const struct opts *o)
 			o->pin, strerror(-ret));
 	/* The attachment keeps the program, the pin its map, after we exit. */
 	xturngen_inject__destroy(skel);
+	return ret;
+}
+
+int run_pass(const struct opts *o)
+{
+	int ifindex = (int)if_nametoindex(o->pass_if), ret;
+	struct xturngen_inject *skel;
+
+	if (!ifindex) {
+		fprintf(stderr, "xturngen: %s: %s\n", o->pass_if, strerror(errno));
+		return -ENODEV;
+	}
+	skel = xturngen_inject__open();
+	if (!skel)
+		return -errno;
+	bpf_program__set_autoload(skel->progs.xturngen_inject, false);
+	bpf_program__set_autoload(skel->progs.xturngen_sink, false);
+	ret = xturngen_inject__load(skel);
+	if (!ret)
+		ret = bpf_xdp_attach(ifindex, bpf_program__fd(skel->progs.xturngen_pass),
+				     XDP_FLAGS_DRV_MODE | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
+	if (ret < 0)
+		fprintf(stderr, "xturngen: attaching the pass program to %s: %s\n", o->pass_if,
+			strerror(-ret));
+	xturngen_inject__destroy(skel);	/* the attachment keeps the program */
 	return ret;
 }

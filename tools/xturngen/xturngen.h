@@ -78,7 +78,7 @@ struct rx_sum {
 
 struct opts {
 	bool peer, echo, json, dst_mac_set, detach;
-	const char *server, *user, *pass, *secret, *pcap, *live_if, *sink_if, *pin;
+	const char *server, *user, *pass, *secret, *pcap, *live_if, *sink_if, *pass_if, *pin;
 	uint8_t dst_mac[ETH_ALEN];
 	struct sockaddr_storage peers[MAX_PEERS];
 	unsigned npeers;
@@ -176,5 +176,6 @@ void rx_summarize(const struct rx *r, struct rx_sum *s);
 int rx_batch(int fd, uint8_t (*bufs)[RX_SLOT], struct rx *r, bool echo, size_t skip);
 /* sink.c */
 int run_sink(const struct opts *o);
+int run_pass(const struct opts *o);
 
 #endif

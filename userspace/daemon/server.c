@@ -7,6 +7,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/sysinfo.h>
+#include <sys/timerfd.h>
 
 #include "common/addr.h"
 #include "common/log.h"
@@ -19,12 +20,14 @@
 #include "daemon/hostwatch.h"
 #include "daemon/offload.h"
 #include "daemon/server.h"
+#include "daemon/service.h"
 #include "daemon/stats.h"
 #include "daemon/stream.h"
 #include "daemon/udp.h"
 #include "daemon/worker.h"
 
 #define MAX_WORKERS 64
+#define STATUS_S 10
 
 struct server {
 	const struct config *cfg;
@@ -34,7 +37,7 @@ struct server {
 	unsigned nworkers;
 	/* the main thread's loop: signals, netlink, metrics */
 	struct ev_loop *loop;
-	struct ev_src sig, netlink, metrics_src, hostaddr_src;
+	struct ev_src sig, netlink, metrics_src, hostaddr_src, status_timer;
 	bool running;
 	struct stats *metrics;
 	server_reload_fn reload;
@@ -122,18 +125,41 @@ static void on_hostaddr(struct ev_src *s, uint32_t events)
 	hostwatch_event(((struct server *)s->data)->hosts);
 }
 
+/* systemctl status: what runs, every STATUS_S seconds. */
+static void report_status(struct server *srv)
+{
+	struct metrics_snapshot m = { 0 };
+
+	collect(srv, &m);
+	service_status("%llu allocations, %llu channels (%llu in XDP); fast path %s",
+		       (unsigned long long)m.allocations, (unsigned long long)m.channels,
+		       (unsigned long long)m.channels_in_kernel, m.fastpath ? "XDP" : "off");
+}
+
+static void on_status_timer(struct ev_src *s, uint32_t events)
+{
+	uint64_t ticks;
+
+	(void)events;
+	if (read(s->fd, &ticks, sizeof(ticks)) > 0)
+		report_status(s->data);
+}
+
 static void reload_all(struct server *srv)
 {
+	service_reloading();
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		struct auth *auth;
 		struct policy *pol;
 
 		/* Re-read once; the other workers get copies of the same. */
 		if (srv->reload(i == 0, &auth, &pol))
-			return;	/* the callee logged why; everything stays as it was */
+			break;	/* the callee logged why; everything stays as it was */
 		worker_replace_auth(srv->workers[i], auth, pol);
+		if (i + 1 == srv->nworkers)
+			log_info("reloaded users, secrets and peer policy");
 	}
-	log_info("reloaded users, secrets and peer policy");
+	service_ready();
 }
 
 static void on_signal(struct ev_src *s, uint32_t events)
@@ -148,6 +174,7 @@ static void on_signal(struct ev_src *s, uint32_t events)
 			continue;
 		}
 		log_info("%s: shutting down", strsignal((int)si.ssi_signo));
+		service_stopping();
 		srv->running = false;
 		return;
 	}
@@ -273,6 +300,18 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 		log_warn("%s", err);
 	if ((rc = ev_add(srv->loop, &srv->metrics_src, stats_fd(srv->metrics), on_metrics, srv)))
 		log_warn("metrics endpoints: %s", strerror(-rc));
+	if (getenv("NOTIFY_SOCKET")) {
+		struct itimerspec its = { .it_interval.tv_sec = STATUS_S, .it_value.tv_sec = STATUS_S };
+
+		fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (fd < 0 || timerfd_settime(fd, 0, &its, NULL) ||
+		    ev_add(srv->loop, &srv->status_timer, fd, on_status_timer, srv)) {
+			log_warn("status timer: %s", strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			srv->status_timer = (struct ev_src){ .fd = -1 };
+		}
+	}
 	log_info("%u relay thread%s", n, n > 1 ? "s" : "");
 	*out = srv;
 	return 0;
@@ -291,6 +330,8 @@ void server_free(struct server *srv)
 	stats_close(srv->metrics);
 	if (srv->sig.fd >= 0)
 		close(srv->sig.fd);
+	if (srv->status_timer.fn)
+		close(srv->status_timer.fd);
 	ev_free(srv->loop);
 	offload_free(srv->env.offload);
 	free(srv);
@@ -308,6 +349,10 @@ int server_run(struct server *srv)
 			srv->running = false;
 			break;
 		}
+	}
+	if (srv->running) {
+		report_status(srv);
+		service_ready();
 	}
 	while (srv->running) {
 		int n = ev_wait(srv->loop, -1);

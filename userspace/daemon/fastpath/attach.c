@@ -24,7 +24,11 @@ static struct fp_iface *iface_find(struct fastpath *fp, int ifindex)
  * attach over it: take it off if (and only if) it is an xturn program. */
 static void detach_stale(int ifindex)
 {
-	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(ifindex);
+	struct xdp_multiprog *mp;
+
+	fp_libs_quiet(true);	/* without CAP_SYS_ADMIN it cannot read the program */
+	mp = xdp_multiprog__get_from_ifindex(ifindex);
+	fp_libs_quiet(false);
 	struct xdp_program *main;
 
 	if (libxdp_get_error(mp) || !mp)
@@ -35,17 +39,14 @@ static void detach_stale(int ifindex)
 	xdp_multiprog__close(mp);
 }
 
-/* Did libxdp attach the program alone (no dispatcher in front)? */
-static bool single_program(int ifindex)
+/* Did libxdp attach the program alone (no dispatcher in front)? Asked of
+ * the kernel by id: reading the dispatcher back needs CAP_SYS_ADMIN. */
+static bool single_program(const struct fastpath *fp, int ifindex, enum xdp_attach_mode mode)
 {
-	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(ifindex);
-	bool legacy;
+	__u32 id = 0;
 
-	if (!mp || libxdp_get_error(mp))
-		return false;
-	legacy = xdp_multiprog__is_legacy(mp);
-	xdp_multiprog__close(mp);
-	return legacy;
+	return !bpf_xdp_query_id(ifindex, mode == XDP_MODE_SKB ? XDP_FLAGS_SKB_MODE :
+				 XDP_FLAGS_DRV_MODE, &id) && id == xdp_program__id(fp->prog);
 }
 
 static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_t whylen)
@@ -78,7 +79,7 @@ static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_
 			fp->attached[fp->nattached++] = (struct fp_iface){ l->ifindex, tries[i].mode };
 			log_info("fast path: %s: %s XDP%s%s%s%s", l->name, tries[i].name,
 				 off ? " (" : "", msg, off ? ")" : "",
-				 single_program(l->ifindex) ? ", one program (libxdp's multi-program "
+				 single_program(fp, l->ifindex, tries[i].mode) ? ", one program (libxdp's multi-program "
 				 "dispatcher did not load here; log-level=debug says why)" : "");
 			break;
 		}
@@ -246,9 +247,25 @@ void fp_netlink_event(struct fastpath *fp)
 		fp_scan(fp, false, NULL, 0);
 }
 
+/* libxdp's detach reads the dispatcher back, which needs CAP_SYS_ADMIN;
+ * without it (xturnd with only its service's capabilities) the program,
+ * attached alone, comes off by its fd: only if it is still ours. */
 void fp_detach_all(struct fastpath *fp)
 {
-	for (unsigned i = 0; i < fp->nattached; i++)
-		xdp_program__detach(fp->prog, fp->attached[i].ifindex, fp->attached[i].mode, 0);
+	for (unsigned i = 0; i < fp->nattached; i++) {
+		const struct fp_iface *f = &fp->attached[i];
+		LIBBPF_OPTS(bpf_xdp_attach_opts, xo, .old_prog_fd = xdp_program__fd(fp->prog));
+		int err;
+
+		fp_libs_quiet(true);
+		err = xdp_program__detach(fp->prog, f->ifindex, f->mode, 0);
+		fp_libs_quiet(false);
+		if (err && single_program(fp, f->ifindex, f->mode))
+			err = bpf_xdp_detach(f->ifindex, f->mode == XDP_MODE_SKB ? XDP_FLAGS_SKB_MODE :
+					     XDP_FLAGS_DRV_MODE, &xo);
+		if (err)
+			log_warn("fast path: detaching from ifindex %d: %s", f->ifindex,
+				 strerror(-err));
+	}
 	fp->nattached = 0;
 }
