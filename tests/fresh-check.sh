@@ -48,6 +48,7 @@ if [ ! -s "$base" ]; then
 fi
 
 root=$(mktemp -d "$cache/root.XXXXXX")
+chmod 755 "$root"	# mktemp made it 0700: the tests that run as nobody need to traverse /
 log=$cache/fresh-check.log
 : >"$log"
 tar -C "$root" -xf "$base"

@@ -20,7 +20,9 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <cmocka.h>
+#include <openssl/objects.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "common/addr.h"
 #include "common/stun.h"
@@ -51,6 +53,10 @@ static const struct testd_kind kind = { .flags = common_flags, .pick_ports = pic
 					.ready = ready, .ready_tries = 40 };
 
 static char tmpdir[32], cert[64], pkey[64], cert_flag[80], pkey_flag[80];
+/* d_certs' files, which its test rewrites: a copy of cert/pkey at first,
+ * then a renewed pair (CN=renewed, made beside them). */
+static char live_cert[64], live_pkey[64], live_cert_flag[80], live_pkey_flag[80];
+static char new_cert[64], new_pkey[64];
 
 static struct testd d_main = {
 	.kind = &kind,
@@ -63,6 +69,12 @@ static struct testd d_limits = {
 	.name = "limits",
 	.extra = { cert_flag, pkey_flag, "--relay-threads=1", "--tcp-idle-timeout=1",
 		   "--max-tcp-connections=3", "--user-quota=1" },
+};
+
+static struct testd d_certs = {
+	.kind = &kind,
+	.name = "certs",
+	.extra = { live_cert_flag, live_pkey_flag, "--relay-threads=2" },
 };
 
 /* Two pending connections a source; few descriptors (a low hard
@@ -587,6 +599,66 @@ static void test_tls_no_resumption(void **state)
 
 /* A client's renegotiation (TLS 1.2; 1.3 has none) is refused; the
  * daemon goes on serving others. */
+static bool log_has(const char *path, const char *needle);
+
+/* The common name of the certificate a new TLS connection to d is shown. */
+static void peer_cn(const struct testd *d, char *cn, size_t len, SSL **keep)
+{
+	SSL *ssl = tls_dial(d, TLS1_2_VERSION, TLS1_3_VERSION, NULL);
+	X509 *x;
+
+	assert_non_null(ssl);
+	x = SSL_get1_peer_certificate(ssl);
+	assert_non_null(x);
+	assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn,
+					      (int)len) > 0);
+	X509_free(x);
+	if (keep)
+		*keep = ssl;
+	else
+		tls_hangup(ssl);
+}
+
+/* SIGHUP re-reads the certificate (certbot's deploy hook): connections from
+ * then on get the renewed one, on every relay thread, while one made before
+ * keeps working; a file that does not load keeps the running certificate. */
+static void test_tls_reload(void **state)
+{
+	const struct testd *d = &d_certs;
+	char cn[64], cmd[320];
+	SSL *old;
+	bool renewed = false;
+
+	peer_cn(d, cn, sizeof(cn), &old);
+	assert_string_equal(cn, "localhost");
+	snprintf(cmd, sizeof(cmd), "cp %s %s && cp %s %s", new_cert, live_cert, new_pkey,
+		 live_pkey);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(kill(d->pid, SIGHUP), 0);
+	for (int i = 0; i < 40 && !renewed; i++) {
+		usleep(50 * 1000);
+		peer_cn(d, cn, sizeof(cn), NULL);
+		renewed = !strcmp(cn, "renewed");
+	}
+	assert_true(renewed);
+	/* both threads: SO_REUSEPORT spreads new connections over them */
+	for (int i = 0; i < 8; i++) {
+		peer_cn(d, cn, sizeof(cn), NULL);
+		assert_string_equal(cn, "renewed");
+	}
+	tls_binding(old);
+	tls_hangup(old);
+	/* a truncated certificate: refused, the renewed one stays */
+	snprintf(cmd, sizeof(cmd), "head -c 100 %s > %s", new_cert, live_cert);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(kill(d->pid, SIGHUP), 0);
+	for (int i = 0; i < 40 && !log_has(d->log, "TLS: keeping the running certificate"); i++)
+		usleep(50 * 1000);
+	assert_true(log_has(d->log, "TLS: keeping the running certificate"));
+	peer_cn(d, cn, sizeof(cn), NULL);
+	assert_string_equal(cn, "renewed");
+}
+
 static void test_tls_no_renegotiation(void **state)
 {
 	const struct testd *d = *state;
@@ -939,7 +1011,7 @@ static void test_no_tls_no_tcp(void **state)
 
 static int make_cert(void)
 {
-	char cmd[512];
+	char cmd[1024];
 
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/xturn-stream-XXXXXX");
 	if (!mkdtemp(tmpdir))
@@ -948,9 +1020,19 @@ static int make_cert(void)
 	snprintf(pkey, sizeof(pkey), "%s/key.pem", tmpdir);
 	snprintf(cert_flag, sizeof(cert_flag), "--cert=%s", cert);
 	snprintf(pkey_flag, sizeof(pkey_flag), "--pkey=%s", pkey);
+	snprintf(live_cert, sizeof(live_cert), "%s/live-cert.pem", tmpdir);
+	snprintf(live_pkey, sizeof(live_pkey), "%s/live-key.pem", tmpdir);
+	snprintf(new_cert, sizeof(new_cert), "%s/new-cert.pem", tmpdir);
+	snprintf(new_pkey, sizeof(new_pkey), "%s/new-key.pem", tmpdir);
+	snprintf(live_cert_flag, sizeof(live_cert_flag), "--cert=%s", live_cert);
+	snprintf(live_pkey_flag, sizeof(live_pkey_flag), "--pkey=%s", live_pkey);
 	snprintf(cmd, sizeof(cmd),
 		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-		 "-days 1 -subj /CN=localhost -keyout %s -out %s >/dev/null 2>&1", pkey, cert);
+		 "-days 1 -subj /CN=localhost -keyout %s -out %s >/dev/null 2>&1 && "
+		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+		 "-days 1 -subj /CN=renewed -keyout %s -out %s >/dev/null 2>&1 && "
+		 "cp %s %s && cp %s %s", pkey, cert, new_pkey, new_cert, cert, live_cert, pkey,
+		 live_pkey);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -974,6 +1056,9 @@ int main(void)
 		cmocka_unit_test(test_tls_versions),
 		cmocka_unit_test(test_tls_no_resumption),
 		cmocka_unit_test(test_tls_no_renegotiation),
+	};
+	const struct CMUnitTest certs_tests[] = {
+		cmocka_unit_test(test_tls_reload),
 	};
 	/* First the one that binds a local port (no retries possible), last
 	 * the one that fills the connection limit. */
@@ -1000,13 +1085,14 @@ int main(void)
 		return 1;
 	}
 	if (daemon_start(&d_main) || daemon_start(&d_limits) || daemon_start(&d_pending) ||
-	    daemon_start(&d_nofile)) {
+	    daemon_start(&d_nofile) || daemon_start(&d_certs)) {
 		failed = 1;
 	} else {
 		failed += cmocka_run_group_tests_name("stream-tcp", stream_tests, setup_tcp, NULL);
 		failed += cmocka_run_group_tests_name("stream-tcp-only", tcp_only, setup_tcp, NULL);
 		failed += cmocka_run_group_tests_name("stream-tls", stream_tests, setup_tls, NULL);
 		failed += cmocka_run_group_tests_name("stream-tls-only", tls_only, setup_tls, NULL);
+		failed += cmocka_run_group_tests_name("stream-certs", certs_tests, NULL, NULL);
 		failed += cmocka_run_group_tests_name("stream-limits", limits_tests, setup_limits,
 						      NULL);
 		failed += cmocka_run_group_tests_name("stream-sources", source_tests, setup_limits,
@@ -1017,11 +1103,13 @@ int main(void)
 	failed += testd_stop(&d_limits) ? 1 : 0;
 	failed += testd_stop(&d_pending) ? 1 : 0;
 	failed += testd_stop(&d_nofile) ? 1 : 0;
+	failed += testd_stop(&d_certs) ? 1 : 0;
 	if (failed) {
 		testd_dump_log(&d_main);
 		testd_dump_log(&d_limits);
 		testd_dump_log(&d_pending);
 		testd_dump_log(&d_nofile);
+		testd_dump_log(&d_certs);
 	}
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd))

@@ -65,8 +65,15 @@ fwd=$(xt_field xdp_forwarded_c2p_packets)
 # forwarding stopped at expiry: well short of what was sent over 7 s.
 [ -n "$received" ] && [ "$received" -le "$fwd" ] && [ "$received" -lt $((sent * 3 / 4)) ] &&
 	[ "$received" -gt $((sent / 3)) ] &&
-	pass "peer got $received of $sent: forwarded until the bindings expired" ||
+	pass "peer got $received of $sent: forwarded until the bindings expired" || {
 	fail "peer got ${received:-?} of ${sent:-?} (XDP forwarded ${fwd:-?})"
+	# Where did they go? (about one suite run in five lost them all here)
+	echo "peer: $(tail -n 1 "$XT_TMP/peer.json")"
+	xt_ns "$NS_P" ip -s link show p0
+	xt_ns "$NS_P" nstat -az 'Udp*' 'IpInAddrErrors' 'IpInHdrErrors' 'IpInDiscards' | grep -v ' 0 '
+	xt_ns "$NS_R" ip -s link show r1
+	xt_ns "$NS_R" ip link show xturn0
+}
 xt_stat_json
 [ "$(xt_field allocations)" = 0 ] && [ "$(xt_map_entries xt_relays)" = 0 ] &&
 	[ "$(xt_map_entries xt_perms)" = 0 ] && pass "deleted allocations emptied the maps" ||

@@ -145,6 +145,26 @@ static void on_status_timer(struct ev_src *s, uint32_t events)
 		report_status(s->data);
 }
 
+/* Renewed certificates (certbot's deploy hook reloads): new connections get
+ * them; a file that does not load keeps the running ones. */
+static void reload_tls(struct server *srv)
+{
+	const struct config *c = srv->cfg;
+	SSL_CTX *tls;
+	char err[512];
+
+	if (stream_tls_new(&tls, c->cert, c->pkey, c->cipher_list[0] ? c->cipher_list : NULL,
+			   err, sizeof(err))) {
+		log_err("TLS: keeping the running certificate: %s", err);
+		return;
+	}
+	for (unsigned i = 0; i < srv->nworkers; i++)
+		worker_replace_tls(srv->workers[i], tls);
+	SSL_CTX_free(srv->env.tls);
+	srv->env.tls = tls;
+	log_info("TLS: reloaded %s", c->cert);
+}
+
 static void reload_all(struct server *srv)
 {
 	service_reloading();
@@ -159,6 +179,8 @@ static void reload_all(struct server *srv)
 		if (i + 1 == srv->nworkers)
 			log_info("reloaded users, secrets and peer policy");
 	}
+	if (srv->env.tls)
+		reload_tls(srv);
 	service_ready();
 }
 

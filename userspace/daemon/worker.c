@@ -464,6 +464,7 @@ void worker_free(struct worker *w)
 	pthread_mutex_destroy(&w->lock);
 	udp_rx_free(w->rx);
 	outq_free(w->out);
+	SSL_CTX_free(w->env.tls);
 	free(w);
 }
 
@@ -524,6 +525,8 @@ int worker_new(const struct worker_env *env, unsigned id, struct auth *auth,
 	}
 	w->env = *env;
 	w->id = id;
+	if (w->env.tls)
+		SSL_CTX_up_ref(w->env.tls);	/* its own: worker_replace_tls swaps it */
 	pthread_mutex_init(&w->lock, NULL);
 	w->timer.fd = w->wake.fd = -1;
 	/* Workers walk the port range from different places. */
@@ -590,6 +593,18 @@ void worker_replace_auth(struct worker *w, struct auth *auth, struct policy *pol
 	w->new_pol = pol;
 	pthread_mutex_unlock(&w->lock);
 	wake(w);
+}
+
+void worker_replace_tls(struct worker *w, SSL_CTX *tls)
+{
+	SSL_CTX *old;
+
+	SSL_CTX_up_ref(tls);
+	pthread_mutex_lock(&w->lock);
+	old = w->env.tls;
+	w->env.tls = tls;
+	pthread_mutex_unlock(&w->lock);
+	SSL_CTX_free(old);	/* connections accepted with it hold their own */
 }
 
 void worker_lock(struct worker *w)

@@ -45,6 +45,10 @@ void worker_stop(struct worker *w);
  * batches; the worker owns them. */
 void worker_replace_auth(struct worker *w, struct auth *auth, struct policy *pol);
 
+/* A new TLS context for the connections accepted from now on (SIGHUP:
+ * renewed certificates); the worker takes its own reference. */
+void worker_replace_tls(struct worker *w, SSL_CTX *tls);
+
 /* Held while the worker handles a batch: with it held, its state may be
  * read from another thread. */
 void worker_lock(struct worker *w);

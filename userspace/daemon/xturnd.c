@@ -70,8 +70,9 @@ static int build_auth(const struct config *c, struct auth **auth, struct policy 
 #define SWAP(a, b) do { __typeof__(a) t_ = (a); (a) = (b); (b) = t_; } while (0)
 
 /* SIGHUP: re-reads the file and flags, and takes over what can change at
- * run time (credentials and peer policy; addresses and ports need a
- * restart). A configuration that does not load changes nothing. */
+ * run time (credentials, peer policy, the TLS certificate's files; addresses
+ * and ports need a restart). A configuration that does not load changes
+ * nothing. */
 static int reread_config(void)
 {
 	struct config nc;
@@ -92,6 +93,10 @@ static int reread_config(void)
 		return rc;
 	}
 	memcpy(cfg.realm, nc.realm, sizeof(cfg.realm));
+	/* TLS stays on or off as started; its files may move or be renewed. */
+	memcpy(cfg.cert, nc.cert, sizeof(cfg.cert));
+	memcpy(cfg.pkey, nc.pkey, sizeof(cfg.pkey));
+	memcpy(cfg.cipher_list, nc.cipher_list, sizeof(cfg.cipher_list));
 	cfg.use_auth_secret = nc.use_auth_secret;
 	cfg.stale_nonce = nc.stale_nonce;
 	cfg.allow_special_peers = nc.allow_special_peers;
@@ -153,26 +158,37 @@ fallback:
 	}
 }
 
-/* --demo: a REST secret made up now, and what to paste into a WebRTC app. */
+/* --demo: a REST secret made up now (into the configuration, before the
+ * credentials are built), and, once every listener is bound, what to paste
+ * into a WebRTC app. */
+static char demo_secret[33];
+
 static int demo_setup(struct config *c)
 {
 	uint8_t rnd[16];
-	char secret[33], user[64], pass[64], err[256], ip[ADDR_STRLEN];
-	time_t expiry = time(NULL) + 24 * 3600;
+	char err[256];
 
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		return -EIO;
 	for (unsigned i = 0; i < sizeof(rnd); i++)
-		snprintf(secret + 2 * i, 3, "%02x", rnd[i]);
+		snprintf(demo_secret + 2 * i, 3, "%02x", rnd[i]);
 	if (config_set(c, "use-auth-secret", NULL, "--demo", err, sizeof(err)) ||
-	    config_set(c, "static-auth-secret", secret, "--demo", err, sizeof(err)))
+	    config_set(c, "static-auth-secret", demo_secret, "--demo", err, sizeof(err)))
 		return -EINVAL;
+	return 0;
+}
+
+static int demo_banner(const struct config *c)
+{
+	char user[64], pass[64], ip[ADDR_STRLEN];
+	time_t expiry = time(NULL) + 24 * 3600;
+
 	snprintf(user, sizeof(user), "%ld:demo", (long)expiry);
-	if (stun_rest_password(secret, user, pass, sizeof(pass)))
+	if (stun_rest_password(demo_secret, user, pass, sizeof(pass)))
 		return -EINVAL;
 	addr_str(&c->relay[0], false, ip, sizeof(ip));
 	printf("\nxturn demo: TURN over UDP on port %u, realm \"%s\"\n", c->listen_port, c->realm);
-	printf("REST shared secret (use-auth-secret): %s\n", secret);
+	printf("REST shared secret (use-auth-secret): %s\n", demo_secret);
 	printf("Credentials valid for 24 h. In your WebRTC app:\n\n");
 	printf("  const pc = new RTCPeerConnection({ iceServers: [{\n"
 	       "    urls: \"turn:%s%s%s:%u?transport=udp\",\n"
@@ -182,7 +198,7 @@ static int demo_setup(struct config *c)
 	       c->relay[0].ss_family == AF_INET6 ? "[" : "", ip,
 	       c->relay[0].ss_family == AF_INET6 ? "]" : "", c->listen_port, user, pass);
 	printf("Mint more: user=\"$(( $(date +%%s) + 86400 )):alice\"; "
-	       "echo -n \"$user\" | openssl dgst -sha1 -hmac %s -binary | base64\n", secret);
+	       "echo -n \"$user\" | openssl dgst -sha1 -hmac %s -binary | base64\n", demo_secret);
 	printf("Firewall: open %u/udp and %u/tcp, and the relay ports %u-%u/udp.\n",
 	       c->listen_port, c->listen_port, c->min_port, c->max_port);
 	printf("Peers on private/loopback addresses are refused by default "
@@ -305,6 +321,9 @@ int main(int argc, char **argv)
 		log_info("relaying on %s ports %u-%u", addr_str(&cfg.relay[i], false, b, sizeof(b)),
 			 cfg.min_port, cfg.max_port);
 	}
+	/* Printed once the listeners are bound: "Ctrl-C stops" means it answers. */
+	if (cfg.demo && demo_banner(&cfg))
+		log_warn("demo: could not print the credentials");
 	rc = server_run(srv);
 	server_free(srv);	/* allocations go first: their map entries with them */
 	fp_close(fp);
