@@ -48,10 +48,12 @@ if [ ! -s "$base" ]; then
 fi
 
 root=$(mktemp -d "$cache/root.XXXXXX")
-chmod 755 "$root"	# mktemp made it 0700: the tests that run as nobody need to traverse /
 log=$cache/fresh-check.log
 : >"$log"
 tar -C "$root" -xf "$base"
+# The tarball's "." is the 0700 of the mktemp it was made in: the tests that
+# run as nobody must traverse /.
+chmod 755 "$root"
 # As a Debian installer leaves it: updates and security too.
 cat >"$root/etc/apt/sources.list" <<EOF
 deb $mirror bookworm main
