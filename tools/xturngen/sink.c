@@ -58,15 +58,44 @@ static int sink_detach(const struct opts *o, int ifindex)
 	return ret;
 }
 
+/* ifname's index, or 0 (said why). */
+static int ifindex_of(const char *ifname)
+{
+	int ifindex = (int)if_nametoindex(ifname);
+
+	if (!ifindex)
+		fprintf(stderr, "xturngen: %s: %s\n", ifname, strerror(errno));
+	return ifindex;
+}
+
+/* The injector's object with only the program prog loaded; NULL and errno
+ * (or the load's error in *err) on failure. */
+static struct xturngen_inject *load_one(const char *prog, int *err)
+{
+	struct xturngen_inject *skel = xturngen_inject__open();
+	struct bpf_program *p;
+
+	if (!skel) {
+		*err = -errno;
+		return NULL;
+	}
+	bpf_object__for_each_program(p, skel->obj)
+		bpf_program__set_autoload(p, !strcmp(bpf_program__name(p), prog));
+	*err = xturngen_inject__load(skel);
+	if (*err) {
+		xturngen_inject__destroy(skel);
+		return NULL;
+	}
+	return skel;
+}
+
 int run_sink(const struct opts *o)
 {
-	int ifindex = (int)if_nametoindex(o->sink_if), ret;
+	int ifindex = ifindex_of(o->sink_if), ret;
 	struct xturngen_inject *skel;
 
-	if (!ifindex) {
-		fprintf(stderr, "xturngen: %s: %s\n", o->sink_if, strerror(errno));
+	if (!ifindex)
 		return -ENODEV;
-	}
 	if (o->detach)
 		return sink_detach(o, ifindex);
 	/* A host that mounts no bpffs at boot has none for the pin (the bench
@@ -74,13 +103,10 @@ int run_sink(const struct opts *o)
 	if (o->pin && !strncmp(o->pin, PINS_BPFFS "/", sizeof(PINS_BPFFS)) &&
 	    (ret = pins_mount_bpffs()))
 		fprintf(stderr, "xturngen: mount -t bpf %s: %s\n", PINS_BPFFS, strerror(-ret));
-	skel = xturngen_inject__open();
+	skel = load_one("xturngen_sink", &ret);
 	if (!skel)
-		return -errno;
-	bpf_program__set_autoload(skel->progs.xturngen_inject, false);
-	ret = xturngen_inject__load(skel);
-	if (!ret)
-		ret = bpf_map__pin(skel->maps.xg_sink, o->pin);
+		return ret;
+	ret = bpf_map__pin(skel->maps.xg_sink, o->pin);
 	if (!ret) {
 		/* NOEXIST: never replace another program (the relay's, a stale sink). */
 		ret = bpf_xdp_attach(ifindex, bpf_program__fd(skel->progs.xturngen_sink),
@@ -98,20 +124,13 @@ int run_sink(const struct opts *o)
 
 int run_pass(const struct opts *o)
 {
-	int ifindex = (int)if_nametoindex(o->pass_if), ret;
+	int ifindex = ifindex_of(o->pass_if), ret;
 	struct xturngen_inject *skel;
 
-	if (!ifindex) {
-		fprintf(stderr, "xturngen: %s: %s\n", o->pass_if, strerror(errno));
+	if (!ifindex)
 		return -ENODEV;
-	}
-	skel = xturngen_inject__open();
-	if (!skel)
-		return -errno;
-	bpf_program__set_autoload(skel->progs.xturngen_inject, false);
-	bpf_program__set_autoload(skel->progs.xturngen_sink, false);
-	ret = xturngen_inject__load(skel);
-	if (!ret)
+	skel = load_one("xturngen_pass", &ret);
+	if (skel)
 		ret = bpf_xdp_attach(ifindex, bpf_program__fd(skel->progs.xturngen_pass),
 				     XDP_FLAGS_DRV_MODE | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
 	if (ret < 0)
