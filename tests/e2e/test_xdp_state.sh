@@ -24,7 +24,8 @@ start_server --user=$USER:$PASS --stats-socket="$XT_SOCK" --channel-lifetime=4 \
 xt_spawn "$XT_TMP/peer.json" ip netns exec "$NS_P" "$XT_BUILD/xturngen" --peer \
 	-L $P4:$PEER_PORT --ports $CHANS -d 12 --json
 PEER=$XT_BG_PID
-xt_wait_udp "$NS_P" $PEER_PORT 2
+# Its last port open: all are (one socket each).
+xt_wait_udp "$NS_P" $((PEER_PORT + CHANS - 1)) 1 || die "xturngen peer does not listen"
 xt_spawn "$XT_TMP/gen.json" ip netns exec "$NS_C" "$XT_BUILD/xturngen" -s $R4C:$XT_PORT \
 	-u $USER -w $PASS -p $P4:$PEER_PORT -a $ALLOCS -c $CHANS -r $RATE -d 7 -l 200 --json
 GEN=$XT_BG_PID
