@@ -2,6 +2,7 @@
 # coturn's turnutils_uclient (client ns) through the server under test (relay
 # ns) to turnutils_peer (peer ns), over IPv4 and IPv6:
 #   channel  ChannelData, long-term credentials
+#   hexkey   ChannelData, a user configured by its key (user=NAME:0xMD5, coturn's)
 #   send     Send/Data indications (-s), long-term credentials
 #   rest     ChannelData, REST credentials (-W, use-auth-secret)
 #   csum     ChannelData with full UDP checksums from both senders (tx off)
@@ -12,6 +13,7 @@
 . "$(dirname "$0")/lib.sh"
 
 USER=alice PASS=wonderland SECRET=north-wind
+HEXUSER=bob HEXPASS=builder
 SESSIONS=2 MSGS=200 LEN=160 GAP_MS=5
 
 xt_init "${1:-build}"
@@ -107,11 +109,14 @@ run_round() {
 	label=$mode
 	[ "$XT_SERVER" = xturnd ] && label=xturnd-$mode stats=(--stats-socket="$XT_SOCK")
 
-	start_server "$@" "${stats[@]}" --user=$USER:$PASS
+	# bob's line carries only MD5(bob:realm:builder), as coturn's turnadmin -k prints it.
+	hexkey=0x$(printf '%s:%s:%s' $HEXUSER "$XT_REALM" $HEXPASS | md5sum | cut -d' ' -f1)
+	start_server "$@" "${stats[@]}" --user=$USER:$PASS --user=$HEXUSER:$hexkey
 	[ "$mode" = coturn ] || xdp_check "$mode"
 	xt_assert_isolated	# with the server (and its XDP program) up too
 	read -r c0 p0 < <(xdp_counts)
 	uclient_start channel -u $USER -w $PASS
+	uclient_start hexkey -u $HEXUSER -w $HEXPASS
 	uclient_start send -s -u $USER -w $PASS
 	# coturn runs with --no-tcp here; xturnd serves TCP on the same port.
 	[ "$mode" = coturn ] || uclient_start tcp -t -u $USER -w $PASS
@@ -124,8 +129,8 @@ run_round() {
 	xt_tx_csum "$NS_C" c0 on
 	xt_tx_csum "$NS_P" p0 on
 	case $mode in
-	xdp) xdp_expect "$c0" "$p0" $((2 * per_group)); daemon_expect $((2 * per_group)) ;;
-	no-xdp) daemon_expect $((4 * per_group)) ;;
+	xdp) xdp_expect "$c0" "$p0" $((3 * per_group)); daemon_expect $((2 * per_group)) ;;
+	no-xdp) daemon_expect $((5 * per_group)) ;;
 	esac
 	[ "$XT_FAILED" = "$failed0" ] || xt_server_log_tail
 	stop_server

@@ -459,6 +459,35 @@ static void test_key_valid(void **state)
 	assert_false(auth_key_valid(A, "alice", kr, kl));
 }
 
+/* coturn's user=NAME:0xKEY: a user known by MD5(name:realm:password) only
+ * authenticates with MD5; SHA-256 needs the password it does not have. */
+static void test_user_by_key(void **state)
+{
+	struct auth_result r;
+	struct req q = alice();
+	uint8_t md5[16], sha[32];
+
+	q.user = "keyed";
+	q.key = md5;
+	q.keylen = ref_key(EVP_md5(), "keyed", "pw3", md5);
+	assert_int_equal(auth_add_user_key(A, "keyed", md5), 0);
+	assert_int_equal(auth_add_user_key(A, "keyed", md5), -EEXIST);
+	expect(&q, NOW, AUTH_OK, 0, &r);
+	assert_string_equal(r.username, "keyed");
+	assert_memory_equal(r.key, md5, 16);
+	assert_true(auth_key_valid(A, "keyed", md5, 16));
+	q.algs = offer;
+	q.algs_len = sizeof(offer);
+	q.alg = STUN_PWALG_SHA256;
+	q.key = sha;
+	q.keylen = ref_key(EVP_sha256(), "keyed", "pw3", sha);
+	expect(&q, NOW, AUTH_REJECTED, 401, &r);
+	assert_false(auth_key_valid(A, "keyed", sha, 32));
+	/* A zeroed SHA-256 key slot never matches either. */
+	memset(sha, 0, sizeof(sha));
+	assert_false(auth_key_valid(A, "keyed", sha, 32));
+}
+
 static int setup(void **state)
 {
 	A = auth_new(REALM, LIFETIME);
@@ -491,6 +520,7 @@ int main(void)
 		cmocka_unit_test(test_verdict_errors),
 		cmocka_unit_test(test_rest),
 		cmocka_unit_test(test_key_valid),
+		cmocka_unit_test(test_user_by_key),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

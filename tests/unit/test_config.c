@@ -289,7 +289,7 @@ static void test_file_errors(void **state)
 	expect_file_error(f, "stale-nonce = +5\n", 1, "stale-nonce", "not a number");
 	expect_file_error(f, "max-channels = 5000\n", 1, "max-channels", "out of range");
 	expect_file_error(f, "user-quota = 1 2\n", 1, "user-quota", "not a number");
-	expect_file_error(f, "stale-nonce\n", 1, "stale-nonce", "needs a value");
+	expect_file_error(f, "user-quota\n", 1, "user-quota", "needs a value");
 	expect_file_error(f, "realm =\n", 1, "realm", "empty value");
 	expect_file_error(f, "user = nocolon\n", 1, "user", "NAME:PASSWORD");
 	expect_file_error(f, "user = :pw\n", 1, "user", "empty user name");
@@ -468,7 +468,7 @@ static void test_usage_lists_every_key(void **state)
 			fail_msg("%s unknown to config_set", key);
 	}
 	assert_true(config_key(0) && !config_key(10000));
-	assert_non_null(strstr(text, "coturn compatibility"));
+	assert_non_null(strstr(text, "coturn keys that do not apply"));
 	free(text);
 }
 
@@ -492,12 +492,39 @@ static void test_validate(void **state)
 	expect_invalid(f, "user=a:b\ndefault-allocate-lifetime=4000\n",
 		       "default-allocate-lifetime");
 	expect_invalid(f, "realm=r\n", "no credentials");
+	expect_invalid(f, "user=a:b\nno-udp\nno-tcp\n", "nothing to listen on");
 	/* The boundary cases are valid. */
 	config_free(&f->c);
 	config_init(&f->c);
 	assert_int_equal(load(f, "use-auth-secret\nstatic-auth-secret=k\nmin-port=5000\n"
 			      "max-port=5000\ndefault-allocate-lifetime=3600\n"), 0);
 	assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), 0);
+}
+
+/* coturn's forms: a bare stale-nonce, -v, a user given twice, keys that do
+ * not apply (one warning each, naming the first line), keys that say what
+ * xturn always does (none). */
+static void test_coturn_forms(void **state)
+{
+	struct fixture *f = *state;
+	char *argv[] = { "xturnd", "-v", NULL };
+
+	assert_int_equal(load(f, "stale-nonce=30\nstale-nonce\nuser=a:one\nuser=b:two\n"
+			      "user=a:three\nmobility\nproc-user=<user-name>\nmobility=yes\n"
+			      "no-rfc5780\nno-multicast-peers\nno-tlsv1\n"), 0);
+	assert_int_equal(f->c.stale_nonce, 600);
+	assert_int_equal(f->c.users.n, 2);
+	assert_string_equal(f->c.users.v[0], "b:two");
+	assert_string_equal(f->c.users.v[1], "a:three");
+	assert_int_equal(f->c.warnings.n, 3);
+	assert_non_null(strstr(f->c.warnings.v[0], ":5: user 'a' given again"));
+	assert_non_null(strstr(f->c.warnings.v[1], ":6: key 'mobility' does not apply"));
+	assert_non_null(strstr(f->c.warnings.v[2], ":7: key 'proc-user' does not apply"));
+	assert_int_equal(config_parse_args(&f->c, 2, argv, f->err, sizeof(f->err)), 0);
+	assert_int_equal(f->c.log_level, LOG_DEBUG);
+	/* An unknown key is still an error: a typo must not pass as coturn's. */
+	assert_int_equal(load(f, "mobilty\n"), -EINVAL);
+	assert_non_null(strstr(f->err, "unknown key"));
 }
 
 int main(void)
@@ -516,6 +543,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_help, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_usage_lists_every_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coturn_forms, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

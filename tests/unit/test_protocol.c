@@ -213,6 +213,7 @@ static void hook_alloc_down(void *ctx, struct allocation *a)
 struct opts {
 	unsigned user_quota, total_quota, max_channels, stale_nonce;
 	unsigned unauth_rate, unauth_burst;
+	bool no_software;
 };
 
 static void world_start(const struct opts *o)
@@ -230,6 +231,7 @@ static void world_start(const struct opts *o)
 		.default_lifetime = 600,
 		.unauth_rate = o->unauth_rate,
 		.unauth_burst = o->unauth_burst,
+		.no_software = o->no_software,
 	};
 	struct turn_io io = { .relay_open = io_relay_open, .relay_close = io_relay_close,
 			      .send_client = io_send_client, .send_peer = io_send_peer,
@@ -443,7 +445,11 @@ static const struct opts o_quota = { .user_quota = 3, .total_quota = 4, .stale_n
 static const struct opts o_limit = { .user_quota = 3, .total_quota = 32, .stale_nonce = 600,
 				     .max_channels = 64, .unauth_rate = 1, .unauth_burst = 3 };
 
+static const struct opts o_nosoft = { .user_quota = 3, .total_quota = 32, .stale_nonce = 600,
+				      .max_channels = 64, .no_software = true };
+
 static int setup_main(void **state) { world_start(&o_main); return 0; }
+static int setup_nosoft(void **state) { world_start(&o_nosoft); return 0; }
 static int setup_quota(void **state) { world_start(&o_quota); return 0; }
 static int setup_limit(void **state) { world_start(&o_limit); return 0; }
 /* Every test leaves no allocation and no relay socket behind. */
@@ -526,6 +532,17 @@ static void test_unauth_size(void **state)
 	assert_null(stun_find(&m, STUN_A_SOFTWARE));
 	assert_int_equal(turnc_allocate(t, NULL, &res), 0);
 	assert_non_null(stun_find(turnc_response(t), STUN_A_SOFTWARE));
+	release(t);
+}
+
+/* no-software-attribute: not even an authenticated answer names it. */
+static void test_no_software(void **state)
+{
+	struct turnc *t = cl(AF_INET, "alice", "secret");
+	struct turnc_alloc res;
+
+	assert_int_equal(turnc_allocate(t, NULL, &res), 0);
+	assert_null(stun_find(turnc_response(t), STUN_A_SOFTWARE));
 	release(t);
 }
 
@@ -1274,6 +1291,7 @@ int main(void)
 	};
 	const struct CMUnitTest quota[] = {
 		cmocka_unit_test_setup_teardown(test_total_quota, setup_quota, teardown),
+		cmocka_unit_test_setup_teardown(test_no_software, setup_nosoft, teardown),
 	};
 	const struct CMUnitTest limit[] = {
 		cmocka_unit_test_setup_teardown(test_unauth_limit, setup_limit, teardown),

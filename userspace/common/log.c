@@ -5,7 +5,26 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/stat.h>
+
+/* syslog.h's LOG_ERR, LOG_INFO and LOG_DEBUG are macros that clash with
+ * our enum: its two calls are wrapped before log.h comes in. */
+#include <syslog.h>
+static void sys_open(void)
+{
+	openlog("xturnd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+static void sys_line(int prio, const char *line)
+{
+	syslog(prio, "%s", line);
+}
+#undef LOG_ERR
+#undef LOG_INFO
+#undef LOG_DEBUG
 
 #include "common/log.h"
 
@@ -14,7 +33,11 @@ enum log_level log_level = LOG_INFO;
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 /* syslog(3) priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
 static const char *const journal_prefix[] = { "<3>", "<4>", "<6>", "<7>" };
-static bool journal;
+/* LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG of syslog.h */
+static const int syslog_prio[] = { 3, 4, 6, 7 };
+static bool journal, use_syslog;
+static int log_fd = 2;
+static char log_path[4096];
 
 /* systemd sets JOURNAL_STREAM=DEV:INODE for a service's stderr; a child
  * whose stderr was redirected elsewhere inherits it, so both are compared
@@ -25,13 +48,63 @@ void log_init(void)
 	unsigned long long dev, ino;
 	struct stat st;
 
-	journal = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && !fstat(2, &st) &&
+	journal = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && !fstat(log_fd, &st) &&
 		  (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
 /* Control characters (a username, a realm: whatever a client sent) are
  * written as \xNN, so no message can forge a log line or drive a terminal.
  * One line, one write: the relay threads' lines never interleave. */
+static int open_append(const char *path)
+{
+	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+}
+
+int log_open(const char *target)
+{
+	int fd;
+
+	if (!target || !*target || !strcmp(target, "stderr")) {
+		log_fd = 2;
+	} else if (!strcmp(target, "stdout")) {
+		log_fd = 1;
+	} else if (!strcmp(target, "syslog")) {
+		sys_open();
+		use_syslog = true;
+		return 0;
+	} else {
+		if (strlen(target) >= sizeof(log_path))
+			return -ENAMETOOLONG;
+		if ((fd = open_append(target)) < 0)
+			return -errno;
+		snprintf(log_path, sizeof(log_path), "%s", target);
+		log_fd = fd;
+		journal = false;
+		return 0;
+	}
+	log_init();
+	return 0;
+}
+
+/* dup2 swaps the file under log_fd in one step: a relay thread's line goes
+ * to the old file or the new, never to a closed descriptor. */
+int log_reopen(void)
+{
+	int fd;
+
+	if (!log_path[0])
+		return 0;
+	if ((fd = open_append(log_path)) < 0)
+		return -errno;
+	if (dup2(fd, log_fd) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	close(fd);
+	return 0;
+}
+
 void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -43,7 +116,9 @@ void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 
 	if (lvl > log_level)
 		return;
-	if (journal) {
+	if (use_syslog) {
+		n = 0;
+	} else if (journal) {
 		n = (size_t)snprintf(line, sizeof(line), "%s", journal_prefix[lvl]);
 	} else {
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -74,8 +149,15 @@ void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 			line[n++] = (char)c;
 		}
 	}
+	if (use_syslog) {
+		line[n] = 0;
+		sys_line(syslog_prio[lvl], line);
+		return;
+	}
 	line[n++] = '\n';
-	fwrite(line, 1, n, stderr);
+	/* One write(2) per line: O_APPEND keeps lines whole between threads. */
+	if (write(log_fd, line, n) < 0)
+		return;	/* nowhere left to say so */
 }
 
 void log_msg(enum log_level lvl, const char *fmt, ...)

@@ -18,6 +18,13 @@ void log_vmsg(enum log_level lvl, const char *fmt, va_list ap);
  * JOURNAL_STREAM names stderr's device and inode, else timestamped lines.
  * Call again after redirecting stderr. */
 void log_init(void);
+/* Where lines go: NULL or "" stderr (the default), "stdout", "syslog"
+ * (syslog(3), daemon facility, ident "xturnd") or a file appended to. 0, or
+ * -errno with nothing changed. */
+int log_open(const char *target);
+/* Reopens the file log_open named (after logrotate moved it); 0 or -errno,
+ * the old file kept. */
+int log_reopen(void);
 /* Parses "error", "warn", "info", "debug"; -1 if unknown. */
 int log_level_parse(const char *s);
 

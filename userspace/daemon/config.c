@@ -22,7 +22,8 @@ enum config_type {
 	CONFIG_LOGLEVEL,	/* int, log_level_parse() */
 	CONFIG_EXTIP,		/* external-ip: "public" or "public/private" */
 	CONFIG_CONST,		/* flag that stores min into an int (verbose) */
-	CONFIG_NOOP,		/* accepted for coturn compatibility, no effect */
+	CONFIG_NOOP,		/* coturn's: what xturn always does; no effect, no warning */
+	CONFIG_IGNORED,		/* coturn's: does not apply here; a warning saying why */
 };
 
 struct config_key {
@@ -32,6 +33,7 @@ struct config_key {
 	size_t size;		/* CONFIG_STR buffer size */
 	unsigned long min, max;
 	const char *def;	/* default, applied by config_init through the setter */
+	const char *bare;	/* value of the bare key (coturn's optional values) */
 	/* Extra check of a string or list item: NULL if fine, else why not. */
 	const char *(*check)(const char *v);
 	const char *arg;	/* value placeholder in --help */
@@ -44,6 +46,7 @@ static const char *config_check_ifname(const char *v);
 static const char *config_check_xdp_mode(const char *v);
 static const char *config_check_ip(const char *v);
 static const char *config_check_software(const char *v);
+static const char *config_check_alternate(const char *v);
 
 #define F(field) offsetof(struct config, field)
 #define FLAG(n, f, h) { .name = n, .type = CONFIG_FLAG, .off = F(f), .help = h }
@@ -57,8 +60,8 @@ static const char *config_check_software(const char *v);
 	.arg = "IP", .help = h }
 #define LIST(n, f, ck, a, h) { .name = n, .type = CONFIG_LIST, .off = F(f), .check = ck, \
 	.arg = a, .help = h }
-#define NOOP(n) { .name = n, .type = CONFIG_NOOP, \
-	.help = "accepted for coturn compatibility; no effect" }
+#define NOOP(n, h) { .name = n, .type = CONFIG_NOOP, .help = h }
+#define IGNORED(n, h) { .name = n, .type = CONFIG_IGNORED, .help = h }
 
 static const struct config_key config_keys[] = {
 	ADDRS("listening-ip", listen, nlisten,
@@ -66,11 +69,16 @@ static const struct config_key config_keys[] = {
 	PORT("listening-port", listen_port, "3478", "UDP and TCP port to listen on"),
 	FLAG("no-tcp", no_tcp, "no TURN over TCP on listening-port"),
 	FLAG("no-tls", no_tls, "no TURN over TLS, even with cert and pkey"),
+	FLAG("no-udp", no_udp, "no TURN over UDP on listening-port (relayed traffic stays UDP)"),
 	PORT("tls-listening-port", tls_port, "5349", "TLS port (with cert and pkey)"),
 	STR("cert", cert, NULL, NULL, "FILE", "TLS certificate chain, PEM (TLS only with pkey)"),
 	STR("pkey", pkey, NULL, NULL, "FILE", "TLS private key, PEM"),
 	STR("cipher-list", cipher_list, NULL, NULL, "LIST",
 	    "OpenSSL cipher list for TLS 1.2 (default: OpenSSL's)"),
+	STR("pkey-pwd", pkey_pwd, NULL, NULL, "PASSWORD", "password of an encrypted pkey"),
+	NOOP("no-tlsv1", "TLS 1.0 is never offered (TLS 1.2 is the minimum)"),
+	NOOP("no-tlsv1_1", "TLS 1.1 is never offered (TLS 1.2 is the minimum)"),
+	FLAG("no-tlsv1_2", no_tlsv1_2, "TLS 1.3 only"),
 	/* Each thread bounds its own, like coturn's per-process limit would. */
 	UINT("max-tcp-connections", max_tcp_conns, 1, 1000000, "8192",
 	     "TCP and TLS client connections per relay thread"),
@@ -90,12 +98,17 @@ static const struct config_key config_keys[] = {
 	STR("software-name", software, NULL, config_check_software, "TEXT",
 	    "SOFTWARE in every response, unauthenticated ones too (unset: \"xturn\" in "
 	    "authenticated ones only, so a spoofed request gets less back)"),
+	FLAG("no-software-attribute", no_software, "no SOFTWARE attribute in any response"),
 	LIST("user", users, config_check_user, "NAME:PASSWORD",
-	     "long-term credential (repeatable)"),
+	     "long-term credential (repeatable); a password of the form 0x and 32 hex "
+	     "digits is the key MD5(NAME:REALM:PASSWORD), as coturn's turnadmin -k prints "
+	     "(such a user authenticates with MD5 only)"),
 	FLAG("use-auth-secret", use_auth_secret, "TURN REST credentials from static-auth-secret"),
 	LIST("static-auth-secret", secrets, NULL, "SECRET",
 	     "TURN REST shared secret (repeatable, for rotation)"),
-	UINT("stale-nonce", stale_nonce, 1, 86400, "600", "seconds before a nonce is stale"),
+	{ .name = "stale-nonce", .type = CONFIG_UINT, .off = F(stale_nonce), .min = 1,
+	  .max = 86400, .def = "600", .bare = "600", .arg = "N",
+	  .help = "seconds before a nonce is stale (bare key: 600)" },
 	UINT("unauth-rate-limit", unauth_rate, 0, 1000000, "50",
 	     "unauthenticated error responses (401, 438, 400) a second to one source address "
 	     "(IPv6: its /64) over UDP, per relay thread; 0: no limit"),
@@ -107,6 +120,10 @@ static const struct config_key config_keys[] = {
 	     "peers denied (repeatable)"),
 	FLAG("allow-special-peers", allow_special_peers,
 	     "do not deny loopback, private, link-local, multicast... peers by default"),
+	FLAG("allow-loopback-peers", allow_loopback_peers,
+	     "allow peers on 127.0.0.0/8 and ::1 (for tests only)"),
+	NOOP("no-loopback-peers", "loopback peers are denied unless allowed"),
+	NOOP("no-multicast-peers", "multicast and broadcast peers are denied unless allowed"),
 	UINT("user-quota", user_quota, 0, 1000000, "0", "allocations per user (0: unlimited)"),
 	UINT("total-quota", total_quota, 0, 1000000, "0", "allocations in all (0: unlimited)"),
 	UINT("max-permissions", max_perms, 1, 65535, "64", "permissions per allocation"),
@@ -134,6 +151,19 @@ static const struct config_key config_keys[] = {
 	  .arg = "error|warn|info|debug", .help = "log verbosity" },
 	{ .name = "verbose", .type = CONFIG_CONST, .off = F(log_level), .min = LOG_DEBUG,
 	  .help = "same as log-level=debug" },
+	{ .name = "Verbose", .type = CONFIG_CONST, .off = F(log_level), .min = LOG_DEBUG,
+	  .help = "same as log-level=debug (coturn's extra verbose)" },
+	FLAG("syslog", syslog, "log to syslog (daemon facility) instead of stderr"),
+	STR("log-file", log_file, NULL, NULL, "FILE|stdout|syslog",
+	    "log to FILE (appended, reopened on SIGHUP), stdout or syslog instead of stderr"),
+	NOOP("simple-log", "log-file is always the name given"),
+	NOOP("no-stdout-log", "logs go to stderr, log-file or syslog, never stdout unless asked"),
+	STR("pidfile", pidfile, NULL, NULL, "FILE", "write the process id to FILE"),
+	LIST("alternate-server", alternates, config_check_alternate, "IP[:PORT]",
+	     "ALTERNATE-SERVER for UDP and TCP clients when draining or at total-quota "
+	     "(repeatable, round robin; port 3478 unless given)"),
+	LIST("tls-alternate-server", tls_alternates, config_check_alternate, "IP[:PORT]",
+	     "the same for TLS clients (port 5349 unless given)"),
 	FLAG("prometheus", prometheus, "serve metrics over HTTP"),
 	PORT("prometheus-port", prometheus_port, "9641", "metrics port"),
 	/* Loopback by default: the counters are no secret, but a scraper
@@ -143,11 +173,75 @@ static const struct config_key config_keys[] = {
 	STR("stats-socket", stats_socket, METRICS_DEFAULT_SOCKET, NULL, "PATH",
 	    "Unix socket answering with the JSON metrics (xturnstat)"),
 	UINT("relay-threads", workers, 0, 1024, "0", "relay threads (0: one per CPU)"),
-	/* coturn keys that describe what xturn always does (long-term
-	 * credentials, FINGERPRINT) or never does (DTLS, CLI, TCP relay):
-	 * accepted so a coturn config file loads unchanged. */
-	NOOP("lt-cred-mech"), NOOP("fingerprint"), NOOP("no-dtls"),
-	NOOP("no-cli"), NOOP("no-tcp-relay"),
+	/* coturn keys that describe what xturn always does: accepted so a
+	 * coturn configuration loads unchanged. */
+	NOOP("lt-cred-mech", "long-term credentials are the only mechanism"),
+	NOOP("fingerprint", "FINGERPRINT is added when the request had one"),
+	NOOP("no-dtls", "xturn has no DTLS"),
+	NOOP("no-cli", "xturn has no telnet CLI (see xturnctl)"),
+	NOOP("no-tcp-relay", "relayed transport is UDP only (RFC 6062 is not implemented)"),
+	NOOP("no-rfc5780", "RFC 5780 NAT behaviour discovery is not implemented"),
+	NOOP("response-origin-only-with-rfc5780", "RESPONSE-ORIGIN is never sent"),
+	NOOP("no-stun-backward-compatibility", "RFC 3489 (classic STUN) is not answered"),
+	/* coturn keys for what xturn does not do: one warning each. */
+	IGNORED("listening-device", "bind with listening-ip instead"),
+	IGNORED("relay-device", "bind with relay-ip instead"),
+	IGNORED("alt-listening-port", "RFC 5780 is not implemented"),
+	IGNORED("alt-tls-listening-port", "RFC 5780 is not implemented"),
+	IGNORED("tcp-proxy-port", "no proxy protocol listener"),
+	IGNORED("aux-server", "listen on more addresses with listening-ip"),
+	IGNORED("udp-self-balance", "every relay thread has its own SO_REUSEPORT socket"),
+	IGNORED("no-auth", "xturn always authenticates"),
+	IGNORED("server-name", "the realm names the server"),
+	IGNORED("oauth", "third-party (OAuth) authorization is not implemented"),
+	IGNORED("userdb", "users come from user= lines or TURN REST credentials"),
+	IGNORED("psql-userdb", "users come from user= lines or TURN REST credentials"),
+	IGNORED("mysql-userdb", "users come from user= lines or TURN REST credentials"),
+	IGNORED("mongo-userdb", "users come from user= lines or TURN REST credentials"),
+	IGNORED("redis-userdb", "users come from user= lines or TURN REST credentials"),
+	IGNORED("redis-statsdb", "statistics are served by prometheus and xturnstat"),
+	IGNORED("secret-key-file", "keys are not stored encrypted"),
+	IGNORED("check-origin-consistency", "ORIGIN is not checked"),
+	IGNORED("max-bps", "bandwidth is not limited per allocation"),
+	IGNORED("bps-capacity", "bandwidth is not limited"),
+	IGNORED("no-udp-relay", "the relayed transport is always UDP"),
+	IGNORED("CA-file", "client certificates are not asked for"),
+	IGNORED("ec-curve-name", "OpenSSL's default groups are negotiated"),
+	IGNORED("dh566", "no DHE ciphers: ECDHE only"),
+	IGNORED("dh1066", "no DHE ciphers: ECDHE only"),
+	IGNORED("dh2066", "no DHE ciphers: ECDHE only"),
+	IGNORED("dh-file", "no DHE ciphers: ECDHE only"),
+	IGNORED("syslog-facility", "syslog uses the daemon facility"),
+	IGNORED("new-log-timestamp", "lines carry RFC 3339 UTC timestamps (none under journald)"),
+	IGNORED("new-log-timestamp-format", "lines carry RFC 3339 UTC timestamps"),
+	IGNORED("log-binding", "Binding requests are not logged"),
+	IGNORED("stun-only", "TURN cannot be turned off"),
+	IGNORED("no-stun", "Binding requests are always answered"),
+	IGNORED("rest-api-separator", "TURN REST usernames are EXPIRY:NAME"),
+	IGNORED("max-allocate-timeout", "unauthenticated TCP/TLS connections end after "
+		"tcp-idle-timeout"),
+	IGNORED("secure-stun", "Binding requests are answered without credentials"),
+	IGNORED("mobility", "RFC 8016 mobility is not implemented"),
+	IGNORED("keep-address-family", "the relayed address family is always the one asked "
+		"for (RFC 8656)"),
+	IGNORED("allocation-default-address-family", "IPv4 unless the client asks otherwise "
+		"(RFC 8656)"),
+	IGNORED("proc-user", "run xturnd as the xturn user with the unit's User= and "
+		"capabilities (xturnd.service)"),
+	IGNORED("proc-group", "run xturnd with the unit's Group= (xturnd.service)"),
+	IGNORED("cli-ip", "xturn has no telnet CLI; xturnctl uses control-socket"),
+	IGNORED("cli-port", "xturn has no telnet CLI; xturnctl uses control-socket"),
+	IGNORED("cli-password", "xturn has no telnet CLI; xturnctl uses control-socket"),
+	IGNORED("cli-max-output-sessions", "xturn has no telnet CLI"),
+	IGNORED("web-admin", "no web admin; xturnctl and the metrics"),
+	IGNORED("web-admin-ip", "no web admin"),
+	IGNORED("web-admin-port", "no web admin"),
+	IGNORED("web-admin-listen-on-workers", "no web admin"),
+	IGNORED("acme-redirect", "no HTTP listener for ACME; use certbot's own"),
+	IGNORED("server-relay", "relaying to this host's addresses is denied by the peer "
+		"policy unless allowed-peer-ip opens them"),
+	IGNORED("ne", "one network engine"),
+	IGNORED("prod", "SOFTWARE is governed by software-name and no-software-attribute"),
 };
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 
@@ -174,6 +268,13 @@ static const char *config_check_peer(const char *v)
 static const char *config_check_software(const char *v)
 {
 	return strlen(v) > 127 ? "at most 127 bytes" : NULL;
+}
+
+static const char *config_check_alternate(const char *v)
+{
+	struct sockaddr_storage a;
+
+	return addr_parse(v, 3478, &a) ? "expected IP or IP:PORT ([IPv6]:PORT)" : NULL;
 }
 
 static const char *config_check_ip(const char *v)
@@ -208,7 +309,8 @@ static const struct config_key *config_find(const char *name)
 /* Keys that take no value unless given one with '=' (never the next argv). */
 static bool config_is_flag(const struct config_key *k)
 {
-	return k->type == CONFIG_FLAG || k->type == CONFIG_CONST || k->type == CONFIG_NOOP;
+	return k->type == CONFIG_FLAG || k->type == CONFIG_CONST || k->type == CONFIG_NOOP ||
+	       k->type == CONFIG_IGNORED || k->bare;
 }
 
 static int config_parse_bool(const char *v, bool *out)
@@ -314,11 +416,13 @@ static int config_apply(const struct config_key *k, struct config *c, const char
 	bool b;
 	int err;
 
+	if (!v && k->bare)
+		v = k->bare;
 	if (!v && !config_is_flag(k)) {
 		snprintf(why, len, "needs a value");
 		return -EINVAL;
 	}
-	if (v && !*v && k->type != CONFIG_NOOP) {
+	if (v && !*v && k->type != CONFIG_NOOP && k->type != CONFIG_IGNORED) {
 		snprintf(why, len, "empty value");
 		return -EINVAL;
 	}
@@ -379,6 +483,7 @@ static int config_apply(const struct config_key *k, struct config *c, const char
 	case CONFIG_EXTIP:
 		return config_set_extip(c, v, why, len);
 	case CONFIG_NOOP:
+	case CONFIG_IGNORED:	/* config_set records the warning */
 		return 0;
 	}
 	return -EINVAL;
@@ -408,6 +513,9 @@ void config_free(struct config *c)
 			free(l->v[j]);
 		l->n = 0;
 	}
+	for (unsigned j = 0; j < c->warnings.n; j++)
+		free(c->warnings.v[j]);
+	c->warnings.n = 0;
 }
 
 /* "FILE:LINE: key 'KEY': why"; a command-line where ("--KEY") already names
@@ -424,6 +532,43 @@ static int config_fail(char *err, size_t errlen, const char *where, const char *
 	return rc;
 }
 
+/* One warning per key, however often it appears. */
+static void config_warn(struct config *c, const struct config_key *k, const char *where)
+{
+	char line[CONFIG_MAX_STR * 2], why[64];
+	size_t n = strlen(k->name);
+
+	for (unsigned i = 0; i < c->warnings.n; i++) {
+		const char *q = strstr(c->warnings.v[i], "key '");
+		if (q && !strncmp(q + 5, k->name, n) && q[5 + n] == '\'')
+			return;
+	}
+	snprintf(line, sizeof(line), "%s%skey '%s' does not apply, ignored: %s",
+		 where ? where : "", where ? ": " : "", k->name, k->help);
+	config_list_add(&c->warnings, line, why, sizeof(why));
+}
+
+/* A user given again replaces the earlier line (as in coturn), saying so. */
+static void config_user_replace(struct config *c, const char *where)
+{
+	struct config_list *l = &c->users;
+	const char *last = l->v[l->n - 1];
+	size_t n = strcspn(last, ":");
+	char line[CONFIG_MAX_STR * 2], why[64];
+
+	for (unsigned i = 0; i + 1 < l->n; i++) {
+		if (strncmp(l->v[i], last, n + 1))
+			continue;
+		free(l->v[i]);
+		memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof(l->v[0]));
+		l->n--;
+		snprintf(line, sizeof(line), "%s%suser '%.*s' given again: this line replaces "
+			 "the earlier one", where ? where : "", where ? ": " : "", (int)n, last);
+		config_list_add(&c->warnings, line, why, sizeof(why));
+		return;
+	}
+}
+
 int config_set(struct config *c, const char *key, const char *value, const char *where,
 	       char *err, size_t errlen)
 {
@@ -434,7 +579,13 @@ int config_set(struct config *c, const char *key, const char *value, const char 
 	if (!k)
 		return config_fail(err, errlen, where, key, "unknown key", -EINVAL);
 	rc = config_apply(k, c, value, why, sizeof(why));
-	return rc ? config_fail(err, errlen, where, key, why, rc) : 0;
+	if (rc)
+		return config_fail(err, errlen, where, key, why, rc);
+	if (k->type == CONFIG_IGNORED)
+		config_warn(c, k, where);
+	if (k->off == F(users) && k->type == CONFIG_LIST)
+		config_user_replace(c, where);
+	return 0;
 }
 
 /* Splits a line in place into key and value (NULL when bare). Returns false
@@ -528,6 +679,10 @@ static int config_next_arg(int argc, char **argv, int *i, char *key, size_t keyl
 	*value = NULL;
 	if (!strcmp(arg, "-h")) {
 		snprintf(key, keylen, "help");
+		return 0;
+	}
+	if (!strcmp(arg, "-v")) {	/* coturn's */
+		snprintf(key, keylen, "verbose");
 		return 0;
 	}
 	if (!strcmp(arg, "-c")) {
@@ -630,6 +785,9 @@ int config_validate(const struct config *c, char *err, size_t errlen)
 	else if (!c->cert[0] != !c->pkey[0])
 		snprintf(err, errlen, "%s is set but not %s: TLS needs both", c->cert[0] ? "cert" :
 			 "pkey", c->cert[0] ? "pkey" : "cert");
+	else if (c->no_udp && c->no_tcp && (c->no_tls || !c->cert[0]))
+		snprintf(err, errlen, "no-udp, no-tcp and %s: nothing to listen on",
+			 c->no_tls ? "no-tls" : "no cert");
 	else if (!c->users.n && !c->secrets.n)
 		snprintf(err, errlen, "no credentials: set user=NAME:PASSWORD or "
 			 "use-auth-secret with static-auth-secret");
@@ -651,15 +809,28 @@ void config_usage(FILE *f)
 		"  --demo\n\trun with a demo user and print how to connect\n"
 		"  --check-config\n\tload and check the configuration: exit 0 (good) or 2 (bad,\n"
 		"\tsaying why) without binding anything\n"
+		"  -v\n\tsame as --verbose\n"
 		"  -h, --help\n\tthis text\n"
 		"  --version\n\tthe version, and exit\n");
 	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
 		const struct config_key *k = &config_keys[i];
 
+		if (k->type == CONFIG_NOOP || k->type == CONFIG_IGNORED)
+			continue;
 		fprintf(f, "  --%s%s%s\n\t%s", k->name, k->arg ? "=" : "",
 			k->arg ? k->arg : "", k->help);
 		if (k->def)
 			fprintf(f, " (default %s)", k->def);
 		fputc('\n', f);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		enum config_type t = pass ? CONFIG_IGNORED : CONFIG_NOOP;
+
+		fprintf(f, "\n%s\n", pass ? "coturn keys that do not apply (accepted, each with a "
+					     "warning saying why):"
+					  : "coturn keys for what xturn always does (accepted, no effect):");
+		for (size_t i = 0; i < CONFIG_NKEYS; i++)
+			if (config_keys[i].type == t)
+				fprintf(f, "  --%s\n\t%s\n", config_keys[i].name, config_keys[i].help);
 	}
 }

@@ -27,10 +27,13 @@ struct config {
 	/* TURN over TCP and TLS (the relayed transport stays UDP) */
 	bool no_tcp;						/* no-tcp */
 	bool no_tls;						/* no-tls */
+	bool no_udp;						/* no-udp: no UDP listener */
 	uint16_t tls_port;					/* tls-listening-port, 5349 */
 	char cert[CONFIG_MAX_STR];				/* cert: PEM chain */
 	char pkey[CONFIG_MAX_STR];				/* pkey: PEM key */
 	char cipher_list[CONFIG_MAX_STR];			/* cipher-list (TLS 1.2) */
+	char pkey_pwd[CONFIG_MAX_STR];				/* pkey-pwd */
+	bool no_tlsv1_2;					/* no-tlsv1_2: TLS 1.3 only */
 	unsigned max_tcp_conns;					/* max-tcp-connections per thread */
 	unsigned tcp_pending_per_ip;			/* max-tcp-pending-per-ip, 32 */
 	unsigned tcp_idle_timeout;				/* tcp-idle-timeout, 30 s */
@@ -46,6 +49,7 @@ struct config {
 	/* auth */
 	char realm[CONFIG_MAX_STR];			/* realm, "xturn" */
 	char software[CONFIG_MAX_STR];			/* software-name, "" */
+	bool no_software;				/* no-software-attribute */
 	struct config_list users;			/* user=name:password */
 	bool use_auth_secret;				/* use-auth-secret */
 	struct config_list secrets;			/* static-auth-secret */
@@ -56,6 +60,7 @@ struct config {
 	struct config_list allowed_peers;		/* allowed-peer-ip */
 	struct config_list denied_peers;		/* denied-peer-ip */
 	bool allow_special_peers;			/* allow-special-peers: no default deny */
+	bool allow_loopback_peers;			/* allow-loopback-peers */
 	/* quotas and lifetimes */
 	unsigned user_quota;				/* user-quota, 0 = unlimited */
 	unsigned total_quota;				/* total-quota, 0 = unlimited */
@@ -75,6 +80,11 @@ struct config {
 	bool xdp_verify_csum;				/* xdp-verify-checksum, no */
 	/* operations */
 	int log_level;					/* log-level: error|warn|info|debug */
+	bool syslog;					/* syslog: logs to syslog(3) */
+	char log_file[CONFIG_MAX_STR];			/* log-file (stdout, syslog or a path) */
+	char pidfile[CONFIG_MAX_STR];			/* pidfile */
+	struct config_list alternates;			/* alternate-server IP:PORT */
+	struct config_list tls_alternates;		/* tls-alternate-server IP:PORT */
 	bool prometheus;				/* prometheus */
 	uint16_t prometheus_port;			/* prometheus-port, 9641 */
 	char prometheus_ip[64];				/* prometheus-ip, 127.0.0.1 */
@@ -83,6 +93,9 @@ struct config {
 	char config_path[CONFIG_MAX_STR];		/* -c / --config */
 	bool demo;					/* --demo (command line only) */
 	bool check_only;				/* --check-config (command line only) */
+	/* Keys accepted but not applied (coturn's that do not apply here), one
+	 * line each: "WHERE: key 'KEY' does not apply: WHY". */
+	struct config_list warnings;
 
 };
 

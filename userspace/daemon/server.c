@@ -102,7 +102,7 @@ int server_check_ports(const struct config *cfg, char *err, size_t errlen)
 	}
 	for (unsigned i = 0; i < n; i++) {
 		const struct { uint16_t port; int type; const char *name; bool on; } l[] = {
-			{ cfg->listen_port, SOCK_DGRAM, "udp", true },
+			{ cfg->listen_port, SOCK_DGRAM, "udp", !cfg->no_udp },
 			{ cfg->listen_port, SOCK_STREAM, "tcp", !cfg->no_tcp },
 			{ cfg->tls_port, SOCK_STREAM, "tls", cfg->cert[0] && !cfg->no_tls },
 		};
@@ -153,8 +153,7 @@ static void reload_tls(struct server *srv)
 	SSL_CTX *tls;
 	char err[512];
 
-	if (stream_tls_new(&tls, c->cert, c->pkey, c->cipher_list[0] ? c->cipher_list : NULL,
-			   err, sizeof(err))) {
+	if (stream_tls_new(&tls, c, err, sizeof(err))) {
 		log_err("TLS: keeping the running certificate: %s", err);
 		return;
 	}
@@ -167,7 +166,11 @@ static void reload_tls(struct server *srv)
 
 static void reload_all(struct server *srv)
 {
+	int rc;
+
 	service_reloading();
+	if ((rc = log_reopen()))
+		log_err("log-file: reopening failed, writing on to the old file: %s", strerror(-rc));
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		struct auth *auth;
 		struct policy *pol;
@@ -248,8 +251,7 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 			log_warn("external-ip: out of memory");
 	}
 	if (cfg->cert[0] && !cfg->no_tls &&
-	    (rc = stream_tls_new(&srv->env.tls, cfg->cert, cfg->pkey,
-				 cfg->cipher_list[0] ? cfg->cipher_list : NULL, err, errlen))) {
+	    (rc = stream_tls_new(&srv->env.tls, cfg, err, errlen))) {
 		auth_free(auth);
 		policy_free(pol);
 		server_free(srv);

@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 
 #include "common/addr.h"
+#include "daemon/config.h"
 #include "daemon/stream.h"
 
 #define SCRATCH 16384		/* one TLS record's plaintext at most */
@@ -54,16 +55,16 @@ static int tls_fail(SSL_CTX *ctx, const char *key, const char *val, const char *
 	return -EINVAL;
 }
 
-int stream_tls_new(SSL_CTX **out, const char *cert, const char *pkey, const char *ciphers,
-		   char *err, size_t errlen)
+int stream_tls_new(SSL_CTX **out, const struct config *cfg, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	const char *cert = cfg->cert, *pkey = cfg->pkey, *ciphers = cfg->cipher_list;
 
 	if (!ctx) {
 		snprintf(err, errlen, "TLS context: out of memory");
 		return -ENOMEM;
 	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_min_proto_version(ctx, cfg->no_tlsv1_2 ? TLS1_3_VERSION : TLS1_2_VERSION);
 	/* A client that closes without close_notify is a close, not an error:
 	 * nothing it sent after the last message could be cut off unseen. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
@@ -81,6 +82,9 @@ int stream_tls_new(SSL_CTX **out, const char *cert, const char *pkey, const char
 	SSL_CTX_set_num_tickets(ctx, 0);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
 		return tls_fail(ctx, "cert", cert, NULL, err, errlen);
+	/* OpenSSL's default callback would prompt on the terminal; with no
+	 * pkey-pwd an encrypted key fails to load instead. */
+	SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)cfg->pkey_pwd);
 	if (SSL_CTX_use_PrivateKey_file(ctx, pkey, SSL_FILETYPE_PEM) != 1)
 		return tls_fail(ctx, "pkey", pkey, NULL, err, errlen);
 	if (SSL_CTX_check_private_key(ctx) != 1)

@@ -57,10 +57,12 @@ struct stream_conn {
 
 struct stream_set;
 
-/* A TLS server context (TLS 1.2 and later) from PEM files. 0, or -errno with
- * err naming the config key (cert, pkey, cipher-list) and OpenSSL's reason. */
-int stream_tls_new(SSL_CTX **out, const char *cert, const char *pkey, const char *ciphers,
-		   char *err, size_t errlen);
+struct config;
+
+/* A TLS server context (TLS 1.2 and later; 1.3 only with no-tlsv1_2) from
+ * the configuration's PEM files (cert, pkey, pkey-pwd, cipher-list). 0, or
+ * -errno with err naming the config key and OpenSSL's reason. */
+int stream_tls_new(SSL_CTX **out, const struct config *cfg, char *err, size_t errlen);
 
 /* A listening TCP socket on addr with SO_REUSEPORT (every worker has its
  * own on the same address): the fd, or -errno. */

@@ -429,7 +429,7 @@ static int open_listener(struct worker *w, const struct sockaddr_storage *ip, in
 static int open_listeners(struct worker *w, const struct sockaddr_storage *ip, char *err,
 			  size_t errlen)
 {
-	int rc = open_listener(w, ip, SOCK_DGRAM, false, err, errlen);
+	int rc = w->env.cfg->no_udp ? 0 : open_listener(w, ip, SOCK_DGRAM, false, err, errlen);
 
 	if (!rc && !w->env.cfg->no_tcp)
 		rc = open_listener(w, ip, SOCK_STREAM, false, err, errlen);
@@ -486,6 +486,7 @@ int worker_new(const struct worker_env *env, unsigned id, struct auth *auth,
 		.default_lifetime = cfg->default_lifetime,
 		.host = env->host,
 		.software = cfg->software,
+		.no_software = cfg->no_software,
 		.unauth_rate = cfg->unauth_rate,
 		.unauth_burst = cfg->unauth_burst,
 	};

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <openssl/rand.h>
 
 #include "common/addr.h"
@@ -28,6 +29,16 @@ static char **g_argv;
  * it (auth_set_nonce_key). */
 static uint8_t nonce_key[AUTH_NONCE_KEY_LEN];
 
+/* coturn's user=NAME:0xKEY: "0x" and 32 hex digits, the MD5 key. */
+static bool parse_hex_key(const char *s, uint8_t key[16])
+{
+	if (strncmp(s, "0x", 2) || strlen(s) != 34 || strspn(s + 2, "0123456789abcdefABCDEF") != 32)
+		return false;
+	for (unsigned i = 0; i < 16; i++)
+		sscanf(s + 2 + 2 * i, "%2hhx", &key[i]);
+	return true;
+}
+
 static int build_auth(const struct config *c, struct auth **auth, struct policy **pol)
 {
 	struct auth *a = auth_new(c->realm, c->stale_nonce);
@@ -45,9 +56,11 @@ static int build_auth(const struct config *c, struct auth **auth, struct policy 
 			err = -EINVAL;
 			break;
 		}
+		uint8_t key[16];
 		memcpy(name, c->users.v[i], nl);
 		name[nl] = 0;
-		err = auth_add_user(a, name, colon + 1);
+		err = parse_hex_key(colon + 1, key) ? auth_add_user_key(a, name, key)
+						   : auth_add_user(a, name, colon + 1);
 	}
 	for (unsigned i = 0; !err && c->use_auth_secret && i < c->secrets.n; i++)
 		err = auth_add_secret(a, c->secrets.v[i]);
@@ -55,6 +68,8 @@ static int build_auth(const struct config *c, struct auth **auth, struct policy 
 		err = policy_allow(p, c->allowed_peers.v[i]);
 	for (unsigned i = 0; !err && i < c->denied_peers.n; i++)
 		err = policy_deny(p, c->denied_peers.v[i]);
+	if (!err && c->allow_loopback_peers)
+		err = policy_allow(p, "127.0.0.0/8") ?: policy_allow(p, "::1");
 	if (!err)
 		policy_set_default_deny(p, !c->allow_special_peers);
 	if (err) {
@@ -100,6 +115,9 @@ static int reread_config(void)
 	cfg.use_auth_secret = nc.use_auth_secret;
 	cfg.stale_nonce = nc.stale_nonce;
 	cfg.allow_special_peers = nc.allow_special_peers;
+	cfg.allow_loopback_peers = nc.allow_loopback_peers;
+	for (unsigned i = 0; i < nc.warnings.n; i++)
+		log_warn("%s", nc.warnings.v[i]);
 	SWAP(cfg.users, nc.users);
 	SWAP(cfg.secrets, nc.secrets);
 	SWAP(cfg.allowed_peers, nc.allowed_peers);
@@ -207,6 +225,16 @@ static int demo_banner(const struct config *c)
 	return 0;
 }
 
+static int write_pidfile(const char *path)
+{
+	FILE *f = fopen(path, "we");
+
+	if (!f)
+		return -1;
+	fprintf(f, "%ld\n", (long)getpid());
+	return fclose(f);
+}
+
 int main(int argc, char **argv)
 {
 	struct auth *auth = NULL;
@@ -228,6 +256,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_level = cfg.log_level;
+	if (!cfg.check_only && (rc = log_open(cfg.syslog ? "syslog" : cfg.log_file))) {
+		fprintf(stderr, "xturnd: log-file %s: %s\n", cfg.log_file, strerror(-rc));
+		return 2;
+	}
+	for (unsigned i = 0; i < cfg.warnings.n; i++) {
+		if (cfg.check_only)
+			fprintf(stderr, "xturnd: warning: %s\n", cfg.warnings.v[i]);
+		else
+			log_warn("%s", cfg.warnings.v[i]);
+	}
 	fp_route_logs();
 	if (RAND_bytes(nonce_key, sizeof(nonce_key)) != 1) {
 		fprintf(stderr, "xturnd: no random bytes for the nonce key\n");
@@ -251,8 +289,7 @@ int main(int argc, char **argv)
 		SSL_CTX *tls = NULL;
 
 		if (cfg.cert[0] && !cfg.no_tls &&
-		    stream_tls_new(&tls, cfg.cert, cfg.pkey,
-				   cfg.cipher_list[0] ? cfg.cipher_list : NULL, err, sizeof(err))) {
+		    stream_tls_new(&tls, &cfg, err, sizeof(err))) {
 			fprintf(stderr, "xturnd: %s\n", err);
 			auth_free(auth);
 			policy_free(pol);
@@ -321,11 +358,15 @@ int main(int argc, char **argv)
 		log_info("relaying on %s ports %u-%u", addr_str(&cfg.relay[i], false, b, sizeof(b)),
 			 cfg.min_port, cfg.max_port);
 	}
+	if (cfg.pidfile[0] && write_pidfile(cfg.pidfile))
+		log_warn("pidfile %s: %s", cfg.pidfile, strerror(errno));
 	/* Printed once the listeners are bound: "Ctrl-C stops" means it answers. */
 	if (cfg.demo && demo_banner(&cfg))
 		log_warn("demo: could not print the credentials");
 	rc = server_run(srv);
 	server_free(srv);	/* allocations go first: their map entries with them */
+	if (cfg.pidfile[0])
+		unlink(cfg.pidfile);
 	fp_close(fp);
 	config_free(&cfg);
 	return rc ? 1 : 0;

@@ -30,6 +30,7 @@ struct auth_user {
 	char *name;
 	uint8_t md5[STUN_MAX_KEY];	/* 16 used; sized for stun_long_term_key() */
 	uint8_t sha256[STUN_MAX_KEY];
+	bool has_sha256;		/* false for a user given by its MD5 key */
 };
 
 struct auth {
@@ -85,29 +86,57 @@ const char *auth_realm(const struct auth *a)
 	return a->realm;
 }
 
-int auth_add_user(struct auth *a, const char *name, const char *password)
+/* A new slot for user name, or NULL (errno-style code in *err). */
+static struct auth_user *user_slot(struct auth *a, const char *name, int *err)
 {
 	struct auth_user *u;
 
-	if (!name || !*name || !password || strlen(name) >= STUN_MAX_USERNAME)
-		return -EINVAL;
+	*err = -EINVAL;
+	if (!name || !*name || strlen(name) >= STUN_MAX_USERNAME)
+		return NULL;
+	*err = -EEXIST;
 	for (size_t i = 0; i < a->nusers; i++)
 		if (!strcmp(a->users[i].name, name))
-			return -EEXIST;
+			return NULL;
+	*err = -ENOMEM;
 	u = realloc(a->users, (a->nusers + 1) * sizeof(*u));
 	if (!u)
-		return -ENOMEM;
+		return NULL;
 	a->users = u;
 	u += a->nusers;
-	u->name = strdup(name);
-	if (!u->name)
-		return -ENOMEM;
+	memset(u, 0, sizeof(*u));
+	if (!(u->name = strdup(name)))
+		return NULL;
+	*err = 0;
+	return u;
+}
+
+int auth_add_user(struct auth *a, const char *name, const char *password)
+{
+	struct auth_user *u;
+	int err;
+
+	if (!password || !(u = user_slot(a, name, &err)))
+		return password ? err : -EINVAL;
 	if (stun_long_term_key(STUN_PWALG_MD5, name, a->realm, password, u->md5) != MD5_LEN ||
 	    stun_long_term_key(STUN_PWALG_SHA256, name, a->realm, password, u->sha256) !=
 		    SHA256_LEN) {
 		free(u->name);
 		return -EINVAL;
 	}
+	u->has_sha256 = true;
+	a->nusers++;
+	return 0;
+}
+
+int auth_add_user_key(struct auth *a, const char *name, const uint8_t md5[16])
+{
+	struct auth_user *u;
+	int err;
+
+	if (!(u = user_slot(a, name, &err)))
+		return err;
+	memcpy(u->md5, md5, MD5_LEN);
 	a->nusers++;
 	return 0;
 }
@@ -264,7 +293,8 @@ bool auth_key_valid(const struct auth *a, const char *username, const uint8_t *k
 		const struct auth_user *u = &a->users[i];
 		if (!strcmp(u->name, username))
 			return (keylen == MD5_LEN && !CRYPTO_memcmp(u->md5, key, MD5_LEN)) ||
-			       (keylen == SHA256_LEN && !CRYPTO_memcmp(u->sha256, key, SHA256_LEN));
+			       (keylen == SHA256_LEN && u->has_sha256 &&
+				!CRYPTO_memcmp(u->sha256, key, SHA256_LEN));
 	}
 	for (size_t i = 0; i < a->nsecrets && !ok; i++) {
 		if (stun_rest_password(a->secrets[i], username, pw, sizeof(pw)))
@@ -316,6 +346,8 @@ static enum auth_verdict check(const struct auth *a, const struct stun_msg *m,
 
 		if (strcmp(u->name, r->username))
 			continue;
+		if (pwalg == STUN_PWALG_SHA256 && !u->has_sha256)
+			return r->why = "SHA-256 asked of a user known by its MD5 key", AUTH_REJECTED;
 		if (pwalg == STUN_PWALG_SHA256 ? try_key(m, u->sha256, SHA256_LEN, r)
 					       : try_key(m, u->md5, MD5_LEN, r))
 			return r->why = "static user", AUTH_OK;

@@ -23,6 +23,9 @@ struct auth *auth_new(const char *realm, unsigned nonce_lifetime);
 void auth_free(struct auth *a);
 /* Static users (coturn's `user=name:password`). 0, -EINVAL, -EEXIST, -ENOMEM. */
 int auth_add_user(struct auth *a, const char *name, const char *password);
+/* A static user known by its long-term key MD5(name:realm:password) (coturn's
+ * `user=name:0xKEY`): MD5 only, as the SHA-256 key needs the password. */
+int auth_add_user_key(struct auth *a, const char *name, const uint8_t md5[16]);
 /* TURN REST shared secrets; several may be active during a rotation. */
 int auth_add_secret(struct auth *a, const char *secret);
 const char *auth_realm(const struct auth *a);

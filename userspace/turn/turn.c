@@ -182,7 +182,9 @@ static void reply_send(struct req *q, struct reply *r, struct allocation *cache_
 	struct iovec iov;
 	size_t len;
 
-	if (s->cfg.software && s->cfg.software[0])
+	if (s->cfg.no_software)
+		;
+	else if (s->cfg.software && s->cfg.software[0])
 		stun_add_attr(&r->b, STUN_A_SOFTWARE, s->cfg.software,
 			      (uint16_t)strlen(s->cfg.software));
 	else if (q->authenticated)

@@ -51,6 +51,7 @@ struct turn_cfg {
 	/* SOFTWARE in every response; NULL or "": "xturn" in authenticated
 	 * responses only (what a spoofed source gets back stays small). */
 	const char *software;
+	bool no_software;	/* no SOFTWARE at all (coturn's no-software-attribute) */
 	/* This host's addresses and our relay ports (never a peer but by an
 	 * exact allowed-peer-ip rule, or relay to relay); NULL: none known. */
 	struct hostaddr *host;
