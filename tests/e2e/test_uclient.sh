@@ -99,6 +99,38 @@ daemon_expect() {
 	fi
 }
 
+# acct_expect FILE N XDP: the accounting log has one valid record per ended
+# allocation, with every field tools rely on, and its packets sum to N each
+# way, XDP_N of them each way through XDP (so no binding's XDP count was
+# lost when its map entry went).
+acct_expect() {
+	local out
+	if out=$(python3 - "$@" <<'PY' 2>&1); then pass "$label: accounting: $out"; else fail "$label: accounting: $out"; fi
+import json, sys
+path, n, xdp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+want = {"event", "id", "user", "realm", "client", "transport", "relays", "start", "end",
+        "duration_s", "reason", "c2p", "p2c"}
+recs = [json.loads(line) for line in open(path)]
+assert recs, "no records"
+ids = set()
+sums = {"c2p": [0, 0, 0], "p2c": [0, 0, 0]}
+for r in recs:
+    assert want <= set(r), "missing %s" % (want - set(r))
+    assert r["event"] == "allocation_end" and r["id"] not in ids, r
+    ids.add(r["id"])
+    assert r["reason"] in ("deleted", "shutdown", "connection closed", "expired"), r
+    assert r["transport"] in ("udp", "tcp") and r["relays"] and r["realm"], r
+    for d in sums:
+        for i, k in enumerate(("packets", "xdp_packets", "bytes")):
+            sums[d][i] += r[d][k]
+        assert r[d]["xdp_packets"] <= r[d]["packets"] and r[d]["xdp_bytes"] <= r[d]["bytes"], r
+for d, (p, x, b) in sums.items():
+    assert p == n and x == xdp, "%s: %d packets (%d in XDP), want %d (%d)" % (d, p, x, n, xdp)
+print("%d records; %d packets each way, %d in XDP, %d payload bytes c2p"
+      % (len(recs), n, xdp, sums["c2p"][2]))
+PY
+}
+
 # One round: every scenario against a server started with the extra args.
 # mode: coturn, xdp or no-xdp.
 run_round() {
@@ -107,7 +139,8 @@ run_round() {
 	local failed0=$XT_FAILED
 	local stats=()
 	label=$mode
-	[ "$XT_SERVER" = xturnd ] && label=xturnd-$mode stats=(--stats-socket="$XT_SOCK")
+	[ "$XT_SERVER" = xturnd ] && label=xturnd-$mode stats=(--stats-socket="$XT_SOCK"
+		--accounting-log="$XT_TMP/acct-$mode.json")
 
 	# bob's line carries only MD5(bob:realm:builder), as coturn's turnadmin -k prints it.
 	hexkey=0x$(printf '%s:%s:%s' $HEXUSER "$XT_REALM" $HEXPASS | md5sum | cut -d' ' -f1)
@@ -134,6 +167,11 @@ run_round() {
 	esac
 	[ "$XT_FAILED" = "$failed0" ] || xt_server_log_tail
 	stop_server
+	case $mode in
+	xdp) acct_expect "$XT_TMP/acct-$mode.json" $((5 * per_group)) $((3 * per_group)) ;;
+	no-xdp) acct_expect "$XT_TMP/acct-$mode.json" $((5 * per_group)) 0 ;;
+	esac
+	rm -f "$XT_TMP/acct-$mode.json"
 
 	failed0=$XT_FAILED
 	start_server "$@" "${stats[@]}" --use-auth-secret --static-auth-secret=$SECRET

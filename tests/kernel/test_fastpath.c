@@ -612,6 +612,7 @@ static void test_chan_add_del(void **state)
 	struct fp_chan moved = c4;
 	struct xt_c2p_key k = { 0 };
 	struct xt_c2p_val v;
+	struct fp_chan_stats st;
 	int c2p = pinned(XT_MAP_C2P);
 
 	assert_int_equal(fp_chan_add(fp, &c4), 0);
@@ -624,7 +625,7 @@ static void test_chan_add_del(void **state)
 	check_chan(&c6, "fd00:11::2", "fd00:11::1", "fd00:11::3", 0);
 	check_chan(&hp, "::ffff:10.11.0.2", "::ffff:10.11.0.1", "::ffff:10.11.0.1",
 		   XT_C2P_PEER_LOCAL);
-	fp_chan_del(fp, &hp);
+	fp_chan_del(fp, &hp, NULL);
 
 	/* Rebinding the channel to another peer replaces the p2c entry, and
 	 * the counters the old binding had in XDP start again from 0. */
@@ -643,14 +644,37 @@ static void test_chan_add_del(void **state)
 	assert_int_equal(map_len(XT_MAP_P2C), 2);
 	check_chan(&moved, "::ffff:10.11.0.2", "::ffff:10.11.0.1", "::ffff:10.11.0.4", 0);
 
-	fp_chan_del(fp, &moved);
+	fp_chan_del(fp, &moved, NULL);
 	assert_int_equal(fp_chan_count(fp), 1);
 	assert_int_equal(map_len(XT_MAP_C2P), 1);
 	assert_int_equal(map_len(XT_MAP_P2C), 1);
 	check_chan(&c6, "fd00:11::2", "fd00:11::1", "fd00:11::3", 0);
-	fp_chan_del(fp, &moved);	/* twice: counted once */
+	fp_chan_del(fp, &moved, NULL);	/* twice: counted once */
 	assert_int_equal(fp_chan_count(fp), 1);
-	fp_chan_del(fp, &c6);
+	/* What a binding counted in XDP: read live, and once more as it goes
+	 * (the accounting record's xdp_packets). */
+	assert_int_equal(fp_chan_stats(fp, &moved, &st), -ENOENT);
+	memset(&k, 0, sizeof(k));
+	mapped("fd00:11::2", k.client);
+	mapped("::ffff:10.11.0.1", k.listener);
+	k.client_port = htons(5001);
+	k.listener_port = htons(3478);
+	k.channel = htons(0x4fff);
+	assert_int_equal(bpf_map_lookup_elem(c2p, &k, &v), 0);
+	v.packets = 3;
+	v.bytes = 333;
+	assert_int_equal(bpf_map_update_elem(c2p, &k, &v, BPF_EXIST), 0);
+	assert_int_equal(fp_chan_stats(fp, &c6, &st), 0);
+	assert_int_equal(st.c2p_packets, 3);
+	assert_int_equal(st.c2p_bytes, 333);
+	assert_int_equal(st.p2c_packets, 0);
+	v.packets = 4;
+	v.bytes = 444;
+	assert_int_equal(bpf_map_update_elem(c2p, &k, &v, BPF_EXIST), 0);
+	memset(&st, 0, sizeof(st));
+	fp_chan_del(fp, &c6, &st);
+	assert_int_equal(st.c2p_packets, 4);
+	assert_int_equal(st.c2p_bytes, 444);
 	assert_int_equal(fp_chan_count(fp), 0);
 	assert_int_equal(map_len(XT_MAP_C2P) + map_len(XT_MAP_P2C), 0);
 	close(c2p);
@@ -810,7 +834,7 @@ static void test_chan_full(void **state)
 	offload_full(fp, &extra);
 
 	/* One goes: there is room again. */
-	fp_chan_del(fp, &c);
+	fp_chan_del(fp, &c, NULL);
 	assert_int_equal(fp_chan_add(fp, &extra), 0);
 	assert_int_equal(fp_chan_count(fp), XT_MAX_CHANNELS);
 

@@ -18,13 +18,21 @@ struct mirror {
 	int chans;		/* chan_up minus chan_down */
 	int perms;
 	int allocs_down;
+	enum alloc_end ends[8];		/* the end reason each alloc_down saw */
 	bool refuse;		/* chan_up answers "map full" */
 	bool refuse_perms;	/* perm_up too */
 	int perm_ups;
 	uint16_t last_up, last_down;
 };
 
-static void m_alloc_down(void *ctx, struct allocation *a) { ((struct mirror *)ctx)->allocs_down++; }
+static void m_alloc_down(void *ctx, struct allocation *a)
+{
+	struct mirror *m = ctx;
+
+	if (m->allocs_down < 8)
+		m->ends[m->allocs_down] = (enum alloc_end)a->end;
+	m->allocs_down++;
+}
 static bool m_perm_up(void *ctx, struct allocation *a, const struct perm *p)
 {
 	struct mirror *m = ctx;
@@ -81,10 +89,42 @@ static void test_insert_find_delete(void **st)
 	assert_int_equal(alloc_insert(t, dup), -EEXIST);
 	free(dup);
 	assert_int_equal(alloc_count(t), 1);
-	alloc_delete(t, a);
+	alloc_delete(t, a, ALLOC_END_DELETED);
 	assert_int_equal(alloc_count(t), 0);
 	assert_int_equal(mir.allocs_down, 1);
 	alloc_table_free(t);
+}
+
+/* Each way an allocation goes names its reason once: the first one set
+ * wins (a kill marked before the expiry that carries it out). */
+static bool keep_none(void *ctx, const struct allocation *a) { return false; }
+
+static void test_end_reasons(void **st)
+{
+	struct alloc_table *t = new_table();
+	struct allocation *a = mk("198.51.100.1:1", "u", 100), *b = mk("198.51.100.1:2", "v", 100);
+	struct alloc_keep keep = { .alloc = keep_none };
+
+	assert_int_equal(alloc_insert(t, a), 0);
+	assert_int_equal(alloc_insert(t, b), 0);
+	alloc_delete(t, a, ALLOC_END_CLOSED);
+	alloc_end_at_next_expiry(b, ALLOC_END_KILLED);
+	alloc_end_at_next_expiry(b, ALLOC_END_DRAINED);
+	assert_int_equal(alloc_expire(t, 1), 1);
+	assert_int_equal(alloc_insert(t, mk("198.51.100.1:3", "u", 100)), 0);
+	assert_int_equal(alloc_expire(t, 100), 1);
+	assert_int_equal(alloc_insert(t, mk("198.51.100.1:4", "u", 1000)), 0);
+	assert_int_equal(alloc_revoke(t, &keep), 1);
+	assert_int_equal(alloc_insert(t, mk("198.51.100.1:5", "u", 1000)), 0);
+	alloc_table_free(t);
+	assert_int_equal(mir.allocs_down, 5);
+	assert_int_equal(mir.ends[0], ALLOC_END_CLOSED);
+	assert_int_equal(mir.ends[1], ALLOC_END_KILLED);
+	assert_int_equal(mir.ends[2], ALLOC_END_EXPIRED);
+	assert_int_equal(mir.ends[3], ALLOC_END_REVOKED);
+	assert_int_equal(mir.ends[4], ALLOC_END_SHUTDOWN);
+	assert_string_equal(alloc_end_name(ALLOC_END_CLOSED), "connection closed");
+	assert_string_equal(alloc_transport_name(ALLOC_TLS), "tls");
 }
 
 static void test_quotas(void **st)
@@ -261,7 +301,7 @@ static void test_channel_mirror_follows_permission(void **st)
 	assert_int_equal(alloc_chan_bind(t, a, 0x4ABC, &p2, 601), 0);
 	assert_int_equal(mir.chans, 1);
 	/* deleting the allocation takes everything down */
-	alloc_delete(t, a);
+	alloc_delete(t, a, ALLOC_END_DELETED);
 	assert_int_equal(mir.chans, 0);
 	assert_int_equal(mir.perms, 0);
 	alloc_table_free(t);
@@ -436,6 +476,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_insert_find_delete),
+		cmocka_unit_test(test_end_reasons),
 		cmocka_unit_test(test_quotas),
 		cmocka_unit_test(test_shared_quota),
 		cmocka_unit_test(test_permissions),

@@ -355,7 +355,7 @@ static void test_alloc_totals(void **st)
 	assert_int_equal(tot.chans, 3);
 	assert_int_equal(tot.chans_in_kernel, 2);	/* calls 0 and 2 */
 	assert_int_equal(tot.users, 2);
-	alloc_delete(t, a3);
+	alloc_delete(t, a3, ALLOC_END_DELETED);
 	alloc_totals(t, &tot);
 	assert_int_equal(tot.users, 1);
 	assert_int_equal(tot.chans, 2);

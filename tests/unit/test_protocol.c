@@ -214,7 +214,17 @@ struct opts {
 	unsigned user_quota, total_quota, max_channels, stale_nonce;
 	unsigned unauth_rate, unauth_burst;
 	bool no_software;
+	bool alternates;	/* ALT0 and ALT1 as alternate-server */
 };
+
+static const struct sockaddr_storage *alternates(void)
+{
+	static struct sockaddr_storage alt[2];
+
+	alt[0] = A("192.0.2.50:3478");
+	alt[1] = A("[2001:db8::51]:3479");
+	return alt;
+}
 
 static void world_start(const struct opts *o)
 {
@@ -232,6 +242,8 @@ static void world_start(const struct opts *o)
 		.unauth_rate = o->unauth_rate,
 		.unauth_burst = o->unauth_burst,
 		.no_software = o->no_software,
+		.alternates = o->alternates ? alternates() : NULL,
+		.nalternates = o->alternates ? 2 : 0,
 	};
 	struct turn_io io = { .relay_open = io_relay_open, .relay_close = io_relay_close,
 			      .send_client = io_send_client, .send_peer = io_send_peer,
@@ -448,7 +460,11 @@ static const struct opts o_limit = { .user_quota = 3, .total_quota = 32, .stale_
 static const struct opts o_nosoft = { .user_quota = 3, .total_quota = 32, .stale_nonce = 600,
 				      .max_channels = 64, .no_software = true };
 
+static const struct opts o_quota_alt = { .user_quota = 3, .total_quota = 4, .stale_nonce = 600,
+					 .max_channels = 64, .alternates = true };
+
 static int setup_main(void **state) { world_start(&o_main); return 0; }
+static int setup_quota_alt(void **state) { world_start(&o_quota_alt); return 0; }
 static int setup_nosoft(void **state) { world_start(&o_nosoft); return 0; }
 static int setup_quota(void **state) { world_start(&o_quota); return 0; }
 static int setup_limit(void **state) { world_start(&o_limit); return 0; }
@@ -905,6 +921,69 @@ static void test_total_quota(void **state)
 		release(t[i]);
 }
 
+/* 300 Try Alternate, signed, naming the alternates round robin. */
+static void expect_alternate(struct turnc *t, const char *want)
+{
+	struct turnc_alloc res;
+	struct sockaddr_storage got, w = A(want);
+	const struct stun_attr *alt;
+
+	assert_stun_err(turnc_allocate(t, NULL, &res), t, 300);
+	alt = stun_find(turnc_response(t), STUN_A_ALTERNATE_SERVER);
+	assert_non_null(alt);
+	assert_int_equal(stun_attr_addr(turnc_response(t), alt, &got), 0);
+	assert_true(addr_eq(&got, &w));
+	assert_non_null(stun_find(turnc_response(t), STUN_A_MESSAGE_INTEGRITY));
+}
+
+/* total-quota reached with alternate-server set: the client is sent on. */
+static void test_total_quota_alternate(void **state)
+{
+	struct turnc_alloc res;
+	struct turnc *t[4], *extra;
+
+	for (int i = 0; i < 3; i++)
+		t[i] = alloc_cl("alice", "secret", NULL, &res);
+	t[3] = alloc_cl("bob", "pw", NULL, &res);
+	extra = cl(AF_INET, "bob", "pw");
+	expect_alternate(extra, "192.0.2.50:3478");
+	expect_alternate(extra, "[2001:db8::51]:3479");
+	expect_alternate(extra, "192.0.2.50:3478");
+	turnc_close(extra);
+	for (int i = 0; i < 4; i++)
+		release(t[i]);
+}
+
+/* Draining: new Allocates go elsewhere, what exists keeps refreshing and
+ * permitting; drain off, allocations are made again. */
+static void test_drain(void **state)
+{
+	struct turnc_alloc res;
+	struct turnc *old = alloc_cl("alice", "secret", NULL, &res), *fresh;
+	struct sockaddr_storage peer = A("127.0.0.1:9");
+
+	turn_set_draining(W.turn, true);
+	fresh = cl(AF_INET, "bob", "pw");
+	expect_alternate(fresh, "192.0.2.50:3478");
+	assert_int_equal(turnc_refresh(old, 600, NULL), 0);
+	assert_int_equal(turnc_create_permission(old, &peer, 1), 0);
+	turn_set_draining(W.turn, false);
+	assert_int_equal(turnc_allocate(fresh, NULL, &res), 0);
+	release(fresh);
+	release(old);
+}
+
+/* Draining without alternate-server: 508, as when full. */
+static void test_drain_no_alternate(void **state)
+{
+	struct turnc_alloc res;
+	struct turnc *t = cl(AF_INET, "bob", "pw");
+
+	turn_set_draining(W.turn, true);
+	assert_stun_err(turnc_allocate(t, NULL, &res), t, 508);
+	turnc_close(t);
+}
+
 /* ---- requests that need an allocation ----------------------------------------------- */
 
 static void test_no_allocation(void **state)
@@ -1292,6 +1371,10 @@ int main(void)
 	const struct CMUnitTest quota[] = {
 		cmocka_unit_test_setup_teardown(test_total_quota, setup_quota, teardown),
 		cmocka_unit_test_setup_teardown(test_no_software, setup_nosoft, teardown),
+		cmocka_unit_test_setup_teardown(test_total_quota_alternate, setup_quota_alt,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_drain, setup_quota_alt, teardown),
+		cmocka_unit_test_setup_teardown(test_drain_no_alternate, setup_main, teardown),
 	};
 	const struct CMUnitTest limit[] = {
 		cmocka_unit_test_setup_teardown(test_unauth_limit, setup_limit, teardown),

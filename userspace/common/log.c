@@ -6,7 +6,6 @@
 #include <strings.h>
 #include <time.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
@@ -26,6 +25,7 @@ static void sys_line(int prio, const char *line)
 #undef LOG_INFO
 #undef LOG_DEBUG
 
+#include "common/appendfile.h"
 #include "common/log.h"
 
 enum log_level log_level = LOG_INFO;
@@ -55,11 +55,6 @@ void log_init(void)
 /* Control characters (a username, a realm: whatever a client sent) are
  * written as \xNN, so no message can forge a log line or drive a terminal.
  * One line, one write: the relay threads' lines never interleave. */
-static int open_append(const char *path)
-{
-	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
-}
-
 int log_open(const char *target)
 {
 	int fd;
@@ -75,8 +70,8 @@ int log_open(const char *target)
 	} else {
 		if (strlen(target) >= sizeof(log_path))
 			return -ENAMETOOLONG;
-		if ((fd = open_append(target)) < 0)
-			return -errno;
+		if ((fd = appendfile_open(target)) < 0)
+			return fd;
 		snprintf(log_path, sizeof(log_path), "%s", target);
 		log_fd = fd;
 		journal = false;
@@ -86,23 +81,9 @@ int log_open(const char *target)
 	return 0;
 }
 
-/* dup2 swaps the file under log_fd in one step: a relay thread's line goes
- * to the old file or the new, never to a closed descriptor. */
 int log_reopen(void)
 {
-	int fd;
-
-	if (!log_path[0])
-		return 0;
-	if ((fd = open_append(log_path)) < 0)
-		return -errno;
-	if (dup2(fd, log_fd) < 0) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
-	close(fd);
-	return 0;
+	return log_path[0] ? appendfile_reopen(log_fd, log_path) : 0;
 }
 
 void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)

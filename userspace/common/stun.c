@@ -229,8 +229,9 @@ int stun_attr_u32(const struct stun_msg *m, uint16_t type, uint32_t *out)
 	return 0;
 }
 
-int stun_attr_xor_addr(const struct stun_msg *m, const struct stun_attr *a,
-		       struct sockaddr_storage *out)
+/* An address attribute, XOR'ed (XOR-*-ADDRESS) or not (ALTERNATE-SERVER). */
+static int attr_addr(const struct stun_msg *m, const struct stun_attr *a, bool xor,
+		     struct sockaddr_storage *out)
 {
 	const uint8_t *v = stun_attr_val(m, a);
 	uint16_t port;
@@ -241,14 +242,14 @@ int stun_attr_xor_addr(const struct stun_msg *m, const struct stun_attr *a,
 		return -EAFNOSUPPORT;
 	if (a->len != (v[1] == STUN_FAMILY_IPV4 ? 8 : 20))
 		return -EINVAL;
-	port = get16(v + 2) ^ (uint16_t)(STUN_MAGIC >> 16);
+	port = get16(v + 2) ^ (xor ? (uint16_t)(STUN_MAGIC >> 16) : 0);
 	memset(out, 0, sizeof(*out));
 	if (v[1] == STUN_FAMILY_IPV4) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)out;
 
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons(port);
-		s4->sin_addr.s_addr = htonl(get32(v + 4) ^ STUN_MAGIC);
+		s4->sin_addr.s_addr = htonl(get32(v + 4) ^ (xor ? STUN_MAGIC : 0));
 	} else {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
 		uint8_t *ip = s6->sin6_addr.s6_addr;
@@ -256,11 +257,26 @@ int stun_attr_xor_addr(const struct stun_msg *m, const struct stun_attr *a,
 		s6->sin6_family = AF_INET6;
 		s6->sin6_port = htons(port);
 		/* XOR key: magic cookie then transaction id (RFC 8489 §14.2). */
-		memcpy(ip, m->buf + 4, 16);
+		if (xor)
+			memcpy(ip, m->buf + 4, 16);
+		else
+			memset(ip, 0, 16);
 		for (int i = 0; i < 16; i++)
 			ip[i] ^= v[4 + i];
 	}
 	return 0;
+}
+
+int stun_attr_xor_addr(const struct stun_msg *m, const struct stun_attr *a,
+		       struct sockaddr_storage *out)
+{
+	return attr_addr(m, a, true, out);
+}
+
+int stun_attr_addr(const struct stun_msg *m, const struct stun_attr *a,
+		   struct sockaddr_storage *out)
+{
+	return attr_addr(m, a, false, out);
 }
 
 int channeldata_parse(const uint8_t *buf, size_t len, uint16_t *channel,
@@ -340,7 +356,8 @@ void stun_add_u32(struct stun_builder *b, uint16_t type, uint32_t v)
 		put32(p, v);
 }
 
-void stun_add_xor_addr(struct stun_builder *b, uint16_t type, const struct sockaddr_storage *a)
+static void add_addr(struct stun_builder *b, uint16_t type, const struct sockaddr_storage *a,
+		     bool xor)
 {
 	bool v4 = a->ss_family == AF_INET;
 	uint8_t *p;
@@ -357,15 +374,25 @@ void stun_add_xor_addr(struct stun_builder *b, uint16_t type, const struct socka
 	if (v4) {
 		const struct sockaddr_in *s4 = (const struct sockaddr_in *)a;
 
-		put16(p + 2, ntohs(s4->sin_port) ^ (uint16_t)(STUN_MAGIC >> 16));
-		put32(p + 4, ntohl(s4->sin_addr.s_addr) ^ STUN_MAGIC);
+		put16(p + 2, ntohs(s4->sin_port) ^ (xor ? (uint16_t)(STUN_MAGIC >> 16) : 0));
+		put32(p + 4, ntohl(s4->sin_addr.s_addr) ^ (xor ? STUN_MAGIC : 0));
 	} else {
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)a;
 
-		put16(p + 2, ntohs(s6->sin6_port) ^ (uint16_t)(STUN_MAGIC >> 16));
+		put16(p + 2, ntohs(s6->sin6_port) ^ (xor ? (uint16_t)(STUN_MAGIC >> 16) : 0));
 		for (int i = 0; i < 16; i++)
-			p[4 + i] = s6->sin6_addr.s6_addr[i] ^ b->buf[4 + i];
+			p[4 + i] = s6->sin6_addr.s6_addr[i] ^ (xor ? b->buf[4 + i] : 0);
 	}
+}
+
+void stun_add_xor_addr(struct stun_builder *b, uint16_t type, const struct sockaddr_storage *a)
+{
+	add_addr(b, type, a, true);
+}
+
+void stun_add_addr(struct stun_builder *b, uint16_t type, const struct sockaddr_storage *a)
+{
+	add_addr(b, type, a, false);
 }
 
 const char *stun_error_reason(int code)

@@ -149,6 +149,9 @@ int stun_attr_u32(const struct stun_msg *m, uint16_t type, uint32_t *out);
  * family), -EAFNOSUPPORT (family byte neither 1 nor 2). */
 int stun_attr_xor_addr(const struct stun_msg *m, const struct stun_attr *a,
 		       struct sockaddr_storage *out);
+/* The same for a plain address attribute (ALTERNATE-SERVER). */
+int stun_attr_addr(const struct stun_msg *m, const struct stun_attr *a,
+		   struct sockaddr_storage *out);
 
 /* Message building into a caller buffer. Errors are sticky: after an
  * overflow every call is a no-op and stun_build_finish() returns 0. */
@@ -164,6 +167,8 @@ void stun_build_init(struct stun_builder *b, uint8_t *buf, size_t cap, uint16_t 
 void stun_add_attr(struct stun_builder *b, uint16_t type, const void *val, uint16_t len);
 void stun_add_u32(struct stun_builder *b, uint16_t type, uint32_t v);
 void stun_add_xor_addr(struct stun_builder *b, uint16_t type, const struct sockaddr_storage *a);
+/* A plain (not XOR'ed) address attribute: ALTERNATE-SERVER. */
+void stun_add_addr(struct stun_builder *b, uint16_t type, const struct sockaddr_storage *a);
 /* ERROR-CODE with the RFC's reason phrase for the code when reason is NULL. */
 void stun_add_error(struct stun_builder *b, int code, const char *reason);
 void stun_add_unknown_attrs(struct stun_builder *b, const uint16_t *types, unsigned n);

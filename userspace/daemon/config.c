@@ -159,6 +159,8 @@ static const struct config_key config_keys[] = {
 	NOOP("simple-log", "log-file is always the name given"),
 	NOOP("no-stdout-log", "logs go to stderr, log-file or syslog, never stdout unless asked"),
 	STR("pidfile", pidfile, NULL, NULL, "FILE", "write the process id to FILE"),
+	STR("accounting-log", accounting_log, NULL, NULL, "FILE",
+	    "append one JSON object per ended allocation to FILE (reopened on SIGHUP)"),
 	LIST("alternate-server", alternates, config_check_alternate, "IP[:PORT]",
 	     "ALTERNATE-SERVER for UDP and TCP clients when draining or at total-quota "
 	     "(repeatable, round robin; port 3478 unless given)"),

@@ -83,6 +83,7 @@ struct config {
 	bool syslog;					/* syslog: logs to syslog(3) */
 	char log_file[CONFIG_MAX_STR];			/* log-file (stdout, syslog or a path) */
 	char pidfile[CONFIG_MAX_STR];			/* pidfile */
+	char accounting_log[CONFIG_MAX_STR];		/* accounting-log: JSON lines */
 	struct config_list alternates;			/* alternate-server IP:PORT */
 	struct config_list tls_alternates;		/* tls-alternate-server IP:PORT */
 	bool prometheus;				/* prometheus */

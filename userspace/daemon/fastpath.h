@@ -72,7 +72,15 @@ void fp_perm_del(struct fastpath *fp, const struct sockaddr_storage *relay,
  * Adding an existing (client, listener, channel) replaces that binding
  * (its counters start again from 0). */
 int fp_chan_add(struct fastpath *fp, const struct fp_chan *c);
-void fp_chan_del(struct fastpath *fp, const struct fp_chan *c);
+/* What a binding relayed in XDP: application data bytes, as the daemon
+ * counts them. */
+struct fp_chan_stats {
+	uint64_t c2p_packets, c2p_bytes, p2c_packets, p2c_bytes;
+};
+/* Deletes the binding; st (may be NULL) gets its final counts. */
+void fp_chan_del(struct fastpath *fp, const struct fp_chan *c, struct fp_chan_stats *st);
+/* A live binding's counts so far: 0 or -ENOENT. */
+int fp_chan_stats(struct fastpath *fp, const struct fp_chan *c, struct fp_chan_stats *st);
 
 /* Global counters summed over CPUs. */
 int fp_counters(struct fastpath *fp, struct xt_count out[XT_CNT_MAX]);

@@ -72,7 +72,7 @@ bool offload_perm(struct offload *o, struct allocation *a, const struct perm *p,
 	return !err;
 }
 
-static void chan_to_fp(struct allocation *a, const struct chan *c, struct fp_chan *fc)
+static void chan_to_fp(const struct allocation *a, const struct chan *c, struct fp_chan *fc)
 {
 	const struct relay *r = alloc_relay_for(a, c->peer.ss_family);
 
@@ -106,16 +106,51 @@ bool offload_chan_up(struct offload *o, struct allocation *a, const struct chan 
 	return true;
 }
 
+static void add_xdp(struct allocation *a, const struct fp_chan_stats *st)
+{
+	a->c2p.xdp_packets += st->c2p_packets;
+	a->c2p.xdp_bytes += st->c2p_bytes;
+	a->p2c.xdp_packets += st->p2c_packets;
+	a->p2c.xdp_bytes += st->p2c_bytes;
+}
+
 void offload_chan_down(struct offload *o, struct allocation *a, const struct chan *c)
 {
+	struct fp_chan_stats st = { 0 };
 	struct fp_chan fc;
 
 	if (!o->fp || !c->in_kernel)
 		return;
 	chan_to_fp(a, c, &fc);
 	pthread_mutex_lock(&o->lock);
-	fp_chan_del(o->fp, &fc);
+	fp_chan_del(o->fp, &fc, &st);
 	pthread_mutex_unlock(&o->lock);
+	/* What XDP relayed for it stays with the allocation's record. */
+	add_xdp(a, &st);
+}
+
+void offload_traffic(struct offload *o, const struct allocation *a, struct alloc_traffic *c2p,
+		     struct alloc_traffic *p2c)
+{
+	struct allocation sum = { .c2p = a->c2p, .p2c = a->p2c };
+
+	if (o->fp) {
+		pthread_mutex_lock(&o->lock);
+		for (unsigned i = 0; i < a->nchans; i++) {
+			const struct chan *c = &a->chans[i];
+			struct fp_chan_stats st;
+			struct fp_chan fc;
+
+			if (!c->in_kernel)
+				continue;
+			chan_to_fp(a, c, &fc);
+			if (!fp_chan_stats(o->fp, &fc, &st))
+				add_xdp(&sum, &st);
+		}
+		pthread_mutex_unlock(&o->lock);
+	}
+	*c2p = sum.c2p;
+	*p2c = sum.p2c;
 }
 
 int offload_netlink_fd(struct offload *o)

@@ -28,7 +28,13 @@ void offload_alloc_down(struct offload *o, const struct allocation *a);
 bool offload_perm(struct offload *o, struct allocation *a, const struct perm *p, bool up);
 /* True if the kernel carries the channel from now on (c->in_kernel). */
 bool offload_chan_up(struct offload *o, struct allocation *a, const struct chan *c);
+/* Takes the binding out of the maps; what XDP relayed for it is added to
+ * a's xdp counters. */
 void offload_chan_down(struct offload *o, struct allocation *a, const struct chan *c);
+/* a's traffic so far: its own counters plus what its live bindings have
+ * relayed in XDP. */
+void offload_traffic(struct offload *o, const struct allocation *a, struct alloc_traffic *c2p,
+		     struct alloc_traffic *p2c);
 
 /* The fast path's rtnetlink socket (-1: none) and what to do when it is
  * readable (routes, links, neighbours changed). */

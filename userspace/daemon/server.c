@@ -16,6 +16,7 @@
 #include "turn/hostaddr.h"
 #include "turn/policy.h"
 #include "turn/turn.h"
+#include "daemon/acct.h"
 #include "daemon/evloop.h"
 #include "daemon/hostwatch.h"
 #include "daemon/offload.h"
@@ -32,6 +33,7 @@
 struct server {
 	const struct config *cfg;
 	struct worker_env env;		/* what the workers share */
+	struct sockaddr_storage alternates[CONFIG_MAX_LIST], tls_alternates[CONFIG_MAX_LIST];
 	struct hostwatch *hosts;	/* keeps env.host equal to this host's addresses */
 	struct worker *workers[MAX_WORKERS];
 	unsigned nworkers;
@@ -171,6 +173,9 @@ static void reload_all(struct server *srv)
 	service_reloading();
 	if ((rc = log_reopen()))
 		log_err("log-file: reopening failed, writing on to the old file: %s", strerror(-rc));
+	if ((rc = acct_reopen(srv->env.acct)))
+		log_err("accounting-log: reopening failed, writing on to the old file: %s",
+			strerror(-rc));
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		struct auth *auth;
 		struct policy *pol;
@@ -217,6 +222,16 @@ static void on_metrics(struct ev_src *s, uint32_t events)
 	stats_event(((struct server *)s->data)->metrics);
 }
 
+/* alternate-server lines, checked by the config already. */
+static void parse_alternates(const struct config_list *l, uint16_t port,
+			     struct sockaddr_storage *out, unsigned *n)
+{
+	*n = 0;
+	for (unsigned i = 0; i < l->n; i++)
+		if (!addr_parse(l->v[i], port, &out[*n]))
+			addr_canon(&out[(*n)++]);
+}
+
 int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 	       struct policy *pol, struct fastpath *fp, server_reload_fn reload, char *err,
 	       size_t errlen)
@@ -257,6 +272,19 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 		server_free(srv);
 		return rc;
 	}
+	srv->env.acct = acct_open(cfg->accounting_log, &rc);
+	if (!srv->env.acct) {
+		auth_free(auth);
+		policy_free(pol);
+		snprintf(err, errlen, "accounting-log %s: %s", cfg->accounting_log, strerror(-rc));
+		server_free(srv);
+		return rc;
+	}
+	parse_alternates(&cfg->alternates, 3478, srv->alternates, &srv->env.nalternates);
+	parse_alternates(&cfg->tls_alternates, 5349, srv->tls_alternates,
+			 &srv->env.ntls_alternates);
+	srv->env.alternates = srv->alternates;
+	srv->env.tls_alternates = srv->tls_alternates;
 	/* Every TCP/TLS client and every relay is a file descriptor. */
 	sock_raise_nofile(0);
 	if (!srv->loop || !srv->env.shared || !srv->env.host || !srv->env.offload) {
@@ -351,6 +379,7 @@ void server_free(struct server *srv)
 	hostaddr_free(srv->env.host);
 	hostwatch_free(srv->hosts);
 	SSL_CTX_free(srv->env.tls);
+	acct_free(srv->env.acct);
 	stats_close(srv->metrics);
 	if (srv->sig.fd >= 0)
 		close(srv->sig.fd);

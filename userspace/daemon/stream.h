@@ -90,6 +90,10 @@ int stream_accept(struct stream_set *set, int lfd, SSL_CTX *tls, time_t now,
 int stream_watch(struct stream_set *set, struct stream_conn *c);
 /* The connection on fd, or NULL. */
 struct stream_conn *stream_get(const struct stream_set *set, int fd);
+static inline bool stream_is_tls(const struct stream_conn *c)
+{
+	return c->ssl != NULL;
+}
 
 /* Called for each complete message, without ChannelData padding. */
 typedef void (*stream_msg_fn)(void *arg, struct stream_conn *c, const uint8_t *msg, size_t len);

@@ -16,6 +16,7 @@
 #include "turn/auth.h"
 #include "turn/policy.h"
 #include "turn/turn.h"
+#include "daemon/acct.h"
 #include "daemon/evloop.h"
 #include "daemon/offload.h"
 #include "daemon/outq.h"
@@ -157,6 +158,8 @@ static void hook_alloc_down(void *ctx, struct allocation *a)
 	struct worker *w = ctx;
 	struct relay_src *srcs = a->user;
 
+	/* Its bindings have left the maps (chan_down): their XDP counts are in. */
+	acct_end(w->env.acct, a, w->env.cfg->realm, clock_mono_s(), time(NULL));
 	/* Queued datagrams go out before their socket closes: its fd number
 	 * could be reused by a new relay in this same batch. */
 	outq_flush(w->out);
@@ -271,7 +274,8 @@ static void on_conn_msg(void *arg, struct stream_conn *c, const uint8_t *msg, si
 {
 	struct worker *w = arg;
 
-	turn_on_stream(w->turn, c->fd, &c->peer, &c->local, msg, len, clock_mono_s());
+	turn_on_stream(w->turn, c->fd, stream_is_tls(c), &c->peer, &c->local, msg, len,
+		       clock_mono_s());
 }
 
 static void on_conn(struct ev_src *s, uint32_t events)
@@ -354,7 +358,7 @@ static void reap_conns(struct worker *w)
 		struct conn_src *cs = c->user;
 
 		if (cs && cs->alloc)
-			alloc_delete(turn_allocs(w->turn), cs->alloc);	/* clears cs->alloc */
+			alloc_delete(turn_allocs(w->turn), cs->alloc, ALLOC_END_CLOSED);	/* clears cs->alloc */
 		stream_close(w->streams, c);
 		free(cs);
 	}
@@ -487,6 +491,10 @@ int worker_new(const struct worker_env *env, unsigned id, struct auth *auth,
 		.host = env->host,
 		.software = cfg->software,
 		.no_software = cfg->no_software,
+		.alternates = env->alternates,
+		.nalternates = env->nalternates,
+		.tls_alternates = env->tls_alternates,
+		.ntls_alternates = env->ntls_alternates,
 		.unauth_rate = cfg->unauth_rate,
 		.unauth_burst = cfg->unauth_burst,
 	};

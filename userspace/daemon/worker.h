@@ -13,6 +13,7 @@
 #include "common/metrics.h"
 #include "daemon/config.h"
 
+struct acct;
 struct auth;
 struct hostaddr;
 struct offload;
@@ -27,6 +28,10 @@ struct worker_env {
 	struct offload *offload;
 	struct turn_shared *shared;
 	struct hostaddr *host;
+	struct acct *acct;		/* accounting of ended allocations */
+	/* alternate-server and tls-alternate-server, parsed */
+	const struct sockaddr_storage *alternates, *tls_alternates;
+	unsigned nalternates, ntls_alternates;
 };
 
 /* Opens worker id's listeners (id 0 logs them). Takes auth and pol (freed

@@ -297,7 +297,39 @@ static void alloc_free_one(struct alloc_table *t, struct allocation *a)
 	free(a);
 }
 
-void alloc_delete(struct alloc_table *t, struct allocation *a)
+const char *alloc_end_name(enum alloc_end e)
+{
+	static const char *const names[] = {
+		[ALLOC_END_NONE] = "live", [ALLOC_END_EXPIRED] = "expired",
+		[ALLOC_END_DELETED] = "deleted", [ALLOC_END_KILLED] = "killed",
+		[ALLOC_END_DRAINED] = "drained", [ALLOC_END_CLOSED] = "connection closed",
+		[ALLOC_END_REVOKED] = "revoked", [ALLOC_END_SHUTDOWN] = "shutdown",
+	};
+
+	return (unsigned)e < sizeof(names) / sizeof(names[0]) ? names[e] : "?";
+}
+
+const char *alloc_transport_name(enum alloc_transport t)
+{
+	return t == ALLOC_TLS ? "tls" : t == ALLOC_TCP ? "tcp" : "udp";
+}
+
+void alloc_end_at_next_expiry(struct allocation *a, enum alloc_end why)
+{
+	if (!a->end)
+		a->end = (uint8_t)why;
+	a->expires = 0;
+}
+
+void alloc_foreach(const struct alloc_table *t, void (*fn)(void *ctx, struct allocation *a),
+		   void *ctx)
+{
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (struct allocation *a = t->buckets[i]; a; a = a->next)
+			fn(ctx, a);
+}
+
+void alloc_delete(struct alloc_table *t, struct allocation *a, enum alloc_end why)
 {
 	struct allocation **p = &t->buckets[tuple_hash(&a->client, &a->listener) & (t->nbuckets - 1)];
 
@@ -307,6 +339,8 @@ void alloc_delete(struct alloc_table *t, struct allocation *a)
 		return;
 	*p = a->next;
 	t->count--;
+	if (!a->end)
+		a->end = (uint8_t)why;
 	alloc_free_one(t, a);
 }
 
@@ -318,6 +352,8 @@ void alloc_table_free(struct alloc_table *t)
 		struct allocation *a = t->buckets[i], *next;
 		for (; a; a = next) {
 			next = a->next;
+			if (!a->end)
+				a->end = ALLOC_END_SHUTDOWN;
 			alloc_free_one(t, a);
 		}
 	}
@@ -542,6 +578,8 @@ unsigned alloc_expire(struct alloc_table *t, time_t now)
 			if (a->expires <= now) {
 				*p = a->next;
 				t->count--;
+				if (!a->end)
+					a->end = ALLOC_END_EXPIRED;
 				alloc_free_one(t, a);
 				deleted++;
 				continue;
@@ -561,7 +599,7 @@ unsigned alloc_revoke(struct alloc_table *t, const struct alloc_keep *k)
 	for (size_t i = 0; i < t->nbuckets; i++) {
 		for (struct allocation *a = t->buckets[i]; a; a = a->next) {
 			if (k->alloc && !k->alloc(k->ctx, a)) {
-				a->expires = 0;
+				alloc_end_at_next_expiry(a, ALLOC_END_REVOKED);
 				n++;
 				continue;
 			}
@@ -613,10 +651,11 @@ void alloc_tx_store(struct allocation *a, const uint8_t tid[STUN_TID_LEN], const
 	e->len = (uint16_t)len;
 }
 
-struct relay *alloc_relay_for(struct allocation *a, int family)
+/* const in, mutable out, as strchr: callers with a const allocation only read. */
+struct relay *alloc_relay_for(const struct allocation *a, int family)
 {
 	for (unsigned i = 0; i < a->nrelays; i++)
 		if (a->relays[i].addr.ss_family == family)
-			return &a->relays[i];
+			return (struct relay *)&a->relays[i];
 	return NULL;
 }

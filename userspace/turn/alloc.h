@@ -45,6 +45,30 @@ struct relay {
 	int fd;				/* owned by the hooks' provider */
 };
 
+enum alloc_transport { ALLOC_UDP, ALLOC_TCP, ALLOC_TLS };
+
+/* Why an allocation ended, for the accounting record. */
+enum alloc_end {
+	ALLOC_END_NONE = 0,	/* live */
+	ALLOC_END_EXPIRED,	/* its lifetime ran out */
+	ALLOC_END_DELETED,	/* Refresh with LIFETIME 0 */
+	ALLOC_END_KILLED,	/* xturnctl kill */
+	ALLOC_END_DRAINED,	/* still up when a drain's timeout passed */
+	ALLOC_END_CLOSED,	/* its TCP/TLS connection closed */
+	ALLOC_END_REVOKED,	/* credentials or peer policy withdrawn (reload) */
+	ALLOC_END_SHUTDOWN,	/* the server stopped */
+};
+const char *alloc_end_name(enum alloc_end e);
+const char *alloc_transport_name(enum alloc_transport t);
+
+/* One direction's traffic: what the daemon relayed, and what the fast path
+ * did for channels that have left it (live ones are in the maps). Bytes
+ * are application data (no headers), as in the metrics. */
+struct alloc_traffic {
+	uint64_t packets, bytes;
+	uint64_t xdp_packets, xdp_bytes;
+};
+
 struct tx_entry {
 	uint8_t tid[STUN_TID_LEN];
 	uint16_t len;
@@ -79,6 +103,13 @@ struct allocation {
 	unsigned tx_next;
 	uint8_t alloc_tid[STUN_TID_LEN];	/* the Allocate that made it */
 	void *user;			/* for the hooks' provider */
+	/* Accounting: a random id, when it began (monotonic, and Unix time
+	 * for the record), how the client came, why it ended, traffic. */
+	uint64_t id;
+	time_t created, created_wall;
+	uint8_t transport;		/* enum alloc_transport */
+	uint8_t end;			/* enum alloc_end */
+	struct alloc_traffic c2p, p2c;
 };
 
 struct alloc_hooks {
@@ -136,8 +167,15 @@ struct allocation *alloc_find(const struct alloc_table *t, const struct sockaddr
 /* The same, for the transport: stream (TCP/TLS) or UDP (what alloc_find finds). */
 struct allocation *alloc_find_tp(const struct alloc_table *t, const struct sockaddr_storage *client,
 				 const struct sockaddr_storage *listener, bool stream);
-/* Removes and frees (hooks called). */
-void alloc_delete(struct alloc_table *t, struct allocation *a);
+/* Removes and frees (hooks called); why: the end reason, unless one was
+ * set before (alloc_end_at). */
+void alloc_delete(struct alloc_table *t, struct allocation *a, enum alloc_end why);
+/* Ends it at the next alloc_expire, with this reason (from any thread
+ * holding the table's owner's lock). */
+void alloc_end_at_next_expiry(struct allocation *a, enum alloc_end why);
+/* Calls fn for every allocation (no change to the table inside). */
+void alloc_foreach(const struct alloc_table *t, void (*fn)(void *ctx, struct allocation *a),
+		   void *ctx);
 /* Allocations in this table. */
 unsigned alloc_count(const struct alloc_table *t);
 /* Allocations of a user across every table sharing the quota. */
@@ -190,6 +228,6 @@ void alloc_tx_store(struct allocation *a, const uint8_t tid[STUN_TID_LEN], const
 		    size_t len);
 
 /* The relay of a family (AF_INET/AF_INET6) or NULL. */
-struct relay *alloc_relay_for(struct allocation *a, int family);
+struct relay *alloc_relay_for(const struct allocation *a, int family);
 
 #endif

@@ -49,6 +49,8 @@ struct turn_server {
 	uint64_t host_gen;		/* hostaddr generation last revalidated against */
 	uint8_t tid_seed[4];		/* server-originated transaction ids */
 	uint64_t tid_counter;
+	bool draining;
+	unsigned alt_next;		/* round robin over the alternates */
 	struct turn_stats stats;
 };
 
@@ -60,6 +62,7 @@ struct req {
 	const struct sockaddr_storage *client;
 	const struct sockaddr_storage *listener;
 	bool stream;			/* over TCP/TLS: listener_fd is the connection */
+	uint8_t transport;		/* enum alloc_transport */
 	time_t now;			/* monotonic: lifetimes */
 	time_t wall;			/* Unix time: REST expiry and nonces */
 	struct auth_result auth;	/* valid when authenticated */
@@ -235,6 +238,33 @@ static void send_error(struct req *q, int code)
 	if (code == 401 || code == 438)
 		q->authenticated = false;
 	reply_send(q, &r, q->authenticated ? q->alloc : NULL);
+}
+
+/* 300 Try Alternate naming the next alternate server for the client's
+ * transport (RFC 8489 §10), or 508 when there is none. Signed: the client
+ * must not follow a redirect anyone could forge. */
+static void send_alternate(struct req *q)
+{
+	struct turn_server *s = q->s;
+	bool tls = q->transport == ALLOC_TLS;
+	const struct sockaddr_storage *alt = tls ? s->cfg.tls_alternates : s->cfg.alternates;
+	unsigned n = tls ? s->cfg.ntls_alternates : s->cfg.nalternates;
+	struct reply r;
+
+	if (!n) {
+		send_error(q, 508);
+		return;
+	}
+	s->stats.error_responses++;
+	reply_init(&r, q, STUN_ERROR);
+	stun_add_error(&r.b, 300, NULL);
+	stun_add_addr(&r.b, STUN_A_ALTERNATE_SERVER, &alt[s->alt_next++ % n]);
+	reply_send(q, &r, NULL);
+}
+
+void turn_set_draining(struct turn_server *s, bool on)
+{
+	s->draining = on;
 }
 
 /* ---- helpers --------------------------------------------------------------- */
@@ -423,6 +453,10 @@ static void handle_allocate(struct req *q)
 		send_error(q, 437);	/* same 5-tuple, another transaction */
 		return;
 	}
+	if (s->draining) {
+		send_alternate(q);
+		return;
+	}
 	at = stun_find(q->m, STUN_A_REQUESTED_TRANSPORT);
 	if (!at || at->len != 4) {
 		send_error(q, 400);
@@ -471,10 +505,18 @@ static void handle_allocate(struct req *q)
 	if (!a) {
 		if (have_token)
 			s->io.relay_close(s->io.ctx, taken.fd);
-		send_error(q, err == -EDQUOT ? 486 : 508);
+		if (err == -ENOSPC)
+			send_alternate(q);	/* total-quota: another server may have room */
+		else
+			send_error(q, err == -EDQUOT ? 486 : 508);
 		return;
 	}
 	a->client = *q->client;
+	a->transport = q->transport;
+	a->created = q->now;
+	a->created_wall = q->wall;
+	if (s->io.random(s->io.ctx, &a->id, sizeof(a->id)))
+		a->id = ++s->tid_counter;	/* unique within this server still */
 	a->listener = *q->listener;
 	a->listener_fd = q->listener_fd;
 	a->stream = q->stream;
@@ -529,7 +571,7 @@ static void handle_allocate(struct req *q)
 		}
 		if (err) {
 			s->io.relay_close(s->io.ctx, rv.fd);
-			alloc_delete(s->allocs, a);
+			alloc_delete(s->allocs, a, ALLOC_END_DELETED);
 			send_error(q, err == -EDQUOT ? 486 : 508);
 			return;
 		}
@@ -580,7 +622,7 @@ static void handle_refresh(struct req *q)
 		/* Answer first, then delete: the response is signed and its
 		 * retransmissions get 437 (the allocation is gone), as in the RFC. */
 		reply_send(q, &r, NULL);
-		alloc_delete(q->s->allocs, a);
+		alloc_delete(q->s->allocs, a, ALLOC_END_DELETED);
 		q->alloc = NULL;
 		return;
 	}
@@ -735,6 +777,8 @@ static void send_to_peer(struct turn_server *s, struct allocation *a,
 	if (s->io.send_peer(s->io.ctx, r->fd, peer, data, len) >= 0) {
 		s->stats.c2p_packets++;
 		s->stats.c2p_bytes += len;
+		a->c2p.packets++;
+		a->c2p.bytes += len;
 	}
 }
 
@@ -764,9 +808,10 @@ static void handle_send(struct turn_server *s, struct allocation *a, const struc
 }
 
 static void on_client(struct turn_server *s, int listener_fd, const struct sockaddr_storage *client,
-		      const struct sockaddr_storage *listener, bool stream, const uint8_t *buf,
-		      size_t len, time_t now)
+		      const struct sockaddr_storage *listener, uint8_t transport,
+		      const uint8_t *buf, size_t len, time_t now)
 {
+	bool stream = transport != ALLOC_UDP;
 	struct stun_msg m;
 	struct req q;
 
@@ -819,6 +864,7 @@ static void on_client(struct turn_server *s, int listener_fd, const struct socka
 	q.client = client;
 	q.listener = listener;
 	q.stream = stream;
+	q.transport = transport;
 	q.now = now;
 	q.wall = s->io.wall_clock(s->io.ctx);
 	q.alloc = alloc_find_tp(s->allocs, client, listener, stream);
@@ -829,14 +875,14 @@ void turn_on_client(struct turn_server *s, int listener_fd, const struct sockadd
 		    const struct sockaddr_storage *listener, const uint8_t *buf, size_t len,
 		    time_t now)
 {
-	on_client(s, listener_fd, client, listener, false, buf, len, now);
+	on_client(s, listener_fd, client, listener, ALLOC_UDP, buf, len, now);
 }
 
-void turn_on_stream(struct turn_server *s, int conn_fd, const struct sockaddr_storage *client,
-		    const struct sockaddr_storage *listener, const uint8_t *msg, size_t len,
-		    time_t now)
+void turn_on_stream(struct turn_server *s, int conn_fd, bool tls,
+		    const struct sockaddr_storage *client, const struct sockaddr_storage *listener,
+		    const uint8_t *msg, size_t len, time_t now)
 {
-	on_client(s, conn_fd, client, listener, true, msg, len, now);
+	on_client(s, conn_fd, client, listener, tls ? ALLOC_TLS : ALLOC_TCP, msg, len, now);
 }
 
 void turn_on_peer(struct turn_server *s, struct allocation *a, const struct sockaddr_storage *peer,
@@ -875,6 +921,8 @@ void turn_on_peer(struct turn_server *s, struct allocation *a, const struct sock
 	if (s->io.send_client(s->io.ctx, a->listener_fd, &a->listener, &a->client, &iov, 1) >= 0) {
 		s->stats.p2c_packets++;
 		s->stats.p2c_bytes += len;
+		a->p2c.packets++;
+		a->p2c.bytes += len;
 	}
 }
 

@@ -52,6 +52,11 @@ struct turn_cfg {
 	 * responses only (what a spoofed source gets back stays small). */
 	const char *software;
 	bool no_software;	/* no SOFTWARE at all (coturn's no-software-attribute) */
+	/* ALTERNATE-SERVER answers (300 Try Alternate) to an Allocate while
+	 * draining or at the total quota, round robin: for UDP and TCP
+	 * clients, and for TLS clients. None: 508 instead. */
+	const struct sockaddr_storage *alternates, *tls_alternates;
+	unsigned nalternates, ntls_alternates;
 	/* This host's addresses and our relay ports (never a peer but by an
 	 * exact allowed-peer-ip rule, or relay to relay); NULL: none known. */
 	struct hostaddr *host;
@@ -87,15 +92,18 @@ void turn_on_client(struct turn_server *s, int listener_fd, const struct sockadd
  * caller, ChannelData without its padding). conn_fd stands for the
  * connection: it is the fd send_client gets to answer on and the
  * allocation's listener_fd; the allocation is the connection's (stream). */
-void turn_on_stream(struct turn_server *s, int conn_fd, const struct sockaddr_storage *client,
-		    const struct sockaddr_storage *listener, const uint8_t *msg, size_t len,
-		    time_t now);
+void turn_on_stream(struct turn_server *s, int conn_fd, bool tls,
+		    const struct sockaddr_storage *client, const struct sockaddr_storage *listener,
+		    const uint8_t *msg, size_t len, time_t now);
 /* A datagram from a peer to relay r of allocation a. buf has at least
  * TURN_PEER_HEADROOM writable bytes before it (the ChannelData header is
  * written there, so relaying is one send with no copy). */
 #define TURN_PEER_HEADROOM 4
 void turn_on_peer(struct turn_server *s, struct allocation *a, const struct sockaddr_storage *peer,
 		  uint8_t *buf, size_t len, time_t now);
+/* Draining (a rolling restart): new Allocates are sent elsewhere (300 with
+ * ALTERNATE-SERVER) or refused (508); allocations that exist go on. */
+void turn_set_draining(struct turn_server *s, bool on);
 /* Expires lifetimes; call about once a second. */
 void turn_tick(struct turn_server *s, time_t now);
 

@@ -206,18 +206,26 @@ static void chan_entry(const struct fp_chan *c, struct fp_entry *e)
 }
 
 /* Deletes both directions of the binding keyed k (the p2c key comes from
- * the map, not from the caller). */
-static void chan_remove(struct fastpath *fp, const struct fp_entry *e)
+ * the map, not from the caller), with what they had counted into st (if
+ * not NULL): lookup-and-delete, so no packet counted in between is lost. */
+static void chan_remove(struct fastpath *fp, const struct fp_entry *e, struct fp_chan_stats *st)
 {
 	int c2p = bpf_map__fd(fp->skel->maps.xt_c2p);
 	struct xt_relay_key rk = { 0 };
 	struct xt_p2c_key pk;
 	struct xt_c2p_val v;
+	struct xt_p2c_val pv = { 0 };
 
-	if (bpf_map_lookup_elem(c2p, &e->chan, &v) || bpf_map_delete_elem(c2p, &e->chan))
+	if (bpf_map_lookup_and_delete_elem(c2p, &e->chan, &v))
 		return;
 	xt_p2c_key_of(&v, &pk);
-	bpf_map_delete_elem(bpf_map__fd(fp->skel->maps.xt_p2c), &pk);
+	bpf_map_lookup_and_delete_elem(bpf_map__fd(fp->skel->maps.xt_p2c), &pk, &pv);
+	if (st) {
+		st->c2p_packets = v.packets;
+		st->c2p_bytes = v.bytes;
+		st->p2c_packets = pv.packets;
+		st->p2c_bytes = pv.bytes;
+	}
 	fp->nchans--;
 	memcpy(rk.relay, v.relay, sizeof(rk.relay));
 	rk.relay_port = v.relay_port;
@@ -241,7 +249,7 @@ int fp_chan_add(struct fastpath *fp, const struct fp_chan *c)
 		return -ENOMEM;
 	chan_entry(c, &e);
 	/* A rebinding replaces the old binding: its p2c key may differ. */
-	chan_remove(fp, &e);
+	chan_remove(fp, &e, NULL);
 
 	addr_to_mapped(&c->relay, v.relay);
 	addr_to_mapped(&c->peer, v.peer);
@@ -273,12 +281,31 @@ int fp_chan_add(struct fastpath *fp, const struct fp_chan *c)
 	return 0;
 }
 
-void fp_chan_del(struct fastpath *fp, const struct fp_chan *c)
+void fp_chan_del(struct fastpath *fp, const struct fp_chan *c, struct fp_chan_stats *st)
 {
 	struct fp_entry e;
 
 	chan_entry(c, &e);
-	chan_remove(fp, &e);
+	chan_remove(fp, &e, st);
+}
+
+int fp_chan_stats(struct fastpath *fp, const struct fp_chan *c, struct fp_chan_stats *st)
+{
+	struct xt_c2p_val v;
+	struct xt_p2c_val pv = { 0 };
+	struct xt_p2c_key pk;
+	struct fp_entry e;
+
+	chan_entry(c, &e);
+	if (bpf_map_lookup_elem(bpf_map__fd(fp->skel->maps.xt_c2p), &e.chan, &v))
+		return -ENOENT;
+	xt_p2c_key_of(&v, &pk);
+	bpf_map_lookup_elem(bpf_map__fd(fp->skel->maps.xt_p2c), &pk, &pv);
+	st->c2p_packets = v.packets;
+	st->c2p_bytes = v.bytes;
+	st->p2c_packets = pv.packets;
+	st->p2c_bytes = pv.bytes;
+	return 0;
 }
 
 void fp_relay_del(struct fastpath *fp, const struct sockaddr_storage *relay)
@@ -296,7 +323,7 @@ void fp_relay_del(struct fastpath *fp, const struct sockaddr_storage *relay)
 	*pp = r->next;
 	for (size_t i = 0; i < r->n; i++) {
 		if (r->entries[i].is_chan)
-			chan_remove(fp, &r->entries[i]);
+			chan_remove(fp, &r->entries[i], NULL);
 		else
 			bpf_map_delete_elem(bpf_map__fd(fp->skel->maps.xt_perms),
 					    &r->entries[i].perm);
