@@ -56,7 +56,7 @@ SKEL := $(BUILD)/xturn.skel.h
 BPF_OBJ := $(BUILD)/bpf/xturn.bpf.o
 
 XTURND := $(BUILD)/xturnd
-TOOLS := $(BUILD)/xturngen $(BUILD)/xturnstat
+TOOLS := $(BUILD)/xturngen $(BUILD)/xturnstat $(BUILD)/xturnctl
 # xturngen's live-frames injector: a tool's BPF program, not the relay's.
 GEN_SKEL := $(BUILD)/xturngen_inject.skel.h
 # Tests in tiers: unit (no root, no daemon), kernel (BPF programs and the
@@ -125,6 +125,10 @@ $(BUILD)/xturngen: $(XTURNGEN_OBJS) $(CLIENT) $(COMMON)
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ -lpthread $(LIBS_CLIENT) $(LIBS_COMMON)
 
 $(BUILD)/xturnstat: $(BUILD)/tools/xturnstat.o $(COMMON)
+	$(link)
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LIBS_COMMON)
+
+$(BUILD)/xturnctl: $(BUILD)/tools/xturnctl.o $(COMMON)
 	$(link)
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LIBS_COMMON)
 
@@ -269,7 +273,8 @@ install: all
 	fi
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/xturnd $(DESTDIR)$(PREFIX)/bin/xturngen \
-		$(DESTDIR)$(PREFIX)/bin/xturnstat $(DESTDIR)$(UNITDIR)/xturnd.service
+		$(DESTDIR)$(PREFIX)/bin/xturnstat $(DESTDIR)$(PREFIX)/bin/xturnctl \
+		$(DESTDIR)$(UNITDIR)/xturnd.service
 	@echo "$(DESTDIR)$(CONFDIR)/xturn.conf kept (remove it by hand)"
 
 clean:

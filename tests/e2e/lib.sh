@@ -146,6 +146,7 @@ xt_init() {
 	esac
 	XT_TMP=$(mktemp -d "/tmp/$XT_ID.XXXXXX")
 	XT_SOCK=$XT_TMP/xturnd.sock
+	XT_CTL=$XT_TMP/control.sock
 	trap xt_cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
@@ -304,7 +305,8 @@ start_server() {
 		# shellcheck disable=SC2086
 		xt_spawn "$XT_SERVER_LOG" nsenter --net=/run/netns/"$NS_R" ${XT_SERVER_AS:-} \
 			"$XT_BUILD/xturnd" \
-			"${common[@]}" --bpf-pin-dir="$XT_PIN_DIR" --log-level=debug "$@"
+			"${common[@]}" --bpf-pin-dir="$XT_PIN_DIR" --log-level=debug \
+			--control-socket="$XT_CTL" "$@"
 		;;
 	esac
 	XT_SERVER_PID=$XT_BG_PID

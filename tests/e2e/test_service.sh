@@ -17,7 +17,7 @@
 set -eu
 build=${1:-build}
 xturnd=$build/xturnd
-for b in xturnd xturngen xturnstat; do
+for b in xturnd xturngen xturnstat xturnctl; do
 	[ -x "$build/$b" ] || { echo "missing $build/$b (make BUILD=$build)"; exit 1; }
 done
 
@@ -28,11 +28,11 @@ lo_init xturn-service
 v=$("$xturnd" --version) || fail "xturnd --version exited $?"
 [[ $v =~ ^xturnd\ [[:graph:]]+$ ]] || fail "xturnd --version printed '$v'"
 ver=${v#xturnd }
-for b in xturngen xturnstat; do
+for b in xturngen xturnstat xturnctl; do
 	out=$("$build/$b" --version) || fail "$b --version exited $?"
 	[ "$out" = "$b $ver" ] || fail "$b --version printed '$out', want '$b $ver'"
 done
-echo "PASS: --version: $ver, the same for all three"
+echo "PASS: --version: $ver, the same for all four"
 
 # 2: xturnd up until it listens, then stopped; its log as it wrote it.
 run_logged() { # LOG JOURNAL_STREAM-value|"" : starts xturnd, waits, stops it
@@ -139,7 +139,7 @@ root=$tmp/root src=$(cd "$(dirname "$0")/../.." && pwd)
 make -s -C "$src" BUILD="$(cd "$build" && pwd)" install DESTDIR="$root" >"$tmp/install.log" 2>&1 ||
 	fail "make install: $(cat "$tmp/install.log")"
 unit=$root/usr/local/lib/systemd/system/xturnd.service
-for f in usr/local/sbin/xturnd usr/local/bin/xturngen usr/local/bin/xturnstat; do
+for f in usr/local/sbin/xturnd usr/local/bin/xturngen usr/local/bin/xturnstat usr/local/bin/xturnctl; do
 	[ -x "$root/$f" ] || fail "make install: no $f"
 done
 [ -f "$unit" ] && [ -f "$root/etc/xturn/xturn.conf" ] || fail "make install: no unit or config"

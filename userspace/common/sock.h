@@ -9,6 +9,7 @@
 #include <time.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #define SOCK_GSO_MAX_SEGS 64		/* UDP_MAX_SEGMENTS of older kernels */
 #define SOCK_GSO_MAX_BYTES 65000	/* one UDP datagram before segmentation */
@@ -42,5 +43,15 @@ void sock_raise_nofile(rlim_t need);
 /* Writes the UDP_SEGMENT control message (segments of seg bytes) at buf,
  * which has SOCK_GSO_CMSG_SPACE bytes, aligned for a struct cmsghdr. */
 void sock_put_gso(void *buf, uint16_t seg);
+
+/* A listening Unix stream socket at path, its directory made (0755) if
+ * missing, the file given mode before anyone can connect. A file nobody
+ * answers on is stale (a crash) and replaced; one a live process answers
+ * on is left alone: -EADDRINUSE. The fd (non-blocking), or -errno; *ino is
+ * the file's inode, for sock_unix_unlink. */
+int sock_unix_listen(const char *path, mode_t mode, ino_t *ino);
+/* Removes path if it is still the file sock_unix_listen made (another
+ * daemon may have replaced it since). */
+void sock_unix_unlink(const char *path, ino_t ino);
 
 #endif

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "common/addr.h"
+#include "common/ctl.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pins.h"
@@ -174,6 +175,11 @@ static const struct config_key config_keys[] = {
 	    "metrics address (0.0.0.0 or :: for all)"),
 	STR("stats-socket", stats_socket, METRICS_DEFAULT_SOCKET, NULL, "PATH",
 	    "Unix socket answering with the JSON metrics (xturnstat)"),
+	STR("control-socket", control_socket, CTL_DEFAULT_SOCKET, NULL, "PATH",
+	    "Unix socket for xturnctl (root and the xturn group only)"),
+	UINT("drain-timeout", drain_timeout, 1, 604800, "3600",
+	     "seconds a drain (SIGUSR1, xturnctl drain) waits for the allocations to end "
+	     "before it ends them"),
 	UINT("relay-threads", workers, 0, 1024, "0", "relay threads (0: one per CPU)"),
 	/* coturn keys that describe what xturn always does: accepted so a
 	 * coturn configuration loads unchanged. */

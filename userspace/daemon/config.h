@@ -90,6 +90,8 @@ struct config {
 	uint16_t prometheus_port;			/* prometheus-port, 9641 */
 	char prometheus_ip[64];				/* prometheus-ip, 127.0.0.1 */
 	char stats_socket[108];				/* stats-socket (sun_path size) */
+	char control_socket[108];			/* control-socket, for xturnctl */
+	unsigned drain_timeout;				/* drain-timeout, 3600 s */
 	unsigned workers;				/* relay-threads, 0 = one per CPU */
 	char config_path[CONFIG_MAX_STR];		/* -c / --config */
 	bool demo;					/* --demo (command line only) */

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "xturn_kern_user.h"
@@ -82,6 +83,8 @@ void fp_chan_del(struct fastpath *fp, const struct fp_chan *c, struct fp_chan_st
 /* A live binding's counts so far: 0 or -ENOENT. */
 int fp_chan_stats(struct fastpath *fp, const struct fp_chan *c, struct fp_chan_stats *st);
 
+/* One line per interface the program is attached to: "  IF: native XDP". */
+void fp_describe(const struct fastpath *fp, FILE *out);
 /* Global counters summed over CPUs. */
 int fp_counters(struct fastpath *fp, struct xt_count out[XT_CNT_MAX]);
 /* Entries in the binding maps (for the invariant test and stats). */

@@ -178,3 +178,15 @@ void offload_snapshot(struct offload *o, struct metrics_snapshot *m)
 	m->xdp = !fp_counters(o->fp, m->xdp_cnt);
 	pthread_mutex_unlock(&o->lock);
 }
+
+void offload_describe(struct offload *o, FILE *out)
+{
+	if (!o->fp) {
+		fprintf(out, "fast path: off (relaying in userspace)\n");
+		return;
+	}
+	fprintf(out, "fast path: XDP\n");
+	pthread_mutex_lock(&o->lock);
+	fp_describe(o->fp, out);
+	pthread_mutex_unlock(&o->lock);
+}

@@ -8,6 +8,7 @@
 #define XT_OFFLOAD_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "common/metrics.h"
 #include "turn/alloc.h"
@@ -40,6 +41,8 @@ void offload_traffic(struct offload *o, const struct allocation *a, struct alloc
  * readable (routes, links, neighbours changed). */
 int offload_netlink_fd(struct offload *o);
 void offload_netlink_event(struct offload *o);
+/* "fast path: XDP" and a line per interface with its mode, or off. */
+void offload_describe(struct offload *o, FILE *out);
 /* The fast path's fields of a metrics snapshot (left 0 without one). */
 void offload_snapshot(struct offload *o, struct metrics_snapshot *m);
 

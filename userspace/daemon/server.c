@@ -17,6 +17,8 @@
 #include "turn/policy.h"
 #include "turn/turn.h"
 #include "daemon/acct.h"
+#include "daemon/admin.h"
+#include "daemon/control.h"
 #include "daemon/evloop.h"
 #include "daemon/hostwatch.h"
 #include "daemon/offload.h"
@@ -39,10 +41,16 @@ struct server {
 	unsigned nworkers;
 	/* the main thread's loop: signals, netlink, metrics */
 	struct ev_loop *loop;
-	struct ev_src sig, netlink, metrics_src, hostaddr_src, status_timer;
+	struct ev_src sig, netlink, metrics_src, hostaddr_src, status_timer, control_src,
+		drain_timer;
 	bool running;
 	struct stats *metrics;
+	struct control *control;
 	server_reload_fn reload;
+	/* A drain: since when, until when, and whether its timeout has ended
+	 * what was left. */
+	bool draining, drain_ended;
+	time_t drain_start, drain_deadline;
 };
 
 static void collect(void *ctx, struct metrics_snapshot *m)
@@ -192,6 +200,146 @@ static void reload_all(struct server *srv)
 	service_ready();
 }
 
+static unsigned live_allocations(struct server *srv)
+{
+	struct metrics_snapshot m;
+
+	collect(srv, &m);
+	return (unsigned)m.allocations;
+}
+
+/* Every second of a drain: exit once no allocation is left; at the
+ * timeout, end those that are (reason drained). */
+static void on_drain_timer(struct ev_src *s, uint32_t events)
+{
+	struct server *srv = s->data;
+	uint64_t ticks;
+	unsigned left;
+
+	(void)events;
+	if (read(s->fd, &ticks, sizeof(ticks)) < 0)
+		return;
+	left = live_allocations(srv);
+	if (!left) {
+		log_info("drain: no allocation left after %lds, exiting",
+			 (long)(clock_mono_s() - srv->drain_start));
+		service_stopping();
+		srv->running = false;
+		return;
+	}
+	if (!srv->drain_ended && clock_mono_s() >= srv->drain_deadline) {
+		log_info("drain: timeout, ending the %u allocations left", left);
+		admin_end(srv->workers, srv->nworkers, NULL, NULL, ALLOC_END_DRAINED);
+		srv->drain_ended = true;
+	}
+	service_status("draining: %u allocations left, %lds to the timeout", left,
+		       (long)(srv->drain_deadline > clock_mono_s() ?
+			      srv->drain_deadline - clock_mono_s() : 0));
+}
+
+/* New Allocates go to the alternates (or get 508); the daemon exits 0 when
+ * the last allocation ends or timeout seconds pass. Again while draining:
+ * the new timeout replaces the old. */
+static int start_drain(struct server *srv, unsigned timeout)
+{
+	struct itimerspec its = { .it_interval.tv_sec = 1, .it_value.tv_sec = 1 };
+	int fd;
+
+	srv->drain_deadline = clock_mono_s() + timeout;
+	if (srv->draining)
+		return 0;
+	fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (fd < 0 || timerfd_settime(fd, 0, &its, NULL) ||
+	    ev_add(srv->loop, &srv->drain_timer, fd, on_drain_timer, srv)) {
+		int err = -errno;
+		if (fd >= 0)
+			close(fd);
+		return err ? err : -ENOMEM;
+	}
+	srv->draining = true;
+	srv->drain_start = clock_mono_s();
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		worker_lock(srv->workers[i]);
+		turn_set_draining(worker_turn(srv->workers[i]), true);
+		worker_unlock(srv->workers[i]);
+	}
+	log_info("drain: new allocations %s; exiting when the %u left end, or in %us",
+		 srv->cfg->alternates.n ? "sent to alternate-server" : "refused (508)",
+		 live_allocations(srv), timeout);
+	return 0;
+}
+
+static void status_text(struct server *srv, FILE *out)
+{
+	struct metrics_snapshot m;
+
+	collect(srv, &m);
+	if (srv->draining)
+		fprintf(out, "state: draining, %lds to the timeout\n",
+			(long)(srv->drain_deadline > clock_mono_s() ?
+			       srv->drain_deadline - clock_mono_s() : 0));
+	else
+		fprintf(out, "state: running\n");
+	offload_describe(srv->env.offload, out);
+	fprintf(out, "relay threads: %u\nallocations: %llu\nusers: %llu\npermissions: %llu\n"
+		"channels: %llu (%llu in XDP)\ntcp connections: %llu\n", srv->nworkers,
+		(unsigned long long)m.allocations, (unsigned long long)m.users,
+		(unsigned long long)m.permissions, (unsigned long long)m.channels,
+		(unsigned long long)m.channels_in_kernel, (unsigned long long)m.tcp_connections);
+}
+
+/* xturnctl's commands (control.h). */
+static const char *on_command(void *ctx, int argc, char **argv, FILE *out)
+{
+	struct server *srv = ctx;
+	const char *cmd = argv[0];
+	unsigned n;
+
+	if (!strcmp(cmd, "status") && argc == 1) {
+		status_text(srv, out);
+	} else if (!strcmp(cmd, "sessions") && (argc == 1 || (argc == 2 &&
+						!strcmp(argv[1], "json")))) {
+		admin_sessions(srv->workers, srv->nworkers, srv->env.offload, srv->cfg->realm,
+			       argc == 2, out);
+	} else if (!strcmp(cmd, "kill") && argc == 2) {
+		if (!(n = admin_end(srv->workers, srv->nworkers, argv[1], NULL, ALLOC_END_KILLED)))
+			return "no such allocation";
+		log_info("xturnctl: killed allocation %s", argv[1]);
+		fprintf(out, "killed %u allocation\n", n);
+	} else if (!strcmp(cmd, "kill-user") && argc == 2) {
+		n = admin_end(srv->workers, srv->nworkers, NULL, argv[1], ALLOC_END_KILLED);
+		log_info("xturnctl: killed %u allocations of %s", n, argv[1]);
+		fprintf(out, "killed %u allocation%s\n", n, n == 1 ? "" : "s");
+	} else if (!strcmp(cmd, "drain") && argc <= 2) {
+		unsigned long t = srv->cfg->drain_timeout;
+		char *end;
+		int err;
+
+		if (argc == 2) {
+			t = strtoul(argv[1], &end, 10);
+			if (*end || !t || t > 604800)
+				return "timeout: expected seconds, 1 to 604800";
+		}
+		if ((err = start_drain(srv, (unsigned)t)))
+			return strerror(-err);
+		fprintf(out, "draining: %u allocations left, %lus to the timeout\n",
+			live_allocations(srv), t);
+	} else if (!strcmp(cmd, "reload") && argc == 1) {
+		reload_all(srv);
+		fprintf(out, "reloaded\n");
+	} else {
+		return "unknown command (status, sessions [json], kill ID, kill-user NAME, "
+		       "drain [SECONDS], reload)";
+	}
+	return NULL;
+}
+
+static void on_control(struct ev_src *s, uint32_t events)
+{
+	(void)events;
+	control_event(((struct server *)s->data)->control);
+}
+
 static void on_signal(struct ev_src *s, uint32_t events)
 {
 	struct server *srv = s->data;
@@ -201,6 +349,12 @@ static void on_signal(struct ev_src *s, uint32_t events)
 	while (read(s->fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
 			reload_all(srv);
+			continue;
+		}
+		if (si.ssi_signo == SIGUSR1) {	/* coturn's drain signal */
+			int err = start_drain(srv, srv->cfg->drain_timeout);
+			if (err)
+				log_err("drain: %s", strerror(-err));
 			continue;
 		}
 		log_info("%s: shutting down", strsignal((int)si.ssi_signo));
@@ -324,6 +478,7 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
 	/* Blocked before the threads start, so they inherit the mask and only
 	 * the main thread's signalfd sees the signals. */
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
@@ -352,6 +507,14 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 		log_warn("%s", err);
 	if ((rc = ev_add(srv->loop, &srv->metrics_src, stats_fd(srv->metrics), on_metrics, srv)))
 		log_warn("metrics endpoints: %s", strerror(-rc));
+	srv->control = control_open(cfg->control_socket, on_command, srv, &rc);
+	if (!srv->control)
+		log_warn("control-socket %s: %s; xturnctl cannot reach this daemon",
+			 cfg->control_socket,
+			 rc == -EADDRINUSE ? "served by another running xturnd" : strerror(-rc));
+	else if ((rc = ev_add(srv->loop, &srv->control_src, control_fd(srv->control), on_control,
+			      srv)))
+		log_warn("control-socket: %s", strerror(-rc));
 	if (getenv("NOTIFY_SOCKET")) {
 		struct itimerspec its = { .it_interval.tv_sec = STATUS_S, .it_value.tv_sec = STATUS_S };
 
@@ -381,6 +544,9 @@ void server_free(struct server *srv)
 	SSL_CTX_free(srv->env.tls);
 	acct_free(srv->env.acct);
 	stats_close(srv->metrics);
+	control_close(srv->control);
+	if (srv->drain_timer.fn)
+		close(srv->drain_timer.fd);
 	if (srv->sig.fd >= 0)
 		close(srv->sig.fd);
 	if (srv->status_timer.fn)

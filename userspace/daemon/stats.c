@@ -1,5 +1,4 @@
 #include <errno.h>
-#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +7,6 @@
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "common/addr.h"
@@ -68,47 +66,23 @@ static int ep_add(struct stats *ms, int fd)
 	return epoll_ctl(ms->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
-/* Binds the Unix socket. A socket file nobody answers on is stale (a crash)
- * and is replaced; one a live daemon answers on is left alone: *note says so
- * and this daemon serves no socket. */
+/* The Unix socket; one a live daemon answers on is left alone: *note says
+ * so and this daemon serves no socket. Anyone on the host may read the
+ * counters (0666), as anyone may run xturnstat. */
 static int unix_open(struct stats *ms, const char *path, char *note, size_t notelen)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	char dir[sizeof(sun.sun_path)];
-	struct stat st;
-	int fd, probe;
+	int fd = sock_unix_listen(path, 0666, &ms->sock_ino);
 
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		snprintf(note, notelen, "stats-socket %s: path too long", path);
-		return -ENAMETOOLONG;
-	}
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	memcpy(dir, path, strlen(path) + 1);
-	if (mkdir(dirname(dir), 0755) && errno != EEXIST) {
-		snprintf(note, notelen, "stats-socket %s: %s", path, strerror(errno));
-		return -errno;
-	}
-	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (probe >= 0 && !connect(probe, (struct sockaddr *)&sun, sizeof(sun))) {
-		close(probe);
+	if (fd == -EADDRINUSE) {
 		snprintf(note, notelen, "stats-socket %s is served by another running xturnd; "
 			 "not serving it", path);
 		return 0;
 	}
-	if (probe >= 0)
-		close(probe);
-	unlink(path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || listen(fd, 16) ||
-	    stat(path, &st)) {
-		int err = -errno;
-		snprintf(note, notelen, "stats-socket %s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return err;
+	if (fd < 0) {
+		snprintf(note, notelen, "stats-socket %s: %s", path, strerror(-fd));
+		return fd;
 	}
 	ms->unix_fd = fd;
-	ms->sock_ino = st.st_ino;
 	memcpy(ms->sock_path, path, strlen(path) + 1);
 	return ep_add(ms, fd);
 }
@@ -298,7 +272,6 @@ void stats_event(struct stats *ms)
 
 void stats_close(struct stats *ms)
 {
-	struct stat st;
 
 	if (!ms)
 		return;
@@ -309,9 +282,7 @@ void stats_close(struct stats *ms)
 		close(ms->http_fd);
 	if (ms->unix_fd >= 0) {
 		close(ms->unix_fd);
-		/* Only our own file: another daemon may have replaced it. */
-		if (!stat(ms->sock_path, &st) && st.st_ino == ms->sock_ino)
-			unlink(ms->sock_path);
+		sock_unix_unlink(ms->sock_path, ms->sock_ino);
 	}
 	if (ms->epfd >= 0)
 		close(ms->epfd);

@@ -64,6 +64,7 @@ struct worker {
 	struct udp_ports ports;
 	struct udp_rx *rx;
 	struct outq *out;		/* what a batch sends */
+	atomic_bool tick_now;		/* run the TURN timers at once (kills, drains) */
 	/* SIGHUP: new credentials and policy, handed over under lock */
 	struct auth *new_auth;
 	struct policy *new_pol;
@@ -346,6 +347,10 @@ static void on_wake(struct ev_src *s, uint32_t events)
 		w->new_auth = NULL;
 		w->new_pol = NULL;
 	}
+	if (atomic_exchange(&w->tick_now, false)) {
+		turn_tick(w->turn, clock_mono_s());
+		outq_flush(w->out);
+	}
 }
 
 /* Closes the doomed connections, deleting their allocations (RFC 8656 §3.1:
@@ -614,6 +619,12 @@ void worker_replace_tls(struct worker *w, SSL_CTX *tls)
 	w->env.tls = tls;
 	pthread_mutex_unlock(&w->lock);
 	SSL_CTX_free(old);	/* connections accepted with it hold their own */
+}
+
+void worker_tick_now(struct worker *w)
+{
+	atomic_store(&w->tick_now, true);
+	wake(w);
 }
 
 void worker_lock(struct worker *w)

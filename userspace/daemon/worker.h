@@ -54,6 +54,10 @@ void worker_replace_auth(struct worker *w, struct auth *auth, struct policy *pol
  * renewed certificates); the worker takes its own reference. */
 void worker_replace_tls(struct worker *w, SSL_CTX *tls);
 
+/* Runs the worker's TURN timers at once: what was marked to end
+ * (alloc_end_at_next_expiry) goes now rather than within a second. */
+void worker_tick_now(struct worker *w);
+
 /* Held while the worker handles a batch: with it held, its state may be
  * read from another thread. */
 void worker_lock(struct worker *w);

@@ -269,3 +269,14 @@ void fp_detach_all(struct fastpath *fp)
 	}
 	fp->nattached = 0;
 }
+
+void fp_describe(const struct fastpath *fp, FILE *out)
+{
+	for (unsigned i = 0; i < fp->nattached; i++) {
+		char name[IF_NAMESIZE] = "?";
+
+		if_indextoname((unsigned)fp->attached[i].ifindex, name);
+		fprintf(out, "  %s: %s XDP\n", name,
+			fp->attached[i].mode == XDP_MODE_SKB ? "generic" : "native");
+	}
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Administration through xturnctl, with a flow through XDP:
+#   1. sessions --json lists each live allocation with the fields tools rely
+#      on and its XDP traffic so far; the table has a row each; status names
+#      the fast path per interface;
+#   2. kill ID ends that allocation (its bindings leave the maps, the
+#      accounting record says killed and carries its XDP counts); kill --user
+#      of nobody kills nothing; another user than root is refused;
+#   3. drain --timeout: the daemon refuses new allocations, ends what is left
+#      at the timeout (accounting: drained) and exits 0;
+#   4. SIGUSR1 drains too: with nothing left, the daemon exits 0 at once.
+# Usage: tests/e2e/test_admin.sh BUILD_DIR
+. "$(dirname "$0")/lib.sh"
+
+USER=alice PASS=wonderland
+ALLOCS=2 CHANS=2 RATE=1000 PEER_PORT=4000
+
+xt_init "${1:-build}"
+[ "$XT_SERVER" = xturnd ] || xt_skip "xturnd only (XT_SERVER=$XT_SERVER)"
+xt_topology
+ACCT=$XT_TMP/acct.json
+ctl() { timeout 10 "$XT_BUILD/xturnctl" --socket "$XT_CTL" "$@"; }
+# json_check FILE PYTHON-EXPR-ON-d: prints the expression's value, or fails.
+json_eval() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+start_server --user=$USER:$PASS --user=bob:builder --stats-socket="$XT_SOCK" \
+	--accounting-log="$ACCT"
+xt_spawn "$XT_TMP/peer.json" ip netns exec "$NS_P" "$XT_BUILD/xturngen" --peer \
+	-L $P4:$PEER_PORT --ports $CHANS -d 14 --json
+xt_wait_udp "$NS_P" $((PEER_PORT + CHANS - 1)) 1 || die "xturngen peer does not listen"
+xt_spawn "$XT_TMP/gen.json" ip netns exec "$NS_C" "$XT_BUILD/xturngen" -s $R4C:$XT_PORT \
+	-u $USER -w $PASS -p $P4:$PEER_PORT -a $ALLOCS -c $CHANS -r $RATE -d 10 -l 100 --json
+GEN=$XT_BG_PID
+sleep 2
+
+# 1
+ctl sessions --json >"$XT_TMP/sessions.json" || die "xturnctl sessions --json failed"
+n=$(json_eval "$XT_TMP/sessions.json" 'len(d)')
+[ "$n" = $ALLOCS ] && pass "sessions --json: $n allocations" || fail "sessions --json: $n, want $ALLOCS"
+out=$(json_eval "$XT_TMP/sessions.json" '" ".join(sorted({"id","user","client","transport",
+	"relays","age_s","permissions","channels","c2p","p2c"} - set(d[0])))')
+[ -z "$out" ] && pass "sessions --json: every field" || fail "sessions --json lacks: $out"
+out=$(json_eval "$XT_TMP/sessions.json" 'all(s["user"] == "alice" and s["transport"] == "udp"
+	and s["channels"] == '$CHANS' and s["c2p"]["xdp_packets"] > 100 and
+	s["c2p"]["xdp_packets"] <= s["c2p"]["packets"] for s in d)')
+[ "$out" = True ] && pass "sessions --json: $CHANS channels each, XDP traffic counted live" ||
+	fail "sessions --json: $(cat "$XT_TMP/sessions.json")"
+rows=$(ctl sessions | grep -c ' alice ')
+[ "$rows" = $ALLOCS ] && pass "sessions: a row per allocation" || fail "sessions: $rows rows"
+status=$(ctl status)
+grep -q "^  r0: native XDP" <<<"$status" && grep -q "^allocations: $ALLOCS$" <<<"$status" &&
+	pass "status: r0 native XDP, $ALLOCS allocations" || fail "status: $status"
+
+# 2
+id=$(json_eval "$XT_TMP/sessions.json" 'd[0]["id"]')
+out=$(ctl kill "$id") && [ "$out" = "killed 1 allocation" ] && pass "kill $id" ||
+	fail "kill $id: $out"
+sleep 0.5
+left=$(ctl sessions --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+[ "$left" = $((ALLOCS - 1)) ] && [ "$(xt_map_entries xt_c2p)" = $(((ALLOCS - 1) * CHANS)) ] &&
+	pass "killed: $left allocation left, its bindings gone from the maps" ||
+	fail "after kill: $left allocations, $(xt_map_entries xt_c2p) c2p entries"
+rec=$(grep "\"$id\"" "$ACCT")
+python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["reason"] == "killed" and r["c2p"]["xdp_packets"] > 100, r' "$rec" &&
+	pass "accounting: $id killed, with its XDP packets" || fail "accounting record: $rec"
+out=$(ctl kill --user nobody-at-all) && [ "$out" = "killed 0 allocations" ] &&
+	pass "kill --user of nobody: none" || fail "kill --user nobody-at-all: $out"
+# As nobody: the file's mode refuses (the directory is open to all); with
+# the mode loosened, the daemon still refuses by the peer's credentials.
+chmod 0755 "$XT_TMP"
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$XT_BUILD/xturnctl" \
+	--socket "$XT_CTL" status 2>&1; }
+rc=0
+out=$(as_nobody) || rc=$?
+[ $rc = 1 ] && [[ $out == *"Permission denied (root or the xturn group only)" ]] &&
+	pass "nobody is refused by the socket's mode" || fail "as nobody: exit $rc: $out"
+chmod 0666 "$XT_CTL"
+rc=0
+out=$(as_nobody) || rc=$?
+[ $rc = 1 ] && [ "$out" = "xturnctl: permission denied" ] &&
+	pass "nobody is refused by its credentials" || fail "as nobody, mode 0666: exit $rc: $out"
+chmod 0700 "$XT_TMP"
+rc=0
+ctl kill 0000000000000000 >/dev/null 2>&1 || rc=$?
+[ $rc = 1 ] && pass "kill of an unknown id: exit 1" || fail "kill of an unknown id: exit $rc"
+
+# 3: the second allocation is still relaying; the timeout ends it.
+out=$(ctl drain --timeout 2) && [[ $out == "draining: 1 allocations left, 2s"* ]] &&
+	pass "drain: $out" || fail "drain: $out"
+for _ in $(seq 60); do kill -0 "$XT_SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$XT_SERVER_PID" 2>/dev/null; then
+	fail "xturnd still runs 6 s after a 2 s drain"
+	stop_server
+else
+	xt_wait "$XT_SERVER_PID" && pass "drained: xturnd exited 0" || fail "drained: exit $?"
+	XT_SERVER_PID=
+fi
+grep -q '"reason":"drained"' "$ACCT" && pass "accounting: the last allocation ended drained" ||
+	fail "no drained record: $(tail -n 2 "$ACCT")"
+grep -q "drain: timeout, ending the 1 allocations left" "$XT_SERVER_LOG" ||
+	fail "no drain timeout line in the log"
+xt_wait $GEN
+
+# 4
+start_server --user=$USER:$PASS --stats-socket="$XT_SOCK"
+# XT_SERVER_PID is timeout(1)'s; the signal is for xturnd, its child.
+kill -USR1 "$(pgrep -P "$XT_SERVER_PID")"
+for _ in $(seq 40); do kill -0 "$XT_SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$XT_SERVER_PID" 2>/dev/null; then
+	fail "SIGUSR1 with no allocation: xturnd still runs after 4 s"
+	stop_server
+else
+	xt_wait "$XT_SERVER_PID" && pass "SIGUSR1: drained at once, exit 0" || fail "SIGUSR1: exit $?"
+	XT_SERVER_PID=
+fi
+xt_finish
