@@ -150,9 +150,10 @@ DEPS_BUILD := make gcc libc6-dev clang bpftool libbpf-dev libxdp-dev libmnl-dev 
 # What the tests need on top: cmocka, coturn (reference server, uclient, echo
 # peer), the tools the scripts call, strace (the audit's trace), clang's
 # sanitizer runtimes and llvm-symbolizer for their reports (SAN=1, make fuzz),
-# systemd's systemd-analyze (the unit is verified; a minimal chroot has none).
+# systemd's systemd-analyze (the unit is verified; a minimal chroot has none),
+# Prometheus' own parser for the metrics' text, groff for the man pages.
 DEPS_TEST := libcmocka-dev coturn iproute2 ethtool procps jq tcpdump curl python3 \
-	strace libclang-rt-14-dev llvm systemd
+	strace libclang-rt-14-dev llvm systemd python3-prometheus-client groff
 # `make fresh-check` only.
 DEPS_FRESH := debootstrap iproute2 git
 

@@ -759,18 +759,18 @@ int xturn_xdp(struct xdp_md *ctx)
 	/* Verifier workaround: pointer difference as a bounded scalar. */
 	p.len = (__u32)((long)ctx->data_end - (long)ctx->data);
 	if (p.len > XT_FRAME_MAX) {
-		xt_count(XT_CNT_PASS_UNUSUAL, p.len);
+		xt_count(XT_CNT_PASS_UNUSUAL, 0);
 		return XDP_PASS;
 	}
 
-	/* xt_stats counts frames as received; a binding's counters count
-	 * the application data relayed (no headers), like the daemon's. */
+	/* Bytes are application data relayed (no headers, no padding), as
+	 * the daemon counts them; a packet passed or dropped relays none. */
 	cnt = xt_classify(ctx, &p, &f);
 	if (cnt == XT_CNT_C2P || cnt == XT_CNT_P2C || cnt == XT_CNT_HAIRPIN)
 		cnt = xt_forward(ctx, &p, &f, cnt, cfg);
 	else
 		f.verdict = cnt >= XT_CNT_DROP_NO_PERM ? XDP_DROP : XDP_PASS;
-	xt_count(cnt, p.len);
+	xt_count(cnt, cnt <= XT_CNT_HAIRPIN ? f.dlen : 0);
 	return f.verdict;
 }
 

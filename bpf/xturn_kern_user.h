@@ -148,7 +148,9 @@ struct xt_perm_val {
 	__u32 flags;		/* reserved, 0 */
 };
 
-/* Global counters: a per-CPU array indexed by enum xt_counter. */
+/* Global counters: a per-CPU array indexed by enum xt_counter. bytes is
+ * the application data relayed (no headers, no padding), as the daemon
+ * counts it: 0 for the counters of packets passed or dropped. */
 struct xt_count {
 	__u64 packets;
 	__u64 bytes;

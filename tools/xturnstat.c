@@ -195,12 +195,22 @@ static void print_table(const struct metrics_snapshot *m, const struct metrics_s
 		printf(" %12s %12s", "pkt/s", "Mbit/s");
 	printf("\n");
 	if (m->daemon) {
-		printf("%-32s %14llu %16llu", "userspace relayed c2p", (unsigned long long)t->c2p_packets,
-		       (unsigned long long)t->c2p_bytes);
-		print_rates(t->c2p_packets, t0->c2p_packets, t->c2p_bytes, t0->c2p_bytes, dt);
-		printf("%-32s %14llu %16llu", "userspace relayed p2c", (unsigned long long)t->p2c_packets,
-		       (unsigned long long)t->p2c_bytes);
-		print_rates(t->p2c_packets, t0->p2c_packets, t->p2c_bytes, t0->p2c_bytes, dt);
+		static const char *const tp[XT_TRANSPORTS] = { "udp", "tcp", "tls" };
+
+		for (int d = 0; d < 2; d++)
+			for (int k = 0; k < XT_TRANSPORTS; k++) {
+				const uint64_t *p = d ? t->p2c_packets : t->c2p_packets;
+				const uint64_t *b = d ? t->p2c_bytes : t->c2p_bytes;
+				const uint64_t *p0 = d ? t0->p2c_packets : t0->c2p_packets;
+				const uint64_t *b0 = d ? t0->p2c_bytes : t0->c2p_bytes;
+				char name[64];
+
+				snprintf(name, sizeof(name), "userspace relayed %s %s",
+					 d ? "p2c" : "c2p", tp[k]);
+				printf("%-32s %14llu %16llu", name, (unsigned long long)p[k],
+				       (unsigned long long)b[k]);
+				print_rates(p[k], p0[k], b[k], b0[k], dt);
+			}
 		printf("%-32s %14llu %16s\n", "userspace dropped no_permission",
 		       (unsigned long long)t->dropped_no_perm, "-");
 		printf("%-32s %14llu %16s\n", "userspace dropped no_allocation",

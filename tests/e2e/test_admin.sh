@@ -104,7 +104,8 @@ xt_wait $GEN
 # 4
 start_server --user=$USER:$PASS --stats-socket="$XT_SOCK"
 # XT_SERVER_PID is timeout(1)'s; the signal is for xturnd, its child.
-kill -USR1 "$(pgrep -P "$XT_SERVER_PID")"
+read -r pid _ </proc/"$XT_SERVER_PID"/task/"$XT_SERVER_PID"/children
+kill -USR1 "$pid"
 for _ in $(seq 40); do kill -0 "$XT_SERVER_PID" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$XT_SERVER_PID" 2>/dev/null; then
 	fail "SIGUSR1 with no allocation: xturnd still runs after 4 s"

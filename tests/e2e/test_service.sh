@@ -143,7 +143,7 @@ for f in usr/local/sbin/xturnd usr/local/bin/xturngen usr/local/bin/xturnstat us
 	[ -x "$root/$f" ] || fail "make install: no $f"
 done
 [ -f "$unit" ] && [ -f "$root/etc/xturn/xturn.conf" ] || fail "make install: no unit or config"
-grep -q '^ExecStart=/usr/local/sbin/xturnd -c /etc/xturn/xturn.conf$' "$unit" ||
+grep -q '^ExecStart=/usr/local/sbin/xturnd -c /etc/xturn/xturn.conf ' "$unit" ||
 	fail "unit: ExecStart not under PREFIX"
 grep -q '^Type=notify$' "$unit" || fail "unit: not Type=notify"
 # Verified against systemd's own targets only (SYSTEMD_UNIT_PATH), not every

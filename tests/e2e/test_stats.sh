@@ -97,7 +97,7 @@ grep -q '"xdp_' "$tmp/live.json" && fail "XDP counters with the fast path off"
 "$stat" --socket "$SOCK" --pin-dir "$NOPINS" --watch --count 1 >"$tmp/watch.txt" 2>"$tmp/stat.err" ||
 	fail "xturnstat --watch failed"
 cat "$tmp/watch.txt"
-rate=$(awk '/^userspace relayed c2p/ { print $6 }' "$tmp/watch.txt")
+rate=$(awk '/^userspace relayed c2p udp/ { print $7 }' "$tmp/watch.txt")
 check "${rate:-0} > 0" "--watch: no c2p rate while traffic flows"
 wait "$client" || fail "xturngen client failed"
 kill -INT "$peer"
@@ -128,14 +128,14 @@ cat "$tmp/client.json" "$tmp/peer.json" "$tmp/after.json"
 sent=$(field "$tmp/client.json" sent)
 echoed=$(field "$tmp/client.json" echo_received)
 got=$(field "$tmp/peer.json" received)
-c2p=$(field "$tmp/after.json" c2p_packets)
-p2c=$(field "$tmp/after.json" p2c_packets)
+c2p=$(field "$tmp/after.json" c2p_udp_packets)
+p2c=$(field "$tmp/after.json" p2c_udp_packets)
 check "$sent > 1000" "the client sent only $sent"
 # Userspace relays everything: what it relayed lies between what the peer
 # got and what the client sent (equal on a quiet loopback).
 check "$c2p >= $got && $c2p <= $sent" "relayed c2p $c2p, client sent $sent, peer got $got"
 check "$p2c >= $echoed && $p2c <= $got" "relayed p2c $p2c, peer echoed $got, client got $echoed"
-check "$(field "$tmp/after.json" c2p_bytes) == $c2p * 64" "c2p bytes: 64-byte payloads"
+check "$(field "$tmp/after.json" c2p_udp_bytes) == $c2p * 64" "c2p bytes: 64-byte payloads"
 check "$(field "$tmp/after.json" allocations_created) == 2" "allocations created"
 check "$(field "$tmp/after.json" allocations) == 0" "allocations left after the client's exit"
 check "$(field "$tmp/after.json" channels) == 0" "channels left"
@@ -149,19 +149,39 @@ curl -sS -D "$tmp/headers.txt" "http://127.0.0.1:$PROM_PORT/metrics" >"$tmp/metr
 	fail "xturnstat --prometheus"
 grep -q "^HTTP/1.0 200" "$tmp/headers.txt" || fail "GET /metrics: not 200"
 diff "$tmp/metrics.txt" "$tmp/stat-prom.txt" || fail "/metrics and xturnstat --prometheus differ"
-grep -qx "xturn_userspace_relayed_packets_total{direction=\"c2p\"} $c2p" "$tmp/metrics.txt" ||
-	fail "/metrics: c2p packets are not $c2p"
-grep -qx "xturn_userspace_relayed_packets_total{direction=\"p2c\"} $p2c" "$tmp/metrics.txt" ||
-	fail "/metrics: p2c packets are not $p2c"
+grep -qx "xturn_relayed_packets_total{path=\"userspace\",direction=\"c2p\",transport=\"udp\"} $c2p" \
+	"$tmp/metrics.txt" || fail "/metrics: c2p packets are not $c2p"
+grep -qx "xturn_relayed_packets_total{path=\"userspace\",direction=\"p2c\",transport=\"udp\"} $p2c" \
+	"$tmp/metrics.txt" || fail "/metrics: p2c packets are not $p2c"
 grep -qx "xturn_allocations_created_total 2" "$tmp/metrics.txt" || fail "/metrics: allocations created"
 grep -qx "# TYPE xturn_allocations gauge" "$tmp/metrics.txt" || fail "/metrics: TYPE lines"
+# Prometheus' own parser reads it all: every family has samples of its type,
+# the build's version and the start time are there, relayed traffic is one
+# family labelled by path, direction and transport.
+python3 - "$tmp/metrics.txt" "$("$xturnd" --version | cut -d' ' -f2)" <<'PY' ||
+import sys, time
+from prometheus_client.parser import text_string_to_metric_families
+fams = {f.name: f for f in text_string_to_metric_families(open(sys.argv[1]).read())}
+assert all(f.samples for f in fams.values()), "a family without samples"
+info = fams["xturn_build_info"].samples[0]
+assert info.labels["version"] == sys.argv[2] and info.value == 1, info
+start = fams["process_start_time_seconds"].samples[0].value
+assert time.time() - 600 < start <= time.time(), start
+rel = fams["xturn_relayed_packets"]
+assert rel.type == "counter"
+paths = {(s.labels["path"], s.labels["direction"], s.labels["transport"]) for s in rel.samples}
+assert ("userspace", "c2p", "tls") in paths and ("userspace", "p2c", "udp") in paths, paths
+assert {s.labels["path"] for s in fams["xturn_dropped_packets"].samples} == {"userspace"}
+print("PASS: prometheus_client parses %d families" % len(fams))
+PY
+	fail "prometheus_client does not accept /metrics"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PROM_PORT/")
 [ "$code" = 404 ] || fail "GET / answered $code, want 404"
 
 # 3. The table, and a missing socket named.
 "$stat" --socket "$SOCK" --pin-dir "$NOPINS" >"$tmp/table.txt" 2>"$tmp/stat.err" || fail "xturnstat table"
 cat "$tmp/table.txt"
-grep -qE "^userspace relayed c2p +$c2p " "$tmp/table.txt" || fail "table: c2p row"
+grep -qE "^userspace relayed c2p udp +$c2p " "$tmp/table.txt" || fail "table: c2p row"
 grep -q "fast path off" "$tmp/table.txt" || fail "table: fast path state"
 if "$stat" --socket "$tmp/none.sock" --pin-dir "$NOPINS" >/dev/null 2>"$tmp/none.err"; then
 	fail "xturnstat succeeded with neither maps nor daemon"
@@ -192,8 +212,8 @@ pinned_check() {
 	mount -t bpf none "$d" || return 77	# the one real skip: no bpffs here
 	ncpu=$(nproc --all)
 	bpftool map create "$d/xt_stats" type percpu_array key 4 value 16 entries 11 name xt_stats
-	# XT_CNT_PASS_NOT_OURS (3): 5 packets, 200 bytes on every CPU
-	bpftool map update pinned "$d/xt_stats" key 3 0 0 0 value 5 0 0 0 0 0 0 0 200 0 0 0 0 0 0 0
+	# XT_CNT_C2P (0): 5 packets, 200 bytes on every CPU
+	bpftool map update pinned "$d/xt_stats" key 0 0 0 0 value 5 0 0 0 0 0 0 0 200 0 0 0 0 0 0 0
 	bpftool map create "$d/xt_c2p" type hash key 40 value 96 entries 16 name xt_c2p
 	bpftool map create "$d/xt_p2c" type hash key 40 value 96 entries 16 name xt_p2c
 	# client ::ffff:10.0.0.1:4660, listener ::ffff:10.0.0.2:3478, channel 0x4000
@@ -207,9 +227,9 @@ pinned_check() {
 		value $m 1 $m 2 0x12 0x34 0x0d 0x96 0x40 0 0 0 3 0 0 0 0 0 0 0 44 1 0 0 0 0 0 0 $nh
 	"$stat" --pin-dir "$d" --socket "$tmp/none.sock" --json >"$tmp/pinned.json" 2>"$tmp/pinned.err"
 	cat "$tmp/pinned.json"
-	check "$(field "$tmp/pinned.json" xdp_passed_not_ours_packets) == 5 * $ncpu" "pinned: packets summed over CPUs"
-	check "$(field "$tmp/pinned.json" xdp_passed_not_ours_bytes) == 200 * $ncpu" "pinned: bytes"
-	check "$(field "$tmp/pinned.json" xdp_forwarded_c2p_packets) == 0" "pinned: other counters"
+	check "$(field "$tmp/pinned.json" xdp_forwarded_c2p_packets) == 5 * $ncpu" "pinned: packets summed over CPUs"
+	check "$(field "$tmp/pinned.json" xdp_forwarded_c2p_bytes) == 200 * $ncpu" "pinned: bytes"
+	check "$(field "$tmp/pinned.json" xdp_passed_not_ours_packets) == 0" "pinned: other counters"
 	grep -q '"allocations"' "$tmp/pinned.json" && fail "pinned: daemon fields without a daemon"
 	grep -q "no daemon on" "$tmp/pinned.err" || fail "pinned: missing socket not reported"
 	"$stat" --pin-dir "$d" --channels >"$tmp/channels.txt"

@@ -91,7 +91,8 @@ xdp_expect() {
 daemon_expect() {
 	local c2p p2c
 	xt_stat_json
-	c2p=$(xt_field c2p_packets) p2c=$(xt_field p2c_packets)
+	c2p=$(( $(xt_field c2p_udp_packets) + $(xt_field c2p_tcp_packets) ))
+	p2c=$(( $(xt_field p2c_udp_packets) + $(xt_field p2c_tcp_packets) ))
 	if [ "$c2p" = "$1" ] && [ "$p2c" = "$1" ]; then
 		pass "$label: the daemon relayed $c2p client->peer, $p2c peer->client ($1 each)"
 	else

@@ -19,20 +19,30 @@ caps=$(sed -n 's/^AmbientCapabilities=//p' "$UNIT")
 set_caps=$(for c in $caps; do c=${c#CAP_}; printf '+%s,' "${c,,}"; done)
 set_caps=${set_caps%,}
 xt_topology
-# What the unit gets from systemd: a runtime dir and a pin dir of its own
-# (ExecStartPre), and a binary it can read.
+# What the unit gets from systemd: a runtime dir, a pin dir of its own in
+# the host's bpffs (ExecStartPre) seen through the runtime dir (BindPaths:
+# systemd mounts /sys/fs/bpf 0700, so the user cannot reach it there), and a
+# binary it can read. The bind is made in a mount namespace of xturnd's
+# own, as systemd makes it; the pins stay in the host's bpffs.
+grep -q '^BindPaths=/sys/fs/bpf/xturn:/run/xturn/bpf$' "$UNIT" &&
+	grep -q '^ExecStart=.* --bpf-pin-dir=/run/xturn/bpf$' "$UNIT" ||
+	die "the unit no longer binds the pin dir into /run/xturn/bpf: update this test"
 bin=$XT_TMP/bin
-mkdir -p "$bin" "$XT_TMP/run" "$XT_PIN_DIR"
+mkdir -p "$bin" "$XT_TMP/run/bpf" "$XT_PIN_DIR"
 chmod 755 "$XT_TMP"
 cp "$XT_BUILD/xturnd" "$XT_BUILD/xturngen" "$XT_BUILD/xturnstat" "$bin/"
 chown nobody:nogroup "$XT_TMP/run" "$XT_PIN_DIR"
+printf '%s\n' '#!/bin/sh' \
+	'mount --make-rprivate / && mount --bind "$1" "$2" || exit 1' 'shift 2' \
+	"exec setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=$set_caps \
+--ambient-caps=$set_caps --bounding-set=-all,$set_caps \"\$@\"" >"$bin/as-unit"
+chmod 755 "$bin/as-unit"
 XT_BUILD=$bin
 XT_SOCK=$XT_TMP/run/xturnd.sock
-XT_SERVER_AS="setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=$set_caps \
---ambient-caps=$set_caps --bounding-set=-all,$set_caps"
-start_server --user=$USER:$PASS --stats-socket="$XT_SOCK"
+XT_SERVER_AS="unshare -m $bin/as-unit $XT_PIN_DIR $XT_TMP/run/bpf"
+start_server --user=$USER:$PASS --stats-socket="$XT_SOCK" --bpf-pin-dir="$XT_TMP/run/bpf"
 
-# timeout(1)'s child: nsenter and setpriv exec'd into xturnd.
+# timeout(1)'s child: nsenter, unshare, as-unit and setpriv exec'd into xturnd.
 read -r pid _ </proc/"$XT_SERVER_PID"/task/"$XT_SERVER_PID"/children
 [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = xturnd ] || die "no xturnd under pid $XT_SERVER_PID"
 uid=$(awk '/^Uid:/ { print $2 }' /proc/"$pid"/status)
@@ -67,9 +77,9 @@ xt_wait $peer
 fwd=$(( $(xt_xdp_count 0) - ${fwd0:-0} ))
 got=$(sed -n 's/.*"received":\([0-9]*\).*/\1/p' "$XT_TMP/peer.json")
 xt_stat_json
-[ "$fwd" -gt 1000 ] && [ "${got:-0}" = "$fwd" ] && [ "$(xt_field c2p_packets)" = 0 ] &&
+[ "$fwd" -gt 1000 ] && [ "${got:-0}" = "$fwd" ] && [ "$(xt_field c2p_udp_packets)" = 0 ] &&
 	pass "relayed through XDP: $fwd forwarded, the peer got $got, the daemon relayed none" ||
-	fail "XDP forwarded $fwd, peer got ${got:-?}, daemon c2p $(xt_field c2p_packets)"
+	fail "XDP forwarded $fwd, peer got ${got:-?}, daemon c2p $(xt_field c2p_udp_packets)"
 
 stop_server
 xt_xdp_attached "$NS_R" r0 && fail "XDP left on r0 after exit" || pass "detached on exit"

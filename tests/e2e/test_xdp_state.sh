@@ -41,7 +41,7 @@ want=$((ALLOCS * CHANS))
 	fail "channels: daemon $chans (in kernel $inkern), maps c2p $c2p p2c $p2c, want $want"
 [ "$(xt_map_entries xt_relays)" = $ALLOCS ] && pass "one relay entry per allocation" ||
 	fail "xt_relays has $(xt_map_entries xt_relays) entries, want $ALLOCS"
-fwd=$(xt_field xdp_forwarded_c2p_packets) us=$(xt_field c2p_packets)
+fwd=$(xt_field xdp_forwarded_c2p_packets) us=$(xt_field c2p_udp_packets)
 [ "${fwd:-0}" -gt 1000 ] && [ "${us:-1}" = 0 ] &&
 	pass "XDP carried $fwd packets, the daemon none" ||
 	fail "XDP forwarded ${fwd:-?} c2p, daemon relayed ${us:-?} (want >1000 and 0)"

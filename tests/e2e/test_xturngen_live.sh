@@ -54,7 +54,7 @@ for fam in 4 6; do
 	bad=$(gen_field "$XT_TMP/peer$fam.json" bad)
 	c2p=$(($(xt_xdp_count 0) - c2p0)) ring=$(($(ring_drops) - ring0))
 	xt_stat_json
-	us=$(xt_field c2p_packets)
+	us=$(xt_field c2p_udp_packets)
 	# Every frame either reached the peer through XDP or was one the
 	# kernel counted as not fitting the ring (at most 1 %).
 	if [ "${sent:-0}" -ge $((RATE / 2)) ] && [ "$rx" = $((sent - ring)) ] &&

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "common/addr.h"
+#include "common/version.h"
 #include "turn/alloc.h"
 #include "turn/auth.h"
 #include "turn/policy.h"
@@ -43,6 +44,9 @@ static void fill(struct metrics_snapshot *m)
 	}
 	m->fastpath = 1;
 	m->daemon = m->xdp = true;
+	/* Packets passed or dropped in XDP relay no bytes: not rendered. */
+	for (unsigned c = XT_CNT_HAIRPIN + 1; c < XT_CNT_MAX; c++)
+		m->xdp_cnt[c].bytes = 0;
 }
 
 /* The published names: what dashboards are written against. */
@@ -55,68 +59,91 @@ struct expect {
 
 static unsigned expectations(const struct metrics_snapshot *m, struct expect *e)
 {
-	static const char *const xdp_names[XT_CNT_MAX][2] = {
-		[XT_CNT_C2P] = { "forwarded", "direction=\"c2p\"" },
-		[XT_CNT_P2C] = { "forwarded", "direction=\"p2c\"" },
-		[XT_CNT_HAIRPIN] = { "forwarded", "direction=\"hairpin\"" },
-		[XT_CNT_PASS_NOT_OURS] = { "passed", "reason=\"not_ours\"" },
-		[XT_CNT_PASS_NO_BINDING] = { "passed", "reason=\"no_binding\"" },
-		[XT_CNT_PASS_UNUSUAL] = { "passed", "reason=\"unusual\"" },
-		[XT_CNT_PASS_FIB] = { "passed", "reason=\"fib\"" },
-		[XT_CNT_DROP_NO_PERM] = { "dropped", "reason=\"no_permission\"" },
-		[XT_CNT_DROP_BAD_LEN] = { "dropped", "reason=\"bad_length\"" },
-		[XT_CNT_DROP_BAD_CSUM] = { "dropped", "reason=\"bad_checksum\"" },
-		[XT_CNT_DROP_ERROR] = { "dropped", "reason=\"error\"" },
+	static const char *const xdp_labels[XT_CNT_MAX] = {
+		[XT_CNT_C2P] = "path=\"xdp\",direction=\"c2p\",transport=\"udp\"",
+		[XT_CNT_P2C] = "path=\"xdp\",direction=\"p2c\",transport=\"udp\"",
+		[XT_CNT_HAIRPIN] = "path=\"xdp\",direction=\"hairpin\",transport=\"udp\"",
+		[XT_CNT_PASS_NOT_OURS] = "reason=\"not_ours\"",
+		[XT_CNT_PASS_NO_BINDING] = "reason=\"no_binding\"",
+		[XT_CNT_PASS_UNUSUAL] = "reason=\"unusual\"",
+		[XT_CNT_PASS_FIB] = "reason=\"fib\"",
+		[XT_CNT_DROP_NO_PERM] = "path=\"xdp\",reason=\"no_permission\"",
+		[XT_CNT_DROP_BAD_LEN] = "path=\"xdp\",reason=\"bad_length\"",
+		[XT_CNT_DROP_BAD_CSUM] = "path=\"xdp\",reason=\"bad_checksum\"",
+		[XT_CNT_DROP_ERROR] = "path=\"xdp\",reason=\"error\"",
 	};
-	static char names[XT_CNT_MAX][2][64];
+	static const char *const tp[] = { "udp", "tcp", "tls" };
+	static char labels[2][2][3][96], version[96];
+	static const uint64_t one = 1;
 	const struct turn_stats *t = &m->turn;
 	struct expect d[] = {
+		{ "process_start_time_seconds", "", &m->start_time, false, 0 },
+		{ "xturn_build_info", version, &one, false, 0 },
 		{ "xturn_fastpath_enabled", "", &m->fastpath, false, 0 },
 		{ "xturn_allocations", "", &m->allocations, false, 0 },
 		{ "xturn_permissions", "", &m->permissions, false, 0 },
 		{ "xturn_channels", "", &m->channels, false, 0 },
-		{ "xturn_channels_in_kernel", "", &m->channels_in_kernel, false, 0 },
+		{ "xturn_xdp_channels", "", &m->channels_in_kernel, false, 0 },
 		{ "xturn_users", "", &m->users, false, 0 },
-		{ "xturn_fastpath_full_total", "", &m->fastpath_full, false, 0 },
-		{ "xturn_fastpath_permissions_missing", "", &m->fastpath_perms_missing, false, 0 },
-		{ "xturn_send_dropped_total", "", &m->send_drops, false, 0 },
+		{ "xturn_xdp_refused_channels_total", "", &m->fastpath_full, false, 0 },
+		{ "xturn_xdp_missing_permissions", "", &m->fastpath_perms_missing, false, 0 },
 		{ "xturn_tcp_connections", "", &m->tcp_connections, false, 0 },
-		{ "xturn_tcp_accepted_total", "", &m->tcp.accepted, false, 0 },
-		{ "xturn_tcp_closed_total", "reason=\"limit\"", &m->tcp.rejected, false, 0 },
-		{ "xturn_tcp_closed_total", "reason=\"bad_framing\"", &m->tcp.bad_framing, false, 0 },
-		{ "xturn_tcp_closed_total", "reason=\"send_overflow\"", &m->tcp.overflow, false, 0 },
-		{ "xturn_tcp_closed_total", "reason=\"timeout\"", &m->tcp.timeouts, false, 0 },
-		{ "xturn_tcp_closed_total", "reason=\"tls_failure\"", &m->tcp.tls_failures, false, 0 },
+		{ "xturn_tcp_connections_accepted_total", "", &m->tcp.accepted, false, 0 },
+		{ "xturn_tcp_connections_closed_total", "reason=\"limit\"", &m->tcp.rejected, false, 0 },
+		{ "xturn_tcp_connections_closed_total", "reason=\"bad_framing\"", &m->tcp.bad_framing,
+		  false, 0 },
+		{ "xturn_tcp_connections_closed_total", "reason=\"send_overflow\"", &m->tcp.overflow,
+		  false, 0 },
+		{ "xturn_tcp_connections_closed_total", "reason=\"timeout\"", &m->tcp.timeouts, false,
+		  0 },
+		{ "xturn_tcp_connections_closed_total", "reason=\"tls_failure\"", &m->tcp.tls_failures,
+		  false, 0 },
 		{ "xturn_stun_requests_total", "", &t->requests, false, 0 },
 		{ "xturn_binding_requests_total", "", &t->binding, false, 0 },
 		{ "xturn_allocations_created_total", "", &t->allocations_created, false, 0 },
 		{ "xturn_auth_challenges_total", "", &t->auth_challenges, false, 0 },
 		{ "xturn_auth_failures_total", "", &t->auth_failures, false, 0 },
 		{ "xturn_error_responses_total", "", &t->error_responses, false, 0 },
-		{ "xturn_malformed_total", "", &t->malformed, false, 0 },
-		{ "xturn_peer_denied_total", "", &t->peer_denied, false, 0 },
-		{ "xturn_revoked_total", "", &t->revoked, false, 0 },
-		{ "xturn_unauthenticated_limited_total", "", &t->unauth_limited, false, 0 },
-		{ "xturn_userspace_relayed_packets_total", "direction=\"c2p\"", &t->c2p_packets, false, 0 },
-		{ "xturn_userspace_relayed_packets_total", "direction=\"p2c\"", &t->p2c_packets, false, 0 },
-		{ "xturn_userspace_relayed_bytes_total", "direction=\"c2p\"", &t->c2p_bytes, false, 0 },
-		{ "xturn_userspace_relayed_bytes_total", "direction=\"p2c\"", &t->p2c_bytes, false, 0 },
-		{ "xturn_userspace_dropped_packets_total", "reason=\"no_permission\"",
+		{ "xturn_peer_denials_total", "", &t->peer_denied, false, 0 },
+		{ "xturn_revocations_total", "", &t->revoked, false, 0 },
+		{ "xturn_unauthenticated_responses_limited_total", "", &t->unauth_limited, false, 0 },
+		{ "xturn_dropped_packets_total", "path=\"userspace\",reason=\"malformed\"", &t->malformed,
+		  false, 0 },
+		{ "xturn_dropped_packets_total", "path=\"userspace\",reason=\"no_permission\"",
 		  &t->dropped_no_perm, false, 0 },
-		{ "xturn_userspace_dropped_packets_total", "reason=\"no_allocation\"",
+		{ "xturn_dropped_packets_total", "path=\"userspace\",reason=\"no_allocation\"",
 		  &t->dropped_no_alloc, false, 0 },
+		{ "xturn_dropped_packets_total", "path=\"userspace\",reason=\"send_failed\"",
+		  &m->send_drops, false, 0 },
 	};
 	unsigned n = N(d);
 
+	snprintf(version, sizeof(version), "version=\"%s\"", xt_version());
 	memcpy(e, d, sizeof(d));
-	for (unsigned c = 0; c < XT_CNT_MAX; c++)
-		for (unsigned u = 0; u < 2; u++, n++) {
-			snprintf(names[c][u], sizeof(names[c][u]), "xturn_xdp_%s_%s_total",
-				 xdp_names[c][0], u ? "bytes" : "packets");
-			e[n] = (struct expect){ names[c][u], xdp_names[c][1],
-						u ? &m->xdp_cnt[c].bytes : &m->xdp_cnt[c].packets,
-						true, 0 };
-		}
+	/* Userspace relaying: packets and bytes by direction and transport. */
+	for (unsigned u = 0; u < 2; u++)
+		for (unsigned dir = 0; dir < 2; dir++)
+			for (unsigned k = 0; k < 3; k++, n++) {
+				const uint64_t *v = dir ? (u ? t->p2c_bytes : t->p2c_packets)
+							: (u ? t->c2p_bytes : t->c2p_packets);
+				snprintf(labels[u][dir][k], sizeof(labels[u][dir][k]),
+					 "path=\"userspace\",direction=\"%s\",transport=\"%s\"",
+					 dir ? "p2c" : "c2p", tp[k]);
+				e[n] = (struct expect){ u ? "xturn_relayed_bytes_total" :
+							"xturn_relayed_packets_total",
+							labels[u][dir][k], &v[k], false, 0 };
+			}
+	/* XDP: forwarded ones in the relayed families (bytes too), passed and
+	 * dropped ones in packets. */
+	for (unsigned c = 0; c < XT_CNT_MAX; c++) {
+		const char *name = c <= XT_CNT_HAIRPIN ? "xturn_relayed_packets_total" :
+				   c >= XT_CNT_DROP_NO_PERM ? "xturn_dropped_packets_total" :
+				   "xturn_xdp_passed_packets_total";
+		e[n++] = (struct expect){ name, xdp_labels[c], &m->xdp_cnt[c].packets, true, 0 };
+		if (c <= XT_CNT_HAIRPIN)
+			e[n++] = (struct expect){ "xturn_relayed_bytes_total", xdp_labels[c],
+						  &m->xdp_cnt[c].bytes, true, 0 };
+	}
 	return n;
 }
 
@@ -165,14 +192,20 @@ static void check_exposition(char *text, struct expect *e, unsigned ne)
 		if (*rest == '{') {
 			char *close = strchr(rest, '}');
 			assert_non_null(close);
-			/* one label: key="value" */
+			/* labels: key="value"[,key="value"]... (values have no quotes) */
 			assert_true((size_t)(close - rest - 1) < sizeof(labels));
 			memcpy(labels, rest + 1, (size_t)(close - rest - 1));
 			labels[close - rest - 1] = 0;
-			char *eq = strchr(labels, '=');
-			assert_non_null(eq);
-			assert_true(valid_name(labels, (size_t)(eq - labels)));
-			assert_true(eq[1] == '"' && labels[strlen(labels) - 1] == '"');
+			for (const char *l = labels; *l;) {
+				const char *eq = strchr(l, '='), *q;
+				assert_non_null(eq);
+				assert_true(valid_name(l, (size_t)(eq - l)));
+				assert_true(eq[1] == '"');
+				q = strchr(eq + 2, '"');
+				assert_non_null(q);
+				l = q[1] == ',' ? q + 2 : q + 1;
+				assert_true(q[1] == ',' || !q[1]);
+			}
 			rest = close + 1;
 		}
 		assert_true(*rest == ' ');
@@ -198,7 +231,7 @@ static void test_prometheus_full(void **st)
 {
 	static char buf[32768];
 	struct metrics_snapshot m;
-	struct expect e[64];
+	struct expect e[96];
 	unsigned ne;
 	int len;
 
@@ -219,7 +252,7 @@ static void test_prometheus_halves(void **st)
 {
 	static char buf[32768];
 	struct metrics_snapshot m;
-	struct expect e[64];
+	struct expect e[96];
 	unsigned ne;
 
 	for (int half = 0; half < 2; half++) {
@@ -261,7 +294,7 @@ static void test_json_roundtrip(void **st)
 	assert_int_equal(metrics_json_parse(buf, &back), 0);
 	assert_true(back.daemon);
 	assert_false(back.xdp);
-	assert_int_equal(back.turn.c2p_bytes, m.turn.c2p_bytes);
+	assert_memory_equal(back.turn.c2p_bytes, m.turn.c2p_bytes, sizeof(m.turn.c2p_bytes));
 }
 
 /* Python's json module reads it: every key once, the values ours. */
@@ -286,17 +319,18 @@ static void test_json_python(void **st)
 		 "pairs = json.load(open(sys.argv[1]), object_pairs_hook=lambda p: p)\n"
 		 "d = dict(pairs)\n"
 		 "assert len(d) == len(pairs) and all(type(v) is int for v in d.values())\n"
-		 "print(len(d), d[\"allocations\"], d[\"xdp_dropped_error_bytes\"])' %s", path);
+		 "print(len(d), d[\"allocations\"], d[\"xdp_forwarded_hairpin_bytes\"])' %s", path);
 	p = popen(cmd, "r");
 	assert_non_null(p);
 	assert_non_null(fgets(line, sizeof(line), p));
 	assert_int_equal(pclose(p), 0);
 	unlink(path);
 	assert_int_equal(sscanf(line, "%llu %llu %llu", &nkeys, &allocs, &xdp_err_bytes), 3);
-	struct expect e[64];
-	assert_int_equal(nkeys, expectations(&m, e));
+	struct expect e[96];
+	/* Every sample but xturn_build_info (a constant) has its key. */
+	assert_int_equal(nkeys, expectations(&m, e) - 1);
 	assert_int_equal(allocs, m.allocations);
-	assert_int_equal(xdp_err_bytes, m.xdp_cnt[XT_CNT_DROP_ERROR].bytes);
+	assert_int_equal(xdp_err_bytes, m.xdp_cnt[XT_CNT_HAIRPIN].bytes);
 }
 
 static void test_json_parse_rejects(void **st)
@@ -512,12 +546,14 @@ static void test_http(void **st)
 	assert_non_null(strstr(buf, "Content-Length: "));
 	assert_int_equal(atoi(strstr(buf, "Content-Length: ") + 16), strlen(body));
 	/* the daemon's live values: fast path off, the full-map count we gave */
-	assert_non_null(strstr(body, "\nxturn_fastpath_full_total 42\n"));
+	assert_non_null(strstr(body, "\nxturn_xdp_refused_channels_total 42\n"));
 	assert_non_null(strstr(body, "\nxturn_allocations 0\n"));
-	assert_null(strstr(body, "xturn_xdp_"));
+	/* no sample of the XDP half: no fast path, no counters */
+	assert_null(strstr(body, "path=\"xdp\""));
+	assert_null(strstr(body, "xturn_xdp_passed"));
 	stats_collect(&m, &e->turn, 1);
 	m.fastpath_full = e->full;
-	struct expect ex[64];
+	struct expect ex[96];
 	unsigned ne = expectations(&m, ex);
 	check_exposition(body, ex, ne);
 

@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#define XT_TRANSPORTS 3		/* a client's: UDP, TCP, TLS */
+
 /* The protocol's (turn/turn.c), per relay thread. */
 struct turn_stats {
 	uint64_t requests;		/* STUN requests handled */
@@ -16,8 +18,10 @@ struct turn_stats {
 	uint64_t error_responses;
 	uint64_t malformed;		/* dropped: not parseable STUN/ChannelData */
 	uint64_t peer_denied;		/* 403 by peer policy, or data to a denied peer dropped */
-	uint64_t c2p_packets, c2p_bytes; /* relayed in userspace, client -> peer */
-	uint64_t p2c_packets, p2c_bytes; /* relayed in userspace, peer -> client */
+	/* Relayed in userspace, by the client's transport (enum
+	 * alloc_transport: UDP, TCP, TLS); bytes are application data. */
+	uint64_t c2p_packets[XT_TRANSPORTS], c2p_bytes[XT_TRANSPORTS];	/* client -> peer */
+	uint64_t p2c_packets[XT_TRANSPORTS], p2c_bytes[XT_TRANSPORTS];	/* peer -> client */
 	uint64_t dropped_no_perm;	/* peer data without a permission */
 	uint64_t dropped_no_alloc;	/* ChannelData/Send with no allocation or channel */
 	uint64_t revoked;		/* permissions, channels, allocations revoked */

@@ -21,6 +21,7 @@ struct metrics_snapshot {
 	bool daemon;			/* the daemon's fields below are valid */
 	bool xdp;			/* xdp[] is valid */
 	uint64_t fastpath;		/* 1: the XDP fast path is on */
+	uint64_t start_time;		/* the daemon's start, Unix seconds */
 	uint64_t allocations, permissions, channels, channels_in_kernel, users;
 	uint64_t fastpath_full;		/* channels the fast path could not take */
 	uint64_t fastpath_perms_missing; /* permissions waiting for room in its map */

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -51,6 +52,7 @@ struct server {
 	 * what was left. */
 	bool draining, drain_ended;
 	time_t drain_start, drain_deadline;
+	time_t start_wall;		/* process_start_time_seconds */
 };
 
 static void collect(void *ctx, struct metrics_snapshot *m)
@@ -65,6 +67,7 @@ static void collect(void *ctx, struct metrics_snapshot *m)
 	}
 	stats_collect(m, turns, srv->nworkers);
 	offload_snapshot(srv->env.offload, m);
+	m->start_time = (uint64_t)srv->start_wall;
 	for (unsigned i = 0; i < srv->nworkers; i++)
 		worker_add_counts(srv->workers[i], m);
 	for (unsigned i = srv->nworkers; i-- > 0;)
@@ -402,6 +405,7 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 		return -ENOMEM;
 	}
 	srv->cfg = cfg;
+	srv->start_wall = time(NULL);
 	srv->reload = reload;
 	srv->sig.fd = -1;
 	srv->env.cfg = cfg;

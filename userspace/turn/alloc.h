@@ -45,6 +45,7 @@ struct relay {
 	int fd;				/* owned by the hooks' provider */
 };
 
+/* The order of the counters' per-transport arrays (XT_TRANSPORTS). */
 enum alloc_transport { ALLOC_UDP, ALLOC_TCP, ALLOC_TLS };
 
 /* Why an allocation ended, for the accounting record. */

@@ -775,8 +775,8 @@ static void send_to_peer(struct turn_server *s, struct allocation *a,
 		return;
 	}
 	if (s->io.send_peer(s->io.ctx, r->fd, peer, data, len) >= 0) {
-		s->stats.c2p_packets++;
-		s->stats.c2p_bytes += len;
+		s->stats.c2p_packets[a->transport]++;
+		s->stats.c2p_bytes[a->transport] += len;
 		a->c2p.packets++;
 		a->c2p.bytes += len;
 	}
@@ -919,8 +919,8 @@ void turn_on_peer(struct turn_server *s, struct allocation *a, const struct sock
 		}
 	}
 	if (s->io.send_client(s->io.ctx, a->listener_fd, &a->listener, &a->client, &iov, 1) >= 0) {
-		s->stats.p2c_packets++;
-		s->stats.p2c_bytes += len;
+		s->stats.p2c_packets[a->transport]++;
+		s->stats.p2c_bytes[a->transport] += len;
 		a->p2c.packets++;
 		a->p2c.bytes += len;
 	}
