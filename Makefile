@@ -64,7 +64,9 @@ GEN_SKEL := $(BUILD)/xturngen_inject.skel.h
 TEST_TIERS := unit kernel daemon
 TEST_PROGS := $(foreach t,$(TEST_TIERS),$(patsubst %.c,$(BUILD)/%,$(wildcard tests/$(t)/test_*.c)))
 
-all: $(XTURND) $(TOOLS) $(BPF_OBJ)
+# Man pages live beside their programs; one is made from the key table.
+MAN_GEN := $(BUILD)/man/xturn.conf.5
+all: $(XTURND) $(TOOLS) $(BPF_OBJ) $(MAN_GEN)
 
 # The version: `git describe`, or "unknown" outside a git checkout. The
 # header is rewritten only when it changes, so a rebuild stays incremental.
@@ -114,6 +116,14 @@ $(GEN_SKEL): $(BUILD)/tools/xturngen/xturngen_inject.bpf.o
 $(patsubst %.c,$(BUILD)/%.o,$(wildcard userspace/daemon/fastpath/*.c)) $(BUILD)/tests/kernel/test_xdp.o: $(SKEL)
 XTURNGEN_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out %.bpf.c,$(wildcard tools/xturngen/*.c)))
 $(XTURNGEN_OBJS): $(GEN_SKEL)
+
+# xturn.conf(5)'s keys come from the key table, through xturnd --help-man,
+# so page and program cannot drift.
+$(MAN_GEN): userspace/daemon/xturn.conf.5.in $(XTURND)
+	$(call msg,MAN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q){ sed '/^@KEYS@$$/,$$d' $<; $(XTURND) --help-man; sed '1,/^@KEYS@$$/d' $<; } | \
+		sed "s/@VERSION@/$$($(XTURND) --version | cut -d' ' -f2)/" >$@.tmp && mv $@.tmp $@
 
 link = $(call msg,LD,$@)
 $(XTURND): $(BUILD)/userspace/daemon/xturnd.o $(DAEMON) $(TURN) $(COMMON)
@@ -252,12 +262,18 @@ bench: deps
 # xturn the unit runs as, if missing. make uninstall keeps the configuration.
 PREFIX ?= /usr/local
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+MANDIR ?= $(PREFIX)/share/man
 CONFDIR := /etc/xturn
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(CONFDIR)
 	install -m 0755 $(XTURND) $(DESTDIR)$(PREFIX)/sbin/xturnd
 	install -m 0755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 tools/xturngen/xturngen.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(MAN_GEN) $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 userspace/daemon/xturnd.8 tools/xturnctl.8 tools/xturnstat.8 \
+		$(DESTDIR)$(MANDIR)/man8/
 	sed 's|@PREFIX@|$(PREFIX)|g' userspace/daemon/xturnd.service >$(DESTDIR)$(UNITDIR)/xturnd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/xturnd.service
 	@if [ -e $(DESTDIR)$(CONFDIR)/xturn.conf ]; then \
@@ -275,7 +291,9 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/xturnd $(DESTDIR)$(PREFIX)/bin/xturngen \
 		$(DESTDIR)$(PREFIX)/bin/xturnstat $(DESTDIR)$(PREFIX)/bin/xturnctl \
-		$(DESTDIR)$(UNITDIR)/xturnd.service
+		$(DESTDIR)$(UNITDIR)/xturnd.service $(DESTDIR)$(MANDIR)/man1/xturngen.1 \
+		$(DESTDIR)$(MANDIR)/man5/xturn.conf.5 $(DESTDIR)$(MANDIR)/man8/xturnd.8 \
+		$(DESTDIR)$(MANDIR)/man8/xturnctl.8 $(DESTDIR)$(MANDIR)/man8/xturnstat.8
 	@echo "$(DESTDIR)$(CONFDIR)/xturn.conf kept (remove it by hand)"
 
 clean:

@@ -69,6 +69,7 @@ as_nobody=
 for tier in unit kernel daemon; do
 	[ "$only" = all ] || [ "$only" = "$tier" ] || continue
 	[ $tier = unit ] && run layers bash "$here/test_layers.sh"
+	[ $tier = unit ] && run man bash "$here/test_man.sh" "$build"
 	for src in "$here"/$tier/test_*.c; do
 		t=$build/tests/$tier/$(basename "$src" .c)
 		if [ ! -x "$t" ]; then

@@ -143,6 +143,9 @@ for f in usr/local/sbin/xturnd usr/local/bin/xturngen usr/local/bin/xturnstat us
 	[ -x "$root/$f" ] || fail "make install: no $f"
 done
 [ -f "$unit" ] && [ -f "$root/etc/xturn/xturn.conf" ] || fail "make install: no unit or config"
+for f in man1/xturngen.1 man5/xturn.conf.5 man8/xturnd.8 man8/xturnctl.8 man8/xturnstat.8; do
+	[ -s "$root/usr/local/share/man/$f" ] || fail "make install: no man page $f"
+done
 grep -q '^ExecStart=/usr/local/sbin/xturnd -c /etc/xturn/xturn.conf ' "$unit" ||
 	fail "unit: ExecStart not under PREFIX"
 grep -q '^Type=notify$' "$unit" || fail "unit: not Type=notify"

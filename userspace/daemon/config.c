@@ -39,6 +39,7 @@ struct config_key {
 	const char *(*check)(const char *v);
 	const char *arg;	/* value placeholder in --help */
 	const char *help;
+	const char *coturn;	/* how coturn's key of this name differs, if it does */
 };
 
 static const char *config_check_user(const char *v);
@@ -50,17 +51,20 @@ static const char *config_check_software(const char *v);
 static const char *config_check_alternate(const char *v);
 
 #define F(field) offsetof(struct config, field)
-#define FLAG(n, f, h) { .name = n, .type = CONFIG_FLAG, .off = F(f), .help = h }
-#define UINT(n, f, lo, hi, d, h) { .name = n, .type = CONFIG_UINT, .off = F(f), \
-	.min = lo, .max = hi, .def = d, .arg = "N", .help = h }
-#define PORT(n, f, d, h) { .name = n, .type = CONFIG_PORT, .off = F(f), \
-	.min = 1, .max = 65535, .def = d, .arg = "PORT", .help = h }
-#define STR(n, f, d, ck, a, h) { .name = n, .type = CONFIG_STR, .off = F(f), \
-	.size = sizeof(((struct config *)0)->f), .def = d, .check = ck, .arg = a, .help = h }
-#define ADDRS(n, f, fn, h) { .name = n, .type = CONFIG_ADDRS, .off = F(f), .off_n = F(fn), \
-	.arg = "IP", .help = h }
-#define LIST(n, f, ck, a, h) { .name = n, .type = CONFIG_LIST, .off = F(f), .check = ck, \
-	.arg = a, .help = h }
+/* Each takes, last, more designated initializers: .coturn = "..." for a key
+ * whose coturn namesake means something else. */
+#define FLAG(n, f, h, ...) { .name = n, .type = CONFIG_FLAG, .off = F(f), .help = h, __VA_ARGS__ }
+#define UINT(n, f, lo, hi, d, h, ...) { .name = n, .type = CONFIG_UINT, .off = F(f), \
+	.min = lo, .max = hi, .def = d, .arg = "N", .help = h, __VA_ARGS__ }
+#define PORT(n, f, d, h, ...) { .name = n, .type = CONFIG_PORT, .off = F(f), \
+	.min = 1, .max = 65535, .def = d, .arg = "PORT", .help = h, __VA_ARGS__ }
+#define STR(n, f, d, ck, a, h, ...) { .name = n, .type = CONFIG_STR, .off = F(f), \
+	.size = sizeof(((struct config *)0)->f), .def = d, .check = ck, .arg = a, .help = h, \
+	__VA_ARGS__ }
+#define ADDRS(n, f, fn, h, ...) { .name = n, .type = CONFIG_ADDRS, .off = F(f), .off_n = F(fn), \
+	.arg = "IP", .help = h, __VA_ARGS__ }
+#define LIST(n, f, ck, a, h, ...) { .name = n, .type = CONFIG_LIST, .off = F(f), .check = ck, \
+	.arg = a, .help = h, __VA_ARGS__ }
 #define NOOP(n, h) { .name = n, .type = CONFIG_NOOP, .help = h }
 #define IGNORED(n, h) { .name = n, .type = CONFIG_IGNORED, .help = h }
 
@@ -98,7 +102,9 @@ static const struct config_key config_keys[] = {
 	STR("realm", realm, "xturn", NULL, "REALM", "authentication realm"),
 	STR("software-name", software, NULL, config_check_software, "TEXT",
 	    "SOFTWARE in every response, unauthenticated ones too (unset: \"xturn\" in "
-	    "authenticated ones only, so a spoofed request gets less back)"),
+	    "authenticated ones only, so a spoofed request gets less back)",
+	    .coturn = "coturn sends it in every response; xturnd only in authenticated "
+		     "ones unless set"),
 	FLAG("no-software-attribute", no_software, "no SOFTWARE attribute in any response"),
 	LIST("user", users, config_check_user, "NAME:PASSWORD",
 	     "long-term credential (repeatable); a password of the form 0x and 32 hex "
@@ -153,10 +159,14 @@ static const struct config_key config_keys[] = {
 	{ .name = "verbose", .type = CONFIG_CONST, .off = F(log_level), .min = LOG_DEBUG,
 	  .help = "same as log-level=debug" },
 	{ .name = "Verbose", .type = CONFIG_CONST, .off = F(log_level), .min = LOG_DEBUG,
-	  .help = "same as log-level=debug (coturn's extra verbose)" },
-	FLAG("syslog", syslog, "log to syslog (daemon facility) instead of stderr"),
+	  .help = "same as log-level=debug (coturn's extra verbose)",
+	  .coturn = "coturn's extra verbosity is the same as verbose here" },
+	FLAG("syslog", syslog, "log to syslog (daemon facility) instead of stderr",
+	     .coturn = "coturn's facility is set with syslog-facility; here it is always daemon"),
 	STR("log-file", log_file, NULL, NULL, "FILE|stdout|syslog",
-	    "log to FILE (appended, reopened on SIGHUP), stdout or syslog instead of stderr"),
+	    "log to FILE (appended, reopened on SIGHUP), stdout or syslog instead of stderr",
+	    .coturn = "coturn adds the date to the name unless simple-log; here the name is used as "
+		     "given"),
 	NOOP("simple-log", "log-file is always the name given"),
 	NOOP("no-stdout-log", "logs go to stderr, log-file or syslog, never stdout unless asked"),
 	STR("pidfile", pidfile, NULL, NULL, "FILE", "write the process id to FILE"),
@@ -164,15 +174,21 @@ static const struct config_key config_keys[] = {
 	    "append one JSON object per ended allocation to FILE (reopened on SIGHUP)"),
 	LIST("alternate-server", alternates, config_check_alternate, "IP[:PORT]",
 	     "ALTERNATE-SERVER for UDP and TCP clients when draining or at total-quota "
-	     "(repeatable, round robin; port 3478 unless given)"),
+	     "(repeatable, round robin; port 3478 unless given)",
+	     .coturn = "coturn sends every Allocate to these, round robin, as a load balancer; xturnd "
+		     "only while draining or at total-quota"),
 	LIST("tls-alternate-server", tls_alternates, config_check_alternate, "IP[:PORT]",
 	     "the same for TLS clients (port 5349 unless given)"),
-	FLAG("prometheus", prometheus, "serve metrics over HTTP"),
+	FLAG("prometheus", prometheus, "serve metrics over HTTP",
+	     .coturn = "coturn's metric names differ (turn_*); xturnd's are xturn_* "
+		     "(see the README)"),
 	PORT("prometheus-port", prometheus_port, "9641", "metrics port"),
 	/* Loopback by default: the counters are no secret, but a scraper
 	 * elsewhere is a choice to make, not a default. */
 	STR("prometheus-ip", prometheus_ip, "127.0.0.1", config_check_ip, "IP",
-	    "metrics address (0.0.0.0 or :: for all)"),
+	    "metrics address (0.0.0.0 or :: for all)",
+	    .coturn = "coturn serves metrics on every address; xturnd on loopback unless this says "
+		     "otherwise"),
 	STR("stats-socket", stats_socket, METRICS_DEFAULT_SOCKET, NULL, "PATH",
 	    "Unix socket answering with the JSON metrics (xturnstat)"),
 	STR("control-socket", control_socket, CTL_DEFAULT_SOCKET, NULL, "PATH",
@@ -180,7 +196,9 @@ static const struct config_key config_keys[] = {
 	UINT("drain-timeout", drain_timeout, 1, 604800, "3600",
 	     "seconds a drain (SIGUSR1, xturnctl drain) waits for the allocations to end "
 	     "before it ends them"),
-	UINT("relay-threads", workers, 0, 1024, "0", "relay threads (0: one per CPU)"),
+	UINT("relay-threads", workers, 0, 1024, "0", "relay threads (0: one per CPU)",
+	     .coturn = "coturn's 0 runs one relay thread with the listener; here 0 is "
+		     "one thread per CPU"),
 	/* coturn keys that describe what xturn always does: accepted so a
 	 * coturn configuration loads unchanged. */
 	NOOP("lt-cred-mech", "long-term credentials are the only mechanism"),
@@ -710,7 +728,7 @@ static int config_next_arg(int argc, char **argv, int *i, char *key, size_t keyl
 			return 0;
 		}
 		if (!strcmp(key, "help") || !strcmp(key, "demo") || !strcmp(key, "version") ||
-		    !strcmp(key, "check-config"))
+		    !strcmp(key, "check-config") || !strcmp(key, "help-man"))
 			return 0;
 		if (strcmp(key, "config")) {
 			if (!(k = config_find(key))) {
@@ -750,6 +768,9 @@ int config_parse_args(struct config *c, int argc, char **argv, char *err, size_t
 				return 1;
 			} else if (!strcmp(key, "version")) {
 				printf("xturnd %s\n", xt_version());
+				return 1;
+			} else if (!strcmp(key, "help-man")) {
+				config_man(stdout);
 				return 1;
 			} else if (!strcmp(key, "config")) {
 				if (pass == 2)
@@ -819,7 +840,8 @@ void config_usage(FILE *f)
 		"\tsaying why) without binding anything\n"
 		"  -v\n\tsame as --verbose\n"
 		"  -h, --help\n\tthis text\n"
-		"  --version\n\tthe version, and exit\n");
+		"  --version\n\tthe version, and exit\n"
+		"  --help-man\n\tthe keys below as man(7) source (how xturn.conf(5) is made)\n");
 	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
 		const struct config_key *k = &config_keys[i];
 
@@ -829,6 +851,8 @@ void config_usage(FILE *f)
 			k->arg ? k->arg : "", k->help);
 		if (k->def)
 			fprintf(f, " (default %s)", k->def);
+		if (k->coturn)
+			fprintf(f, "\n\tnot as in coturn: %s", k->coturn);
 		fputc('\n', f);
 	}
 	for (int pass = 0; pass < 2; pass++) {
@@ -840,5 +864,65 @@ void config_usage(FILE *f)
 		for (size_t i = 0; i < CONFIG_NKEYS; i++)
 			if (config_keys[i].type == t)
 				fprintf(f, "  --%s\n\t%s\n", config_keys[i].name, config_keys[i].help);
+	}
+}
+
+/* Text for a man(7) line: backslashes escaped, a leading '.' or '\'' kept
+ * from reading as a request. */
+static void man_text(FILE *f, const char *s)
+{
+	if (*s == '.' || *s == '\'')
+		fputs("\\&", f);
+	for (; *s; s++)
+		if (*s == '\\')
+			fputs("\\e", f);
+		else
+			fputc(*s, f);
+}
+
+void config_man(FILE *f)
+{
+	fputs(".SH KEYS\n", f);
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+
+		if (k->type == CONFIG_NOOP || k->type == CONFIG_IGNORED)
+			continue;
+		fprintf(f, ".TP\n\\fB%s\\fR", k->name);
+		if (k->arg) {
+			fputs(" = \\fI", f);
+			man_text(f, k->arg);
+			fputs("\\fR", f);
+		}
+		fputs("\n", f);
+		man_text(f, k->help);
+		fputs(".", f);
+		if (k->def) {
+			fputs(" Default: ", f);
+			man_text(f, k->def);
+			fputs(".", f);
+		}
+		fputs("\n", f);
+		if (k->coturn) {
+			fputs(".IP\nNot as in coturn: ", f);
+			man_text(f, k->coturn);
+			fputs(".\n", f);
+		}
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		enum config_type t = pass ? CONFIG_IGNORED : CONFIG_NOOP;
+
+		fputs(pass ? ".SS Keys of coturn that do not apply\n"
+			     "Accepted so that a coturn configuration loads; each is warned "
+			     "about once, naming its line, and has no effect.\n"
+			   : ".SS Keys of coturn for what xturnd always does\n"
+			     "Accepted with no effect and no warning.\n", f);
+		for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+			if (config_keys[i].type != t)
+				continue;
+			fprintf(f, ".TP\n.B %s\n", config_keys[i].name);
+			man_text(f, config_keys[i].help);
+			fputs(".\n", f);
+		}
 	}
 }

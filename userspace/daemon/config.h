@@ -118,6 +118,8 @@ int config_parse_args(struct config *c, int argc, char **argv, char *err, size_t
  * use-auth-secret, ...). 0 or -EINVAL with err set. */
 int config_validate(const struct config *c, char *err, size_t errlen);
 void config_usage(FILE *f);
+/* The KEYS section of xturn.conf(5) (man(7) source): the same table. */
+void config_man(FILE *f);
 /* The i-th key of the table (what usage, files and flags know), NULL past
  * the last. */
 const char *config_key(unsigned i);
