@@ -23,6 +23,18 @@ ctl() { timeout 10 "$XT_BUILD/xturnctl" --socket "$XT_CTL" "$@"; }
 # json_check FILE PYTHON-EXPR-ON-d: prints the expression's value, or fails.
 json_eval() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
+# expect_exit TENTHS WHAT: xturnd exits 0 within TENTHS tenths of a second.
+expect_exit() {
+	for _ in $(seq "$1"); do kill -0 "$XT_SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$XT_SERVER_PID" 2>/dev/null; then
+		fail "$2: xturnd still runs after $(($1 / 10)) s"
+		stop_server
+	else
+		xt_wait "$XT_SERVER_PID" && pass "$2: xturnd exited 0" || fail "$2: exit $?"
+		XT_SERVER_PID=
+	fi
+}
+
 start_server --user=$USER:$PASS --user=bob:builder --stats-socket="$XT_SOCK" \
 	--accounting-log="$ACCT"
 xt_spawn "$XT_TMP/peer.json" ip netns exec "$NS_P" "$XT_BUILD/xturngen" --peer \
@@ -87,14 +99,7 @@ ctl kill 0000000000000000 >/dev/null 2>&1 || rc=$?
 # 3: the second allocation is still relaying; the timeout ends it.
 out=$(ctl drain --timeout 2) && [[ $out == "draining: 1 allocations left, 2s"* ]] &&
 	pass "drain: $out" || fail "drain: $out"
-for _ in $(seq 60); do kill -0 "$XT_SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$XT_SERVER_PID" 2>/dev/null; then
-	fail "xturnd still runs 6 s after a 2 s drain"
-	stop_server
-else
-	xt_wait "$XT_SERVER_PID" && pass "drained: xturnd exited 0" || fail "drained: exit $?"
-	XT_SERVER_PID=
-fi
+expect_exit 60 "drained"
 grep -q '"reason":"drained"' "$ACCT" && pass "accounting: the last allocation ended drained" ||
 	fail "no drained record: $(tail -n 2 "$ACCT")"
 grep -q "drain: timeout, ending the 1 allocations left" "$XT_SERVER_LOG" ||
@@ -106,12 +111,5 @@ start_server --user=$USER:$PASS --stats-socket="$XT_SOCK"
 # XT_SERVER_PID is timeout(1)'s; the signal is for xturnd, its child.
 read -r pid _ </proc/"$XT_SERVER_PID"/task/"$XT_SERVER_PID"/children
 kill -USR1 "$pid"
-for _ in $(seq 40); do kill -0 "$XT_SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$XT_SERVER_PID" 2>/dev/null; then
-	fail "SIGUSR1 with no allocation: xturnd still runs after 4 s"
-	stop_server
-else
-	xt_wait "$XT_SERVER_PID" && pass "SIGUSR1: drained at once, exit 0" || fail "SIGUSR1: exit $?"
-	XT_SERVER_PID=
-fi
+expect_exit 40 "SIGUSR1, no allocation left"
 xt_finish

@@ -601,6 +601,23 @@ static void check_chan(const struct fp_chan *c, const char *client6, const char 
 	assert_int_equal(pv.packets + pv.bytes, 0);
 }
 
+/* Sets what binding c has counted client -> peer, as XDP would. */
+static void set_c2p_counts(int c2p, const struct fp_chan *c, uint64_t packets, uint64_t bytes)
+{
+	struct xt_c2p_key k = { 0 };
+	struct xt_c2p_val v;
+
+	addr_to_mapped(&c->client, k.client);
+	addr_to_mapped(&c->listener, k.listener);
+	k.client_port = htons(addr_port(&c->client));
+	k.listener_port = htons(addr_port(&c->listener));
+	k.channel = htons(c->channel);
+	assert_int_equal(bpf_map_lookup_elem(c2p, &k, &v), 0);
+	v.packets = packets;
+	v.bytes = bytes;
+	assert_int_equal(bpf_map_update_elem(c2p, &k, &v, BPF_EXIST), 0);
+}
+
 static void test_chan_add_del(void **state)
 {
 	struct fastpath *fp = open_ok("10.11.0.1:3478", "auto", false);
@@ -610,8 +627,6 @@ static void test_chan_add_del(void **state)
 	/* A peer on the relay's IP may be one of our relays (hairpin). */
 	struct fp_chan hp = chan("10.11.0.2:5002", "10.11.0.1:49154", "10.11.0.1:49155", 0x4002);
 	struct fp_chan moved = c4;
-	struct xt_c2p_key k = { 0 };
-	struct xt_c2p_val v;
 	struct fp_chan_stats st;
 	int c2p = pinned(XT_MAP_C2P);
 
@@ -629,15 +644,7 @@ static void test_chan_add_del(void **state)
 
 	/* Rebinding the channel to another peer replaces the p2c entry, and
 	 * the counters the old binding had in XDP start again from 0. */
-	mapped("::ffff:10.11.0.2", k.client);
-	mapped("::ffff:10.11.0.1", k.listener);
-	k.client_port = htons(5000);
-	k.listener_port = htons(3478);
-	k.channel = htons(0x4001);
-	assert_int_equal(bpf_map_lookup_elem(c2p, &k, &v), 0);
-	v.packets = 7;
-	v.bytes = 700;
-	assert_int_equal(bpf_map_update_elem(c2p, &k, &v, BPF_EXIST), 0);
+	set_c2p_counts(c2p, &c4, 7, 700);
 	moved.peer = ss("10.11.0.4:7000");
 	assert_int_equal(fp_chan_add(fp, &moved), 0);
 	assert_int_equal(fp_chan_count(fp), 2);
@@ -654,23 +661,12 @@ static void test_chan_add_del(void **state)
 	/* What a binding counted in XDP: read live, and once more as it goes
 	 * (the accounting record's xdp_packets). */
 	assert_int_equal(fp_chan_stats(fp, &moved, &st), -ENOENT);
-	memset(&k, 0, sizeof(k));
-	mapped("fd00:11::2", k.client);
-	mapped("::ffff:10.11.0.1", k.listener);
-	k.client_port = htons(5001);
-	k.listener_port = htons(3478);
-	k.channel = htons(0x4fff);
-	assert_int_equal(bpf_map_lookup_elem(c2p, &k, &v), 0);
-	v.packets = 3;
-	v.bytes = 333;
-	assert_int_equal(bpf_map_update_elem(c2p, &k, &v, BPF_EXIST), 0);
+	set_c2p_counts(c2p, &c6, 3, 333);
 	assert_int_equal(fp_chan_stats(fp, &c6, &st), 0);
 	assert_int_equal(st.c2p_packets, 3);
 	assert_int_equal(st.c2p_bytes, 333);
 	assert_int_equal(st.p2c_packets, 0);
-	v.packets = 4;
-	v.bytes = 444;
-	assert_int_equal(bpf_map_update_elem(c2p, &k, &v, BPF_EXIST), 0);
+	set_c2p_counts(c2p, &c6, 4, 444);
 	memset(&st, 0, sizeof(st));
 	fp_chan_del(fp, &c6, &st);
 	assert_int_equal(st.c2p_packets, 4);

@@ -905,14 +905,22 @@ static void test_reservation_quota(void **state)
 	release(t1);
 }
 
+/* total-quota 4: alice fills her quota of 3, bob the last one. */
+static void fill_server(struct turnc *t[4])
+{
+	struct turnc_alloc res;
+
+	for (int i = 0; i < 3; i++)
+		t[i] = alloc_cl("alice", "secret", NULL, &res);
+	t[3] = alloc_cl("bob", "pw", NULL, &res);
+}
+
 static void test_total_quota(void **state)
 {
 	struct turnc_alloc res;
 	struct turnc *t[4], *extra;
 
-	for (int i = 0; i < 3; i++)
-		t[i] = alloc_cl("alice", "secret", NULL, &res);
-	t[3] = alloc_cl("bob", "pw", NULL, &res);
+	fill_server(t);
 	/* bob is under his quota, the server is full */
 	extra = cl(AF_INET, "bob", "pw");
 	assert_stun_err(turnc_allocate(extra, NULL, &res), extra, 508);
@@ -939,12 +947,9 @@ static void expect_alternate(struct turnc *t, const char *want)
 /* total-quota reached with alternate-server set: the client is sent on. */
 static void test_total_quota_alternate(void **state)
 {
-	struct turnc_alloc res;
 	struct turnc *t[4], *extra;
 
-	for (int i = 0; i < 3; i++)
-		t[i] = alloc_cl("alice", "secret", NULL, &res);
-	t[3] = alloc_cl("bob", "pw", NULL, &res);
+	fill_server(t);
 	extra = cl(AF_INET, "bob", "pw");
 	expect_alternate(extra, "192.0.2.50:3478");
 	expect_alternate(extra, "[2001:db8::51]:3479");

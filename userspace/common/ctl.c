@@ -23,8 +23,7 @@ int ctl_request(const char *path, const char *line, FILE *out, char *why, size_t
 	}
 	strcpy(sun.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) ||
-	    send(fd, line, strlen(line), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
 		err = -errno;
 		snprintf(why, whylen, "%s: %s%s", path, strerror(errno),
 			 errno == EACCES ? " (root or the xturn group only)" :
@@ -33,6 +32,10 @@ int ctl_request(const char *path, const char *line, FILE *out, char *why, size_t
 			close(fd);
 		return err;
 	}
+	/* A daemon that refuses us answers and closes before reading: a
+	 * failed send still leaves its answer to read. */
+	if (send(fd, line, strlen(line), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0)
+		err = -errno;
 	/* The first line says ok or why not; the rest is the body. */
 	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) {
 		size_t off = 0;
@@ -52,8 +55,8 @@ int ctl_request(const char *path, const char *line, FILE *out, char *why, size_t
 	close(fd);
 	head[hlen] = 0;
 	if (!in_body) {
-		snprintf(why, whylen, "%s: no answer", path);
-		return -EPROTO;
+		snprintf(why, whylen, "%s: %s", path, err ? strerror(-err) : "no answer");
+		return err ? err : -EPROTO;
 	}
 	if (!strcmp(head, "ok"))
 		return 0;

@@ -1,6 +1,5 @@
 #include <errno.h>
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 
 #include "common/addr.h"
 #include "common/metrics.h"
+#include "common/outbuf.h"
 #include "common/version.h"
 
 const struct metrics_xdp_desc metrics_xdp[XT_CNT_MAX] = {
@@ -229,29 +229,7 @@ static bool row_wanted(const struct metrics_snapshot *m, const struct row *r)
 	return r->xdp ? m->xdp : m->daemon;
 }
 
-struct out {
-	char *buf;
-	size_t len, pos;
-	bool full;
-};
-
-static void __attribute__((format(printf, 2, 3))) put(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (o->full)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(o->buf + o->pos, o->len - o->pos, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= o->len - o->pos)
-		o->full = true;
-	else
-		o->pos += (size_t)n;
-}
-
-static int out_end(struct out *o)
+static int out_end(struct outbuf *o)
 {
 	return o->full ? -ENOSPC : (int)o->pos;
 }
@@ -270,24 +248,22 @@ int metrics_prometheus(const struct metrics_snapshot *m, char *buf, size_t len)
 {
 	struct row r[MAX_ROWS];
 	unsigned n = rows_build(r);
-	struct out o = { buf, len, 0, len == 0 };
+	struct outbuf o = outbuf_init(buf, len);
 	const char *family = "";
 
-	if (len)
-		buf[0] = 0;
 	for (unsigned i = 0; i < n; i++) {
 		if (!row_wanted(m, &r[i]))
 			continue;
 		if (strcmp(family, r[i].name)) {
 			family = r[i].name;
-			put(&o, "# HELP %s %s\n", family, family_help(r, n, family));
-			put(&o, "# TYPE %s %s\n", family, r[i].type);
+			outbuf_put(&o, "# HELP %s %s\n", family, family_help(r, n, family));
+			outbuf_put(&o, "# TYPE %s %s\n", family, r[i].type);
 		}
 		if (r[i].label[0])
-			put(&o, "%s{%s} %llu\n", family, r[i].label,
+			outbuf_put(&o, "%s{%s} %llu\n", family, r[i].label,
 			    (unsigned long long)row_val(m, &r[i]));
 		else
-			put(&o, "%s %llu\n", family, (unsigned long long)row_val(m, &r[i]));
+			outbuf_put(&o, "%s %llu\n", family, (unsigned long long)row_val(m, &r[i]));
 	}
 	return out_end(&o);
 }
@@ -296,17 +272,17 @@ int metrics_json(const struct metrics_snapshot *m, char *buf, size_t len)
 {
 	struct row r[MAX_ROWS];
 	unsigned n = rows_build(r);
-	struct out o = { buf, len, 0, len == 0 };
+	struct outbuf o = outbuf_init(buf, len);
 	const char *sep = "";
 
-	put(&o, "{");
+	outbuf_put(&o, "{");
 	for (unsigned i = 0; i < n; i++) {
 		if (!row_wanted(m, &r[i]) || !r[i].json[0])
 			continue;
-		put(&o, "%s\"%s\":%llu", sep, r[i].json, (unsigned long long)row_val(m, &r[i]));
+		outbuf_put(&o, "%s\"%s\":%llu", sep, r[i].json, (unsigned long long)row_val(m, &r[i]));
 		sep = ",";
 	}
-	put(&o, "}\n");
+	outbuf_put(&o, "}\n");
 	return out_end(&o);
 }
 

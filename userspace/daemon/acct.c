@@ -1,6 +1,5 @@
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 #include "common/addr.h"
 #include "common/appendfile.h"
 #include "common/log.h"
+#include "common/outbuf.h"
 #include "daemon/acct.h"
 
 struct acct {
@@ -55,28 +55,6 @@ int acct_reopen(struct acct *ac)
 	return ac && ac->fd >= 0 ? appendfile_reopen(ac->fd, ac->path) : 0;
 }
 
-struct out {
-	char *buf;
-	size_t len, pos;
-	bool full;
-};
-
-static void __attribute__((format(printf, 2, 3))) put(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (o->full)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(o->buf + o->pos, o->len - o->pos, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= o->len - o->pos)
-		o->full = true;
-	else
-		o->pos += (size_t)n;
-}
-
 /* Length of the valid UTF-8 sequence at s (n bytes left), 0 if none. */
 static size_t utf8_len(const unsigned char *s, size_t n)
 {
@@ -97,49 +75,49 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 /* A JSON string of what a client chose (a username): quotes, backslashes
  * and control characters escaped, valid UTF-8 kept, any other byte U+FFFD,
  * so the line always parses. */
-static void put_str(struct out *o, const char *s)
+static void put_str(struct outbuf *o, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n = strlen(s);
 
-	put(o, "\"");
+	outbuf_put(o, "\"");
 	while (n) {
 		size_t k;
 
 		if (*p == '"' || *p == '\\') {
-			put(o, "\\%c", *p);
+			outbuf_put(o, "\\%c", *p);
 			k = 1;
 		} else if (*p < 0x20 || *p == 0x7f) {
-			put(o, "\\u%04x", *p);
+			outbuf_put(o, "\\u%04x", *p);
 			k = 1;
 		} else if (*p < 0x80) {
-			put(o, "%c", *p);
+			outbuf_put(o, "%c", *p);
 			k = 1;
 		} else if ((k = utf8_len(p, n))) {
-			put(o, "%.*s", (int)k, (const char *)p);
+			outbuf_put(o, "%.*s", (int)k, (const char *)p);
 		} else {
-			put(o, "\\ufffd");
+			outbuf_put(o, "\\ufffd");
 			k = 1;
 		}
 		p += k;
 		n -= k;
 	}
-	put(o, "\"");
+	outbuf_put(o, "\"");
 }
 
-static void put_time(struct out *o, const char *key, time_t t)
+static void put_time(struct outbuf *o, const char *key, time_t t)
 {
 	struct tm tm;
 	char b[32];
 
 	gmtime_r(&t, &tm);
 	strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	put(o, ",\"%s\":\"%s\"", key, b);
+	outbuf_put(o, ",\"%s\":\"%s\"", key, b);
 }
 
-static void put_traffic(struct out *o, const char *key, const struct alloc_traffic *t)
+static void put_traffic(struct outbuf *o, const char *key, const struct alloc_traffic *t)
 {
-	put(o, ",\"%s\":{\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"xdp_packets\":%" PRIu64
+	outbuf_put(o, ",\"%s\":{\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"xdp_packets\":%" PRIu64
 	       ",\"xdp_bytes\":%" PRIu64 "}", key, t->packets + t->xdp_packets,
 	    t->bytes + t->xdp_bytes, t->xdp_packets, t->xdp_bytes);
 }
@@ -148,36 +126,36 @@ size_t acct_json(char *buf, size_t len, const struct allocation *a, const char *
 		 const struct alloc_traffic *c2p, const struct alloc_traffic *p2c, time_t now,
 		 time_t wall)
 {
-	struct out o = { buf, len, 0, len == 0 };
+	struct outbuf o = outbuf_init(buf, len);
 	char addr[ADDR_STRLEN];
 	long age = (long)(now - a->created);
 
-	put(&o, "{");
+	outbuf_put(&o, "{");
 	if (a->end)
-		put(&o, "\"event\":\"allocation_end\",");
-	put(&o, "\"id\":\"%016" PRIx64 "\",\"user\":", a->id);
+		outbuf_put(&o, "\"event\":\"allocation_end\",");
+	outbuf_put(&o, "\"id\":\"%016" PRIx64 "\",\"user\":", a->id);
 	put_str(&o, a->username);
-	put(&o, ",\"realm\":");
+	outbuf_put(&o, ",\"realm\":");
 	put_str(&o, realm);
-	put(&o, ",\"client\":\"%s\",\"transport\":\"%s\",\"relays\":[",
+	outbuf_put(&o, ",\"client\":\"%s\",\"transport\":\"%s\",\"relays\":[",
 	    addr_str(&a->client, true, addr, sizeof(addr)),
 	    alloc_transport_name((enum alloc_transport)a->transport));
 	for (unsigned i = 0; i < a->nrelays; i++)
-		put(&o, "%s\"%s\"", i ? "," : "", addr_str(&a->relays[i].adv, true, addr,
+		outbuf_put(&o, "%s\"%s\"", i ? "," : "", addr_str(&a->relays[i].adv, true, addr,
 							     sizeof(addr)));
-	put(&o, "]");
+	outbuf_put(&o, "]");
 	put_time(&o, "start", a->created_wall);
 	if (a->end) {
 		put_time(&o, "end", wall);
-		put(&o, ",\"duration_s\":%ld,\"reason\":\"%s\"", age,
+		outbuf_put(&o, ",\"duration_s\":%ld,\"reason\":\"%s\"", age,
 		    alloc_end_name((enum alloc_end)a->end));
 	} else {
-		put(&o, ",\"age_s\":%ld,\"expires_in_s\":%ld,\"permissions\":%u,\"channels\":%u",
+		outbuf_put(&o, ",\"age_s\":%ld,\"expires_in_s\":%ld,\"permissions\":%u,\"channels\":%u",
 		    age, (long)(a->expires > now ? a->expires - now : 0), a->nperms, a->nchans);
 	}
 	put_traffic(&o, "c2p", c2p);
 	put_traffic(&o, "p2c", p2c);
-	put(&o, "}");
+	outbuf_put(&o, "}");
 	return o.full ? 0 : o.pos;
 }
 
