@@ -390,7 +390,7 @@ static void test_fallback_and_ifaces(void **state)
 	struct fp_opts o = { .pin_dir = pin_dir, .mode = "auto", .addrs = &a, .naddrs = 1,
 			     .ifaces = names, .nifaces = 1 };
 	struct fastpath *fp;
-	char why[256];
+	char why[1024];
 	__u8 mode;
 
 	sh("ip link add br0 type bridge && ip addr add 10.13.0.1/24 dev br0 && ip link set br0 up");
@@ -410,6 +410,9 @@ static void test_fallback_and_ifaces(void **state)
 	assert_non_null(strstr(why, "br0"));
 	assert_non_null(strstr(why, "native"));
 	assert_null(strstr(why, "generic"));
+	/* The kernel's own words say why (its extended ack). */
+	if (!strstr(why, "(Underlying driver does not support XDP in native mode)"))
+		fail_msg("no reason from the kernel: %s", why);
 	assert_int_equal(xdp_prog("a1", NULL), 0);
 
 	o.mode = "auto";

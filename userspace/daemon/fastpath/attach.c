@@ -57,7 +57,7 @@ static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_
 		{ FP_GENERIC, XDP_MODE_SKB, "generic" },
 	};
 	uint32_t ifindex = (uint32_t)l->ifindex;
-	char msg[256] = "";
+	char msg[640] = "";
 	size_t off = 0;
 	int err = -EINVAL;
 
@@ -83,8 +83,10 @@ static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_
 				 "dispatcher did not load here; log-level=debug says why)" : "");
 			break;
 		}
-		off += (size_t)snprintf(msg + off, sizeof(msg) - off, "%s%s XDP: %s",
-					off ? ", " : "", tries[i].name, strerror(-err));
+		off += (size_t)snprintf(msg + off, sizeof(msg) - off, "%s%s XDP: %s%s%s%s",
+					off ? ", " : "", tries[i].name, strerror(-err),
+					*fp_libs_kernel_msg() ? " (" : "", fp_libs_kernel_msg(),
+					*fp_libs_kernel_msg() ? ")" : "");
 		if (off >= sizeof(msg))
 			break;
 	}

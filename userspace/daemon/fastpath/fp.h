@@ -105,6 +105,8 @@ int fp_scan(struct fastpath *fp, bool strict, char *why, size_t whylen);
 
 /* load.c: libbpf's and libxdp's warnings go to debug level while on. */
 void fp_libs_quiet(bool on);
+/* What the kernel said of the last refusal while quiet ("" if nothing). */
+const char *fp_libs_kernel_msg(void);
 void fp_detach_all(struct fastpath *fp);
 
 #endif

@@ -288,15 +288,43 @@ void fp_close(struct fastpath *fp)
  * attach() says in one line what happened. */
 static bool libs_quiet;
 
+/* The kernel's own reason for the last refusal libbpf reported while quiet
+ * (netlink's extended ack: "Underlying driver does not support XDP in
+ * native mode", a driver's "disable GRO_HW first"...). */
+static char kernel_msg[256];
+#define KERNEL_MSG "libbpf: Kernel error message: "
+
 void fp_libs_quiet(bool on)
 {
 	libs_quiet = on;
+	if (on)
+		kernel_msg[0] = 0;
+}
+
+const char *fp_libs_kernel_msg(void)
+{
+	return kernel_msg;
 }
 
 static int libbpf_print(enum libbpf_print_level lvl, const char *fmt, va_list ap)
 {
+	char line[512];
+	va_list copy;
+
+	va_copy(copy, ap);
+	vsnprintf(line, sizeof(line), fmt, copy);
+	va_end(copy);
+	if (libs_quiet && !strncmp(line, KERNEL_MSG, sizeof(KERNEL_MSG) - 1)) {
+		const char *m = line + sizeof(KERNEL_MSG) - 1;
+		size_t n = strcspn(m, "\n");
+
+		if (n >= sizeof(kernel_msg))
+			n = sizeof(kernel_msg) - 1;
+		memcpy(kernel_msg, m, n);
+		kernel_msg[n] = 0;
+	}
 	/* libbpf's warnings on probing are noise unless debugging. */
-	log_vmsg(lvl == LIBBPF_WARN && !libs_quiet ? LOG_INFO : LOG_DEBUG, fmt, ap);
+	log_msg(lvl == LIBBPF_WARN && !libs_quiet ? LOG_INFO : LOG_DEBUG, "%s", line);
 	return 0;
 }
 
