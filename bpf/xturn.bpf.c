@@ -113,6 +113,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_tx_ports SEC(".maps");
 
+/* Binding expiries, CLOCK_MONOTONIC ns (xturn_kern_user.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XT_MAX_CHANNELS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_expiry SEC(".maps");
+
 /* The daemon's switches (struct xt_cfg). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -324,6 +333,21 @@ static __always_inline int xt_parse(struct xdp_md *ctx, struct xt_pkt *p, __u8 *
 	return 0;
 }
 
+/* The kernel's side of TURN lifetimes: live bindings and permissions only. */
+static __always_inline int xt_live(__u32 slot)
+{
+	__u64 *exp = bpf_map_lookup_elem(&xt_expiry, &slot);
+
+	return exp && bpf_ktime_get_coarse_ns() < *exp;
+}
+
+static __always_inline int xt_perm_live(const struct xt_perm_key *k)
+{
+	struct xt_perm_val *v = bpf_map_lookup_elem(&xt_perms, k);
+
+	return v && bpf_ktime_get_coarse_ns() < v->expires_ns;
+}
+
 /* From a peer to one of our relays. */
 static __always_inline int xt_from_peer(const struct xt_pkt *p, struct xt_fwd *f,
 					const struct xt_relay_val *rv)
@@ -337,12 +361,12 @@ static __always_inline int xt_from_peer(const struct xt_pkt *p, struct xt_fwd *f
 	pk.peer_port = p->sport;
 	pk.relay_port = p->dport;
 	pv = bpf_map_lookup_elem(&xt_p2c, &pk);
-	if (!pv) {
+	/* An expired channel may leave a live permission: Data indications. */
+	if (!pv || !xt_live(pv->exp_slot)) {
 		xt_addr_copy(mk.relay, p->daddr);
 		xt_addr_copy(mk.peer, p->saddr);
 		mk.relay_port = p->dport;
-		return bpf_map_lookup_elem(&xt_perms, &mk) ||
-		       (rv->flags & XT_RELAY_PERMS_INCOMPLETE) ?
+		return xt_perm_live(&mk) || (rv->flags & XT_RELAY_PERMS_INCOMPLETE) ?
 			XT_CNT_PASS_NO_BINDING : XT_CNT_DROP_NO_PERM;
 	}
 	xt_addr_copy(f->saddr, pv->listener);
@@ -373,7 +397,7 @@ static __always_inline int xt_from_client(const struct xt_pkt *p, struct xt_fwd 
 	ck.listener_port = p->dport;
 	ck.channel = channel;
 	cv = bpf_map_lookup_elem(&xt_c2p, &ck);
-	if (!cv)
+	if (!cv || !xt_live(cv->exp_slot))
 		return XT_CNT_PASS_NO_BINDING;
 	/* RFC 8656 §12.5: up to 3 bytes of padding may follow the data. */
 	if (p->plen < 4 + (__u32)cdlen || p->plen - 4 - cdlen > 3)
@@ -403,7 +427,7 @@ static __always_inline int xt_from_client(const struct xt_pkt *p, struct xt_fwd 
 	xt_addr_copy(mk.peer, cv->relay);
 	mk.relay_port = cv->peer_port;
 	pv = bpf_map_lookup_elem(&xt_p2c, &pk);
-	if (!pv || !bpf_map_lookup_elem(&xt_perms, &mk))
+	if (!pv || !xt_live(pv->exp_slot) || !xt_perm_live(&mk))
 		return XT_CNT_PASS_NO_BINDING;
 	xt_addr_copy(f->saddr, pv->listener);
 	xt_addr_copy(f->daddr, pv->client);

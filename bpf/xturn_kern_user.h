@@ -16,7 +16,7 @@
 
 /* Bumped on any change to a struct below; the daemon refuses a program or a
  * pinned map of another version (xt_cfg.abi_version / map value sizes). */
-#define XT_ABI_VERSION 5
+#define XT_ABI_VERSION 6
 #define XT_MAGIC 0x5854524eU /* "XTRN" */
 
 /* Capacity of the binding maps. A full map degrades to userspace relaying. */
@@ -33,6 +33,7 @@
 #define XT_MAP_STATS "xt_stats"
 #define XT_MAP_TX_PORTS "xt_tx_ports"
 #define XT_MAP_CFG "xt_cfg"
+#define XT_MAP_EXPIRY "xt_expiry"
 
 /* Client -> peer: a ChannelData packet arriving at a listener. */
 struct xt_c2p_key {
@@ -77,6 +78,8 @@ struct xt_c2p_val {
 	__u64 packets;		/* relayed client -> peer (XDP) */
 	__u64 bytes;		/*   application data bytes */
 	struct xt_nh nh;	/* towards the peer; the daemon writes zeros */
+	__u32 exp_slot;		/* the binding's expiry: xt_expiry[exp_slot] */
+	__u32 pad;
 };
 
 enum xt_c2p_flags {
@@ -105,7 +108,20 @@ struct xt_p2c_val {
 	__u64 packets;		/* relayed peer -> client (XDP) */
 	__u64 bytes;		/*   application data bytes */
 	struct xt_nh nh;	/* towards the client; the daemon writes zeros */
+	__u32 exp_slot;		/* the same slot as its c2p twin's */
+	__u32 pad2;
 };
+
+/*
+ * Lifetimes the kernel enforces by itself (with no daemon running, relaying
+ * stops when RFC 8656 says the channel or permission ends, never later):
+ * a binding is live while bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC) is
+ * below xt_expiry[exp_slot], the earliest end of its channel, its
+ * permission and its allocation, in ns; an expired one is no binding (its
+ * packets pass to the daemon). The expiry sits in an array of its own so
+ * the daemon moves it (Refresh, CreatePermission, ChannelBind) with one
+ * write that cannot race the counters in the binding's values. 0: expired.
+ */
 
 /* A binding's p2c key, from its c2p value (every binding is in both maps). */
 static inline void xt_p2c_key_of(const struct xt_c2p_val *v, struct xt_p2c_key *k)
@@ -144,8 +160,12 @@ struct xt_perm_key {
 	__u16 pad;
 };
 
+/* Live while bpf_ktime_get_coarse_ns() < expires_ns (the earlier end of the
+ * permission and its allocation); an expired permission counts as none. */
 struct xt_perm_val {
 	__u32 flags;		/* reserved, 0 */
+	__u32 pad;
+	__u64 expires_ns;
 };
 
 /* Global counters: a per-CPU array indexed by enum xt_counter. bytes is
@@ -193,13 +213,13 @@ enum xt_cfg_flags {
 
 _Static_assert(sizeof(struct xt_c2p_key) == 40, "xt_c2p_key size");
 _Static_assert(sizeof(struct xt_nh) == 40, "xt_nh size");
-_Static_assert(sizeof(struct xt_c2p_val) == 96, "xt_c2p_val size");
+_Static_assert(sizeof(struct xt_c2p_val) == 104, "xt_c2p_val size");
 _Static_assert(sizeof(struct xt_p2c_key) == 40, "xt_p2c_key size");
-_Static_assert(sizeof(struct xt_p2c_val) == 96, "xt_p2c_val size");
+_Static_assert(sizeof(struct xt_p2c_val) == 104, "xt_p2c_val size");
 _Static_assert(sizeof(struct xt_relay_key) == 20, "xt_relay_key size");
 _Static_assert(sizeof(struct xt_relay_val) == 4, "xt_relay_val size");
 _Static_assert(sizeof(struct xt_perm_key) == 36, "xt_perm_key size");
-_Static_assert(sizeof(struct xt_perm_val) == 4, "xt_perm_val size");
+_Static_assert(sizeof(struct xt_perm_val) == 16, "xt_perm_val size");
 _Static_assert(sizeof(struct xt_count) == 16, "xt_count size");
 _Static_assert(sizeof(struct xt_cfg) == 24, "xt_cfg size");
 

@@ -214,13 +214,13 @@ pinned_check() {
 	bpftool map create "$d/xt_stats" type percpu_array key 4 value 16 entries 11 name xt_stats
 	# XT_CNT_C2P (0): 5 packets, 200 bytes on every CPU
 	bpftool map update pinned "$d/xt_stats" key 0 0 0 0 value 5 0 0 0 0 0 0 0 200 0 0 0 0 0 0 0
-	bpftool map create "$d/xt_c2p" type hash key 40 value 96 entries 16 name xt_c2p
-	bpftool map create "$d/xt_p2c" type hash key 40 value 96 entries 16 name xt_p2c
+	bpftool map create "$d/xt_c2p" type hash key 40 value 104 entries 16 name xt_c2p
+	bpftool map create "$d/xt_p2c" type hash key 40 value 104 entries 16 name xt_p2c
 	# client ::ffff:10.0.0.1:4660, listener ::ffff:10.0.0.2:3478, channel 0x4000
 	# -> relay ::ffff:10.0.0.2:50000, peer ::ffff:10.0.0.3:3480: 7 packets,
-	# 700 bytes; its p2c twin: 3 packets, 300 bytes; no next hop cached
+	# 700 bytes; its p2c twin: 3 packets, 300 bytes; no next hop cached, expiry slot 0
 	local m="0 0 0 0 0 0 0 0 0 0 255 255 10 0 0" nh
-	nh=$(printf '0 %.0s' $(seq 40))
+	nh=$(printf '0 %.0s' $(seq 48))	# and exp_slot, pad
 	bpftool map update pinned "$d/xt_c2p" key $m 1 $m 2 0x12 0x34 0x0d 0x96 0x40 0 0 0 \
 		value $m 2 $m 3 0xc3 0x50 0x0d 0x98 0 0 0 0 7 0 0 0 0 0 0 0 188 2 0 0 0 0 0 0 $nh
 	bpftool map update pinned "$d/xt_p2c" key $m 3 $m 2 0x0d 0x98 0xc3 0x50 0 0 0 0 \

@@ -31,8 +31,9 @@ static char tmp_dir[] = "/tmp/fp-test-XXXXXX";
 static char pin_dir[64];
 static const char *const map_names[] = {
 	XT_MAP_C2P, XT_MAP_P2C, XT_MAP_RELAYS, XT_MAP_PERMS,
-	XT_MAP_STATS, XT_MAP_TX_PORTS, XT_MAP_CFG,
+	XT_MAP_STATS, XT_MAP_TX_PORTS, XT_MAP_CFG, XT_MAP_EXPIRY,
 };
+#define FOREVER UINT64_MAX	/* an end the tests never reach */
 #define NMAPS (sizeof(map_names) / sizeof(map_names[0]))
 
 static void sh(const char *fmt, ...)
@@ -92,7 +93,7 @@ static unsigned map_len(const char *name)
 
 static bool has_key(const char *name, const void *key, void *val)
 {
-	char buf[64];
+	char buf[256];
 	int fd = pinned(name);
 	bool found = !bpf_map_lookup_elem(fd, key, val ? val : buf);
 
@@ -444,7 +445,7 @@ static struct fp_chan chan(const char *client, const char *relay, const char *pe
 {
 	struct fp_chan c = {
 		.client = ss(client), .listener = ss("10.11.0.1:3478"),
-		.relay = ss(relay), .peer = ss(peer), .channel = channel,
+		.relay = ss(relay), .peer = ss(peer), .channel = channel, .expires_ns = FOREVER,
 	};
 
 	return c;
@@ -604,17 +605,44 @@ static void check_chan(const struct fp_chan *c, const char *client6, const char 
 	assert_int_equal(pv.packets + pv.bytes, 0);
 }
 
+/* c2p key of binding c. */
+static void c2p_key(const struct fp_chan *c, struct xt_c2p_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	addr_to_mapped(&c->client, k->client);
+	addr_to_mapped(&c->listener, k->listener);
+	k->client_port = htons(addr_port(&c->client));
+	k->listener_port = htons(addr_port(&c->listener));
+	k->channel = htons(c->channel);
+}
+
+/* The end XDP sees for binding c: its slot's, which its p2c twin names too. */
+static uint64_t chan_end(int c2p, const struct fp_chan *c)
+{
+	struct xt_c2p_key k;
+	struct xt_c2p_val v;
+	struct xt_p2c_key pk;
+	struct xt_p2c_val pv;
+	uint64_t end;
+	int fd = pinned(XT_MAP_EXPIRY);
+
+	c2p_key(c, &k);
+	assert_int_equal(bpf_map_lookup_elem(c2p, &k, &v), 0);
+	xt_p2c_key_of(&v, &pk);
+	assert_true(has_key(XT_MAP_P2C, &pk, &pv));
+	assert_int_equal(pv.exp_slot, v.exp_slot);
+	assert_int_equal(bpf_map_lookup_elem(fd, &v.exp_slot, &end), 0);
+	close(fd);
+	return end;
+}
+
 /* Sets what binding c has counted client -> peer, as XDP would. */
 static void set_c2p_counts(int c2p, const struct fp_chan *c, uint64_t packets, uint64_t bytes)
 {
-	struct xt_c2p_key k = { 0 };
+	struct xt_c2p_key k;
 	struct xt_c2p_val v;
 
-	addr_to_mapped(&c->client, k.client);
-	addr_to_mapped(&c->listener, k.listener);
-	k.client_port = htons(addr_port(&c->client));
-	k.listener_port = htons(addr_port(&c->listener));
-	k.channel = htons(c->channel);
+	c2p_key(c, &k);
 	assert_int_equal(bpf_map_lookup_elem(c2p, &k, &v), 0);
 	v.packets = packets;
 	v.bytes = bytes;
@@ -670,6 +698,15 @@ static void test_chan_add_del(void **state)
 	assert_int_equal(st.c2p_bytes, 333);
 	assert_int_equal(st.p2c_packets, 0);
 	set_c2p_counts(c2p, &c6, 4, 444);
+	/* Its end, in the slot both directions name; moved without a touch
+	 * to the counters; the slot cleared when the binding goes. */
+	assert_int_equal(chan_end(c2p, &c6), FOREVER);
+	c6.expires_ns = 123456789000ull;
+	assert_int_equal(fp_chan_expire(fp, &c6), 0);
+	assert_int_equal(chan_end(c2p, &c6), 123456789000ull);
+	assert_int_equal(fp_chan_stats(fp, &c6, &st), 0);
+	assert_int_equal(st.c2p_packets, 4);
+	assert_int_equal(fp_chan_expire(fp, &moved), -ENOENT);
 	memset(&st, 0, sizeof(st));
 	fp_chan_del(fp, &c6, &st);
 	assert_int_equal(st.c2p_packets, 4);
@@ -689,13 +726,14 @@ static void test_relay_perm(void **state)
 	struct fp_chan c2 = chan("10.11.0.2:5001", "[fd00:11::1]:50002", "[fd00:11::9]:9", 0x4000);
 	struct xt_relay_key rk = { 0 };
 	struct xt_perm_key pk = { 0 };
+	struct xt_perm_val pv;
 
 	assert_int_equal(fp_relay_add(fp, &r1), 0);
 	assert_int_equal(fp_relay_add(fp, &r2), 0);
-	assert_int_equal(fp_perm_add(fp, &r1, &p1), 0);
-	assert_int_equal(fp_perm_add(fp, &r1, &p2), 0);
-	assert_int_equal(fp_perm_add(fp, &r1, &p2), 0);	/* refresh */
-	assert_int_equal(fp_perm_add(fp, &r2, &p6), 0);
+	assert_int_equal(fp_perm_add(fp, &r1, &p1, FOREVER), 0);
+	assert_int_equal(fp_perm_add(fp, &r1, &p2, FOREVER), 0);
+	assert_int_equal(fp_perm_add(fp, &r1, &p2, FOREVER), 0);	/* refresh */
+	assert_int_equal(fp_perm_add(fp, &r2, &p6, FOREVER), 0);
 	assert_int_equal(fp_chan_add(fp, &c1), 0);
 	assert_int_equal(fp_chan_add(fp, &c2), 0);
 	assert_int_equal(map_len(XT_MAP_RELAYS), 2);
@@ -707,7 +745,13 @@ static void test_relay_perm(void **state)
 	mapped("::ffff:10.11.0.1", pk.relay);
 	mapped("::ffff:10.11.0.8", pk.peer);
 	pk.relay_port = htons(50000);
-	assert_true(has_key(XT_MAP_PERMS, &pk, NULL));
+	assert_true(has_key(XT_MAP_PERMS, &pk, &pv));
+	assert_int_equal(pv.expires_ns, FOREVER);
+	/* A refresh moves the permission's end. */
+	assert_int_equal(fp_perm_add(fp, &r1, &p2, 5000000000ull), 0);
+	assert_true(has_key(XT_MAP_PERMS, &pk, &pv));
+	assert_int_equal(pv.expires_ns, 5000000000ull);
+	assert_int_equal(map_len(XT_MAP_PERMS), 3);
 	/* The peer's port does not matter to a permission. */
 	fp_perm_del(fp, &r1, &p2);
 	assert_false(has_key(XT_MAP_PERMS, &pk, NULL));
@@ -748,19 +792,19 @@ static void test_perm_full(void **state)
 			assert_int_equal(fp_relay_add(fp, &filler), 0);
 		snprintf(buf, sizeof(buf), "10.%u.%u.%u", 100 + (i >> 16), (i >> 8) & 255, i & 255);
 		last = ss(buf);
-		assert_int_equal(fp_perm_add(fp, &filler, &last), 0);
+		assert_int_equal(fp_perm_add(fp, &filler, &last, FOREVER), 0);
 	}
 	mapped("::ffff:10.11.0.1", rk.relay);
 	rk.relay_port = htons(50000);
-	assert_int_equal(fp_perm_add(fp, &r, &p), -ENOSPC);
-	assert_int_equal(fp_perm_add(fp, &r, &q), -ENOSPC);
-	assert_int_equal(fp_perm_add(fp, &r, &q), -ENOSPC);	/* a refresh: once */
+	assert_int_equal(fp_perm_add(fp, &r, &p, FOREVER), -ENOSPC);
+	assert_int_equal(fp_perm_add(fp, &r, &q, FOREVER), -ENOSPC);
+	assert_int_equal(fp_perm_add(fp, &r, &q, FOREVER), -ENOSPC);	/* a refresh: once */
 	assert_int_equal(fp_perms_missing(fp), 2);
 	assert_true(has_key(XT_MAP_RELAYS, &rk, &rv));
 	assert_int_equal(rv.flags, XT_RELAY_PERMS_INCOMPLETE);
 	/* Room again: p's retry lands, q is still out, the flag stays. */
 	fp_perm_del(fp, &filler, &last);
-	assert_int_equal(fp_perm_add(fp, &r, &p), 0);
+	assert_int_equal(fp_perm_add(fp, &r, &p, FOREVER), 0);
 	assert_int_equal(fp_perms_missing(fp), 1);
 	assert_true(has_key(XT_MAP_RELAYS, &rk, &rv));
 	assert_int_equal(rv.flags, XT_RELAY_PERMS_INCOMPLETE);
@@ -770,7 +814,7 @@ static void test_perm_full(void **state)
 	assert_true(has_key(XT_MAP_RELAYS, &rk, &rv));
 	assert_int_equal(rv.flags, 0);
 	/* Missing ones go with their relay too. */
-	assert_int_equal(fp_perm_add(fp, &r, &q), -ENOSPC);
+	assert_int_equal(fp_perm_add(fp, &r, &q, FOREVER), -ENOSPC);
 	assert_int_equal(fp_perms_missing(fp), 1);
 	fp_relay_del(fp, &r);
 	assert_int_equal(fp_perms_missing(fp), 0);

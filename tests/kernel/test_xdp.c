@@ -375,15 +375,29 @@ static void add_relay(const char *relay)
 	add_relay_flags(relay, 0);
 }
 
-static void add_perm(const char *relay, const char *peer)
+/* A permission that ends at end_ns (CLOCK_MONOTONIC). */
+static void set_perm(const char *relay, const char *peer, uint64_t end_ns)
 {
 	struct xt_perm_key k = { 0 };
-	struct xt_perm_val v = { 0 };
+	struct xt_perm_val v = { .expires_ns = end_ns };
 	__be16 port;
 
 	mapped(relay, k.relay, &k.relay_port);
 	mapped(peer, k.peer, &port);
 	update(skel->maps.xt_perms, &k, &v);
+}
+
+static void add_perm(const char *relay, const char *peer)
+{
+	set_perm(relay, peer, UINT64_MAX);
+}
+
+/* Binding b's end: its expiry slot is its index in bindings[]. */
+static void set_binding_end(const struct binding *b, uint64_t end_ns)
+{
+	uint32_t slot = (uint32_t)(b - bindings);
+
+	update(skel->maps.xt_expiry, &slot, &end_ns);
 }
 
 static void binding_keys(const struct binding *b, struct xt_c2p_key *ck, struct xt_p2c_key *pk)
@@ -415,6 +429,8 @@ static void add_binding(const struct binding *b)
 	mapped(b->peer, cv.peer, &cv.peer_port);
 	if (!memcmp(cv.relay, cv.peer, 16))
 		cv.flags = XT_C2P_PEER_LOCAL;
+	cv.exp_slot = pv.exp_slot = (uint32_t)(b - bindings);
+	set_binding_end(b, UINT64_MAX);
 	update(skel->maps.xt_c2p, &ck, &cv);
 
 	memcpy(pv.client, ck.client, 16);
@@ -514,6 +530,9 @@ struct tcase {
 	int counter;
 	struct frame out;	/* for XDP_TX / XDP_REDIRECT */
 	uint32_t c2p_bind, p2c_bind;	/* per-channel counters bumped */
+	/* For this case only, binding N (1-based) has ended, or its
+	 * permission has (the kernel's own lifetimes). */
+	uint32_t bind_ended, perm_ended;
 };
 
 #define VERIFY XT_CFG_VERIFY_CSUM
@@ -647,6 +666,22 @@ static const struct tcase cases[] = {
 	 * so the kernel takes it (and the daemon relays it). */
 	{ "c2p_to_relay_not_flagged", .in = { C4, L4, .pl = CD(0x4009, 60) },
 	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_FIB },
+	/* Ended lifetimes, with no daemon to delete them: an ended binding
+	 * is none (its data passes up), an ended permission is none (drop). */
+	{ "c2p_binding_ended", .bind_ended = 1, .in = { C4, L4, .pl = CD(0x4000, 100) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_NO_BINDING },
+	{ "p2c_binding_ended_permission_live", .bind_ended = 1, .ingress = IN_C,
+	  .in = { P4, R4, .pl = RAW(100) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_NO_BINDING },
+	{ "p2c_binding_and_permission_ended", .bind_ended = 1, .perm_ended = 1, .ingress = IN_C,
+	  .in = { P4, R4, .pl = RAW(100) },
+	  .verdict = XDP_DROP, .counter = XT_CNT_DROP_NO_PERM },
+	{ "hairpin_target_binding_ended", .bind_ended = 8,
+	  .in = { C4, L4, .pl = CD(0x4006, 77) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_NO_BINDING },
+	{ "hairpin_target_permission_ended", .perm_ended = 8,
+	  .in = { C4, L4, .pl = CD(0x4006, 77) },
+	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_NO_BINDING },
 	{ "p2c_permitted_no_binding", .ingress = IN_C, .in = { "10.0.2.9:1234", R4, .pl = RAW(50) },
 	  .verdict = XDP_PASS, .counter = XT_CNT_PASS_NO_BINDING },
 	{ "p2c_not_permitted", .ingress = IN_C, .in = { "10.0.2.10:1234", R4, .pl = RAW(50) },
@@ -745,8 +780,17 @@ static void run_case(void **state)
 	case_env(t);
 	read_stats(before);
 	read_chans(cb);
+	/* 1 ns after boot: long past. */
+	if (t->bind_ended)
+		set_binding_end(&bindings[t->bind_ended - 1], 1);
+	if (t->perm_ended)
+		set_perm(bindings[t->perm_ended - 1].relay, bindings[t->perm_ended - 1].peer, 1);
 
 	verdict = run_prog(in, n, t->ingress == IN_C ? if_c : if_a, out, &outlen);
+	if (t->bind_ended)
+		set_binding_end(&bindings[t->bind_ended - 1], UINT64_MAX);
+	if (t->perm_ended)
+		add_perm(bindings[t->perm_ended - 1].relay, bindings[t->perm_ended - 1].peer);
 	assert_int_equal(verdict, t->verdict);
 	if (verdict == XDP_PASS) {	/* untouched */
 		assert_int_equal(outlen, n);

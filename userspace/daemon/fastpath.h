@@ -54,17 +54,21 @@ struct fp_chan {
 	struct sockaddr_storage relay;		/* relayed transport address */
 	struct sockaddr_storage peer;		/* peer transport address */
 	uint16_t channel;
+	/* Until when XDP relays it by itself, CLOCK_MONOTONIC ns: the earliest
+	 * end of the channel, its permission and its allocation. */
+	uint64_t expires_ns;
 };
 
 /* Relayed address live / gone (deletes its permissions and channels too). */
 int fp_relay_add(struct fastpath *fp, const struct sockaddr_storage *relay);
 void fp_relay_del(struct fastpath *fp, const struct sockaddr_storage *relay);
-/* Permission (relay, peer IP) live / gone. A permission the map cannot
- * take (-ENOSPC) is remembered and the relay flagged, so XDP passes its
- * peers to the daemon instead of dropping them; adding it again (a
- * refresh) retries. */
+/* Permission (relay, peer IP) live until expires_ns (CLOCK_MONOTONIC ns; its
+ * allocation's end if earlier) / gone; adding it again moves the expiry. A
+ * permission the map cannot take (-ENOSPC) is remembered and the relay
+ * flagged, so XDP passes its peers to the daemon instead of dropping them;
+ * adding it again (a refresh) retries. */
 int fp_perm_add(struct fastpath *fp, const struct sockaddr_storage *relay,
-		const struct sockaddr_storage *peer);
+		const struct sockaddr_storage *peer, uint64_t expires_ns);
 /* Permissions waiting for room in the map. */
 unsigned fp_perms_missing(const struct fastpath *fp);
 void fp_perm_del(struct fastpath *fp, const struct sockaddr_storage *relay,
@@ -73,6 +77,9 @@ void fp_perm_del(struct fastpath *fp, const struct sockaddr_storage *relay,
  * Adding an existing (client, listener, channel) replaces that binding
  * (its counters start again from 0). */
 int fp_chan_add(struct fastpath *fp, const struct fp_chan *c);
+/* Moves a live binding's expiry to c->expires_ns (its counters untouched):
+ * 0 or -ENOENT. */
+int fp_chan_expire(struct fastpath *fp, const struct fp_chan *c);
 /* What a binding relayed in XDP: application data bytes, as the daemon
  * counts them. */
 struct fp_chan_stats {

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/addr.h"
 #include "daemon/fastpath.h"
 #include "daemon/offload.h"
 
@@ -56,6 +57,36 @@ void offload_alloc_down(struct offload *o, const struct allocation *a)
 	relays(o, a, false);
 }
 
+/* The kernel's copy of an end: CLOCK_MONOTONIC seconds (what the daemon's
+ * lifetimes count in) as ns, the earliest of those given. */
+static uint64_t end_ns(time_t a, time_t b, time_t c)
+{
+	time_t t = a < b ? a : b;
+
+	t = t < c ? t : c;
+	return t > 0 ? (uint64_t)t * 1000000000ull : 0;
+}
+
+static uint64_t perm_end_ns(const struct allocation *a, const struct perm *p)
+{
+	return end_ns(a->expires, p->expires, p->expires);
+}
+
+static uint64_t chan_end_ns(const struct allocation *a, const struct chan *c)
+{
+	const struct perm *p = alloc_perm_find(a, &c->peer);
+
+	return p ? end_ns(a->expires, c->expires, p->expires) : 0;
+}
+
+/* With the lock held. */
+static int perm_write(struct offload *o, const struct allocation *a, const struct perm *p)
+{
+	struct relay *r = alloc_relay_for(a, p->peer.ss_family);
+
+	return r ? fp_perm_add(o->fp, &r->addr, &p->peer, perm_end_ns(a, p)) : 0;
+}
+
 bool offload_perm(struct offload *o, struct allocation *a, const struct perm *p, bool up)
 {
 	struct relay *r = alloc_relay_for(a, p->peer.ss_family);
@@ -65,7 +96,7 @@ bool offload_perm(struct offload *o, struct allocation *a, const struct perm *p,
 		return true;	/* nothing to retry */
 	pthread_mutex_lock(&o->lock);
 	if (up)
-		err = fp_perm_add(o->fp, &r->addr, &p->peer);
+		err = perm_write(o, a, p);
 	else
 		fp_perm_del(o->fp, &r->addr, &p->peer);
 	pthread_mutex_unlock(&o->lock);
@@ -82,6 +113,35 @@ static void chan_to_fp(const struct allocation *a, const struct chan *c, struct 
 	fc->relay = r->addr;
 	fc->peer = c->peer;
 	fc->channel = c->number;
+	fc->expires_ns = chan_end_ns(a, c);
+}
+
+/* Every end that moved, written again: perm p's (NULL: every permission's)
+ * and those of the channels to its IP. With the lock held. */
+static void ends_write(struct offload *o, const struct allocation *a, const struct perm *p)
+{
+	struct fp_chan fc;
+
+	for (unsigned i = 0; i < a->nperms; i++)
+		if ((!p || &a->perms[i] == p) && a->perms[i].in_kernel)
+			perm_write(o, a, &a->perms[i]);
+	for (unsigned i = 0; i < a->nchans; i++) {
+		const struct chan *c = &a->chans[i];
+
+		if (!c->in_kernel || (p && !addr_ip_eq(&c->peer, &p->peer)))
+			continue;
+		chan_to_fp(a, c, &fc);
+		fp_chan_expire(o->fp, &fc);
+	}
+}
+
+void offload_refreshed(struct offload *o, const struct allocation *a, const struct perm *p)
+{
+	if (!o->fp)
+		return;
+	pthread_mutex_lock(&o->lock);
+	ends_write(o, a, p);
+	pthread_mutex_unlock(&o->lock);
 }
 
 bool offload_chan_up(struct offload *o, struct allocation *a, const struct chan *c)

@@ -27,6 +27,10 @@ void offload_alloc_down(struct offload *o, const struct allocation *a);
 /* True if the fast path has the permission now (up), or has nothing to
  * retry. */
 bool offload_perm(struct offload *o, struct allocation *a, const struct perm *p, bool up);
+/* Lifetimes moved: the kernel's copies of the ends follow, those of
+ * permission p and the channels to its IP, or (p NULL, a Refresh) all of
+ * a's. The kernel relays by itself only until these. */
+void offload_refreshed(struct offload *o, const struct allocation *a, const struct perm *p);
 /* True if the kernel carries the channel from now on (c->in_kernel). */
 bool offload_chan_up(struct offload *o, struct allocation *a, const struct chan *c);
 /* Takes the binding out of the maps; what XDP relayed for it is added to

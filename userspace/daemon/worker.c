@@ -200,6 +200,16 @@ static void hook_chan_down(void *ctx, struct allocation *a, struct chan *c)
 	offload_chan_down(((struct worker *)ctx)->env.offload, a, c);
 }
 
+static void hook_perm_refreshed(void *ctx, struct allocation *a, const struct perm *p)
+{
+	offload_refreshed(((struct worker *)ctx)->env.offload, a, p);
+}
+
+static void hook_alloc_refreshed(void *ctx, struct allocation *a)
+{
+	offload_refreshed(((struct worker *)ctx)->env.offload, a, NULL);
+}
+
 /* ---- events ------------------------------------------------------------------ */
 
 static void on_listener(struct ev_src *s, uint32_t events)
@@ -520,6 +530,8 @@ int worker_new(const struct worker_env *env, unsigned id, struct auth *auth,
 		.perm_down = hook_perm_down,
 		.chan_up = hook_chan_up,
 		.chan_down = hook_chan_down,
+		.perm_refreshed = hook_perm_refreshed,
+		.alloc_refreshed = hook_alloc_refreshed,
 	};
 	struct itimerspec its = { .it_interval.tv_sec = 1, .it_value.tv_sec = 1 };
 	struct stream_limits sl = {

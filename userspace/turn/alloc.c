@@ -391,6 +391,18 @@ static struct perm *perm_find(const struct allocation *a, const struct sockaddr_
 	return NULL;
 }
 
+const struct perm *alloc_perm_find(const struct allocation *a, const struct sockaddr_storage *peer)
+{
+	return perm_find(a, peer);
+}
+
+void alloc_refresh(struct alloc_table *t, struct allocation *a, time_t expires)
+{
+	a->expires = expires;
+	if (t->hooks.alloc_refreshed)
+		t->hooks.alloc_refreshed(t->hooks.ctx, a);
+}
+
 bool alloc_perm_ok(const struct allocation *a, const struct sockaddr_storage *peer, time_t now)
 {
 	const struct perm *p = perm_find(a, peer);
@@ -425,6 +437,8 @@ int alloc_perm_add(struct alloc_table *t, struct allocation *a,
 		p->expires = now + t->lim.permission_lifetime;
 		if (!p->in_kernel && t->hooks.perm_up)
 			p->in_kernel = t->hooks.perm_up(t->hooks.ctx, a, p);
+		else if (t->hooks.perm_refreshed)
+			t->hooks.perm_refreshed(t->hooks.ctx, a, p);
 		return 0;
 	}
 	if (a->nperms >= t->lim.max_perms || perm_reserve(a, 1))

@@ -127,6 +127,12 @@ struct alloc_hooks {
 	 * chan_up returns true if the fast path now carries it. */
 	bool (*chan_up)(void *ctx, struct allocation *a, struct chan *c);
 	void (*chan_down)(void *ctx, struct allocation *a, struct chan *c);
+	/* Lifetimes moved without anything coming or going (the fast path
+	 * keeps its own copy of each end): permission p refreshed, with the
+	 * channels to its IP (CreatePermission, ChannelBind), or the
+	 * allocation refreshed (its end bounds everything in it). */
+	void (*perm_refreshed)(void *ctx, struct allocation *a, const struct perm *p);
+	void (*alloc_refreshed)(void *ctx, struct allocation *a);
 };
 
 struct alloc_limits {
@@ -171,6 +177,10 @@ struct allocation *alloc_find_tp(const struct alloc_table *t, const struct socka
 /* Removes and frees (hooks called); why: the end reason, unless one was
  * set before (alloc_end_at). */
 void alloc_delete(struct alloc_table *t, struct allocation *a, enum alloc_end why);
+/* Refresh: a lives until expires (the hooks hear of it). */
+void alloc_refresh(struct alloc_table *t, struct allocation *a, time_t expires);
+/* The permission for peer's IP, or NULL. */
+const struct perm *alloc_perm_find(const struct allocation *a, const struct sockaddr_storage *peer);
 /* Ends it at the next alloc_expire, with this reason (from any thread
  * holding the table's owner's lock). */
 void alloc_end_at_next_expiry(struct allocation *a, enum alloc_end why);

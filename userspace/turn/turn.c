@@ -627,7 +627,7 @@ static void handle_refresh(struct req *q)
 		return;
 	}
 	lt = grant_lifetime(q->s, lt);
-	a->expires = q->now + lt;
+	alloc_refresh(q->s->allocs, a, q->now + lt);
 	stun_add_u32(&r.b, STUN_A_LIFETIME, lt);
 	reply_send(q, &r, a);
 }

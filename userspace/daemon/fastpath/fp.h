@@ -66,6 +66,8 @@ struct fastpath {
 	unsigned nattached;
 	struct mnl_socket *nl;
 	unsigned nchans;		/* bindings in the maps */
+	uint32_t *free_slots;		/* xt_expiry slots no binding has */
+	unsigned nfree;
 	unsigned perms_missing;		/* permissions not in xt_perms, all relays */
 	struct fp_relay *relays[FP_RELAY_BUCKETS];
 };
@@ -88,6 +90,8 @@ void fp_relays_free(struct fastpath *fp);
 
 /* lookup.c */
 int fp_cfg_write(struct fastpath *fp);
+/* maps.c: every expiry slot free (the binding maps start empty). */
+int fp_slots_init(struct fastpath *fp);
 /* Creates the lookup device, or takes over the one a crashed run left, and
  * turns forwarding on for it. 0, or -errno with why saying what failed. */
 int fp_lookup_open(struct fastpath *fp, char *why, size_t whylen);

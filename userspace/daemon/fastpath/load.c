@@ -206,6 +206,8 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 		goto fail;
 	}
 	err = copy_opts(fp, o);
+	if (!err)
+		err = fp_slots_init(fp);
 	if (err) {
 		fp_say(why, whylen, "bad options: %s", strerror(-err));
 		goto fail;
@@ -275,6 +277,7 @@ void fp_close(struct fastpath *fp)
 	if (!fp->keep_pins && fp->pin_dir[0])
 		rmdir(fp->pin_dir);
 	fp_relays_free(fp);
+	free(fp->free_slots);
 	free(fp->addrs);
 	free(fp->ifaces);
 	free(fp);

@@ -153,10 +153,10 @@ static void perm_entry(const struct sockaddr_storage *relay, const struct sockad
 }
 
 int fp_perm_add(struct fastpath *fp, const struct sockaddr_storage *relay,
-		const struct sockaddr_storage *peer)
+		const struct sockaddr_storage *peer, uint64_t expires_ns)
 {
 	struct xt_relay_key rk;
-	struct xt_perm_val v = { 0 };
+	struct xt_perm_val v = { .expires_ns = expires_ns };
 	struct fp_relay *r;
 	struct fp_entry e;
 	int err;
@@ -205,6 +205,24 @@ static void chan_entry(const struct fp_chan *c, struct fp_entry *e)
 	e->chan.channel = htons(c->channel);
 }
 
+/* Expiry slots (xt_expiry's indices), one a binding: a stack of the free. */
+int fp_slots_init(struct fastpath *fp)
+{
+	fp->free_slots = malloc(XT_MAX_CHANNELS * sizeof(*fp->free_slots));
+	if (!fp->free_slots)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < XT_MAX_CHANNELS; i++)
+		fp->free_slots[i] = XT_MAX_CHANNELS - 1 - i;
+	fp->nfree = XT_MAX_CHANNELS;
+	return 0;
+}
+
+static int slot_set(struct fastpath *fp, uint32_t slot, uint64_t expires_ns)
+{
+	return bpf_map_update_elem(bpf_map__fd(fp->skel->maps.xt_expiry), &slot, &expires_ns,
+				   BPF_ANY);
+}
+
 /* Deletes both directions of the binding keyed k (the p2c key comes from
  * the map, not from the caller), with what they had counted into st (if
  * not NULL): lookup-and-delete, so no packet counted in between is lost. */
@@ -220,6 +238,8 @@ static void chan_remove(struct fastpath *fp, const struct fp_entry *e, struct fp
 		return;
 	xt_p2c_key_of(&v, &pk);
 	bpf_map_lookup_and_delete_elem(bpf_map__fd(fp->skel->maps.xt_p2c), &pk, &pv);
+	slot_set(fp, v.exp_slot, 0);
+	fp->free_slots[fp->nfree++] = v.exp_slot;
 	if (st) {
 		st->c2p_packets = v.packets;
 		st->c2p_bytes = v.bytes;
@@ -250,6 +270,12 @@ int fp_chan_add(struct fastpath *fp, const struct fp_chan *c)
 	chan_entry(c, &e);
 	/* A rebinding replaces the old binding: its p2c key may differ. */
 	chan_remove(fp, &e, NULL);
+	if (!fp->nfree)
+		return -ENOSPC;
+	/* The expiry first: the binding is never live without one. */
+	v.exp_slot = pv.exp_slot = fp->free_slots[fp->nfree - 1];
+	if ((err = slot_set(fp, v.exp_slot, c->expires_ns)))
+		return map_err(err);
 
 	addr_to_mapped(&c->relay, v.relay);
 	addr_to_mapped(&c->peer, v.peer);
@@ -268,17 +294,28 @@ int fp_chan_add(struct fastpath *fp, const struct fp_chan *c)
 	pv.channel = e.chan.channel;
 
 	err = bpf_map_update_elem(p2c, &pk, &pv, BPF_NOEXIST);
-	if (err)
-		return map_err(err);
-	err = bpf_map_update_elem(c2p, &e.chan, &v, BPF_NOEXIST);
-	if (err) {
+	if (!err && (err = bpf_map_update_elem(c2p, &e.chan, &v, BPF_NOEXIST)))
 		bpf_map_delete_elem(p2c, &pk);
+	if (err) {
+		slot_set(fp, v.exp_slot, 0);
 		return map_err(err);
 	}
+	fp->nfree--;
 	/* chan_remove() above took any earlier copy out of the record. */
 	r->entries[r->n++] = e;
 	fp->nchans++;
 	return 0;
+}
+
+int fp_chan_expire(struct fastpath *fp, const struct fp_chan *c)
+{
+	struct xt_c2p_val v;
+	struct fp_entry e;
+
+	chan_entry(c, &e);
+	if (bpf_map_lookup_elem(bpf_map__fd(fp->skel->maps.xt_c2p), &e.chan, &v))
+		return -ENOENT;
+	return map_err(slot_set(fp, v.exp_slot, c->expires_ns));
 }
 
 void fp_chan_del(struct fastpath *fp, const struct fp_chan *c, struct fp_chan_stats *st)
