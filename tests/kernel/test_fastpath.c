@@ -569,6 +569,44 @@ static void test_restart_after_crash(void **state)
 	assert_int_equal(if_nametoindex("xturn0"), 0);
 }
 
+/* A pin dir belongs to one running daemon: a second is refused, naming it;
+ * a crashed one's program, pins and lookup device are removed by a start
+ * without XDP (fp_clear_stale), which leaves a running daemon's alone. */
+static void test_pin_dir_owner_and_leftovers(void **state)
+{
+	struct fastpath *fp = open_ok("10.11.0.1", "auto", false), *second;
+	char why[512], path[128];
+	pid_t pid;
+	int status;
+
+	assert_int_equal(open_fp(&second, "10.11.0.1", "auto", false, why, sizeof(why)), -EBUSY);
+	assert_null(second);
+	assert_non_null(strstr(why, "in use by another running xturnd"));
+	assert_int_equal(fp_clear_stale(pin_dir, "xturn0", why, sizeof(why)), -EBUSY);
+	assert_non_null(strstr(why, "running xturnd"));
+	assert_int_not_equal(xdp_prog("a0", NULL), 0);	/* left alone */
+	fp_close(fp);
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)	/* "crashes": exits with everything attached and pinned */
+		_exit(open_fp(&fp, "10.11.0.1", "auto", false, why, sizeof(why)) ? 1 : 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, XT_MAP_C2P);
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_not_equal(xdp_prog("a0", NULL), 0);
+	assert_int_not_equal(if_nametoindex("xturn0"), 0);
+	assert_int_equal(fp_clear_stale(pin_dir, "xturn0", why, sizeof(why)), 0);
+	assert_int_equal(xdp_prog("a0", NULL), 0);
+	assert_int_equal(if_nametoindex("xturn0"), 0);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/xt_prog", pin_dir);
+	assert_int_equal(access(path, F_OK), -1);
+	/* Nothing left: nothing to do. */
+	assert_int_equal(fp_clear_stale(pin_dir, "xturn0", why, sizeof(why)), 0);
+}
+
 /* The binding c is in both maps as the XDP program wants it, with its
  * counters at 0 and the given c2p flags. */
 static void check_chan(const struct fp_chan *c, const char *client6, const char *relay6,
@@ -987,6 +1025,7 @@ int main(void)
 		cmocka_unit_test(test_keep_pins_and_counters),
 		cmocka_unit_test(test_stale_abi_pins),
 		cmocka_unit_test(test_restart_after_crash),
+		cmocka_unit_test(test_pin_dir_owner_and_leftovers),
 		cmocka_unit_test(test_chan_add_del),
 		cmocka_unit_test(test_relay_perm),
 		cmocka_unit_test(test_chan_full),

@@ -46,6 +46,11 @@ void fp_route_logs(void);
 int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t whylen);
 /* Detaches, unpins (unless keep_pins) and frees. NULL is fine. */
 void fp_close(struct fastpath *fp);
+/* For a start without XDP (no-xdp): what a daemon that did not stop cleanly
+ * left, its program on the interfaces, its pins in pin_dir and its lookup
+ * device, removed, unless a running daemon holds pin_dir (-EBUSY, why says
+ * so). 0 otherwise (nothing left is fine). */
+int fp_clear_stale(const char *pin_dir, const char *lookup_dev, char *why, size_t whylen);
 
 /* One channel binding as the maps see it. */
 struct fp_chan {

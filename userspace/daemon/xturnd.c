@@ -312,6 +312,11 @@ int main(int argc, char **argv)
 	}
 	if (cfg.no_xdp) {
 		log_info("fast path: off (no-xdp): relaying in userspace");
+		/* A stale program would go on forwarding old bindings and
+		 * dropping peers' traffic to relay ports this daemon reuses. */
+		err[0] = 0;
+		if (fp_clear_stale(cfg.pin_dir, cfg.xdp_lookup_dev, err, sizeof(err)))
+			log_warn("fast path: %s", err);
 	} else {
 		struct sockaddr_storage addrs[CONFIG_MAX_ADDRS * 2];
 		unsigned n = 0;

@@ -18,6 +18,9 @@
 #include "xturn.skel.h"
 
 #define FP_PROG_NAME "xturn_xdp"
+/* The attached program, pinned beside the maps: a later daemon finds it by
+ * id on the interfaces it was left on (stale.c). */
+#define XT_PIN_PROG "xt_prog"
 #define FP_RELAY_BUCKETS 4096
 
 enum fp_mode { FP_AUTO, FP_NATIVE, FP_GENERIC };
@@ -66,6 +69,7 @@ struct fastpath {
 	unsigned nattached;
 	struct mnl_socket *nl;
 	unsigned nchans;		/* bindings in the maps */
+	int lock_fd;			/* the pin dir, flock'ed while we run */
 	uint32_t *free_slots;		/* xt_expiry slots no binding has */
 	unsigned nfree;
 	unsigned perms_missing;		/* permissions not in xt_perms, all relays */
@@ -92,6 +96,12 @@ void fp_relays_free(struct fastpath *fp);
 int fp_cfg_write(struct fastpath *fp);
 /* maps.c: every expiry slot free (the binding maps start empty). */
 int fp_slots_init(struct fastpath *fp);
+/* stale.c: the pin dir locked (flock) for as long as the fd stays open:
+ * the fd, -EBUSY if a running daemon has it, or -errno. */
+int fp_pin_dir_lock(const char *dir);
+/* The program a stopped daemon pinned in pin_dir, taken off the interfaces
+ * it was left on, and its pin removed. */
+void fp_stale_program(const char *pin_dir);
 /* Creates the lookup device, or takes over the one a crashed run left, and
  * turns forwarding on for it. 0, or -errno with why saying what failed. */
 int fp_lookup_open(struct fastpath *fp, char *why, size_t whylen);

@@ -192,7 +192,7 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 {
 	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
 	struct fastpath *fp;
-	char note[256], lookup[160];
+	char note[256], lookup[160], prog[PATH_MAX];
 	int err;
 
 	*out = NULL;
@@ -200,6 +200,7 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 	fp = calloc(1, sizeof(*fp));
 	if (!fp)
 		return -ENOMEM;
+	fp->lock_fd = -1;
 	err = parse_mode(o->mode, &fp->mode);
 	if (err) {
 		fp_say(why, whylen, "unknown XDP mode \"%s\"", o->mode);
@@ -218,6 +219,16 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 	err = pin_dir_prepare(fp->pin_dir, why, whylen);
 	if (err)
 		goto fail;
+	/* Ours until we exit, however we exit: two daemons on one pin dir
+	 * would replace each other's maps. */
+	fp->lock_fd = fp_pin_dir_lock(fp->pin_dir);
+	if (fp->lock_fd < 0) {
+		err = fp->lock_fd;
+		fp_say(why, whylen, err == -EBUSY ? "pin dir %s is in use by another running "
+		       "xturnd (bpf-pin-dir)" : "pin dir %s: %s", fp->pin_dir, strerror(-err));
+		goto fail;
+	}
+	fp_stale_program(fp->pin_dir);
 	/* Before fp_load(), which writes its ifindex into xt_cfg. Without it
 	 * the program looks up with the ingress interface. */
 	if (fp_lookup_open(fp, lookup, sizeof(lookup)))
@@ -236,6 +247,11 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 		fp_say(why, whylen, "rtnetlink socket: %s", strerror(-err));
 		goto fail;
 	}
+	/* Pinned for the next daemon, should this one not stop cleanly. */
+	snprintf(prog, sizeof(prog), "%s/%s", fp->pin_dir, XT_PIN_PROG);
+	unlink(prog);
+	if (bpf_obj_pin(bpf_program__fd(fp->skel->progs.xturn_xdp), prog))
+		log_warn("fast path: pinning the program at %s: %s", prog, strerror(errno));
 	/* pins_prepare() may have left a note; a failure overwrites it. */
 	snprintf(note, sizeof(note), "%s", whylen ? why : "");
 	err = fp_scan(fp, true, why, whylen);
@@ -266,11 +282,14 @@ void fp_close(struct fastpath *fp)
 	/* Map by map: bpf_object__unpin_maps() stops at the first pin that
 	 * is missing (a failed open may have pinned none). */
 	if (fp->skel && !fp->keep_pins) {
+		char prog[PATH_MAX];
 		struct bpf_map *m;
 
 		bpf_object__for_each_map(m, fp->skel->obj)
 			if (bpf_map__pin_path(m))
 				unlink(bpf_map__pin_path(m));
+		snprintf(prog, sizeof(prog), "%s/%s", fp->pin_dir, XT_PIN_PROG);
+		unlink(prog);
 	}
 	xturn_bpf__destroy(fp->skel);
 	/* Only when empty: the pin dir may be shared with other files. */
@@ -278,6 +297,8 @@ void fp_close(struct fastpath *fp)
 		rmdir(fp->pin_dir);
 	fp_relays_free(fp);
 	free(fp->free_slots);
+	if (fp->lock_fd >= 0)
+		close(fp->lock_fd);
 	free(fp->addrs);
 	free(fp->ifaces);
 	free(fp);

@@ -1,0 +1,123 @@
+/* What a daemon that did not stop cleanly (SIGKILL, a crash, OOM) leaves
+ * behind: its program attached (forwarding, until the lifetimes in its maps
+ * end), its pins, its lookup device. A daemon holds its pin dir locked while
+ * it runs, so the next one knows whether they are a live daemon's or
+ * leftovers. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/file.h>
+#include <linux/if_link.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "common/log.h"
+#include "common/netlink.h"
+#include "daemon/fastpath/fp.h"
+
+static const char *const pin_names[] = {
+	XT_MAP_C2P, XT_MAP_P2C, XT_MAP_RELAYS, XT_MAP_PERMS, XT_MAP_STATS,
+	XT_MAP_TX_PORTS, XT_MAP_CFG, XT_MAP_EXPIRY, XT_PIN_PROG,
+};
+
+int fp_pin_dir_lock(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	/* flock: released by the kernel however the process ends. */
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* Takes the program pinned at prog_fd off every interface of this network
+ * namespace that carries it alone (by its id: reading what is attached
+ * needs no privilege, unlike libxdp's own look at it); a dispatcher in
+ * front of it is libxdp's to remove, which attach() does per interface.
+ * Returns how many. */
+static unsigned detach_pinned(int prog_fd)
+{
+	static const struct { __u32 flags; } modes[] = {
+		{ XDP_FLAGS_DRV_MODE }, { XDP_FLAGS_SKB_MODE }, { XDP_FLAGS_HW_MODE },
+	};
+	struct bpf_prog_info info = { 0 };
+	__u32 len = sizeof(info);
+	struct nl_link *links = NULL;
+	unsigned n = 0;
+	size_t nlinks;
+
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) || nl_dump_links(&links, &nlinks))
+		return 0;
+	for (size_t i = 0; i < nlinks; i++) {
+		LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+		if (bpf_xdp_query(links[i].ifindex, 0, &q))
+			continue;
+		for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+			__u32 id = modes[m].flags == XDP_FLAGS_DRV_MODE ? q.drv_prog_id :
+				   modes[m].flags == XDP_FLAGS_SKB_MODE ? q.skb_prog_id : q.hw_prog_id;
+			LIBBPF_OPTS(bpf_xdp_attach_opts, xo, .old_prog_fd = prog_fd);
+
+			if (id == info.id && !bpf_xdp_detach(links[i].ifindex, modes[m].flags, &xo)) {
+				log_info("fast path: %s: detached the program a stopped xturnd left",
+					 links[i].name);
+				n++;
+			}
+		}
+	}
+	free(links);
+	return n;
+}
+
+void fp_stale_program(const char *pin_dir)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, XT_PIN_PROG);
+	if ((fd = bpf_obj_get(path)) < 0)
+		return;
+	detach_pinned(fd);
+	close(fd);
+	unlink(path);
+}
+
+int fp_clear_stale(const char *pin_dir, const char *lookup_dev, char *why, size_t whylen)
+{
+	char path[PATH_MAX];
+	struct nl_link l;
+	unsigned pins = 0;
+	int lock = fp_pin_dir_lock(pin_dir);
+
+	if (lock == -EBUSY) {
+		fp_say(why, whylen, "%s belongs to a running xturnd: left alone", pin_dir);
+		return lock;
+	}
+	if (lock >= 0) {
+		fp_stale_program(pin_dir);
+		for (size_t i = 0; i < sizeof(pin_names) / sizeof(pin_names[0]); i++) {
+			snprintf(path, sizeof(path), "%s/%s", pin_dir, pin_names[i]);
+			pins += !unlink(path);
+		}
+		if (pins)
+			log_info("fast path: removed the %u pins a stopped xturnd left in %s", pins,
+				 pin_dir);
+		close(lock);
+	}
+	/* Only beside leftover pins: without them the device may be another
+	 * daemon's (another pin dir); and a device of another kind with that
+	 * name is not ours at all. */
+	if (pins && lookup_dev && !nl_link_get(lookup_dev, &l) &&
+	    (!strcmp(l.kind, "dummy") || !strcmp(l.kind, "ifb")) && !nl_link_del(l.ifindex))
+		log_info("fast path: removed the lookup device %s a stopped xturnd left",
+			 lookup_dev);
+	return 0;
+}
