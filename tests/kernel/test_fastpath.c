@@ -34,6 +34,9 @@ static const char *const map_names[] = {
 	XT_MAP_STATS, XT_MAP_TX_PORTS, XT_MAP_CFG, XT_MAP_EXPIRY,
 };
 #define FOREVER UINT64_MAX	/* an end the tests never reach */
+
+static uint64_t chan_end(int c2p, const struct fp_chan *c);
+static void set_c2p_counts(int c2p, const struct fp_chan *c, uint64_t packets, uint64_t bytes);
 #define NMAPS (sizeof(map_names) / sizeof(map_names[0]))
 
 static void sh(const char *fmt, ...)
@@ -456,6 +459,8 @@ static void test_keep_pins_and_counters(void **state)
 	int ncpus = libbpf_num_possible_cpus();
 	struct xt_count *pc = calloc((size_t)ncpus, sizeof(*pc)), sum[XT_CNT_MAX];
 	struct fp_chan c = chan("10.11.0.2:5000", "10.11.0.1:49152", "10.11.0.3:6000", 0x4000);
+	struct fp_chan d = chan("10.11.0.2:5001", "10.11.0.1:49153", "10.11.0.3:6001", 0x4001);
+	struct fp_chan_stats st;
 	__u64 want_pkts = 0, want_bytes = 0;
 	__u32 key = XT_CNT_P2C;
 	struct fastpath *fp = open_ok("10.11.0.1:3478", "auto", true);
@@ -475,20 +480,37 @@ static void test_keep_pins_and_counters(void **state)
 	assert_int_equal(sum[XT_CNT_P2C].bytes, want_bytes);
 	assert_int_equal(sum[XT_CNT_C2P].packets, 0);
 	assert_int_equal(fp_chan_add(fp, &c), 0);
+	assert_int_equal(fp_chan_add(fp, &d), 0);
+	fd = pinned(XT_MAP_C2P);
+	set_c2p_counts(fd, &c, 9, 900);
+	close(fd);
 
 	fp_close(fp);
 	assert_int_equal(xdp_prog("a0", NULL), 0);
 	for (unsigned i = 0; i < NMAPS; i++)
 		assert_true(pin_exists(map_names[i]));
-	assert_int_equal(map_len(XT_MAP_C2P), 1);
+	assert_int_equal(map_len(XT_MAP_C2P), 2);
 
-	/* A restart keeps the counters and starts with no bindings. */
+	/* A restart keeps the counters and the bindings: one added again as
+	 * it was is adopted, its counters with it; the sweep takes the other. */
 	fp = open_ok("10.11.0.1:3478", "auto", false);
 	assert_int_equal(fp_counters(fp, sum), 0);
 	assert_int_equal(sum[XT_CNT_P2C].packets, want_pkts);
 	assert_int_equal(sum[XT_CNT_P2C].bytes, want_bytes);
-	assert_int_equal(map_len(XT_MAP_C2P), 0);
-	assert_int_equal(fp_chan_count(fp), 0);
+	assert_int_equal(fp_chan_count(fp), 2);
+	c.expires_ns = 77000000000ull;
+	assert_int_equal(fp_chan_add(fp, &c), 0);
+	assert_int_equal(fp_chan_count(fp), 2);
+	assert_int_equal(fp_sweep(fp), 1);
+	assert_int_equal(map_len(XT_MAP_C2P), 1);
+	assert_int_equal(fp_chan_count(fp), 1);
+	assert_int_equal(fp_chan_stats(fp, &c, &st), 0);
+	assert_int_equal(st.c2p_packets, 9);
+	assert_int_equal(st.c2p_bytes, 900);
+	fd = pinned(XT_MAP_C2P);
+	assert_int_equal(chan_end(fd, &c), 77000000000ull);
+	close(fd);
+	assert_int_equal(fp_chan_stats(fp, &d, &st), -ENOENT);
 	fp_close(fp);
 	assert_false(pin_exists(XT_MAP_STATS));
 	free(pc);

@@ -97,6 +97,11 @@ int fp_chan_stats(struct fastpath *fp, const struct fp_chan *c, struct fp_chan_s
 
 /* One line per interface the program is attached to: "  IF: native XDP". */
 void fp_describe(const struct fastpath *fp, FILE *out);
+/* After the daemon has re-added what it knows (an adopted journal), the map
+ * entries an earlier daemon left that it did not re-add are deleted. How
+ * many. fp_open keeps the pinned maps of the same ABI, and a binding added
+ * again as it was keeps its counters (its XDP forwarding never paused). */
+unsigned fp_sweep(struct fastpath *fp);
 /* Global counters summed over CPUs. */
 int fp_counters(struct fastpath *fp, struct xt_count out[XT_CNT_MAX]);
 /* Entries in the binding maps (for the invariant test and stats). */

@@ -358,6 +358,10 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
+	/* The relay threads have re-added what their journals hold; what an
+	 * earlier daemon left in the maps beyond that goes. */
+	if (fp && (rc = (int)fp_sweep(fp)))
+		log_info("fast path: removed %d map entries no allocation of ours has", rc);
 	for (unsigned i = 0; i < cfg.nrelay; i++) {
 		char b[ADDR_STRLEN];
 		log_info("relaying on %s ports %u-%u", addr_str(&cfg.relay[i], false, b, sizeof(b)),

@@ -68,6 +68,21 @@ static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_
 		fp_say(why, whylen, "%s: more than %d interfaces", l->name, XT_MAX_IFACES);
 		return -ENOSPC;
 	}
+	/* A stopped daemon's program here: ours takes its place in one step,
+	 * so forwarding never pauses (its maps are ours now). */
+	if (fp->stale_prog_fd >= 0) {
+		__u32 flags = fp_prog_mode(l->ifindex, fp->stale_prog_fd);
+		LIBBPF_OPTS(bpf_xdp_attach_opts, xo, .old_prog_fd = fp->stale_prog_fd);
+
+		if (flags && !bpf_xdp_attach(l->ifindex, bpf_program__fd(fp->skel->progs.xturn_xdp),
+					     flags | XDP_FLAGS_REPLACE, &xo)) {
+			fp->attached[fp->nattached++] = (struct fp_iface){
+				l->ifindex, flags == XDP_FLAGS_SKB_MODE ? XDP_MODE_SKB : XDP_MODE_NATIVE };
+			log_info("fast path: %s: %s XDP, in place of the program a stopped xturnd "
+				 "left", l->name, flags == XDP_FLAGS_SKB_MODE ? "generic" : "native");
+			goto tx_port;
+		}
+	}
 	detach_stale(l->ifindex);
 	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
 		if (fp->mode != FP_AUTO && fp->mode != tries[i].use)
@@ -94,6 +109,7 @@ static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_
 		fp_say(why, whylen, "attaching to %s failed: %s", l->name, msg);
 		return err;
 	}
+tx_port:
 	err = bpf_map_update_elem(bpf_map__fd(fp->skel->maps.xt_tx_ports), &ifindex, &ifindex,
 				  BPF_ANY);
 	if (err)
@@ -251,20 +267,24 @@ void fp_netlink_event(struct fastpath *fp)
 
 /* libxdp's detach reads the dispatcher back, which needs CAP_SYS_ADMIN;
  * without it (xturnd with only its service's capabilities) the program,
- * attached alone, comes off by its fd: only if it is still ours. */
+ * attached alone, comes off by its id: only if it is still ours. */
 void fp_detach_all(struct fastpath *fp)
 {
+	int ours = fp->nattached ? bpf_program__fd(fp->skel->progs.xturn_xdp) : -1;
+
 	for (unsigned i = 0; i < fp->nattached; i++) {
 		const struct fp_iface *f = &fp->attached[i];
-		LIBBPF_OPTS(bpf_xdp_attach_opts, xo, .old_prog_fd = xdp_program__fd(fp->prog));
+		LIBBPF_OPTS(bpf_xdp_attach_opts, xo, .old_prog_fd = ours);
+		__u32 flags;
 		int err;
 
 		fp_libs_quiet(true);
 		err = xdp_program__detach(fp->prog, f->ifindex, f->mode, 0);
 		fp_libs_quiet(false);
-		if (err && single_program(fp, f->ifindex, f->mode))
-			err = bpf_xdp_detach(f->ifindex, f->mode == XDP_MODE_SKB ? XDP_FLAGS_SKB_MODE :
-					     XDP_FLAGS_DRV_MODE, &xo);
+		/* Also what libxdp did not attach: put in place of a stopped
+		 * daemon's program (attach()). */
+		if (err && (flags = fp_prog_mode(f->ifindex, ours)))
+			err = bpf_xdp_detach(f->ifindex, flags, &xo);
 		if (err)
 			log_warn("fast path: detaching from ifindex %d: %s", f->ifindex,
 				 strerror(-err));

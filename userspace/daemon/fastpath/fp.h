@@ -70,6 +70,7 @@ struct fastpath {
 	struct mnl_socket *nl;
 	unsigned nchans;		/* bindings in the maps */
 	int lock_fd;			/* the pin dir, flock'ed while we run */
+	int stale_prog_fd;		/* a stopped daemon's program, replaced in place; -1 */
 	uint32_t *free_slots;		/* xt_expiry slots no binding has */
 	unsigned nfree;
 	unsigned perms_missing;		/* permissions not in xt_perms, all relays */
@@ -102,6 +103,11 @@ int fp_pin_dir_lock(const char *dir);
 /* The program a stopped daemon pinned in pin_dir, taken off the interfaces
  * it was left on, and its pin removed. */
 void fp_stale_program(const char *pin_dir);
+/* The XDP mode flag (XDP_FLAGS_DRV_MODE...) in which ifindex carries the
+ * program prog_fd alone, or 0. */
+__u32 fp_prog_mode(int ifindex, int prog_fd);
+/* Takes prog_fd's program off every interface of this namespace: how many. */
+unsigned fp_detach_prog(int prog_fd);
 /* Creates the lookup device, or takes over the one a crashed run left, and
  * turns forwarding on for it. 0, or -errno with why saying what failed. */
 int fp_lookup_open(struct fastpath *fp, char *why, size_t whylen);

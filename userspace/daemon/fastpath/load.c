@@ -55,15 +55,6 @@ static int pin_dir_prepare(const char *dir, char *why, size_t whylen)
 	}
 }
 
-/* Binding maps start empty: the daemon's TURN state does not survive it.
- * The global counters and the config are kept across restarts unless the
- * pins are of another ABI, which libbpf could not reuse anyway. */
-static bool keeps_state(const struct bpf_map *m)
-{
-	const char *n = bpf_map__name(m);
-
-	return !strcmp(n, XT_MAP_STATS) || !strcmp(n, XT_MAP_CFG);
-}
 
 static bool pin_matches(const struct bpf_map *m, int fd)
 {
@@ -83,18 +74,23 @@ static bool pin_matches(const struct bpf_map *m, int fd)
 	       (cfg.magic == XT_MAGIC && cfg.abi_version == XT_ABI_VERSION);
 }
 
+/* Pinned maps a stopped daemon left are kept when they are of this ABI:
+ * libbpf reuses them, the XDP program it left goes on forwarding their
+ * bindings until the new one takes its place, and what the new daemon does
+ * not re-add (from its journal) is swept (fp_sweep). Of another ABI, all go. */
 static void pins_prepare(struct fastpath *fp, char *why, size_t whylen)
 {
 	char path[PATH_MAX];
 	struct bpf_map *m;
 	bool stale = false;
 
+	/* The kernel reports a devmap's flags with BPF_F_RDONLY_PROG added,
+	 * so libbpf would refuse to reuse it: a new one (attach fills it). */
+	snprintf(path, sizeof(path), "%s/%s", fp->pin_dir, XT_MAP_TX_PORTS);
+	unlink(path);
 	bpf_object__for_each_map(m, fp->skel->obj) {
 		int fd;
 
-		/* The others are replaced below anyway. */
-		if (!keeps_state(m))
-			continue;
 		snprintf(path, sizeof(path), "%s/%s", fp->pin_dir, bpf_map__name(m));
 		fd = bpf_obj_get(path);
 		if (fd < 0)
@@ -102,14 +98,13 @@ static void pins_prepare(struct fastpath *fp, char *why, size_t whylen)
 		stale |= !pin_matches(m, fd);
 		close(fd);
 	}
+	if (!stale)
+		return;
 	bpf_object__for_each_map(m, fp->skel->obj) {
-		if (!stale && keeps_state(m))
-			continue;
 		snprintf(path, sizeof(path), "%s/%s", fp->pin_dir, bpf_map__name(m));
 		unlink(path);
 	}
-	if (stale)
-		fp_say(why, whylen, "pinned maps in %s were of another ABI: replaced", fp->pin_dir);
+	fp_say(why, whylen, "pinned maps in %s were of another ABI: replaced", fp->pin_dir);
 }
 
 static int fp_load(struct fastpath *fp, char *why, size_t whylen)
@@ -200,15 +195,13 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 	fp = calloc(1, sizeof(*fp));
 	if (!fp)
 		return -ENOMEM;
-	fp->lock_fd = -1;
+	fp->lock_fd = fp->stale_prog_fd = -1;
 	err = parse_mode(o->mode, &fp->mode);
 	if (err) {
 		fp_say(why, whylen, "unknown XDP mode \"%s\"", o->mode);
 		goto fail;
 	}
 	err = copy_opts(fp, o);
-	if (!err)
-		err = fp_slots_init(fp);
 	if (err) {
 		fp_say(why, whylen, "bad options: %s", strerror(-err));
 		goto fail;
@@ -228,7 +221,10 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 		       "xturnd (bpf-pin-dir)" : "pin dir %s: %s", fp->pin_dir, strerror(-err));
 		goto fail;
 	}
-	fp_stale_program(fp->pin_dir);
+	/* A stopped daemon's program stays until ours replaces it (attach). */
+	snprintf(prog, sizeof(prog), "%s/%s", fp->pin_dir, XT_PIN_PROG);
+	fp->stale_prog_fd = bpf_obj_get(prog);
+	unlink(prog);
 	/* Before fp_load(), which writes its ifindex into xt_cfg. Without it
 	 * the program looks up with the ingress interface. */
 	if (fp_lookup_open(fp, lookup, sizeof(lookup)))
@@ -237,6 +233,8 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 		lookup[0] = '\0';
 	fp->cfg.fib_ifindex = (__u32)fp->lookup_ifindex;
 	err = fp_load(fp, why, whylen);
+	if (!err && (err = fp_slots_init(fp)))
+		fp_say(why, whylen, "out of memory");
 	if (err)
 		goto fail;
 	/* Subscribed before the dumps in scan(), so no change falls between. */
@@ -257,6 +255,12 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 	err = fp_scan(fp, true, why, whylen);
 	if (err)
 		goto fail;
+	/* Where ours did not take its place (an interface no longer ours). */
+	if (fp->stale_prog_fd >= 0) {
+		fp_detach_prog(fp->stale_prog_fd);
+		close(fp->stale_prog_fd);
+		fp->stale_prog_fd = -1;
+	}
 	if (lookup[0])
 		fp_say(why, whylen, "%s%sno lookup device %s (%s): the fast path needs forwarding "
 		    "on the interfaces (net.ipv4.conf.IF.forwarding, net.ipv6.conf.IF.forwarding) "
@@ -297,6 +301,8 @@ void fp_close(struct fastpath *fp)
 		rmdir(fp->pin_dir);
 	fp_relays_free(fp);
 	free(fp->free_slots);
+	if (fp->stale_prog_fd >= 0)
+		close(fp->stale_prog_fd);
 	if (fp->lock_fd >= 0)
 		close(fp->lock_fd);
 	free(fp->addrs);

@@ -205,15 +205,33 @@ static void chan_entry(const struct fp_chan *c, struct fp_entry *e)
 	e->chan.channel = htons(c->channel);
 }
 
-/* Expiry slots (xt_expiry's indices), one a binding: a stack of the free. */
+/* Expiry slots (xt_expiry's indices), one a binding: a stack of the free,
+ * which are those no binding already in the maps (an earlier daemon's,
+ * adopted or swept later) names. */
 int fp_slots_init(struct fastpath *fp)
 {
+	int c2p = bpf_map__fd(fp->skel->maps.xt_c2p);
+	struct xt_c2p_key k, *prev = NULL;
+	struct xt_c2p_val v;
+	uint8_t *used = calloc(XT_MAX_CHANNELS, 1);
+
 	fp->free_slots = malloc(XT_MAX_CHANNELS * sizeof(*fp->free_slots));
-	if (!fp->free_slots)
+	if (!used || !fp->free_slots) {
+		free(used);
 		return -ENOMEM;
-	for (uint32_t i = 0; i < XT_MAX_CHANNELS; i++)
-		fp->free_slots[i] = XT_MAX_CHANNELS - 1 - i;
-	fp->nfree = XT_MAX_CHANNELS;
+	}
+	fp->nchans = 0;
+	while (!bpf_map_get_next_key(c2p, prev, &k)) {
+		if (!bpf_map_lookup_elem(c2p, &k, &v) && v.exp_slot < XT_MAX_CHANNELS)
+			used[v.exp_slot] = 1;
+		fp->nchans++;
+		prev = &k;
+	}
+	fp->nfree = 0;
+	for (uint32_t i = XT_MAX_CHANNELS; i-- > 0;)
+		if (!used[i])
+			fp->free_slots[fp->nfree++] = i;
+	free(used);
 	return 0;
 }
 
@@ -256,7 +274,7 @@ int fp_chan_add(struct fastpath *fp, const struct fp_chan *c)
 {
 	int c2p = bpf_map__fd(fp->skel->maps.xt_c2p), p2c = bpf_map__fd(fp->skel->maps.xt_p2c);
 	struct xt_relay_key rk;
-	struct xt_c2p_val v = { 0 };
+	struct xt_c2p_val v = { 0 }, old;
 	struct xt_p2c_key pk;
 	struct xt_p2c_val pv = { 0 };
 	struct fp_relay *r;
@@ -268,6 +286,20 @@ int fp_chan_add(struct fastpath *fp, const struct fp_chan *c)
 	if (!r || relay_reserve(r))
 		return -ENOMEM;
 	chan_entry(c, &e);
+	/* The same binding already in the maps (an earlier daemon's, its
+	 * state adopted): kept as it is, counters and all, with its new end. */
+	addr_to_mapped(&c->relay, v.relay);
+	addr_to_mapped(&c->peer, v.peer);
+	v.relay_port = htons(addr_port(&c->relay));
+	v.peer_port = htons(addr_port(&c->peer));
+	if (!bpf_map_lookup_elem(c2p, &e.chan, &old) && !memcmp(old.relay, v.relay, 32) &&
+	    old.relay_port == v.relay_port && old.peer_port == v.peer_port) {
+		if ((err = slot_set(fp, old.exp_slot, c->expires_ns)))
+			return map_err(err);
+		if (!relay_find(r, &e))
+			r->entries[r->n++] = e;
+		return 0;
+	}
 	/* A rebinding replaces the old binding: its p2c key may differ. */
 	chan_remove(fp, &e, NULL);
 	if (!fp->nfree)
@@ -277,10 +309,6 @@ int fp_chan_add(struct fastpath *fp, const struct fp_chan *c)
 	if ((err = slot_set(fp, v.exp_slot, c->expires_ns)))
 		return map_err(err);
 
-	addr_to_mapped(&c->relay, v.relay);
-	addr_to_mapped(&c->peer, v.peer);
-	v.relay_port = htons(addr_port(&c->relay));
-	v.peer_port = htons(addr_port(&c->peer));
 	/* Our relays share the relay's IP (one relay-ip per family), so only
 	 * such a peer can be one (hairpin). A relay on another of our IPs is
 	 * still reached, through the kernel: the route lookup finds it local. */
@@ -400,4 +428,74 @@ void fp_relays_free(struct fastpath *fp)
 			free(r);
 		}
 	}
+}
+
+/* Whether the record holds entry e of relay k. */
+static bool recorded(struct fastpath *fp, const struct xt_relay_key *k, const struct fp_entry *e)
+{
+	struct fp_relay *r = *relay_slot(fp, k);
+
+	return r && (!e || relay_find(r, e));
+}
+
+unsigned fp_sweep(struct fastpath *fp)
+{
+	int c2p = bpf_map__fd(fp->skel->maps.xt_c2p), perms = bpf_map__fd(fp->skel->maps.xt_perms);
+	int relays = bpf_map__fd(fp->skel->maps.xt_relays);
+	struct xt_c2p_key ck, *cprev = NULL;
+	struct xt_perm_key mk, *mprev = NULL;
+	struct xt_relay_key rk, *rprev = NULL;
+	struct xt_c2p_val v;
+	unsigned n = 0;
+
+	/* Deleting the key just read ends the walk's place: start again. */
+	while (!bpf_map_get_next_key(c2p, cprev, &ck)) {
+		struct xt_relay_key k = { 0 };
+		struct fp_entry e;
+
+		memset(&e, 0, sizeof(e));	/* compared whole, padding too */
+		e.is_chan = true;
+		e.chan = ck;
+
+		if (bpf_map_lookup_elem(c2p, &ck, &v)) {
+			cprev = &ck;
+			continue;
+		}
+		memcpy(k.relay, v.relay, sizeof(k.relay));
+		k.relay_port = v.relay_port;
+		if (recorded(fp, &k, &e)) {
+			cprev = &ck;
+			continue;
+		}
+		chan_remove(fp, &e, NULL);
+		n++;
+		cprev = NULL;
+	}
+	while (!bpf_map_get_next_key(perms, mprev, &mk)) {
+		struct xt_relay_key k = { 0 };
+		struct fp_entry e;
+
+		memset(&e, 0, sizeof(e));
+		e.perm = mk;
+
+		memcpy(k.relay, mk.relay, sizeof(k.relay));
+		k.relay_port = mk.relay_port;
+		if (recorded(fp, &k, &e)) {
+			mprev = &mk;
+			continue;
+		}
+		bpf_map_delete_elem(perms, &mk);
+		n++;
+		mprev = NULL;
+	}
+	while (!bpf_map_get_next_key(relays, rprev, &rk)) {
+		if (recorded(fp, &rk, NULL)) {
+			rprev = &rk;
+			continue;
+		}
+		bpf_map_delete_elem(relays, &rk);
+		n++;
+		rprev = NULL;
+	}
+	return n;
 }

@@ -2,7 +2,9 @@
  * behind: its program attached (forwarding, until the lifetimes in its maps
  * end), its pins, its lookup device. A daemon holds its pin dir locked while
  * it runs, so the next one knows whether they are a live daemon's or
- * leftovers. */
+ * leftovers. The program is found by its id on the interfaces (reading what
+ * is attached needs no privilege, unlike libxdp's look at a program); one
+ * behind libxdp's dispatcher is libxdp's to remove (attach.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -38,39 +40,35 @@ int fp_pin_dir_lock(const char *dir)
 	return fd;
 }
 
-/* Takes the program pinned at prog_fd off every interface of this network
- * namespace that carries it alone (by its id: reading what is attached
- * needs no privilege, unlike libxdp's own look at it); a dispatcher in
- * front of it is libxdp's to remove, which attach() does per interface.
- * Returns how many. */
-static unsigned detach_pinned(int prog_fd)
+__u32 fp_prog_mode(int ifindex, int prog_fd)
 {
-	static const struct { __u32 flags; } modes[] = {
-		{ XDP_FLAGS_DRV_MODE }, { XDP_FLAGS_SKB_MODE }, { XDP_FLAGS_HW_MODE },
-	};
 	struct bpf_prog_info info = { 0 };
 	__u32 len = sizeof(info);
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) || bpf_xdp_query(ifindex, 0, &q))
+		return 0;
+	return q.drv_prog_id == info.id ? XDP_FLAGS_DRV_MODE :
+	       q.skb_prog_id == info.id ? XDP_FLAGS_SKB_MODE :
+	       q.hw_prog_id == info.id ? XDP_FLAGS_HW_MODE : 0;
+}
+
+unsigned fp_detach_prog(int prog_fd)
+{
 	struct nl_link *links = NULL;
 	unsigned n = 0;
 	size_t nlinks;
 
-	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) || nl_dump_links(&links, &nlinks))
+	if (nl_dump_links(&links, &nlinks))
 		return 0;
 	for (size_t i = 0; i < nlinks; i++) {
-		LIBBPF_OPTS(bpf_xdp_query_opts, q);
+		LIBBPF_OPTS(bpf_xdp_attach_opts, xo, .old_prog_fd = prog_fd);
+		__u32 mode = fp_prog_mode(links[i].ifindex, prog_fd);
 
-		if (bpf_xdp_query(links[i].ifindex, 0, &q))
-			continue;
-		for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
-			__u32 id = modes[m].flags == XDP_FLAGS_DRV_MODE ? q.drv_prog_id :
-				   modes[m].flags == XDP_FLAGS_SKB_MODE ? q.skb_prog_id : q.hw_prog_id;
-			LIBBPF_OPTS(bpf_xdp_attach_opts, xo, .old_prog_fd = prog_fd);
-
-			if (id == info.id && !bpf_xdp_detach(links[i].ifindex, modes[m].flags, &xo)) {
-				log_info("fast path: %s: detached the program a stopped xturnd left",
-					 links[i].name);
-				n++;
-			}
+		if (mode && !bpf_xdp_detach(links[i].ifindex, mode, &xo)) {
+			log_info("fast path: %s: detached the program a stopped xturnd left",
+				 links[i].name);
+			n++;
 		}
 	}
 	free(links);
@@ -85,7 +83,7 @@ void fp_stale_program(const char *pin_dir)
 	snprintf(path, sizeof(path), "%s/%s", pin_dir, XT_PIN_PROG);
 	if ((fd = bpf_obj_get(path)) < 0)
 		return;
-	detach_pinned(fd);
+	fp_detach_prog(fd);
 	close(fd);
 	unlink(path);
 }
