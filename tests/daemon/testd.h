@@ -125,6 +125,7 @@ static inline pid_t testd_spawn(const struct testd *d, const char *const *more)
 	argv[n++] = minp;
 	argv[n++] = maxp;
 	argv[n++] = "--log-level=debug";	/* the log says why a test failed */
+	argv[n++] = "--no-journal";		/* no state shared between tests */
 	for (const char *const *f = d->kind->flags; *f; f++)
 		argv[n++] = *f;
 	for (int i = 0; i < TESTD_EXTRA && d->extra[i]; i++)

@@ -306,7 +306,7 @@ start_server() {
 		xt_spawn "$XT_SERVER_LOG" nsenter --net=/run/netns/"$NS_R" ${XT_SERVER_AS:-} \
 			"$XT_BUILD/xturnd" \
 			"${common[@]}" --bpf-pin-dir="$XT_PIN_DIR" --log-level=debug \
-			--control-socket="$XT_CTL" "$@"
+			--control-socket="$XT_CTL" --journal-dir="$XT_TMP/journal" "$@"
 		;;
 	esac
 	XT_SERVER_PID=$XT_BG_PID

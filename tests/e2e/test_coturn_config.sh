@@ -74,7 +74,7 @@ echo "PASS: coturn's example loads, TLS key opened with pkey-pwd (a wrong one re
 
 # 4
 port=$((20000 + RANDOM % 20000))
-"$xturnd" -v --listening-ip=127.0.0.1 --listening-port=$port --relay-ip=127.0.0.1 --no-xdp \
+"$xturnd" -v --no-journal --listening-ip=127.0.0.1 --listening-port=$port --relay-ip=127.0.0.1 --no-xdp \
 	--user=u:p --no-udp --log-file="$tmp/turn.log" --pidfile="$tmp/xturnd.pid" \
 	--stats-socket="$tmp/stats.sock" 2>"$tmp/stderr.err" &
 pid=$!
@@ -128,7 +128,7 @@ unshare -m bash -c '
 	for d in null zero urandom random; do mount --bind /dev/$d "$1/dev/$d"; done
 	mount --bind "$1/dev" /dev
 	shift
-	exec "$@"' - "$tmp" "$xturnd" --syslog --listening-ip=127.0.0.1 --listening-port=$port \
+	exec "$@"' - "$tmp" "$xturnd" --no-journal --syslog --listening-ip=127.0.0.1 --listening-port=$port \
 	--relay-ip=127.0.0.1 --no-xdp --no-tcp --user=u:p --stats-socket="$tmp/stats2.sock" \
 	2>"$tmp/stderr2.err" &
 pid=$!

@@ -39,7 +39,7 @@ run_logged() { # LOG JOURNAL_STREAM-value|"" : starts xturnd, waits, stops it
 	local log=$1 js=$2 port=$((20000 + RANDOM % 20000)) pid
 	: >"$log"
 	[ "$js" = this ] && js=$(stat -c %d:%i "$log")
-	JOURNAL_STREAM=$js "$xturnd" --listening-ip=127.0.0.1 --listening-port=$port \
+	JOURNAL_STREAM=$js "$xturnd" --no-journal --listening-ip=127.0.0.1 --listening-port=$port \
 		--relay-ip=127.0.0.1 --no-xdp --no-tcp --user=u:p 2>>"$log" &
 	pid=$!
 	pids+=("$pid")
@@ -70,7 +70,7 @@ echo "PASS: JOURNAL_STREAM of another stream: timestamped lines"
 printf 'realm = example.org\nuser = alice:secret\n' >"$tmp/good.conf"
 printf 'realm = example.org\nmin-port = 70000\n' >"$tmp/bad.conf"
 port=$((20000 + RANDOM % 20000))
-"$xturnd" --listening-ip=127.0.0.1 --listening-port=$port --relay-ip=127.0.0.1 --no-xdp \
+"$xturnd" --no-journal --listening-ip=127.0.0.1 --listening-port=$port --relay-ip=127.0.0.1 --no-xdp \
 	--no-tcp --user=u:p 2>"$tmp/holder.log" &
 pids+=($!)
 for _ in $(seq 50); do grep -q "listening on" "$tmp/holder.log" && break; sleep 0.1; done
@@ -114,7 +114,7 @@ wait_for() { # PATTERN: a notify message matching it, within 5 s
 	fail "no notify message '$1' (got: $(tr '\n' '|' <"$tmp/notify.out"))"
 }
 port=$((20000 + RANDOM % 20000))
-NOTIFY_SOCKET=$tmp/notify.sock "$xturnd" --listening-ip=127.0.0.1 --listening-port=$port \
+NOTIFY_SOCKET=$tmp/notify.sock "$xturnd" --no-journal --listening-ip=127.0.0.1 --listening-port=$port \
 	--relay-ip=127.0.0.1 --no-xdp --no-tcp --user=u:p 2>"$tmp/notify.log" &
 xpid=$!
 pids+=($xpid)

@@ -55,7 +55,7 @@ RELAY_MIN=$((40000 + RANDOM % 100 * 200))
 SOCK=$tmp/run/xturnd.sock	# run/ does not exist: xturnd makes it
 NOPINS=$tmp/no-pins		# so pinned maps of another xturnd are not read
 
-"$xturnd" --listening-ip=127.0.0.1 --listening-port=$TURN_PORT --min-port=$RELAY_MIN \
+"$xturnd" --no-journal --listening-ip=127.0.0.1 --listening-port=$TURN_PORT --min-port=$RELAY_MIN \
 	--max-port=$((RELAY_MIN + 99)) --no-xdp --user=u:p --allowed-peer-ip=127.0.0.1 \
 	--prometheus --prometheus-port=$PROM_PORT --stats-socket="$SOCK" >"$tmp/xturnd.log" 2>&1 &
 xpid=$!
@@ -192,7 +192,7 @@ grep -q "no pinned maps in $NOPINS" "$tmp/none.err" && grep -q "no daemon on $tm
 # A second daemon on the same port is refused, naming the port (its
 # SO_REUSEPORT listeners would have joined the first's); the first lives on.
 rc=0
-timeout 10 "$xturnd" --listening-ip=127.0.0.1 --listening-port=$TURN_PORT --no-xdp --user=u:p \
+timeout 10 "$xturnd" --no-journal --listening-ip=127.0.0.1 --listening-port=$TURN_PORT --no-xdp --user=u:p \
 	--stats-socket="$tmp/second.sock" >"$tmp/second.log" 2>&1 || rc=$?
 [ $rc = 1 ] || fail "second xturnd on port $TURN_PORT: exit $rc, want 1"
 grep -q "127.0.0.1:$TURN_PORT/udp is in use by another process" "$tmp/second.log" ||

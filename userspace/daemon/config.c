@@ -196,6 +196,10 @@ static const struct config_key config_keys[] = {
 	UINT("drain-timeout", drain_timeout, 1, 604800, "3600",
 	     "seconds a drain (SIGUSR1, xturnctl drain) waits for the allocations to end "
 	     "before it ends them"),
+	STR("journal-dir", journal_dir, "/run/xturn", NULL, "DIR",
+	    "where each relay thread journals its allocations, so a daemon started after this "
+	    "one died takes them over (keep relay-threads the same across it)"),
+	FLAG("no-journal", no_journal, "journal nothing: a restart loses every allocation"),
 	UINT("relay-threads", workers, 0, 1024, "0", "relay threads (0: one per CPU)",
 	     .coturn = "coturn's 0 runs one relay thread with the listener; here 0 is "
 		     "one thread per CPU"),

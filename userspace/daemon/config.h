@@ -92,6 +92,8 @@ struct config {
 	char stats_socket[108];				/* stats-socket (sun_path size) */
 	char control_socket[108];			/* control-socket, for xturnctl */
 	unsigned drain_timeout;				/* drain-timeout, 3600 s */
+	char journal_dir[CONFIG_MAX_STR];		/* journal-dir, /run/xturn */
+	bool no_journal;				/* no-journal */
 	unsigned workers;				/* relay-threads, 0 = one per CPU */
 	char config_path[CONFIG_MAX_STR];		/* -c / --config */
 	bool demo;					/* --demo (command line only) */

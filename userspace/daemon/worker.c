@@ -18,6 +18,7 @@
 #include "turn/turn.h"
 #include "daemon/acct.h"
 #include "daemon/evloop.h"
+#include "daemon/journal.h"
 #include "daemon/offload.h"
 #include "daemon/outq.h"
 #include "daemon/stream.h"
@@ -65,6 +66,7 @@ struct worker {
 	struct udp_rx *rx;
 	struct outq *out;		/* what a batch sends */
 	atomic_bool tick_now;		/* run the TURN timers at once (kills, drains) */
+	struct journal *journal;	/* NULL: none (journal-dir empty), or replaying */
 	/* SIGHUP: new credentials and policy, handed over under lock */
 	struct auth *new_auth;
 	struct policy *new_pol;
@@ -122,6 +124,7 @@ static time_t io_wall_clock(void *ctx)
 /* ---- alloc_hooks: relay sockets and the fast path follow TURN state ---------- */
 
 static void on_relay(struct ev_src *s, uint32_t events);
+static void on_listener(struct ev_src *s, uint32_t events);
 
 static void hook_alloc_up(void *ctx, struct allocation *a)
 {
@@ -137,6 +140,7 @@ static void hook_alloc_up(void *ctx, struct allocation *a)
 			log_warn("epoll add relay: %s", strerror(-rc));
 	}
 	offload_alloc_up(w->env.offload, a);
+	journal_put(w->journal, a, turn_allocs(w->turn));
 	if (!srcs)
 		log_err("out of memory: allocation's relay gets no events");
 	if (a->stream) {
@@ -161,6 +165,7 @@ static void hook_alloc_down(void *ctx, struct allocation *a)
 
 	/* Its bindings have left the maps (chan_down): their XDP counts are in. */
 	acct_end(w->env.acct, a, w->env.cfg->realm, clock_mono_s(), time(NULL));
+	journal_end(w->journal, a, turn_allocs(w->turn));
 	/* Queued datagrams go out before their socket closes: its fd number
 	 * could be reused by a new relay in this same batch. */
 	outq_flush(w->out);
@@ -180,34 +185,85 @@ static void hook_alloc_down(void *ctx, struct allocation *a)
 	}
 }
 
+/* Every change of an allocation's state is journalled (whole: a record is
+ * the allocation as it now is); one ending records only its end. */
+static void journal_change(struct worker *w, const struct allocation *a)
+{
+	journal_put(w->journal, a, turn_allocs(w->turn));
+}
+
 static bool hook_perm_up(void *ctx, struct allocation *a, const struct perm *p)
 {
-	return offload_perm(((struct worker *)ctx)->env.offload, a, p, true);
+	struct worker *w = ctx;
+	bool in_kernel = offload_perm(w->env.offload, a, p, true);
+
+	journal_change(w, a);
+	return in_kernel;
 }
 
 static void hook_perm_down(void *ctx, struct allocation *a, const struct perm *p)
 {
-	offload_perm(((struct worker *)ctx)->env.offload, a, p, false);
+	struct worker *w = ctx;
+
+	offload_perm(w->env.offload, a, p, false);
+	journal_change(w, a);
 }
 
 static bool hook_chan_up(void *ctx, struct allocation *a, struct chan *c)
 {
-	return offload_chan_up(((struct worker *)ctx)->env.offload, a, c);
+	struct worker *w = ctx;
+	bool in_kernel = offload_chan_up(w->env.offload, a, c);
+
+	journal_change(w, a);
+	return in_kernel;
 }
 
 static void hook_chan_down(void *ctx, struct allocation *a, struct chan *c)
 {
-	offload_chan_down(((struct worker *)ctx)->env.offload, a, c);
+	struct worker *w = ctx;
+
+	offload_chan_down(w->env.offload, a, c);
+	journal_change(w, a);
 }
 
 static void hook_perm_refreshed(void *ctx, struct allocation *a, const struct perm *p)
 {
-	offload_refreshed(((struct worker *)ctx)->env.offload, a, p);
+	struct worker *w = ctx;
+
+	offload_refreshed(w->env.offload, a, p);
+	journal_change(w, a);
 }
 
 static void hook_alloc_refreshed(void *ctx, struct allocation *a)
 {
-	offload_refreshed(((struct worker *)ctx)->env.offload, a, NULL);
+	struct worker *w = ctx;
+
+	offload_refreshed(w->env.offload, a, NULL);
+	journal_change(w, a);
+}
+
+/* A journalled allocation, adopted by the relay thread whose listener
+ * serves its listener address (SO_REUSEPORT hashes a client to the same
+ * thread of a daemon with as many). */
+static void adopt(void *ctx, const struct allocation *rec)
+{
+	struct worker *w = ctx;
+	char c[ADDR_STRLEN];
+	int fd = -1, err;
+
+	for (unsigned i = 0; i < w->nlisteners && fd < 0; i++) {
+		const struct listener *l = w->listeners[i];
+
+		if (l->ev.fn == on_listener && l->local.ss_family == rec->listener.ss_family &&
+		    addr_port(&l->local) == addr_port(&rec->listener) &&
+		    (addr_is_any(&l->local) || addr_eq(&l->local, &rec->listener)))
+			fd = l->ev.fd;
+	}
+	err = fd < 0 ? -EADDRNOTAVAIL : turn_adopt(w->turn, rec, fd, clock_mono_s());
+	if (err && err != -ESTALE)
+		log_warn("journal: allocation %016llx of %s from %s not adopted: %s",
+			 (unsigned long long)rec->id, rec->username,
+			 addr_str(&rec->client, true, c, sizeof(c)), strerror(-err));
 }
 
 /* ---- events ------------------------------------------------------------------ */
@@ -468,6 +524,7 @@ void worker_free(struct worker *w)
 		reap_conns(w);
 	}
 	turn_free(w->turn);	/* deletes allocations: relays and map entries */
+	journal_close(w->journal);
 	stream_set_free(w->streams);
 	for (unsigned i = 0; i < w->nlisteners; i++) {
 		close(w->listeners[i]->ev.fd);
@@ -593,6 +650,17 @@ int worker_new(const struct worker_env *env, unsigned id, struct auth *auth,
 	if (rc) {
 		worker_free(w);
 		return rc;
+	}
+	if (!cfg->no_journal) {
+		unsigned before = alloc_count(turn_allocs(w->turn));
+
+		w->journal = journal_open(cfg->journal_dir, id, adopt, w, turn_allocs(w->turn), &rc);
+		if (!w->journal)
+			log_warn("journal in %s: %s; a restart will not keep this thread's "
+				 "allocations", cfg->journal_dir, strerror(-rc));
+		else if (alloc_count(turn_allocs(w->turn)) > before)
+			log_info("relay thread %u: adopted %u allocations from its journal", id,
+				 alloc_count(turn_allocs(w->turn)) - before);
 	}
 	*out = w;
 	return 0;

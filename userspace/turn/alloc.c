@@ -428,13 +428,14 @@ static int perm_reserve(struct allocation *a, unsigned more)
 	return 0;
 }
 
-int alloc_perm_add(struct alloc_table *t, struct allocation *a,
-		   const struct sockaddr_storage *peer, time_t now)
+/* Installs or refreshes the permission for peer's IP until expires. */
+static int perm_add(struct alloc_table *t, struct allocation *a,
+		    const struct sockaddr_storage *peer, time_t expires)
 {
 	struct perm *p = perm_find(a, peer);
 
 	if (p) {
-		p->expires = now + t->lim.permission_lifetime;
+		p->expires = expires;
 		if (!p->in_kernel && t->hooks.perm_up)
 			p->in_kernel = t->hooks.perm_up(t->hooks.ctx, a, p);
 		else if (t->hooks.perm_refreshed)
@@ -448,7 +449,7 @@ int alloc_perm_add(struct alloc_table *t, struct allocation *a,
 	p->peer = *peer;
 	addr_canon(&p->peer);
 	addr_set_port(&p->peer, 0);
-	p->expires = now + t->lim.permission_lifetime;
+	p->expires = expires;
 	if (t->hooks.perm_up)
 		p->in_kernel = t->hooks.perm_up(t->hooks.ctx, a, p);
 	/* A channel to this IP whose permission had lapsed is usable again. */
@@ -456,6 +457,18 @@ int alloc_perm_add(struct alloc_table *t, struct allocation *a,
 		if (addr_ip_eq(&a->chans[i].peer, peer))
 			chan_start(t, a, &a->chans[i]);
 	return 0;
+}
+
+int alloc_perm_add(struct alloc_table *t, struct allocation *a,
+		   const struct sockaddr_storage *peer, time_t now)
+{
+	return perm_add(t, a, peer, now + t->lim.permission_lifetime);
+}
+
+int alloc_perm_restore(struct alloc_table *t, struct allocation *a,
+		       const struct sockaddr_storage *peer, time_t expires)
+{
+	return perm_add(t, a, peer, expires);
 }
 
 int alloc_perm_add_all(struct alloc_table *t, struct allocation *a,
@@ -499,11 +512,36 @@ struct chan *alloc_chan_by_peer(struct allocation *a, const struct sockaddr_stor
 
 static void expire_one(struct alloc_table *t, struct allocation *a, time_t now);
 
+/* A new channel at the end of a's, not started; NULL when out of memory. */
+static struct chan *chan_append(struct allocation *a, uint16_t number,
+				const struct sockaddr_storage *peer, time_t expires)
+{
+	struct chan *c = realloc(a->chans, (a->nchans + 1) * sizeof(*c));
+	struct chan_key *k;
+
+	if (c)
+		a->chans = c;
+	k = realloc(a->chan_keys, (a->nchans + 1) * sizeof(*k));
+	if (k)
+		a->chan_keys = k;
+	if (!c || !k)
+		return NULL;
+	k = &a->chan_keys[a->nchans];
+	c = &a->chans[a->nchans++];
+	memset(c, 0, sizeof(*c));
+	c->number = number;
+	c->peer = *peer;
+	addr_canon(&c->peer);
+	k->number = number;
+	k->peer_hash = (uint32_t)addr_hash(&c->peer, true);
+	c->expires = expires;
+	return c;
+}
+
 int alloc_chan_bind(struct alloc_table *t, struct allocation *a, uint16_t number,
 		    const struct sockaddr_storage *peer, time_t now)
 {
 	struct chan *byn, *byp, *c;
-	struct chan_key *k;
 	int err;
 
 	if (number < CHANNEL_MIN || number > CHANNEL_MAX)
@@ -523,23 +561,8 @@ int alloc_chan_bind(struct alloc_table *t, struct allocation *a, uint16_t number
 		byn->expires = now + t->lim.channel_lifetime;
 		return alloc_perm_add(t, a, peer, now);
 	}
-	c = realloc(a->chans, (a->nchans + 1) * sizeof(*c));
-	if (c)
-		a->chans = c;
-	k = realloc(a->chan_keys, (a->nchans + 1) * sizeof(*k));
-	if (k)
-		a->chan_keys = k;
-	if (!c || !k)
+	if (!(c = chan_append(a, number, peer, now + t->lim.channel_lifetime)))
 		return -ENOSPC;
-	k = &a->chan_keys[a->nchans];
-	c = &a->chans[a->nchans++];
-	memset(c, 0, sizeof(*c));
-	c->number = number;
-	c->peer = *peer;
-	addr_canon(&c->peer);
-	k->number = number;
-	k->peer_hash = (uint32_t)addr_hash(&c->peer, true);
-	c->expires = now + t->lim.channel_lifetime;
 	/* The permission first: alloc_perm_add starts channels it unblocks,
 	 * this new one included. */
 	err = alloc_perm_add(t, a, peer, now);
@@ -672,4 +695,18 @@ struct relay *alloc_relay_for(const struct allocation *a, int family)
 		if (a->relays[i].addr.ss_family == family)
 			return (struct relay *)&a->relays[i];
 	return NULL;
+}
+
+int alloc_chan_restore(struct alloc_table *t, struct allocation *a, uint16_t number,
+		       const struct sockaddr_storage *peer, time_t expires)
+{
+	struct chan *c;
+
+	if (number < CHANNEL_MIN || number > CHANNEL_MAX || a->nchans >= t->lim.max_channels)
+		return -EINVAL;
+	if (!(c = chan_append(a, number, peer, expires)))
+		return -ENOMEM;
+	if (perm_find(a, peer))
+		chan_start(t, a, c);
+	return 0;
 }

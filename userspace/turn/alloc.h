@@ -201,6 +201,9 @@ void alloc_totals(const struct alloc_table *t, struct alloc_totals *out);
 /* Installs or refreshes a permission for peer's IP. 0 or -ENOSPC (508). */
 int alloc_perm_add(struct alloc_table *t, struct allocation *a,
 		   const struct sockaddr_storage *peer, time_t now);
+/* A restarted daemon's: the permission as it was, until expires. */
+int alloc_perm_restore(struct alloc_table *t, struct allocation *a,
+		       const struct sockaddr_storage *peer, time_t expires);
 /* Several at once (one CreatePermission): all installed or refreshed, or,
  * if they do not all fit, none (-ENOSPC). */
 int alloc_perm_add_all(struct alloc_table *t, struct allocation *a,
@@ -213,6 +216,9 @@ bool alloc_perm_ok(const struct allocation *a, const struct sockaddr_storage *pe
  * installs or refreshes the permission for the peer. */
 int alloc_chan_bind(struct alloc_table *t, struct allocation *a, uint16_t number,
 		    const struct sockaddr_storage *peer, time_t now);
+/* A restarted daemon's: the channel as it was (after its permission). */
+int alloc_chan_restore(struct alloc_table *t, struct allocation *a, uint16_t number,
+		       const struct sockaddr_storage *peer, time_t expires);
 struct chan *alloc_chan_by_number(struct allocation *a, uint16_t number, time_t now);
 struct chan *alloc_chan_by_peer(struct allocation *a, const struct sockaddr_storage *peer,
 				time_t now);

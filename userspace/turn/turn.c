@@ -747,6 +747,11 @@ static void handle_request(struct req *q)
 		send_error(q, 441);
 		return;
 	}
+	/* Adopted from a journal, which holds no keys: this request's. */
+	if (q->alloc && !q->alloc->keylen) {
+		memcpy(q->alloc->key, q->auth.key, q->auth.keylen);
+		q->alloc->keylen = q->auth.keylen;
+	}
 	if (q->m->method == TURN_ALLOCATE) {
 		handle_allocate(q);
 		return;
@@ -930,7 +935,62 @@ static bool keep_alloc(void *ctx, const struct allocation *a)
 {
 	const struct turn_server *s = ctx;
 
-	return auth_key_valid(s->auth, a->username, a->key, a->keylen);
+	/* An adopted allocation's key comes back with its next request. */
+	return !a->keylen || auth_key_valid(s->auth, a->username, a->key, a->keylen);
+}
+
+int turn_adopt(struct turn_server *s, const struct allocation *rec, int listener_fd, time_t now)
+{
+	struct allocation *a;
+	int err = 0;
+
+	if (rec->transport != ALLOC_UDP || rec->expires <= now)
+		return -ESTALE;
+	if (!(a = calloc(1, sizeof(*a))))
+		return -ENOMEM;
+	a->client = rec->client;
+	a->listener = rec->listener;
+	a->listener_fd = listener_fd;
+	memcpy(a->username, rec->username, sizeof(a->username));
+	memcpy(a->alloc_tid, rec->alloc_tid, STUN_TID_LEN);
+	a->id = rec->id;
+	a->created = rec->created;
+	a->created_wall = rec->created_wall;
+	a->transport = ALLOC_UDP;
+	a->c2p = rec->c2p;
+	a->p2c = rec->p2c;
+	a->expires = rec->expires;
+	/* The relayed ports as they were: clients and peers know them. */
+	for (unsigned i = 0; i < rec->nrelays && !err; i++) {
+		const struct sockaddr_storage *want = &rec->relays[i].addr;
+		int fd = s->io.relay_open(s->io.ctx, want->ss_family, addr_port(want), false, false,
+					  &a->relays[i].addr, &a->relays[i].adv);
+
+		if (fd < 0) {
+			err = fd;
+		} else if (!addr_eq(&a->relays[i].addr, want)) {
+			s->io.relay_close(s->io.ctx, fd);
+			err = -EADDRNOTAVAIL;	/* relay-ip changed */
+		} else {
+			a->relays[i].fd = fd;
+			a->nrelays++;
+		}
+	}
+	if (!err && (err = alloc_insert(s->allocs, a)) == 0) {
+		for (unsigned i = 0; i < rec->nperms; i++)
+			if (rec->perms[i].expires > now)
+				alloc_perm_restore(s->allocs, a, &rec->perms[i].peer,
+						   rec->perms[i].expires);
+		for (unsigned i = 0; i < rec->nchans; i++)
+			if (rec->chans[i].expires > now)
+				alloc_chan_restore(s->allocs, a, rec->chans[i].number,
+						   &rec->chans[i].peer, rec->chans[i].expires);
+		return 0;
+	}
+	for (unsigned i = 0; i < a->nrelays; i++)
+		s->io.relay_close(s->io.ctx, a->relays[i].fd);
+	free(a);
+	return err;
 }
 
 static bool keep_perm(void *ctx, const struct allocation *a, const struct perm *p)

@@ -68,6 +68,14 @@ static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_
 		fp_say(why, whylen, "%s: more than %d interfaces", l->name, XT_MAX_IFACES);
 		return -ENOSPC;
 	}
+	/* Redirects to it work from the program's first packet on. */
+	err = bpf_map_update_elem(bpf_map__fd(fp->skel->maps.xt_tx_ports), &ifindex, &ifindex,
+				  BPF_ANY);
+	if (err) {
+		fp_say(why, whylen, "%s: adding to %s failed: %s", l->name, XT_MAP_TX_PORTS,
+		       strerror(-err));
+		return err;
+	}
 	/* A stopped daemon's program here: ours takes its place in one step,
 	 * so forwarding never pauses (its maps are ours now). */
 	if (fp->stale_prog_fd >= 0) {
@@ -80,7 +88,7 @@ static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_
 				l->ifindex, flags == XDP_FLAGS_SKB_MODE ? XDP_MODE_SKB : XDP_MODE_NATIVE };
 			log_info("fast path: %s: %s XDP, in place of the program a stopped xturnd "
 				 "left", l->name, flags == XDP_FLAGS_SKB_MODE ? "generic" : "native");
-			goto tx_port;
+			return 0;
 		}
 	}
 	detach_stale(l->ifindex);
@@ -106,15 +114,9 @@ static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_
 			break;
 	}
 	if (err) {
+		bpf_map_delete_elem(bpf_map__fd(fp->skel->maps.xt_tx_ports), &ifindex);
 		fp_say(why, whylen, "attaching to %s failed: %s", l->name, msg);
-		return err;
 	}
-tx_port:
-	err = bpf_map_update_elem(bpf_map__fd(fp->skel->maps.xt_tx_ports), &ifindex, &ifindex,
-				  BPF_ANY);
-	if (err)
-		fp_say(why, whylen, "%s: adding to %s failed: %s", l->name, XT_MAP_TX_PORTS,
-		    strerror(-err));
 	return err;
 }
 

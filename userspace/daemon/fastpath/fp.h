@@ -71,6 +71,8 @@ struct fastpath {
 	unsigned nchans;		/* bindings in the maps */
 	int lock_fd;			/* the pin dir, flock'ed while we run */
 	int stale_prog_fd;		/* a stopped daemon's program, replaced in place; -1 */
+	__u32 old_ports[XT_MAX_IFACES];	/* its xt_tx_ports, while we take over */
+	unsigned nold_ports;
 	uint32_t *free_slots;		/* xt_expiry slots no binding has */
 	unsigned nfree;
 	unsigned perms_missing;		/* permissions not in xt_perms, all relays */

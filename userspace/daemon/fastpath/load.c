@@ -83,10 +83,23 @@ static void pins_prepare(struct fastpath *fp, char *why, size_t whylen)
 	char path[PATH_MAX];
 	struct bpf_map *m;
 	bool stale = false;
+	int fd0;
 
 	/* The kernel reports a devmap's flags with BPF_F_RDONLY_PROG added,
-	 * so libbpf would refuse to reuse it: a new one (attach fills it). */
+	 * so libbpf would refuse to reuse it: a new one, given the old one's
+	 * interfaces before our program replaces the old on any of them (a
+	 * packet the new program takes in on one may be redirected to one the
+	 * old program still serves). */
 	snprintf(path, sizeof(path), "%s/%s", fp->pin_dir, XT_MAP_TX_PORTS);
+	if ((fd0 = bpf_obj_get(path)) >= 0) {
+		__u32 k, *prev = NULL;
+
+		while (fp->nold_ports < XT_MAX_IFACES && !bpf_map_get_next_key(fd0, prev, &k)) {
+			fp->old_ports[fp->nold_ports++] = k;
+			prev = &k;
+		}
+		close(fd0);
+	}
 	unlink(path);
 	bpf_object__for_each_map(m, fp->skel->obj) {
 		int fd;
@@ -237,6 +250,9 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 		fp_say(why, whylen, "out of memory");
 	if (err)
 		goto fail;
+	for (unsigned i = 0; i < fp->nold_ports; i++)
+		bpf_map_update_elem(bpf_map__fd(fp->skel->maps.xt_tx_ports), &fp->old_ports[i],
+				    &fp->old_ports[i], BPF_ANY);
 	/* Subscribed before the dumps in scan(), so no change falls between. */
 	fp->nl = nl_subscribe(RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR |
 			      RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE);
@@ -255,6 +271,16 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 	err = fp_scan(fp, true, why, whylen);
 	if (err)
 		goto fail;
+	/* The old program's interfaces that are not ours any more. */
+	for (unsigned i = 0; i < fp->nold_ports; i++) {
+		bool ours = false;
+
+		for (unsigned k = 0; k < fp->nattached; k++)
+			ours |= (__u32)fp->attached[k].ifindex == fp->old_ports[i];
+		if (!ours)
+			bpf_map_delete_elem(bpf_map__fd(fp->skel->maps.xt_tx_ports),
+					    &fp->old_ports[i]);
+	}
 	/* Where ours did not take its place (an interface no longer ours). */
 	if (fp->stale_prog_fd >= 0) {
 		fp_detach_prog(fp->stale_prog_fd);
