@@ -18,6 +18,8 @@ static void usage(FILE *f)
 		"  drain [--timeout S]       send new allocations elsewhere; exit when the\n"
 		"                            last ends or S seconds pass (default drain-timeout)\n"
 		"  reload                    as SIGHUP: credentials, peer policy, certificates\n"
+		"  restart                   as SIGUSR2: a new process of the binary (maybe a new\n"
+		"                            version) takes the sockets and allocations over\n"
 		"Options: --socket PATH (default %s), --help, --version\n", CTL_DEFAULT_SOCKET);
 }
 
@@ -30,6 +32,8 @@ static const char *request(int argc, char **argv, char *line, size_t len)
 		snprintf(line, len, "status");
 	else if (!strcmp(cmd, "reload") && argc == 1)
 		snprintf(line, len, "reload");
+	else if (!strcmp(cmd, "restart") && argc == 1)
+		snprintf(line, len, "restart");
 	else if (!strcmp(cmd, "sessions") && argc == 1)
 		snprintf(line, len, "sessions");
 	else if (!strcmp(cmd, "sessions") && argc == 2 && !strcmp(argv[1], "--json"))

@@ -34,6 +34,8 @@ struct fp_opts {
 	/* Extra interfaces by name (config xdp-interface). */
 	char *const *ifaces;
 	unsigned nifaces;
+	/* The pin dir's lock held already (a handover passed it); 0: take it. */
+	int lock_fd;
 };
 
 /* Routes libbpf's and libxdp's messages through the log (call before
@@ -44,6 +46,8 @@ void fp_route_logs(void);
  * On success why is empty or holds a note worth logging (pinned maps of
  * another ABI were replaced, no lookup device: see lookup_dev). */
 int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t whylen);
+/* The fd that holds the pin dir's lock (for a handover to pass on). */
+int fp_lock_fd(const struct fastpath *fp);
 /* Detaches, unpins (unless keep_pins) and frees. NULL is fine. */
 void fp_close(struct fastpath *fp);
 /* For a start without XDP (no-xdp): what a daemon that did not stop cleanly

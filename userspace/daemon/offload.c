@@ -250,3 +250,8 @@ void offload_describe(struct offload *o, FILE *out)
 	fp_describe(o->fp, out);
 	pthread_mutex_unlock(&o->lock);
 }
+
+int offload_lock_fd(const struct offload *o)
+{
+	return o->fp ? fp_lock_fd(o->fp) : -1;
+}

@@ -47,6 +47,8 @@ int offload_netlink_fd(struct offload *o);
 void offload_netlink_event(struct offload *o);
 /* "fast path: XDP" and a line per interface with its mode, or off. */
 void offload_describe(struct offload *o, FILE *out);
+/* The fast path's hold on its pin dir (a handover passes it), or -1. */
+int offload_lock_fd(const struct offload *o);
 /* The fast path's fields of a metrics snapshot (left 0 without one). */
 void offload_snapshot(struct offload *o, struct metrics_snapshot *m);
 

@@ -20,6 +20,7 @@
 #include "daemon/acct.h"
 #include "daemon/admin.h"
 #include "daemon/control.h"
+#include "daemon/handover.h"
 #include "daemon/evloop.h"
 #include "daemon/hostwatch.h"
 #include "daemon/offload.h"
@@ -53,6 +54,11 @@ struct server {
 	bool draining, drain_ended;
 	time_t drain_start, drain_deadline;
 	time_t start_wall;		/* process_start_time_seconds */
+	/* A planned restart: asked for (SIGUSR2, xturnctl restart; run after
+	 * the batch that asked), and what it execs. */
+	bool handover_pending;
+	char exec_path[4096];
+	char *const *exec_argv;
 };
 
 static void collect(void *ctx, struct metrics_snapshot *m)
@@ -291,6 +297,93 @@ static void status_text(struct server *srv, FILE *out)
 		(unsigned long long)m.channels_in_kernel, (unsigned long long)m.tcp_connections);
 }
 
+static void on_metrics(struct ev_src *s, uint32_t events);
+static void on_control(struct ev_src *s, uint32_t events);
+static const char *on_command(void *ctx, int argc, char **argv, FILE *out);
+
+/* The stats and control sockets (and the metrics' HTTP listener): opened
+ * at start, closed for a handover (the new process binds them), opened
+ * again if it fails. */
+static void endpoints_open(struct server *srv, char *err, size_t errlen)
+{
+	int rc = stats_open(&srv->metrics, srv->cfg, collect, srv, err, errlen);
+
+	if (rc || err[0])
+		log_warn("%s", err);
+	if (!rc && (rc = ev_add(srv->loop, &srv->metrics_src, stats_fd(srv->metrics), on_metrics,
+				srv)))
+		log_warn("metrics endpoints: %s", strerror(-rc));
+	srv->control = control_open(srv->cfg->control_socket, on_command, srv, &rc);
+	if (!srv->control)
+		log_warn("control-socket %s: %s; xturnctl cannot reach this daemon",
+			 srv->cfg->control_socket,
+			 rc == -EADDRINUSE ? "served by another running xturnd" : strerror(-rc));
+	else if ((rc = ev_add(srv->loop, &srv->control_src, control_fd(srv->control), on_control,
+			      srv)))
+		log_warn("control-socket: %s", strerror(-rc));
+}
+
+static void endpoints_close(struct server *srv)
+{
+	if (srv->metrics) {
+		ev_retire(srv->loop, &srv->metrics_src, NULL);
+		stats_close(srv->metrics);
+		srv->metrics = NULL;
+	}
+	if (srv->control) {
+		ev_retire(srv->loop, &srv->control_src, NULL);
+		control_close(srv->control);
+		srv->control = NULL;
+	}
+}
+
+/* The planned restart (handover.h): the relay threads held still, their
+ * sockets listed and passed to a fresh exec of our binary; once it says it
+ * is ready we exit at once, undoing nothing (its program, maps, sockets and
+ * journals are the new one's now). If it fails, everything goes on. */
+static void handover(struct server *srv)
+{
+	struct handover_out *o;
+	char why[256], err[512] = "";
+	int64_t t0 = clock_mono_ms();
+	int pid, lock;
+
+	if (!srv->exec_path[0] || srv->cfg->demo) {
+		log_err("restart refused: %s", srv->cfg->demo ? "the demo's credentials exist only "
+			"in this process" : "no binary to exec");
+		return;
+	}
+	if (!(o = handover_out_new())) {
+		log_err("restart refused: %s", strerror(errno));
+		return;
+	}
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		worker_lock(srv->workers[i]);
+		worker_handover_fds(srv->workers[i], o);
+	}
+	if ((lock = offload_lock_fd(srv->env.offload)) >= 0)
+		handover_out_lock(o, lock);
+	endpoints_close(srv);
+	log_info("restart: handing over to a new %s", srv->exec_path);
+	pid = handover_exec(o, srv->exec_path, srv->exec_argv, 10000, why, sizeof(why));
+	if (pid > 0) {
+		log_info("restart: pid %d took over after %lld ms; exiting", pid,
+			 (long long)(clock_mono_ms() - t0));
+		service_mainpid(pid);
+		_exit(0);
+	}
+	log_err("restart failed, serving on: %s", why);
+	endpoints_open(srv, err, sizeof(err));
+	for (unsigned i = 0; i < srv->nworkers; i++)
+		worker_unlock(srv->workers[i]);
+}
+
+void server_set_exec(struct server *srv, const char *path, char *const argv[])
+{
+	snprintf(srv->exec_path, sizeof(srv->exec_path), "%s", path);
+	srv->exec_argv = argv;
+}
+
 /* xturnctl's commands (control.h). */
 static const char *on_command(void *ctx, int argc, char **argv, FILE *out)
 {
@@ -330,9 +423,12 @@ static const char *on_command(void *ctx, int argc, char **argv, FILE *out)
 	} else if (!strcmp(cmd, "reload") && argc == 1) {
 		reload_all(srv);
 		fprintf(out, "reloaded\n");
+	} else if (!strcmp(cmd, "restart") && argc == 1) {
+		srv->handover_pending = true;	/* after this answer is sent */
+		fprintf(out, "restarting: a new process takes over\n");
 	} else {
 		return "unknown command (status, sessions [json], kill ID, kill-user NAME, "
-		       "drain [SECONDS], reload)";
+		       "drain [SECONDS], reload, restart)";
 	}
 	return NULL;
 }
@@ -352,6 +448,10 @@ static void on_signal(struct ev_src *s, uint32_t events)
 	while (read(s->fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
 			reload_all(srv);
+			continue;
+		}
+		if (si.ssi_signo == SIGUSR2) {	/* a planned restart */
+			srv->handover_pending = true;
 			continue;
 		}
 		if (si.ssi_signo == SIGUSR1) {	/* coturn's drain signal */
@@ -390,8 +490,8 @@ static void parse_alternates(const struct config_list *l, uint16_t port,
 }
 
 int server_new(struct server **out, const struct config *cfg, struct auth *auth,
-	       struct policy *pol, struct fastpath *fp, server_reload_fn reload, char *err,
-	       size_t errlen)
+	       struct policy *pol, struct fastpath *fp, struct handover *h, server_reload_fn reload,
+	       char *err, size_t errlen)
 {
 	struct server *srv = calloc(1, sizeof(*srv));
 	unsigned n = worker_count(cfg);
@@ -409,6 +509,7 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 	srv->reload = reload;
 	srv->sig.fd = -1;
 	srv->env.cfg = cfg;
+	srv->env.handover = h;
 	srv->env.offload = offload_new(fp);
 	srv->env.shared = turn_shared_new();
 	srv->env.host = hostaddr_new(cfg->relay, cfg->nrelay);
@@ -483,6 +584,7 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGUSR1);
+	sigaddset(&sigs, SIGUSR2);
 	/* Blocked before the threads start, so they inherit the mask and only
 	 * the main thread's signalfd sees the signals. */
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
@@ -502,23 +604,8 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 	if ((fd = hostwatch_fd(srv->hosts)) >= 0 &&
 	    (rc = ev_add(srv->loop, &srv->hostaddr_src, fd, on_hostaddr, srv)))
 		log_warn("address events: %s", strerror(-rc));
-	rc = stats_open(&srv->metrics, cfg, collect, srv, err, errlen);
-	if (rc) {
-		server_free(srv);
-		return rc;
-	}
-	if (err[0])
-		log_warn("%s", err);
-	if ((rc = ev_add(srv->loop, &srv->metrics_src, stats_fd(srv->metrics), on_metrics, srv)))
-		log_warn("metrics endpoints: %s", strerror(-rc));
-	srv->control = control_open(cfg->control_socket, on_command, srv, &rc);
-	if (!srv->control)
-		log_warn("control-socket %s: %s; xturnctl cannot reach this daemon",
-			 cfg->control_socket,
-			 rc == -EADDRINUSE ? "served by another running xturnd" : strerror(-rc));
-	else if ((rc = ev_add(srv->loop, &srv->control_src, control_fd(srv->control), on_control,
-			      srv)))
-		log_warn("control-socket: %s", strerror(-rc));
+	err[0] = 0;
+	endpoints_open(srv, err, errlen);
 	if (getenv("NOTIFY_SOCKET")) {
 		struct itimerspec its = { .it_interval.tv_sec = STATUS_S, .it_value.tv_sec = STATUS_S };
 
@@ -574,6 +661,8 @@ int server_run(struct server *srv)
 		}
 	}
 	if (srv->running) {
+		/* A handover's old daemon may go now: we relay. */
+		handover_ready(srv->env.handover);
 		report_status(srv);
 		service_ready();
 	}
@@ -588,6 +677,10 @@ int server_run(struct server *srv)
 			break;
 		}
 		ev_dispatch(srv->loop);
+		if (srv->handover_pending) {
+			srv->handover_pending = false;
+			handover(srv);
+		}
 	}
 	for (unsigned i = 0; i < started; i++)
 		worker_stop(srv->workers[i]);

@@ -10,6 +10,7 @@
 #include "daemon/config.h"
 
 struct auth;
+struct handover;
 struct policy;
 struct fastpath;
 struct server;
@@ -27,10 +28,15 @@ int server_check_ports(const struct config *cfg, char *err, size_t errlen);
  * auth and pol (for the first worker; reload builds the others' and, on
  * SIGHUP, everyone's new ones). fp may be NULL (userspace relaying only). */
 int server_new(struct server **out, const struct config *cfg, struct auth *auth,
-	       struct policy *pol, struct fastpath *fp, server_reload_fn reload, char *err,
-	       size_t errlen);
+	       struct policy *pol, struct fastpath *fp, struct handover *h, server_reload_fn reload,
+	       char *err, size_t errlen);
+/* What a planned restart (SIGUSR2, xturnctl restart) execs: this binary's
+ * path as started (it may have been replaced by a new version since) and
+ * its arguments. Without it there is no planned restart. */
+void server_set_exec(struct server *srv, const char *path, char *const argv[]);
 /* Runs the workers and, in the calling thread, signals, netlink and the
- * metrics endpoints, until SIGTERM or SIGINT. */
+ * metrics endpoints, until SIGTERM or SIGINT. A handover's new process
+ * (env.handover) tells the old one it is ready once its workers run. */
 int server_run(struct server *srv);
 void server_free(struct server *srv);
 

@@ -36,3 +36,8 @@ void service_status(const char *fmt, ...)
 	va_end(ap);
 	sd_notifyf(0, "STATUS=%s", status);
 }
+
+void service_mainpid(int pid)
+{
+	sd_notifyf(0, "MAINPID=%d", pid);
+}

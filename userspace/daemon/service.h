@@ -8,6 +8,8 @@
 void service_ready(void);
 void service_reloading(void);
 void service_stopping(void);
+/* The service's main process is pid from now on (a handover). */
+void service_mainpid(int pid);
 /* STATUS=...: shown by `systemctl status`. */
 void service_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -128,6 +128,22 @@ int udp_relay_open(struct udp_ports *p, int family, uint16_t port, bool even, bo
 	return fd;
 }
 
+int udp_relay_adopt(struct udp_ports *p, int fd, struct sockaddr_storage *addr,
+		    struct sockaddr_storage *adv)
+{
+	socklen_t len = sizeof(*addr);
+
+	if (getsockname(fd, (struct sockaddr *)addr, &len)) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	addr_canon(addr);
+	udp_advertised(p->cfg, addr, adv);
+	hostaddr_relay_bound(p->host, addr);
+	return fd;
+}
+
 void udp_relay_close(struct udp_ports *p, int fd, const struct sockaddr_storage *addr)
 {
 	struct sockaddr_storage a;

@@ -38,6 +38,10 @@ int udp_relay_open(struct udp_ports *p, int family, uint16_t port, bool even, bo
 		   struct sockaddr_storage *addr, struct sockaddr_storage *adv);
 /* Closes a relay socket (addr: its bound address, NULL to ask the socket),
  * which no longer holds its port for relay to relay. */
+/* A relay socket bound by a daemon before us (a handover): taken as if
+ * udp_relay_open had made it. fd, or -errno (then it is closed). */
+int udp_relay_adopt(struct udp_ports *p, int fd, struct sockaddr_storage *addr,
+		    struct sockaddr_storage *adv);
 void udp_relay_close(struct udp_ports *p, int fd, const struct sockaddr_storage *addr);
 
 #define UDP_RX_BATCH 32

@@ -18,6 +18,7 @@
 #include "turn/turn.h"
 #include "daemon/acct.h"
 #include "daemon/evloop.h"
+#include "daemon/handover.h"
 #include "daemon/journal.h"
 #include "daemon/offload.h"
 #include "daemon/outq.h"
@@ -78,7 +79,11 @@ static int io_relay_open(void *ctx, int family, uint16_t port, bool even, bool d
 			 struct sockaddr_storage *addr, struct sockaddr_storage *adv)
 {
 	struct worker *w = ctx;
+	int fd = port ? handover_relay(w->env.handover, family, port) : -1;
 
+	/* An adopted allocation's relay, still open in the daemon before us. */
+	if (fd >= 0)
+		return udp_relay_adopt(&w->ports, fd, addr, adv);
 	return udp_relay_open(&w->ports, family, port, even, df, addr, adv);
 }
 
@@ -483,7 +488,9 @@ static int open_listener(struct worker *w, const struct sockaddr_storage *ip, in
 	l->local = *ip;
 	l->tls = tls;
 	addr_set_port(&l->local, tls ? cfg->tls_port : cfg->listen_port);
-	fd = type == SOCK_STREAM ? stream_listen(&l->local) : udp_listen(&l->local);
+	fd = handover_listener(w->env.handover, w->id, type, tls, &l->local);
+	if (fd < 0)
+		fd = type == SOCK_STREAM ? stream_listen(&l->local) : udp_listen(&l->local);
 	rc = fd < 0 ? fd : ev_add(w->loop, &l->ev, fd,
 				   type == SOCK_STREAM ? on_stream_listener : on_listener, w);
 	addr_str(&l->local, true, buf, sizeof(buf));
@@ -705,6 +712,23 @@ void worker_tick_now(struct worker *w)
 {
 	atomic_store(&w->tick_now, true);
 	wake(w);
+}
+
+static void relay_fds(void *ctx, struct allocation *a)
+{
+	for (unsigned i = 0; i < a->nrelays && !a->stream; i++)
+		handover_out_relay(ctx, &a->relays[i].addr, a->relays[i].fd);
+}
+
+void worker_handover_fds(struct worker *w, struct handover_out *o)
+{
+	for (unsigned i = 0; i < w->nlisteners; i++) {
+		const struct listener *l = w->listeners[i];
+
+		handover_out_listener(o, w->id, l->ev.fn == on_listener ? SOCK_DGRAM : SOCK_STREAM,
+				      l->tls, &l->local, l->ev.fd);
+	}
+	alloc_foreach(turn_allocs(w->turn), relay_fds, o);
 }
 
 void worker_lock(struct worker *w)

@@ -15,6 +15,8 @@
 
 struct acct;
 struct auth;
+struct handover;
+struct handover_out;
 struct hostaddr;
 struct offload;
 struct policy;
@@ -32,6 +34,7 @@ struct worker_env {
 	/* alternate-server and tls-alternate-server, parsed */
 	const struct sockaddr_storage *alternates, *tls_alternates;
 	unsigned nalternates, ntls_alternates;
+	struct handover *handover;	/* sockets an earlier daemon passed; NULL */
 };
 
 /* Opens worker id's listeners (id 0 logs them). Takes auth and pol (freed
@@ -57,6 +60,10 @@ void worker_replace_tls(struct worker *w, SSL_CTX *tls);
 /* Runs the worker's TURN timers at once: what was marked to end
  * (alloc_end_at_next_expiry) goes now rather than within a second. */
 void worker_tick_now(struct worker *w);
+
+/* With the lock held: the worker's listeners and its allocations' relay
+ * sockets, listed for a handover. */
+void worker_handover_fds(struct worker *w, struct handover_out *o);
 
 /* Held while the worker handles a batch: with it held, its state may be
  * read from another thread. */

@@ -17,6 +17,7 @@
 #include "turn/policy.h"
 #include "daemon/config.h"
 #include "daemon/fastpath.h"
+#include "daemon/handover.h"
 #include "daemon/server.h"
 #include "daemon/stream.h"
 
@@ -237,6 +238,10 @@ static int write_pidfile(const char *path)
 
 int main(int argc, char **argv)
 {
+	/* Before anything opens a file: the sockets a restarting daemon passed. */
+	struct handover *h = handover_take();
+	char self[4096];
+	ssize_t selflen;
 	struct auth *auth = NULL;
 	struct policy *pol = NULL;
 	struct fastpath *fp = NULL;
@@ -246,6 +251,12 @@ int main(int argc, char **argv)
 
 	g_argc = argc;
 	g_argv = argv;
+	/* The binary as started: a planned restart execs what is at this
+	 * path then (make install may have put a new version there). */
+	selflen = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	self[selflen > 0 ? selflen : 0] = 0;
+	if (selflen > 10 && !strcmp(self + selflen - 10, " (deleted)"))
+		self[selflen - 10] = 0;
 	log_init();
 	config_init(&cfg);
 	rc = config_parse_args(&cfg, argc, argv, err, sizeof(err));
@@ -305,7 +316,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	if (server_check_ports(&cfg, err, sizeof(err))) {
+	/* In a handover the ports are ours already: the old daemon passed them. */
+	if (!h && server_check_ports(&cfg, err, sizeof(err))) {
 		log_err("%s", err);
 		config_free(&cfg);
 		return 1;
@@ -329,6 +341,7 @@ int main(int argc, char **argv)
 			.addrs = addrs,
 			.ifaces = cfg.xdp_ifaces.v,
 			.nifaces = cfg.xdp_ifaces.n,
+			.lock_fd = handover_lock(h),
 		};
 		struct sockaddr_storage any;
 		addr_parse("0.0.0.0", 0, &any);
@@ -351,13 +364,14 @@ int main(int argc, char **argv)
 		}
 	}
 
-	rc = server_new(&srv, &cfg, auth, pol, fp, reload, err, sizeof(err));
+	rc = server_new(&srv, &cfg, auth, pol, fp, h, reload, err, sizeof(err));
 	if (rc) {
 		log_err("%s", err);
 		fp_close(fp);
 		config_free(&cfg);
 		return 1;
 	}
+	server_set_exec(srv, self, argv);
 	/* The relay threads have re-added what their journals hold; what an
 	 * earlier daemon left in the maps beyond that goes. */
 	if (fp && (rc = (int)fp_sweep(fp)))
@@ -374,6 +388,7 @@ int main(int argc, char **argv)
 		log_warn("demo: could not print the credentials");
 	rc = server_run(srv);
 	server_free(srv);	/* allocations go first: their map entries with them */
+	handover_free(h);
 	if (cfg.pidfile[0])
 		unlink(cfg.pidfile);
 	fp_close(fp);

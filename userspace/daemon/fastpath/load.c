@@ -227,7 +227,7 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 		goto fail;
 	/* Ours until we exit, however we exit: two daemons on one pin dir
 	 * would replace each other's maps. */
-	fp->lock_fd = fp_pin_dir_lock(fp->pin_dir);
+	fp->lock_fd = o->lock_fd > 0 ? o->lock_fd : fp_pin_dir_lock(fp->pin_dir);
 	if (fp->lock_fd < 0) {
 		err = fp->lock_fd;
 		fp_say(why, whylen, err == -EBUSY ? "pin dir %s is in use by another running "
@@ -394,4 +394,9 @@ void fp_route_logs(void)
 {
 	libbpf_set_print(libbpf_print);
 	libxdp_set_print(libxdp_print);
+}
+
+int fp_lock_fd(const struct fastpath *fp)
+{
+	return fp->lock_fd;
 }
