@@ -3,7 +3,8 @@
 # the running daemon's sockets and allocations to a fresh exec of the binary.
 #   xdp:    a ChannelData flow of 2000 pps both ways through XDP loses no
 #           packet; a client's allocation refreshes and relays Send
-#           indications after it; the new program replaced the old in place.
+#           indications after it, over UDP and over its TCP connection,
+#           which passed too; the new program replaced the old in place.
 #   no-xdp: the same flow relayed by the daemon loses at most what arrives
 #           during the handover itself (reported, with how long it took).
 #   failed: when the new process cannot start (its configuration broke
@@ -31,9 +32,18 @@ round() {
 	xt_wait_udp "$NS_P" $((PEER_PORT + 2)) 1 || die "xturngen peer does not listen"
 	coproc PROBE { ip netns exec "$NS_C" python3 "$(dirname "$0")/turnprobe.py" $R4C \
 		$XT_PORT $USER $PASS $P4 $((PEER_PORT + 2)) 2>&1; }
+	# The same over TCP, through fifos (bash keeps one coprocess).
+	rm -f "$XT_TMP/tin" "$XT_TMP/tout"
+	mkfifo "$XT_TMP/tin" "$XT_TMP/tout"
+	ip netns exec "$NS_C" python3 "$(dirname "$0")/turnprobe.py" $R4C $XT_PORT $USER $PASS \
+		$P4 $((PEER_PORT + 2)) tcp <"$XT_TMP/tin" >"$XT_TMP/tout" 2>&1 &
+	local tprobe=$!
+	exec 7>"$XT_TMP/tin" 8<"$XT_TMP/tout"
 	for c in alloc perm send; do
 		out=$(probe $c)
 		[[ $out == ok* ]] || die "$label: probe before the restart: $c: $out"
+		out=$(tprobe $c)
+		[[ $out == ok* ]] || die "$label: TCP probe before the restart: $c: $out"
 	done
 	xt_spawn "$XT_TMP/gen-$label.json" ip netns exec "$NS_C" "$XT_BUILD/xturngen" \
 		-s $R4C:$XT_PORT -u $USER -w $PASS -p $P4:$PEER_PORT -a 1 -c 2 -r $RATE -d 6 \
@@ -67,6 +77,12 @@ round() {
 	out=$(probe send)
 	[[ $out == "ok echoed" ]] && pass "$label: the client's allocation refreshes and relays" ||
 		fail "$label: send after the restart: $out"
+	out=$(tprobe refresh) && [[ $out == "ok lifetime 600" ]] && out=$(tprobe send) &&
+		[[ $out == "ok echoed" ]] &&
+		pass "$label: the TCP client's connection and allocation passed: it refreshes and relays" ||
+		fail "$label: TCP client after the restart: $out"
+	exec 7>&- 8<&-
+	wait "$tprobe" 2>/dev/null
 	eval "exec ${PROBE[1]}>&-"
 	wait "$PROBE_PID" 2>/dev/null
 	xt_stop "$peer"	# the next round's peer takes its ports
@@ -76,6 +92,7 @@ round() {
 	XT_SERVER_PID=
 }
 probe() { echo "$1" >&"${PROBE[1]}"; read -r -t 10 line <&"${PROBE[0]}"; echo "$line"; }
+tprobe() { echo "$1" >&7; read -r -t 10 line <&8; echo "$line"; }
 
 round xdp
 grep -q "in place of the program a stopped xturnd left" "$XT_SERVER_LOG" ||

@@ -4,8 +4,9 @@ at a time from stdin, each answered with one line on stdout ("ok ..." or
 "error ..."): alloc, perm, send (a Send indication, then waits for the peer's
 echo as a Data indication), refresh. Long-term credentials (RFC 8489 §9.2,
 MD5 key), a 438 answered with the new nonce, as a client does after its
-server restarted.
-Usage: turnprobe.py SERVER_IP PORT USER PASS PEER_IP PEER_PORT"""
+server restarted. Over UDP, or over TCP with "tcp" last (STUN messages
+framed by their own length, RFC 8656 §4).
+Usage: turnprobe.py SERVER_IP PORT USER PASS PEER_IP PEER_PORT [tcp]"""
 import hashlib
 import hmac
 import os
@@ -39,11 +40,33 @@ def parse(buf):
 
 
 class Probe:
-    def __init__(self, server, user, password, peer):
+    def __init__(self, server, user, password, peer, tcp):
         self.server, self.user, self.password, self.peer = server, user, password, peer
-        self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.tcp, self.rbuf = tcp, b""
+        if tcp:
+            self.s = socket.create_connection(server, timeout=2)
+        else:
+            self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.s.settimeout(2)
         self.realm = self.nonce = None
+
+    def sendmsg(self, m):
+        if self.tcp:
+            self.s.sendall(m)
+        else:
+            self.s.sendto(m, self.server)
+
+    def recvmsg(self):
+        if not self.tcp:
+            return self.s.recv(2048)
+        while len(self.rbuf) < 4 or len(self.rbuf) < 20 + struct.unpack("!H", self.rbuf[2:4])[0]:
+            got = self.s.recv(4096)
+            if not got:
+                raise OSError("connection closed")
+            self.rbuf += got
+        n = 20 + struct.unpack("!H", self.rbuf[2:4])[0]
+        m, self.rbuf = self.rbuf[:n], self.rbuf[n:]
+        return m
 
     def msg(self, method, cls, attrs, auth):
         tid = os.urandom(12)
@@ -60,9 +83,9 @@ class Probe:
     def request(self, method, attrs):
         for _ in range(4):
             m, tid = self.msg(method, 0, attrs, self.nonce is not None)
-            self.s.sendto(m, self.server)
+            self.sendmsg(m)
             while True:
-                t, rtid, a = parse(self.s.recv(2048))
+                t, rtid, a = parse(self.recvmsg())
                 if rtid == tid:
                     break
             if t & 0x110 == 0x100:
@@ -87,9 +110,9 @@ class Probe:
             data = os.urandom(32)
             m, _ = self.msg(SEND, 0x10, [attr(A_PEER, xor_addr(*self.peer)),
                                           attr(A_DATA, data)], False)
-            self.s.sendto(m, self.server)
+            self.sendmsg(m)
             while True:	# the peer echoes it: a Data indication
-                t, _, a = parse(self.s.recv(2048))
+                t, _, a = parse(self.recvmsg())
                 if t == DATA | 0x10 and a.get(A_DATA) == data:
                     return "echoed"
         else:
@@ -99,7 +122,8 @@ class Probe:
 
 def main():
     srv, port, user, password, peer_ip, peer_port = sys.argv[1:7]
-    p = Probe((srv, int(port)), user, password, (peer_ip, int(peer_port)))
+    p = Probe((srv, int(port)), user, password, (peer_ip, int(peer_port)),
+              sys.argv[7:8] == ["tcp"])
     for line in sys.stdin:
         try:
             print("ok", p.run(line.strip()), flush=True)

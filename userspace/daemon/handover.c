@@ -15,13 +15,17 @@
 #include "daemon/handover.h"
 
 /* The manifest (a memfd the new process inherits) is text, a line a socket:
- * "L worker type tls address fd", "R address fd", "K fd". */
+ * "L worker type tls address fd", "R address fd", "K fd", and "C worker fd
+ * hex" for a TCP connection with its allocation's record (turn/snapshot.h)
+ * in hex, or "-" for none. */
 #define ENV_MANIFEST "XTURN_HANDOVER"
 #define ENV_READY "XTURN_HANDOVER_READY"
 #define MAX_FDS 65536
 
 struct passed {
-	char kind;		/* 'L', 'R', 'K' */
+	char kind;		/* 'L', 'R', 'K', 'C' */
+	uint8_t *rec;		/* 'C': the allocation's record, or NULL */
+	size_t reclen;
 	unsigned worker;
 	int type;
 	bool tls;
@@ -35,11 +39,14 @@ struct handover {
 	int ready_fd;
 };
 
+static int unhex(const char *s, uint8_t **out, size_t *n);
+
 struct handover *handover_take(void)
 {
 	const char *m = getenv(ENV_MANIFEST), *r = getenv(ENV_READY);
 	struct handover *h;
-	char line[256], a[ADDR_STRLEN + 8];
+	char *line = NULL, a[ADDR_STRLEN + 8];
+	size_t cap = 0;
 	FILE *f;
 	int mfd;
 
@@ -56,18 +63,21 @@ struct handover *handover_take(void)
 	unsetenv(ENV_MANIFEST);
 	unsetenv(ENV_READY);
 	rewind(f);
-	while (fgets(line, sizeof(line), f)) {
+	while (getline(&line, &cap, f) > 0) {
 		struct passed p = { .fd = -1 };
-		int tls = 0, ok;
+		int tls = 0, ok, off = 0;
 
 		p.kind = line[0];
 		if (p.kind == 'L')
 			ok = sscanf(line + 1, "%u %d %d %63s %d", &p.worker, &p.type, &tls, a, &p.fd) == 5;
 		else if (p.kind == 'R')
 			ok = sscanf(line + 1, "%63s %d", a, &p.fd) == 2;
+		else if (p.kind == 'C')
+			ok = sscanf(line + 1, "%u %d %n", &p.worker, &p.fd, &off) == 2 &&
+			     !unhex(line + 1 + off, &p.rec, &p.reclen);
 		else
 			ok = p.kind == 'K' && sscanf(line + 1, "%d", &p.fd) == 1;
-		if (!ok || p.fd < 0 || (p.kind != 'K' && addr_parse(a, 0, &p.addr)))
+		if (!ok || p.fd < 0 || ((p.kind == 'L' || p.kind == 'R') && addr_parse(a, 0, &p.addr)))
 			continue;
 		addr_canon(&p.addr);
 		p.tls = tls;
@@ -80,8 +90,46 @@ struct handover *handover_take(void)
 		}
 		h->p[h->n++] = p;
 	}
+	free(line);
 	fclose(f);
 	return h;
+}
+
+/* "-" (none) or hex digits to the line's end. */
+static int unhex(const char *s, uint8_t **out, size_t *n)
+{
+	size_t len = strcspn(s, "\n");
+
+	*out = NULL;
+	*n = 0;
+	if (len == 1 && s[0] == '-')
+		return 0;
+	if (len % 2 || !(*out = malloc(len / 2 + 1)))
+		return -1;
+	for (size_t i = 0; i < len / 2; i++) {
+		unsigned v;
+		if (sscanf(s + 2 * i, "%2x", &v) != 1) {
+			free(*out);
+			*out = NULL;
+			return -1;
+		}
+		(*out)[i] = (uint8_t)v;
+	}
+	*n = len / 2;
+	return 0;
+}
+
+void handover_conns(struct handover *h, unsigned worker, handover_conn_fn fn, void *ctx)
+{
+	for (size_t i = 0; h && i < h->n; i++) {
+		struct passed *p = &h->p[i];
+		int fd = p->fd;
+
+		if (fd < 0 || p->kind != 'C' || p->worker != worker)
+			continue;
+		p->fd = -1;
+		fn(ctx, fd, p->rec, p->reclen);
+	}
 }
 
 static int take(struct handover *h, char kind, unsigned worker, int type, bool tls,
@@ -153,9 +201,11 @@ void handover_free(struct handover *h)
 {
 	if (!h)
 		return;
-	for (size_t i = 0; i < h->n; i++)
+	for (size_t i = 0; i < h->n; i++) {
 		if (h->p[i].fd >= 0)
 			close(h->p[i].fd);
+		free(h->p[i].rec);
+	}
 	if (h->ready_fd >= 0)
 		close(h->ready_fd);
 	free(h->p);
@@ -215,6 +265,18 @@ void handover_out_relay(struct handover_out *o, const struct sockaddr_storage *a
 	char a[ADDR_STRLEN];
 
 	fprintf(o->f, "R %s %d\n", addr_str(addr, true, a, sizeof(a)), fd);
+	pass(o, fd);
+}
+
+void handover_out_conn(struct handover_out *o, unsigned worker, int fd, const uint8_t *rec,
+		       size_t n)
+{
+	fprintf(o->f, "C %u %d ", worker, fd);
+	if (!n)
+		fputc('-', o->f);
+	for (size_t i = 0; i < n; i++)
+		fprintf(o->f, "%02x", rec[i]);
+	fputc('\n', o->f);
 	pass(o, fd);
 }
 

@@ -7,8 +7,9 @@
  * of binding, adopts the journals and the pinned maps (its program replaces
  * the old in one step) and says it is ready; only then does the old one
  * exit, without undoing anything. If the new one fails, the old one goes on
- * serving and logs why. TCP/TLS connections are not passed: those clients
- * reconnect and allocate again. */
+ * serving and logs why. Plain TCP connections pass with their allocations
+ * (when nothing of theirs is half read or waiting to be sent); a TLS
+ * session's state cannot pass, so TLS clients reconnect and allocate again. */
 #ifndef XT_HANDOVER_H
 #define XT_HANDOVER_H
 
@@ -27,6 +28,11 @@ struct handover *handover_take(void);
 int handover_listener(struct handover *h, unsigned worker, int type, bool tls,
 		      const struct sockaddr_storage *addr);
 int handover_relay(struct handover *h, int family, uint16_t port);
+/* The plain TCP connections passed to relay thread worker: fn(ctx, fd,
+ * record, length) for each, with its allocation's record (turn/snapshot.h)
+ * or none (NULL, 0). */
+typedef void (*handover_conn_fn)(void *ctx, int fd, const uint8_t *rec, size_t len);
+void handover_conns(struct handover *h, unsigned worker, handover_conn_fn fn, void *ctx);
 /* The old daemon's hold on the pin dir (flock), now ours; -1 if none. */
 int handover_lock(struct handover *h);
 /* Everything is taken over: the old daemon may exit. Closes the passed
@@ -43,6 +49,10 @@ void handover_out_listener(struct handover_out *o, unsigned worker, int type, bo
 			   const struct sockaddr_storage *addr, int fd);
 void handover_out_relay(struct handover_out *o, const struct sockaddr_storage *addr, int fd);
 void handover_out_lock(struct handover_out *o, int fd);
+/* A plain TCP connection of relay thread worker, with its allocation's
+ * record (n bytes; 0: none). */
+void handover_out_conn(struct handover_out *o, unsigned worker, int fd, const uint8_t *rec,
+		       size_t n);
 /* Execs path with argv and the listed sockets, and waits (at most
  * timeout_ms) until the new process is ready: its pid, or -errno with why
  * filled (it exited, or took too long and was killed). The listed fds are

@@ -269,25 +269,65 @@ static int table_put(struct stream_set *set, struct stream_conn *c)
 	return 0;
 }
 
+static int conn_new(struct stream_set *set, int fd, struct sockaddr_storage *peer, SSL_CTX *tls,
+		    time_t now, struct stream_conn **out);
+
 int stream_accept(struct stream_set *set, int lfd, SSL_CTX *tls, time_t now,
 		  struct stream_conn **out)
 {
 	struct sockaddr_storage peer;
 	socklen_t len = sizeof(peer);
-	struct stream_conn *c;
-	int one = 1, fd, err;
+	int fd;
 
 	fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0 && (errno == EMFILE || errno == ENFILE))
 		return accept_without_fds(set, lfd);
 	if (fd < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-	addr_canon(&peer);
+	return conn_new(set, fd, &peer, tls, now, out);
+}
+
+int stream_adopt(struct stream_set *set, int fd, time_t now, struct stream_conn **out)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+
+	if (getpeername(fd, (struct sockaddr *)&peer, &len) ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return conn_new(set, fd, &peer, NULL, now, out);
+}
+
+void stream_foreach(struct stream_set *set, void (*fn)(void *ctx, struct stream_conn *c),
+		    void *ctx)
+{
+	for (size_t i = 0; i < set->nbyfd; i++)
+		if (set->byfd[i] && !set->byfd[i]->doomed)
+			fn(ctx, set->byfd[i]);
+}
+
+bool stream_passable(const struct stream_conn *c)
+{
+	return !c->ssl && !c->rlen && c->woff == c->wlen;
+}
+
+/* A connection the set takes on (accepted, or passed by a daemon before). */
+static int conn_new(struct stream_set *set, int fd, struct sockaddr_storage *peer, SSL_CTX *tls,
+		    time_t now, struct stream_conn **out)
+{
+	socklen_t len;
+	struct stream_conn *c;
+	int one = 1, err;
+
+	addr_canon(peer);
 	/* Accepted and closed rather than left in the backlog: a full backlog
 	 * would wake the listener for ever. */
 	if (set->nconns >= set->lim.max_conns ||
 	    (set->lim.max_pending_per_ip &&
-	     pending_count(set, &peer) >= set->lim.max_pending_per_ip)) {
+	     pending_count(set, peer) >= set->lim.max_pending_per_ip)) {
 		close(fd);
 		set->stats.rejected++;
 		return -EDQUOT;
@@ -298,7 +338,7 @@ int stream_accept(struct stream_set *set, int lfd, SSL_CTX *tls, time_t now,
 		return -ENOMEM;
 	}
 	c->fd = fd;
-	c->peer = peer;
+	c->peer = *peer;
 	len = sizeof(c->local);
 	if (getsockname(fd, (struct sockaddr *)&c->local, &len)) {
 		err = -errno;

@@ -86,6 +86,15 @@ unsigned stream_count(const struct stream_set *set);
  * it: left there, it would wake the listener for ever. */
 int stream_accept(struct stream_set *set, int lfd, SSL_CTX *tls, time_t now,
 		  struct stream_conn **out);
+/* A connection a daemon before us accepted (a handover; plain TCP): taken
+ * on as if accepted now. 0, or -errno (then fd is closed). */
+int stream_adopt(struct stream_set *set, int fd, time_t now, struct stream_conn **out);
+/* Calls fn for every open connection. */
+void stream_foreach(struct stream_set *set, void (*fn)(void *ctx, struct stream_conn *c),
+		    void *ctx);
+/* May it pass to another process as it is: plain TCP, nothing half read
+ * or waiting to be written (TLS state cannot pass). */
+bool stream_passable(const struct stream_conn *c);
 /* Adds the connection to the epoll set with data.ptr = c->user. */
 int stream_watch(struct stream_set *set, struct stream_conn *c);
 /* The connection on fd, or NULL. */

@@ -19,6 +19,7 @@
 #include "daemon/acct.h"
 #include "daemon/evloop.h"
 #include "daemon/handover.h"
+#include "turn/snapshot.h"
 #include "daemon/journal.h"
 #include "daemon/offload.h"
 #include "daemon/outq.h"
@@ -130,6 +131,7 @@ static time_t io_wall_clock(void *ctx)
 
 static void on_relay(struct ev_src *s, uint32_t events);
 static void on_listener(struct ev_src *s, uint32_t events);
+static void adopt_conn(void *ctx, int fd, const uint8_t *rec, size_t len);
 
 static void hook_alloc_up(void *ctx, struct allocation *a)
 {
@@ -658,6 +660,7 @@ int worker_new(const struct worker_env *env, unsigned id, struct auth *auth,
 		worker_free(w);
 		return rc;
 	}
+	handover_conns(env->handover, id, adopt_conn, w);
 	if (!cfg->no_journal) {
 		unsigned before = alloc_count(turn_allocs(w->turn));
 
@@ -716,8 +719,29 @@ void worker_tick_now(struct worker *w)
 
 static void relay_fds(void *ctx, struct allocation *a)
 {
-	for (unsigned i = 0; i < a->nrelays && !a->stream; i++)
+	for (unsigned i = 0; i < a->nrelays; i++)
 		handover_out_relay(ctx, &a->relays[i].addr, a->relays[i].fd);
+}
+
+struct conns_out {
+	struct worker *w;
+	struct handover_out *o;
+};
+
+/* A plain TCP connection with nothing in its buffers passes, with its
+ * allocation; the others close when this process exits. */
+static void conn_fd(void *ctx, struct stream_conn *c)
+{
+	struct conns_out *co = ctx;
+	struct conn_src *cs = c->user;
+	static uint8_t rec[1 << 16];
+	size_t n = 0;
+
+	if (!stream_passable(c) || !cs)
+		return;
+	if (cs->alloc && !(n = snap_encode_alloc(cs->alloc, rec, sizeof(rec))))
+		return;
+	handover_out_conn(co->o, co->w->id, c->fd, rec, n);
 }
 
 void worker_handover_fds(struct worker *w, struct handover_out *o)
@@ -729,6 +753,37 @@ void worker_handover_fds(struct worker *w, struct handover_out *o)
 				      l->tls, &l->local, l->ev.fd);
 	}
 	alloc_foreach(turn_allocs(w->turn), relay_fds, o);
+	stream_foreach(w->streams, conn_fd, &(struct conns_out){ w, o });
+}
+
+/* A connection the daemon before us passed, with its allocation if any. */
+static void adopt_conn(void *ctx, int fd, const uint8_t *rec, size_t len)
+{
+	struct worker *w = ctx;
+	struct stream_conn *c;
+	struct conn_src *cs;
+	struct snap_rec r;
+	int err;
+
+	if (stream_adopt(w->streams, fd, clock_mono_s(), &c))
+		return;
+	cs = calloc(1, sizeof(*cs));
+	if (cs) {
+		ev_src_init(&cs->ev, c->fd, on_conn, w);
+		cs->conn = c;
+		c->user = cs;
+	}
+	if (!cs || stream_watch(w->streams, c)) {
+		stream_close(w->streams, c);
+		free(cs);
+		return;
+	}
+	if (!len || snap_decode(rec, len, &r) <= 0 || r.type != SNAP_ALLOC)
+		return;
+	if ((err = turn_adopt(w->turn, r.alloc, c->fd, clock_mono_s())))
+		log_warn("restart: the allocation of a TCP client (%s) not taken over: %s",
+			 r.alloc->username, strerror(-err));
+	snap_free(&r);
 }
 
 void worker_lock(struct worker *w)

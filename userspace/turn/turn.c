@@ -944,7 +944,7 @@ int turn_adopt(struct turn_server *s, const struct allocation *rec, int listener
 	struct allocation *a;
 	int err = 0;
 
-	if (rec->transport != ALLOC_UDP || rec->expires <= now)
+	if (rec->transport == ALLOC_TLS || rec->expires <= now)
 		return -ESTALE;
 	if (!(a = calloc(1, sizeof(*a))))
 		return -ENOMEM;
@@ -956,7 +956,8 @@ int turn_adopt(struct turn_server *s, const struct allocation *rec, int listener
 	a->id = rec->id;
 	a->created = rec->created;
 	a->created_wall = rec->created_wall;
-	a->transport = ALLOC_UDP;
+	a->transport = rec->transport;
+	a->stream = rec->transport != ALLOC_UDP;	/* listener_fd: its connection */
 	a->c2p = rec->c2p;
 	a->p2c = rec->p2c;
 	a->expires = rec->expires;

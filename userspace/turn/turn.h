@@ -104,11 +104,12 @@ void turn_on_peer(struct turn_server *s, struct allocation *a, const struct sock
 /* Draining (a rolling restart): new Allocates are sent elsewhere (300 with
  * ALTERNATE-SERVER) or refused (508); allocations that exist go on. */
 void turn_set_draining(struct turn_server *s, bool on);
-/* A restarted daemon takes over allocation rec (from its journal, UDP
- * only): the same relayed ports bound again (the caller's io), the same id,
- * lifetimes, permissions, channels and traffic counts; no key (the next
- * request brings it). listener_fd: the socket its listener address is
- * served on. 0, -ESTALE (ended, or not UDP), -EADDRINUSE, -EADDRNOTAVAIL
+/* A restarted daemon takes over allocation rec (from its journal, or with
+ * its TCP connection in a handover): the same relayed ports bound again
+ * (the caller's io), the same id, lifetimes, permissions, channels and
+ * traffic counts; no key (the next request brings it). listener_fd: the
+ * socket its listener address is served on, or its TCP connection. 0,
+ * -ESTALE (ended, or TLS), -EADDRINUSE, -EADDRNOTAVAIL
  * (the relay address is not ours any more), -EDQUOT, -ENOSPC, -ENOMEM. */
 int turn_adopt(struct turn_server *s, const struct allocation *rec, int listener_fd, time_t now);
 /* Expires lifetimes; call about once a second. */
