@@ -20,11 +20,16 @@ xt_topology
 gen_field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1" | head -n1; }
 ctl() { timeout 10 "$XT_BUILD/xturnctl" --socket "$XT_CTL" "$@"; }
 printf 'user = %s:%s\nrelay-threads = 2\n' $USER $PASS >"$XT_TMP/xturn.conf"
+# The daemon runs from a copy that each round's "upgrade" replaces with a new
+# file (a new inode) before the restart: the new process must run that one.
+mkdir -p "$XT_TMP/sbin"
+cp "$XT_BUILD/xturnd" "$XT_TMP/sbin/xturnd"
+XT_BUILD_ORIG=$XT_BUILD
 
 # round LABEL ARGS...: a server, a probe allocation, a flow, a restart.
 round() {
 	local label=$1 old new ms sent echoed lost allowed; shift
-	start_server -c "$XT_TMP/xturn.conf" --stats-socket="$XT_SOCK" "$@"
+	XT_BUILD=$XT_TMP/sbin start_server -c "$XT_TMP/xturn.conf" --stats-socket="$XT_SOCK" "$@"
 	read -r old _ </proc/"$XT_SERVER_PID"/task/"$XT_SERVER_PID"/children
 	xt_spawn "$XT_TMP/peer-$label.json" ip netns exec "$NS_P" "$XT_BUILD/xturngen" --peer \
 		--echo -L $P4:$PEER_PORT --ports 3 -d 12 --json
@@ -50,6 +55,9 @@ round() {
 		-l 100 --json
 	local gen=$XT_BG_PID
 	sleep 2
+	# make install's way: a new file renamed over the old.
+	cp "$XT_BUILD_ORIG/xturnd" "$XT_TMP/sbin/xturnd.new"
+	mv "$XT_TMP/sbin/xturnd.new" "$XT_TMP/sbin/xturnd"
 	out=$(ctl restart) || fail "$label: xturnctl restart: $out"
 	for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.05; done
 	kill -0 "$old" 2>/dev/null && fail "$label: the old daemon still runs"
@@ -61,6 +69,9 @@ round() {
 		die "$label: no new daemon: $(tail -n 5 "$XT_SERVER_LOG")"
 	xt_wait "$XT_SERVER_PID"	# timeout(1), whose child was the old daemon
 	pass "$label: pid $new took over from $old in $ms ms"
+	[ "$(stat -L -c %i /proc/"$new"/exe)" = "$(stat -c %i "$XT_TMP/sbin/xturnd")" ] &&
+		pass "$label: the new process runs the binary installed meanwhile" ||
+		fail "$label: the new process runs $(readlink /proc/"$new"/exe), not the new file"
 	xt_wait $gen || fail "$label: xturngen exited with an error"
 	sent=$(gen_field "$XT_TMP/gen-$label.json" sent)
 	echoed=$(gen_field "$XT_TMP/gen-$label.json" echo_received)
