@@ -361,6 +361,25 @@ static void on_conn(struct ev_src *s, uint32_t events)
 	outq_flush(w->out);
 }
 
+/* A connection the worker serves from now on: its event source, or NULL
+ * (then it is closed). */
+static struct conn_src *conn_watch(struct worker *w, struct stream_conn *c)
+{
+	struct conn_src *cs = calloc(1, sizeof(*cs));
+
+	if (cs) {
+		ev_src_init(&cs->ev, c->fd, on_conn, w);
+		cs->conn = c;
+		c->user = cs;
+	}
+	if (!cs || stream_watch(w->streams, c)) {
+		stream_close(w->streams, c);
+		free(cs);
+		return NULL;
+	}
+	return cs;
+}
+
 static void on_stream_listener(struct ev_src *s, uint32_t events)
 {
 	struct worker *w = s->data;
@@ -370,7 +389,6 @@ static void on_stream_listener(struct ev_src *s, uint32_t events)
 	(void)events;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct stream_conn *c;
-		struct conn_src *cs;
 		int rc = stream_accept(w->streams, s->fd, l->tls ? w->env.tls : NULL, now, &c);
 
 		if (rc == -EDQUOT)
@@ -381,16 +399,7 @@ static void on_stream_listener(struct ev_src *s, uint32_t events)
 			log_debug("accept: %s", strerror(-rc));
 			return;
 		}
-		cs = calloc(1, sizeof(*cs));
-		if (cs) {
-			ev_src_init(&cs->ev, c->fd, on_conn, w);
-			cs->conn = c;
-			c->user = cs;
-		}
-		if (!cs || stream_watch(w->streams, c)) {
-			stream_close(w->streams, c);
-			free(cs);
-		}
+		conn_watch(w, c);
 	}
 }
 
@@ -761,23 +770,11 @@ static void adopt_conn(void *ctx, int fd, const uint8_t *rec, size_t len)
 {
 	struct worker *w = ctx;
 	struct stream_conn *c;
-	struct conn_src *cs;
 	struct snap_rec r;
 	int err;
 
-	if (stream_adopt(w->streams, fd, clock_mono_s(), &c))
+	if (stream_adopt(w->streams, fd, clock_mono_s(), &c) || !conn_watch(w, c))
 		return;
-	cs = calloc(1, sizeof(*cs));
-	if (cs) {
-		ev_src_init(&cs->ev, c->fd, on_conn, w);
-		cs->conn = c;
-		c->user = cs;
-	}
-	if (!cs || stream_watch(w->streams, c)) {
-		stream_close(w->streams, c);
-		free(cs);
-		return;
-	}
 	if (!len || snap_decode(rec, len, &r) <= 0 || r.type != SNAP_ALLOC)
 		return;
 	if ((err = turn_adopt(w->turn, r.alloc, c->fd, clock_mono_s())))
