@@ -9,6 +9,8 @@
 #   3. drain --timeout: the daemon refuses new allocations, ends what is left
 #      at the timeout (accounting: drained) and exits 0;
 #   4. SIGUSR1 drains too: with nothing left, the daemon exits 0 at once.
+#   5. The Grafana dashboard (tools/grafana/xturn.json) queries only metrics
+#      and labels the daemon's /metrics has, with the fast path on.
 # Usage: tests/e2e/test_admin.sh BUILD_DIR
 . "$(dirname "$0")/lib.sh"
 
@@ -36,7 +38,7 @@ expect_exit() {
 }
 
 start_server --user=$USER:$PASS --user=bob:builder --stats-socket="$XT_SOCK" \
-	--accounting-log="$ACCT"
+	--accounting-log="$ACCT" --prometheus --prometheus-port=9641
 xt_spawn "$XT_TMP/peer.json" ip netns exec "$NS_P" "$XT_BUILD/xturngen" --peer \
 	-L $P4:$PEER_PORT --ports $CHANS -d 14 --json
 xt_wait_udp "$NS_P" $((PEER_PORT + CHANS - 1)) 1 || die "xturngen peer does not listen"
@@ -62,6 +64,34 @@ rows=$(ctl sessions | grep -c ' alice ')
 status=$(ctl status)
 grep -q "^  r0: native XDP" <<<"$status" && grep -q "^allocations: $ALLOCS$" <<<"$status" &&
 	pass "status: r0 native XDP, $ALLOCS allocations" || fail "status: $status"
+
+# 5 (while the flow runs: every family has its samples)
+ip netns exec "$NS_R" curl -s http://127.0.0.1:9641/metrics >"$XT_TMP/metrics.txt" ||
+	fail "GET /metrics"
+out=$(python3 - "$(dirname "$0")/../../tools/grafana/xturn.json" "$XT_TMP/metrics.txt" 2>&1 <<'PY'
+import json, re, sys
+dash = json.load(open(sys.argv[1]))
+labels = {}	# sample name -> label names seen
+for line in open(sys.argv[2]):
+    m = re.match(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? ', line)
+    if m and not line.startswith("#"):
+        names = set(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="', m.group(3) or ""))
+        labels.setdefault(m.group(1), set()).update(names)
+exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+bad = []
+for e in exprs:
+    used = re.findall(r'\b(xturn_[a-z_]+|process_start_time_seconds)\b', e)
+    for n in used:
+        if n not in labels:
+            bad.append("%s: no %s in /metrics" % (e, n))
+    for group in re.findall(r'by \(([^)]*)\)', e):
+        for l in (x.strip() for x in group.split(",")):
+            if not any(l in labels.get(n, ()) for n in used):
+                bad.append("%s: no label %s on %s" % (e, l, used))
+assert not bad, "; ".join(bad)
+print("%d panels, %d queries, every metric and label in /metrics" % (len(dash["panels"]), len(exprs)))
+PY
+) && pass "Grafana dashboard: $out" || fail "Grafana dashboard: $out"
 
 # 2
 id=$(json_eval "$XT_TMP/sessions.json" 'd[0]["id"]')
