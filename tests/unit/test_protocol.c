@@ -27,6 +27,7 @@
 
 #define REALM "xturn"
 #define SECRET "conf-secret"
+#define CHECK_SECRET "check-secret"
 #define MIN_PORT 20000
 #define MAX_PORT (MIN_PORT + 63)
 #define MAX_LIFETIME 1800
@@ -266,6 +267,7 @@ static void world_start(const struct opts *o)
 	assert_int_equal(auth_add_user(auth, "alice", "secret"), 0);
 	assert_int_equal(auth_add_user(auth, "bob", "pw"), 0);
 	assert_int_equal(auth_add_secret(auth, SECRET), 0);
+	assert_int_equal(auth_set_check_secret(auth, CHECK_SECRET), 0);
 	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
 		assert_int_equal(policy_allow(pol, allowed[i]), 0);
 	W.turn = turn_new(&tc, auth, pol, &io, &hooks, NULL);
@@ -360,6 +362,14 @@ static struct turnc *alloc_cl(const char *user, const char *pass,
 
 	assert_int_equal(turnc_allocate(t, o, res), 0);
 	return t;
+}
+
+/* A browser check's credential, as GET /check/credentials mints them:
+ * ending ttl seconds from now (negative: ended). */
+static void check_cred(long ttl, char user[64], char pass[128])
+{
+	snprintf(user, 64, "%lld:xturn-check-%u", (long long)W.wall + ttl, W.nclients);
+	assert_int_equal(stun_rest_password(CHECK_SECRET, user, pass, 128) < 0, 0);
 }
 
 static struct turnc *cl_rest_user(const char *username)
@@ -549,6 +559,49 @@ static void test_unauth_size(void **state)
 	assert_int_equal(turnc_allocate(t, NULL, &res), 0);
 	assert_non_null(stun_find(turnc_response(t), STUN_A_SOFTWARE));
 	release(t);
+}
+
+/* A check credential is useless to an abuser: it reaches our own relayed
+ * addresses only (the browser's call is relay to relay), two allocations,
+ * each no longer than the credential (120 s). */
+static void test_check_credentials(void **state)
+{
+	char user[64], pass[128];
+	struct turnc *t, *u, *third;
+	struct turnc_alloc res, res2;
+	struct sockaddr_storage other = A("127.0.0.1:9"), other_ip = A("127.0.1.1:9");
+	uint32_t granted;
+
+	check_cred(120, user, pass);
+	t = cl(AF_INET, user, pass);
+	assert_int_equal(turnc_allocate(t, NULL, &res), 0);
+	assert_true(res.lifetime <= 120);
+	assert_int_equal(turnc_refresh(t, 600, &granted), 0);
+	assert_true(granted <= 120 && granted > 0);
+	/* Any other peer: refused, allowed-peer-ip or not (127.0.0.1 is). */
+	assert_stun_err(turnc_create_permission(t, &other_ip, 1), t, 403);
+	assert_stun_err(turnc_channel_bind(t, 0x4000, &other), t, 403);
+	/* Its own relayed address is fine (a second allocation of the same
+	 * credential is the call's other end). */
+	u = cl(AF_INET, user, pass);
+	assert_int_equal(turnc_allocate(u, NULL, &res2), 0);
+	assert_int_equal(turnc_create_permission(t, &res2.relayed[0], 1), 0);
+	assert_int_equal(turnc_channel_bind(t, 0x4001, &res2.relayed[0]), 0);
+	/* A Send indication elsewhere is dropped, counted as denied. */
+	uint64_t denied = turn_stats(W.turn)->peer_denied;
+	assert_int_equal(turnc_send_indication(t, &other, "x", 1), 0);
+	assert_int_equal(turn_stats(W.turn)->peer_denied, denied + 1);
+	/* A third allocation of the credential: 486. */
+	third = cl(AF_INET, user, pass);
+	assert_stun_err(turnc_allocate(third, NULL, &res), third, 486);
+	turnc_close(third);
+	release(u);
+	release(t);
+	/* An ended one does not authenticate (REST rules). */
+	check_cred(-1, user, pass);
+	t = cl(AF_INET, user, pass);
+	assert_stun_err(turnc_allocate(t, NULL, &res), t, 401);
+	turnc_close(t);
 }
 
 /* no-software-attribute: not even an authenticated answer names it. */
@@ -1380,6 +1433,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_drain, setup_quota_alt, teardown),
 		cmocka_unit_test_setup_teardown(test_drain_no_alternate, setup_main, teardown),
+		cmocka_unit_test_setup_teardown(test_check_credentials, setup_main, teardown),
 	};
 	const struct CMUnitTest limit[] = {
 		cmocka_unit_test_setup_teardown(test_unauth_limit, setup_limit, teardown),

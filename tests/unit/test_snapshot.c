@@ -63,7 +63,10 @@ static void test_roundtrip(void **state)
 	struct allocation *a = mk(0x1122334455667788ull, "alice\xc3\xa9", 2, 3);
 	uint8_t buf[4096];
 	struct snap_rec r;
-	size_t n = snap_encode_alloc(a, buf, sizeof(buf));
+	size_t n;
+
+	a->check = true;	/* a check credential's stays one after a restart */
+	n = snap_encode_alloc(a, buf, sizeof(buf));
 
 	assert_true(n > 0 && n <= snap_alloc_len(a));
 	assert_int_equal(snap_decode(buf, n, &r), (long)n);
@@ -86,6 +89,7 @@ static void test_roundtrip(void **state)
 	assert_memory_equal(&r.alloc->c2p, &a->c2p, sizeof(a->c2p));
 	assert_memory_equal(&r.alloc->p2c, &a->p2c, sizeof(a->p2c));
 	assert_int_equal(r.alloc->keylen, 0);	/* no key in the record */
+	assert_true(r.alloc->check);
 	snap_free(&r);
 	n = snap_encode_end(42, buf, sizeof(buf));
 	assert_int_equal(snap_decode(buf, n, &r), (long)n);

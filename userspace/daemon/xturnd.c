@@ -29,6 +29,9 @@ static char **g_argv;
 /* One nonce key for the daemon's life: every worker and every reload shares
  * it (auth_set_nonce_key). */
 static uint8_t nonce_key[AUTH_NONCE_KEY_LEN];
+/* The browser check's REST secret: drawn at start, known to no one else;
+ * what it signs may reach only our own relays (turn.c). */
+static char check_secret[65];
 
 /* coturn's user=NAME:0xKEY: "0x" and 32 hex digits, the MD5 key. */
 static bool parse_hex_key(const char *s, uint8_t key[16])
@@ -48,6 +51,8 @@ static int build_auth(const struct config *c, struct auth **auth, struct policy 
 
 	if (a)
 		auth_set_nonce_key(a, nonce_key);
+	if (a && check_secret[0] && auth_set_check_secret(a, check_secret))
+		err = -ENOMEM;
 
 	for (unsigned i = 0; !err && i < c->users.n; i++) {
 		char *colon = strchr(c->users.v[i], ':');
@@ -240,6 +245,7 @@ int main(int argc, char **argv)
 {
 	/* Before anything opens a file: the sockets a restarting daemon passed. */
 	struct handover *h = handover_take();
+	uint8_t rnd[32];
 	char self[4096];
 	ssize_t selflen;
 	struct auth *auth = NULL;
@@ -278,10 +284,12 @@ int main(int argc, char **argv)
 			log_warn("%s", cfg.warnings.v[i]);
 	}
 	fp_route_logs();
-	if (RAND_bytes(nonce_key, sizeof(nonce_key)) != 1) {
+	if (RAND_bytes(nonce_key, sizeof(nonce_key)) != 1 || RAND_bytes(rnd, sizeof(rnd)) != 1) {
 		fprintf(stderr, "xturnd: no random bytes for the nonce key\n");
 		return 1;
 	}
+	for (unsigned i = 0; i < sizeof(rnd); i++)
+		snprintf(check_secret + 2 * i, 3, "%02x", rnd[i]);
 	if (!cfg.nrelay)
 		pick_relays(&cfg);
 	if (cfg.demo && demo_setup(&cfg)) {

@@ -110,6 +110,9 @@ struct allocation {
 	time_t created, created_wall;
 	uint8_t transport;		/* enum alloc_transport */
 	uint8_t end;			/* enum alloc_end */
+	/* Made with a browser check's credentials: relays only to our own
+	 * relayed addresses, lives no longer than its credential. */
+	bool check;
 	struct alloc_traffic c2p, p2c;
 };
 

@@ -41,6 +41,7 @@ struct auth {
 	size_t nusers;
 	char **secrets;
 	size_t nsecrets;
+	char *check_secret;		/* the browser check's credentials; NULL: none */
 };
 
 struct auth *auth_new(const char *realm, unsigned nonce_lifetime)
@@ -73,6 +74,10 @@ void auth_free(struct auth *a)
 	for (size_t i = 0; i < a->nsecrets; i++) {
 		OPENSSL_cleanse(a->secrets[i], strlen(a->secrets[i]));
 		free(a->secrets[i]);
+	}
+	if (a->check_secret) {
+		OPENSSL_cleanse(a->check_secret, strlen(a->check_secret));
+		free(a->check_secret);
 	}
 	free(a->users);
 	free(a->secrets);
@@ -261,24 +266,42 @@ static bool rest_expired(const char *user, time_t now)
 	return exp < (unsigned long long)now;
 }
 
-/* Tries every secret (several during a rotation). */
-static bool rest_check(const struct auth *a, const struct stun_msg *m, int pwalg,
-		       struct auth_result *r)
+static bool rest_try(const struct auth *a, const char *secret, const struct stun_msg *m,
+		     int pwalg, struct auth_result *r)
 {
 	char pw[STUN_REST_PW_LEN + 1];
 	uint8_t key[STUN_MAX_KEY];
 	size_t keylen;
-	bool ok = false;
+	bool ok;
 
-	for (size_t i = 0; i < a->nsecrets && !ok; i++) {
-		if (stun_rest_password(a->secrets[i], r->username, pw, sizeof(pw)))
-			continue;
-		keylen = stun_long_term_key(pwalg, r->username, a->realm, pw, key);
-		ok = keylen && try_key(m, key, keylen, r);
-	}
+	if (stun_rest_password(secret, r->username, pw, sizeof(pw)))
+		return false;
+	keylen = stun_long_term_key(pwalg, r->username, a->realm, pw, key);
+	ok = keylen && try_key(m, key, keylen, r);
 	OPENSSL_cleanse(pw, sizeof(pw));
 	OPENSSL_cleanse(key, sizeof(key));
 	return ok;
+}
+
+/* Tries every secret (several during a rotation), then the check's. */
+static bool rest_check(const struct auth *a, const struct stun_msg *m, int pwalg,
+		       struct auth_result *r)
+{
+	for (size_t i = 0; i < a->nsecrets; i++)
+		if (rest_try(a, a->secrets[i], m, pwalg, r))
+			return true;
+	return a->check_secret && (r->check = rest_try(a, a->check_secret, m, pwalg, r));
+}
+
+int auth_set_check_secret(struct auth *a, const char *secret)
+{
+	char *s = strdup(secret);
+
+	if (!s)
+		return -ENOMEM;
+	free(a->check_secret);
+	a->check_secret = s;
+	return 0;
 }
 
 bool auth_key_valid(const struct auth *a, const char *username, const uint8_t *key,
@@ -296,8 +319,10 @@ bool auth_key_valid(const struct auth *a, const char *username, const uint8_t *k
 			       (keylen == SHA256_LEN && u->has_sha256 &&
 				!CRYPTO_memcmp(u->sha256, key, SHA256_LEN));
 	}
-	for (size_t i = 0; i < a->nsecrets && !ok; i++) {
-		if (stun_rest_password(a->secrets[i], username, pw, sizeof(pw)))
+	for (size_t i = 0; i <= a->nsecrets && !ok; i++) {
+		const char *secret = i < a->nsecrets ? a->secrets[i] : a->check_secret;
+
+		if (!secret || stun_rest_password(secret, username, pw, sizeof(pw)))
 			continue;
 		for (size_t j = 0; j < 2 && !ok; j++)
 			ok = stun_long_term_key(pwalgs[j], username, a->realm, pw, k) == keylen &&
@@ -353,7 +378,7 @@ static enum auth_verdict check(const struct auth *a, const struct stun_msg *m,
 			return r->why = "static user", AUTH_OK;
 		return r->why = "wrong password", AUTH_REJECTED;
 	}
-	if (!a->nsecrets)
+	if (!a->nsecrets && !a->check_secret)
 		return r->why = "unknown user", AUTH_REJECTED;
 	if (rest_expired(r->username, now))
 		return r->why = "REST username expired or malformed", AUTH_REJECTED;

@@ -28,6 +28,10 @@ int auth_add_user(struct auth *a, const char *name, const char *password);
 int auth_add_user_key(struct auth *a, const char *name, const uint8_t md5[16]);
 /* TURN REST shared secrets; several may be active during a rotation. */
 int auth_add_secret(struct auth *a, const char *secret);
+/* The browser check's own REST secret (a random one the daemon draws): its
+ * credentials authenticate like REST ones, flagged check (auth_result),
+ * and are held to what turn.c allows them. */
+int auth_set_check_secret(struct auth *a, const char *secret);
 const char *auth_realm(const struct auth *a);
 /* The key nonces are made with (auth_new draws a random one). Auth objects
  * given the same key accept each other's nonces: the daemon's workers and
@@ -57,6 +61,7 @@ struct auth_result {
 	uint8_t key[STUN_MAX_KEY];
 	size_t keylen;
 	bool sha256;
+	bool check;		/* a browser check's credentials (auth_set_check_secret) */
 	char username[STUN_MAX_USERNAME];
 };
 

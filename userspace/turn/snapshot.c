@@ -89,7 +89,7 @@ size_t snap_encode_alloc(const struct allocation *a, uint8_t *buf, size_t cap)
 	PUT(&w, (int64_t)a->created_wall);
 	PUT(&w, a->transport);
 	PUT(&w, (uint8_t)a->nrelays);
-	PUT(&w, (uint16_t)0);
+	PUT(&w, (uint16_t)(a->check ? 1 : 0));	/* flags */
 	put_addr(&w, &a->client);
 	put_addr(&w, &a->listener);
 	PUT(&w, ulen);
@@ -184,7 +184,8 @@ static int decode_alloc(struct rd *r, struct allocation *a)
 	GET(r, wall);
 	GET(r, a->transport);
 	GET(r, nrelays);
-	GET(r, pad);
+	GET(r, pad);	/* flags */
+	a->check = pad & 1;
 	a->expires = (time_t)expires;
 	a->created = (time_t)created;
 	a->created_wall = (time_t)wall;

@@ -17,6 +17,7 @@
 #define RESERVATION_LIFETIME 30		/* seconds a reserved port is held (RFC 8656 §7.2) */
 #define MAX_RESERVATIONS 1024
 #define EVEN_PORT_TRIES 16
+#define CHECK_ALLOCS 2			/* allocations a check credential may hold */
 
 struct reservation {
 	uint8_t token[8];
@@ -291,6 +292,16 @@ static bool peer_ok(struct turn_server *s, const struct sockaddr_storage *peer, 
 	return transport ? hostaddr_is_relay(h, peer) : hostaddr_is_relay_ip(h, peer);
 }
 
+/* What a check credential may reach: our own relayed addresses only (the
+ * browser's call is relay to relay), so it is useless to an abuser. */
+static bool check_peer_ok(struct turn_server *s, const struct sockaddr_storage *peer,
+			  bool transport)
+{
+	struct hostaddr *h = s->cfg.host;
+
+	return h && (transport ? hostaddr_is_relay(h, peer) : hostaddr_is_relay_ip(h, peer));
+}
+
 /* What a datagram to a permitted peer still needs checking for, the rest
  * having been checked when its permission or channel was made (and again
  * whenever the policy or this host's addresses change): a port of our relay
@@ -315,7 +326,8 @@ static int check_peer(struct req *q, const struct stun_attr *at, struct sockaddr
 	addr_canon(peer);
 	if (!alloc_has_family(q->alloc, peer->ss_family))
 		return 443;
-	if (!peer_ok(q->s, peer, transport)) {
+	if (!peer_ok(q->s, peer, transport) ||
+	    (q->alloc->check && !check_peer_ok(q->s, peer, transport))) {
 		q->s->stats.peer_denied++;
 		log_debug("peer %s denied for %s", addr_str(peer, transport, buf, sizeof(buf)),
 			  q->alloc->username);
@@ -342,6 +354,18 @@ static uint32_t grant_lifetime(struct turn_server *s, uint32_t requested)
 		return s->cfg.default_lifetime;
 	return requested;
 }
+
+/* A check credential's allocation lives no longer than the credential
+ * (its username's expiry, which auth has checked is ahead). */
+static uint32_t check_lifetime(const struct req *q, uint32_t lt)
+{
+	unsigned long long exp = strtoull(q->auth.username, NULL, 10);
+	unsigned long long wall = (unsigned long long)q->wall;
+	unsigned long long left = exp > wall ? exp - wall : 1;
+
+	return left < lt ? (uint32_t)left : lt;
+}
+
 
 /* ---- Allocate ---------------------------------------------------------------- */
 
@@ -501,6 +525,8 @@ static void handle_allocate(struct req *q)
 		have_token = true;
 	}
 	err = alloc_quota_check(s->allocs, q->auth.username);
+	if (!err && q->auth.check && alloc_user_count(s->allocs, q->auth.username) >= CHECK_ALLOCS)
+		err = -EDQUOT;
 	a = err ? NULL : calloc(1, sizeof(*a));
 	if (!a) {
 		if (have_token)
@@ -550,7 +576,10 @@ static void handle_allocate(struct req *q)
 				a->nrelays = 2;
 		}
 	}
+	a->check = q->auth.check;
 	a->expires = q->now + grant_lifetime(s, requested_lifetime(q, &lt_present));
+	if (a->check)
+		a->expires = q->now + check_lifetime(q, (uint32_t)(a->expires - q->now));
 	err = alloc_insert(s->allocs, a);
 	if (err) {
 		for (unsigned i = 0; i < a->nrelays; i++)
@@ -627,6 +656,8 @@ static void handle_refresh(struct req *q)
 		return;
 	}
 	lt = grant_lifetime(q->s, lt);
+	if (a->check)
+		lt = check_lifetime(q, lt);
 	alloc_refresh(q->s->allocs, a, q->now + lt);
 	stun_add_u32(&r.b, STUN_A_LIFETIME, lt);
 	reply_send(q, &r, a);
@@ -803,6 +834,10 @@ static void handle_send(struct turn_server *s, struct allocation *a, const struc
 		s->stats.dropped_no_perm++;
 		return;
 	}
+	if (a->check && !check_peer_ok(s, &peer, true)) {
+		s->stats.peer_denied++;
+		return;
+	}
 	/* The permission is for the IP: with port rules, the port is judged
 	 * here; without, only a relay IP's port can still be closed. */
 	if (policy_has_ports(s->policy) ? !peer_ok(s, &peer, true) : !relay_port_ok(s, &peer)) {
@@ -958,6 +993,7 @@ int turn_adopt(struct turn_server *s, const struct allocation *rec, int listener
 	a->created_wall = rec->created_wall;
 	a->transport = rec->transport;
 	a->stream = rec->transport != ALLOC_UDP;	/* listener_fd: its connection */
+	a->check = rec->check;
 	a->c2p = rec->c2p;
 	a->p2c = rec->p2c;
 	a->expires = rec->expires;
