@@ -81,6 +81,15 @@ $(BUILD)/xt_version.h: FORCE
 $(BUILD)/userspace/common/version.o: $(BUILD)/xt_version.h
 FORCE:
 
+# The browser check's page, embedded in xturnd as a C string.
+$(BUILD)/check_html.h: userspace/daemon/check.html
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q){ echo 'static const char check_html[] ='; \
+		sed 's/\\/\\\\/g; s/"/\\"/g; s/^/"/; s/$$/\\n"/' $<; echo ';'; } >$@.tmp && \
+		mv $@.tmp $@
+$(BUILD)/userspace/daemon/web.o: $(BUILD)/check_html.h
+
 $(BUILD)/%.o: %.c
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
@@ -161,9 +170,11 @@ DEPS_BUILD := make gcc libc6-dev clang bpftool libbpf-dev libxdp-dev libmnl-dev 
 # peer), the tools the scripts call, strace (the audit's trace), clang's
 # sanitizer runtimes and llvm-symbolizer for their reports (SAN=1, make fuzz),
 # systemd's systemd-analyze (the unit is verified; a minimal chroot has none),
-# Prometheus' own parser for the metrics' text, groff for the man pages.
+# Prometheus' own parser for the metrics' text, groff for the man pages,
+# Chromium driven by selenium for the browser check page.
 DEPS_TEST := libcmocka-dev coturn iproute2 ethtool procps jq tcpdump curl python3 \
-	strace libclang-rt-14-dev llvm systemd python3-prometheus-client groff
+	strace libclang-rt-14-dev llvm systemd python3-prometheus-client groff \
+	chromium chromium-driver python3-selenium
 # `make fresh-check` only.
 DEPS_FRESH := debootstrap iproute2 git
 
@@ -196,7 +207,7 @@ deps-build:
 # asks of the tools ($(CC) above) is only asked once they exist.
 run: deps-build
 	$(Q)$(MAKE) --no-print-directory all
-	$(XTURND) --demo
+	$(XTURND) --demo --web-port=8080
 
 # The tests see Debian's tools only (no /usr/local, pyenv or cargo shims), as
 # on a fresh machine; the audit names any file that comes from elsewhere.

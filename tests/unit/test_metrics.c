@@ -450,7 +450,7 @@ static int ep_setup(void **st)
 	e->full = 42;
 	for (int i = 0; i < 50 && rc == -EADDRINUSE; i++) {
 		e->cfg.prometheus_port = (uint16_t)(20000 + (getpid() * 31 + i * 997) % 40000);
-		rc = stats_open(&e->ms, &e->cfg, ep_collect, e, err, sizeof(err));
+		rc = stats_open(&e->ms, &e->cfg, ep_collect, e, NULL, err, sizeof(err));
 	}
 	if (rc)
 		fail_msg("stats_open: %s", err);
@@ -616,7 +616,7 @@ static void test_unix_in_use(void **st)
 	char err[256];
 
 	c.prometheus = false;
-	assert_int_equal(stats_open(&second, &c, ep_collect, e, err, sizeof(err)), 0);
+	assert_int_equal(stats_open(&second, &c, ep_collect, e, NULL, err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "another running xturnd"));
 	stats_close(second);
 	assert_int_equal(access(e->cfg.stats_socket, F_OK), 0);	/* still the first's */

@@ -189,6 +189,11 @@ static const struct config_key config_keys[] = {
 	    "metrics address (0.0.0.0 or :: for all)",
 	    .coturn = "coturn serves metrics on every address; xturnd on loopback unless this says "
 		     "otherwise"),
+	{ .name = "web-port", .type = CONFIG_PORT, .off = F(web_port), .min = 0, .max = 65535,
+	  .def = "0", .arg = "PORT",
+	  .help = "serve the browser check page and its credentials over HTTP (0: off)" },
+	STR("web-ip", web_ip, "127.0.0.1", config_check_ip, "IP",
+	    "address of the check page (0.0.0.0 or :: for all; it may be prometheus-ip:port)"),
 	STR("stats-socket", stats_socket, METRICS_DEFAULT_SOCKET, NULL, "PATH",
 	    "Unix socket answering with the JSON metrics (xturnstat)"),
 	STR("control-socket", control_socket, CTL_DEFAULT_SOCKET, NULL, "PATH",

@@ -98,6 +98,10 @@ struct config {
 	char config_path[CONFIG_MAX_STR];		/* -c / --config */
 	bool demo;					/* --demo (command line only) */
 	bool check_only;				/* --check-config (command line only) */
+	char web_ip[64];				/* web-ip, 127.0.0.1 */
+	uint16_t web_port;				/* web-port, 0: no check page */
+	/* Not a key: the browser check's REST secret, drawn at start. */
+	char check_secret[65];
 	/* Keys accepted but not applied (coturn's that do not apply here), one
 	 * line each: "WHERE: key 'KEY' does not apply: WHY". */
 	struct config_list warnings;

@@ -29,6 +29,7 @@
 #include "daemon/stats.h"
 #include "daemon/stream.h"
 #include "daemon/udp.h"
+#include "daemon/web.h"
 #include "daemon/worker.h"
 
 #define MAX_WORKERS 64
@@ -47,6 +48,7 @@ struct server {
 		drain_timer;
 	bool running;
 	struct stats *metrics;
+	struct web *web;		/* the check page (web-port), or NULL */
 	struct control *control;
 	server_reload_fn reload;
 	/* A drain: since when, until when, and whether its timeout has ended
@@ -306,7 +308,7 @@ static const char *on_command(void *ctx, int argc, char **argv, FILE *out);
  * again if it fails. */
 static void endpoints_open(struct server *srv, char *err, size_t errlen)
 {
-	int rc = stats_open(&srv->metrics, srv->cfg, collect, srv, err, errlen);
+	int rc = stats_open(&srv->metrics, srv->cfg, collect, srv, srv->web, err, errlen);
 
 	if (rc || err[0])
 		log_warn("%s", err);
@@ -605,6 +607,8 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 	    (rc = ev_add(srv->loop, &srv->hostaddr_src, fd, on_hostaddr, srv)))
 		log_warn("address events: %s", strerror(-rc));
 	err[0] = 0;
+	if (cfg->web_port && !(srv->web = web_new(cfg, cfg->check_secret)))
+		log_warn("check page: out of memory");
 	endpoints_open(srv, err, errlen);
 	if (getenv("NOTIFY_SOCKET")) {
 		struct itimerspec its = { .it_interval.tv_sec = STATUS_S, .it_value.tv_sec = STATUS_S };
@@ -635,6 +639,7 @@ void server_free(struct server *srv)
 	SSL_CTX_free(srv->env.tls);
 	acct_free(srv->env.acct);
 	stats_close(srv->metrics);
+	web_free(srv->web);
 	control_close(srv->control);
 	if (srv->drain_timer.fn)
 		close(srv->drain_timer.fd);

@@ -15,6 +15,7 @@
 #include "turn/turn.h"
 #include "daemon/config.h"
 #include "daemon/stats.h"
+#include "daemon/web.h"
 
 void stats_collect(struct metrics_snapshot *m, struct turn_server *const *t, unsigned n)
 {
@@ -48,6 +49,9 @@ void stats_collect(struct metrics_snapshot *m, struct turn_server *const *t, uns
 
 struct stats {
 	int epfd, unix_fd, http_fd;
+	int web_fd;			/* the check page's listener; -1: none or http_fd's */
+	bool web_on_http;		/* web-ip:web-port is prometheus-ip:port */
+	struct web *web;
 	ino_t sock_ino;			/* the socket file we made, removed at close */
 	char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	stats_collect_fn collect;
@@ -55,6 +59,7 @@ struct stats {
 	struct {
 		int fd;
 		time_t since;
+		bool web;	/* came in on the check page's listener */
 	} clients[STATS_MAX_CLIENTS];
 	char out[32768];
 };
@@ -87,14 +92,16 @@ static int unix_open(struct stats *ms, const char *path, char *note, size_t note
 	return ep_add(ms, fd);
 }
 
-static int http_open(struct stats *ms, const struct config *cfg, char *err, size_t errlen)
+/* An HTTP listener on ip:port (what names it: "prometheus", "web"). */
+static int http_open(struct stats *ms, const char *what, const char *ip, uint16_t port,
+		     int *out, char *err, size_t errlen)
 {
 	struct sockaddr_storage a;
 	char b[ADDR_STRLEN];
 	int one = 1, fd;
 
-	if (addr_parse(cfg->prometheus_ip, cfg->prometheus_port, &a)) {
-		snprintf(err, errlen, "prometheus-ip %s: not an IP address", cfg->prometheus_ip);
+	if (addr_parse(ip, port, &a)) {
+		snprintf(err, errlen, "%s-ip %s: not an IP address", what, ip);
 		return -EINVAL;
 	}
 	fd = socket(a.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -102,18 +109,18 @@ static int http_open(struct stats *ms, const struct config *cfg, char *err, size
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (fd < 0 || bind(fd, (struct sockaddr *)&a, addr_len(&a)) || listen(fd, 64)) {
 		int rc = -errno;
-		snprintf(err, errlen, "prometheus on %s/tcp: %s", addr_str(&a, true, b, sizeof(b)),
+		snprintf(err, errlen, "%s on %s/tcp: %s", what, addr_str(&a, true, b, sizeof(b)),
 			 strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return rc;
 	}
-	ms->http_fd = fd;
+	*out = fd;
 	return ep_add(ms, fd);
 }
 
 int stats_open(struct stats **out, const struct config *cfg, stats_collect_fn collect,
-	       void *ctx, char *err, size_t errlen)
+	       void *ctx, struct web *web, char *err, size_t errlen)
 {
 	struct stats *ms = calloc(1, sizeof(*ms));
 	int rc;
@@ -123,7 +130,8 @@ int stats_open(struct stats **out, const struct config *cfg, stats_collect_fn co
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	ms->unix_fd = ms->http_fd = -1;
+	ms->unix_fd = ms->http_fd = ms->web_fd = -1;
+	ms->web = web;
 	for (unsigned i = 0; i < STATS_MAX_CLIENTS; i++)
 		ms->clients[i].fd = -1;
 	ms->collect = collect;
@@ -134,8 +142,16 @@ int stats_open(struct stats **out, const struct config *cfg, stats_collect_fn co
 		snprintf(err, errlen, "epoll: %s", strerror(errno));
 		goto fail;
 	}
-	if (cfg->prometheus && (rc = http_open(ms, cfg, err, errlen)))
+	if (cfg->prometheus && (rc = http_open(ms, "prometheus", cfg->prometheus_ip,
+					       cfg->prometheus_port, &ms->http_fd, err, errlen)))
 		goto fail;
+	ms->web_on_http = web && cfg->prometheus && cfg->web_port == cfg->prometheus_port &&
+			  !strcmp(cfg->web_ip, cfg->prometheus_ip);
+	/* Without its port (another program has it) the page is off, said in
+	 * err; the metrics are served all the same. */
+	if (web && !ms->web_on_http &&
+	    http_open(ms, "web", cfg->web_ip, cfg->web_port, &ms->web_fd, err, errlen))
+		ms->web = NULL;
 	if ((rc = unix_open(ms, cfg->stats_socket, err, errlen)))
 		goto fail;
 	*out = ms;
@@ -183,12 +199,12 @@ static void client_drop(struct stats *ms, unsigned slot)
 	ms->clients[slot].fd = -1;
 }
 
-static void on_accept(struct stats *ms)
+static void on_accept(struct stats *ms, int lfd)
 {
 	time_t now = clock_mono_s();
 
 	for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
-		int c = accept4(ms->http_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		unsigned slot = STATS_MAX_CLIENTS;
 		if (c < 0)
 			return;
@@ -204,21 +220,45 @@ static void on_accept(struct stats *ms)
 		}
 		ms->clients[slot].fd = c;
 		ms->clients[slot].since = now;
+		ms->clients[slot].web = lfd == ms->web_fd || ms->web_on_http;
 	}
 }
 
-static void http_answer(struct stats *ms, int fd, const char *req)
+/* The check page's routes, for a client of its listener. */
+static const char *web_route(struct stats *ms, int fd, const char *path, const char **ctype,
+			     int *blen)
 {
-	static const char ctype[] = "text/plain; version=0.0.4; charset=utf-8";
-	const char *status = "404 Not Found";
-	char head[256];
+	struct sockaddr_storage peer, local;
+	socklen_t pl = sizeof(peer), ll = sizeof(local);
+	size_t n;
+	const char *status;
+
+	if (getpeername(fd, (struct sockaddr *)&peer, &pl) ||
+	    getsockname(fd, (struct sockaddr *)&local, &ll))
+		return NULL;
+	addr_canon(&peer);
+	addr_canon(&local);
+	status = web_answer(ms->web, path, &peer, &local, clock_mono_s(), ctype, ms->out,
+			    sizeof(ms->out), &n);
+	*blen = (int)n;
+	return status;
+}
+
+static void http_answer(struct stats *ms, int fd, const char *req, bool web)
+{
+	const char *ctype = "text/plain; version=0.0.4; charset=utf-8";
+	const char *status = "404 Not Found", *routed;
+	char head[320];
 	int blen = 0, hlen;
 	struct iovec iov[2];
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
 
 	if (strncmp(req, "GET ", 4)) {
 		status = "405 Method Not Allowed";
-	} else if (!strncmp(req + 4, "/metrics", 8) && req[12] && strchr(" ?\r\n", req[12])) {
+	} else if (web && (routed = web_route(ms, fd, req + 4, &ctype, &blen))) {
+		status = routed;
+	} else if (!strncmp(req + 4, "/metrics", 8) && req[12] && strchr(" ?\r\n", req[12]) &&
+		   (!web || ms->web_on_http)) {
 		blen = render(ms, true);
 		status = blen >= 0 ? "200 OK" : "500 Internal Server Error";
 		if (blen < 0)
@@ -226,7 +266,7 @@ static void http_answer(struct stats *ms, int fd, const char *req)
 	}
 	hlen = snprintf(head, sizeof(head),
 			"HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
-			"Connection: close\r\n\r\n", status, ctype, blen);
+			"Cache-Control: no-store\r\nConnection: close\r\n\r\n", status, ctype, blen);
 	iov[0] = (struct iovec){ head, (size_t)hlen };
 	iov[1] = (struct iovec){ ms->out, (size_t)blen };
 	sendmsg(fd, &mh, MSG_NOSIGNAL);
@@ -249,7 +289,7 @@ static void on_client(struct stats *ms, int fd)
 		/* One read: scrapers send the whole request in one segment,
 		 * and a client that does not gets a 404 rather than state. */
 		req[n] = 0;
-		http_answer(ms, fd, req);
+		http_answer(ms, fd, req, ms->clients[slot].web);
 	}
 	client_drop(ms, slot);
 }
@@ -263,8 +303,8 @@ void stats_event(struct stats *ms)
 		int fd = evs[i].data.fd;
 		if (fd == ms->unix_fd)
 			on_unix(ms);
-		else if (fd == ms->http_fd)
-			on_accept(ms);
+		else if (fd == ms->http_fd || fd == ms->web_fd)
+			on_accept(ms, fd);
 		else
 			on_client(ms, fd);
 	}
@@ -280,6 +320,8 @@ void stats_close(struct stats *ms)
 			close(ms->clients[i].fd);
 	if (ms->http_fd >= 0)
 		close(ms->http_fd);
+	if (ms->web_fd >= 0)
+		close(ms->web_fd);
 	if (ms->unix_fd >= 0) {
 		close(ms->unix_fd);
 		sock_unix_unlink(ms->sock_path, ms->sock_ino);

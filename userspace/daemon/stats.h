@@ -24,8 +24,11 @@ void stats_collect(struct metrics_snapshot *m, struct turn_server *const *t, uns
 #define STATS_MAX_REQUEST 2048		/* bytes of an HTTP request read */
 struct stats;
 typedef void (*stats_collect_fn)(void *ctx, struct metrics_snapshot *m);
+struct web;
+/* web (may be NULL): the check page's routes, served on web-ip:web-port
+ * (its own listener, or prometheus's when they are the same). */
 int stats_open(struct stats **out, const struct config *cfg, stats_collect_fn collect,
-	       void *ctx, char *err, size_t errlen);
+	       void *ctx, struct web *web, char *err, size_t errlen);
 int stats_fd(const struct stats *ms);
 void stats_event(struct stats *ms);
 /* Closes everything and removes the socket file. NULL is fine. */

@@ -29,9 +29,6 @@ static char **g_argv;
 /* One nonce key for the daemon's life: every worker and every reload shares
  * it (auth_set_nonce_key). */
 static uint8_t nonce_key[AUTH_NONCE_KEY_LEN];
-/* The browser check's REST secret: drawn at start, known to no one else;
- * what it signs may reach only our own relays (turn.c). */
-static char check_secret[65];
 
 /* coturn's user=NAME:0xKEY: "0x" and 32 hex digits, the MD5 key. */
 static bool parse_hex_key(const char *s, uint8_t key[16])
@@ -51,7 +48,9 @@ static int build_auth(const struct config *c, struct auth **auth, struct policy 
 
 	if (a)
 		auth_set_nonce_key(a, nonce_key);
-	if (a && check_secret[0] && auth_set_check_secret(a, check_secret))
+	/* The browser check's REST secret: drawn at start, known to no one
+	 * else; what it signs may reach only our own relays (turn.c). */
+	if (a && c->check_secret[0] && auth_set_check_secret(a, c->check_secret))
 		err = -ENOMEM;
 
 	for (unsigned i = 0; !err && i < c->users.n; i++) {
@@ -223,6 +222,9 @@ static int demo_banner(const struct config *c)
 	       c->relay[0].ss_family == AF_INET6 ? "]" : "", c->listen_port, user, pass);
 	printf("Mint more: user=\"$(( $(date +%%s) + 86400 )):alice\"; "
 	       "echo -n \"$user\" | openssl dgst -sha1 -hmac %s -binary | base64\n", demo_secret);
+	if (c->web_port)
+		printf("Check it from a browser: http://%s:%u/ (relay candidates, a relayed call)\n",
+		       c->web_ip, c->web_port);
 	printf("Firewall: open %u/udp and %u/tcp, and the relay ports %u-%u/udp.\n",
 	       c->listen_port, c->listen_port, c->min_port, c->max_port);
 	printf("Peers on private/loopback addresses are refused by default "
@@ -289,7 +291,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (unsigned i = 0; i < sizeof(rnd); i++)
-		snprintf(check_secret + 2 * i, 3, "%02x", rnd[i]);
+		snprintf(cfg.check_secret + 2 * i, 3, "%02x", rnd[i]);
 	if (!cfg.nrelay)
 		pick_relays(&cfg);
 	if (cfg.demo && demo_setup(&cfg)) {
