@@ -20,7 +20,11 @@ round() {
 	local label=$1 out; shift
 	start_server --user=$USER:$PASS --stats-socket="$XT_SOCK" --web-ip=$R4C \
 		--web-port=$WEB_PORT "$@"
-	if out=$(ip netns exec "$NS_C" timeout 120 python3 "$(dirname "$0")/checkpage.py" \
+	# Chromium keeps files under $HOME (crash reports, its NSS database):
+	# the test's own, never the host user's.
+	mkdir -p "$XT_TMP/home"
+	if out=$(HOME=$XT_TMP/home XDG_CONFIG_HOME=$XT_TMP/home/.config ip netns exec "$NS_C" \
+		timeout 120 python3 "$(dirname "$0")/checkpage.py" \
 		"http://$R4C:$WEB_PORT" "$XT_TMP/chrome-$label" "$XT_TMP/check-$label.png" 2>&1); then
 		pass "$label: the page says: $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["title"])' "$out")"
 	else

@@ -27,6 +27,7 @@
 #include "turn/turn.h"
 #include "daemon/config.h"
 #include "daemon/stats.h"
+#include "daemon/web.h"
 #include "testalloc.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -567,6 +568,38 @@ static void test_http(void **st)
 
 /* Idle connections hold at most STATS_MAX_CLIENTS slots; one more is
  * closed at once, and a slot freed serves again. */
+/* The check page may share the metrics' listener (web-ip:web-port the same
+ * as prometheus-ip:port): the page, its credentials and /metrics, one port. */
+static void test_web_on_metrics_port(void **st)
+{
+	struct ep *e = *st;
+	static char buf[32768];
+	struct web *web;
+	char err[256];
+
+	e->cfg.web_port = e->cfg.prometheus_port;
+	snprintf(e->cfg.web_ip, sizeof(e->cfg.web_ip), "%s", e->cfg.prometheus_ip);
+	web = web_new(&e->cfg, "check-secret");
+	assert_non_null(web);
+	stats_close(e->ms);
+	assert_int_equal(stats_open(&e->ms, &e->cfg, ep_collect, e, web, err, sizeof(err)), 0);
+	http_get(e, "GET / HTTP/1.0\r\n\r\n", buf, sizeof(buf));
+	assert_memory_equal(buf, "HTTP/1.0 200 OK\r\n", 17);
+	assert_non_null(strstr(buf, "Content-Type: text/html"));
+	assert_non_null(strstr(buf, "<title>xturn check</title>"));
+	http_get(e, "GET /check/credentials HTTP/1.0\r\n\r\n", buf, sizeof(buf));
+	assert_memory_equal(buf, "HTTP/1.0 200 OK\r\n", 17);
+	assert_non_null(strstr(buf, "Cache-Control: no-store"));
+	assert_non_null(strstr(buf, ":xturn-check-"));
+	http_get(e, "GET /metrics HTTP/1.0\r\n\r\n", buf, sizeof(buf));
+	assert_memory_equal(buf, "HTTP/1.0 200 OK\r\n", 17);
+	assert_non_null(strstr(buf, "xturn_allocations"));
+	/* Back to what the teardown expects: the endpoint without the page. */
+	stats_close(e->ms);
+	assert_int_equal(stats_open(&e->ms, &e->cfg, ep_collect, e, NULL, err, sizeof(err)), 0);
+	web_free(web);
+}
+
 static void test_http_bounded(void **st)
 {
 	struct ep *e = *st;
@@ -634,6 +667,7 @@ int main(void)
 		cmocka_unit_test(test_alloc_totals),
 		cmocka_unit_test_setup_teardown(test_http, ep_setup, ep_teardown),
 		cmocka_unit_test_setup_teardown(test_http_bounded, ep_setup, ep_teardown),
+		cmocka_unit_test_setup_teardown(test_web_on_metrics_port, ep_setup, ep_teardown),
 		cmocka_unit_test_setup_teardown(test_unix, ep_setup, ep_teardown),
 		cmocka_unit_test_setup_teardown(test_unix_in_use, ep_setup, ep_teardown),
 	};
