@@ -171,10 +171,11 @@ DEPS_BUILD := make gcc libc6-dev clang bpftool libbpf-dev libxdp-dev libmnl-dev 
 # sanitizer runtimes and llvm-symbolizer for their reports (SAN=1, make fuzz),
 # systemd's systemd-analyze (the unit is verified; a minimal chroot has none),
 # Prometheus' own parser for the metrics' text, groff for the man pages,
-# Chromium driven by selenium for the browser check page.
+# Chromium driven by selenium for the browser check page, and the fonts it
+# picks where they are installed (so every host renders with the same ones).
 DEPS_TEST := libcmocka-dev coturn iproute2 ethtool procps jq tcpdump curl python3 \
 	strace libclang-rt-14-dev llvm systemd python3-prometheus-client groff \
-	chromium chromium-driver python3-selenium
+	chromium chromium-driver python3-selenium fonts-dejavu-extra
 # `make fresh-check` only.
 DEPS_FRESH := debootstrap iproute2 git
 
