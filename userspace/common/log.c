@@ -31,9 +31,8 @@ static void sys_line(int prio, const char *line)
 enum log_level log_level = LOG_INFO;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
-/* syslog(3) priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
-static const char *const journal_prefix[] = { "<3>", "<4>", "<6>", "<7>" };
-/* LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG of syslog.h */
+/* syslog(3) priorities, LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG: for
+ * syslog, and as the journal's "<N>" line prefixes. */
 static const int syslog_prio[] = { 3, 4, 6, 7 };
 static bool journal, use_syslog;
 static int log_fd = 2;
@@ -100,7 +99,7 @@ void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 	if (use_syslog) {
 		n = 0;
 	} else if (journal) {
-		n = (size_t)snprintf(line, sizeof(line), "%s", journal_prefix[lvl]);
+		n = (size_t)snprintf(line, sizeof(line), "<%d>", syslog_prio[lvl]);
 	} else {
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);

@@ -141,9 +141,12 @@ static int take(struct handover *h, char kind, unsigned worker, int type, bool t
 
 		if (fd < 0 || p->kind != kind)
 			continue;
-		if (kind == 'L' && (p->worker != worker || p->type != type || p->tls != tls))
+		if (kind == 'L' && (p->worker != worker || p->type != type || p->tls != tls ||
+				    !addr_eq(&p->addr, addr)))
 			continue;
-		if (kind != 'K' && !addr_eq(&p->addr, addr))
+		/* A relay's address is its family's relay IP (one each) and its port. */
+		if (kind == 'R' && (p->addr.ss_family != addr->ss_family ||
+				    addr_port(&p->addr) != addr_port(addr)))
 			continue;
 		p->fd = -1;
 		return fd;
@@ -157,20 +160,12 @@ int handover_listener(struct handover *h, unsigned worker, int type, bool tls,
 	return take(h, 'L', worker, type, tls, addr);
 }
 
-/* A relay's address is its family's relay IP (one each) and its port. */
 int handover_relay(struct handover *h, int family, uint16_t port)
 {
-	for (size_t i = 0; h && i < h->n; i++) {
-		struct passed *p = &h->p[i];
-		int fd = p->fd;
+	struct sockaddr_storage a = { .ss_family = (sa_family_t)family };
 
-		if (fd >= 0 && p->kind == 'R' && p->addr.ss_family == family &&
-		    addr_port(&p->addr) == port) {
-			p->fd = -1;
-			return fd;
-		}
-	}
-	return -1;
+	addr_set_port(&a, port);
+	return take(h, 'R', 0, 0, false, &a);
 }
 
 int handover_lock(struct handover *h)
