@@ -103,7 +103,7 @@ $(TURN): $(call layer_objs,turn)
 $(CLIENT): $(call layer_objs,client)
 $(DAEMON): $(call layer_objs,daemon,userspace/daemon/xturnd.c)
 
-$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h)
 	$(call msg,CLANG,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
 /*
- * xturn's XDP fast path: relays TURN ChannelData between clients and peers
+ * xturn's fast path: relays TURN ChannelData between clients and peers
  * without waking the daemon, using the bindings the daemon writes into the
- * maps below (contract: xturn_kern_user.h).
+ * maps below (contract: xturn_kern_user.h). Two programs, one forwarding
+ * code (forward.h): xturn_xdp, and xturn_tc, a TC ingress program for
+ * where XDP cannot deliver (the bottom of this file).
  *
  *   client -> listener, ChannelData of a bound channel:
  *       strip the header (and padding), send relay -> peer as plain UDP;
@@ -36,6 +38,7 @@
  * device or VLAN goes to the kernel instead.
  */
 #include <linux/bpf.h>
+#include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -185,154 +188,6 @@ static __always_inline void xt_count(__u32 idx, __u64 bytes)
 	}
 }
 
-/*
- * Folded ones' complement sum of len bytes at off in the frame, as if the
- * region started at an even offset; -1 if it is not inside the frame.
- *
- * Verifier workaround: a global (non-static) function is verified once on
- * its own instead of once per path through the caller, which keeps these
- * loops from multiplying the caller's state count. Chunks go through
- * bpf_csum_diff (constant size, so the verifier can bound the access),
- * then 4-byte words, then up to three bytes.
- */
-__noinline int xt_csum_region(struct xdp_md *ctx, __u32 offset, __u32 length)
-{
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u64 off = offset, len = length, sum = 0;
-	union {
-		__u32 w;
-		__u8 b[4];
-	} tail = { .w = 0 };
-	__u8 *p;
-	int i;
-
-	/* Verifier workaround: each pointer is built from an offset checked
-	 * right before, so the verifier sees it bounded and accepts the range
-	 * check that follows (an unbounded offset voids the check). */
-	for (i = 0; i < XT_FRAME_MAX / XT_CSUM_CHUNK && len >= XT_CSUM_CHUNK; i++) {
-		__s64 r;
-
-		if (off > XT_FRAME_MAX)
-			return -1;
-		p = data + off;
-		if ((void *)(p + XT_CSUM_CHUNK) > data_end)
-			return -1;
-		r = bpf_csum_diff(NULL, 0, (void *)p, XT_CSUM_CHUNK, 0);
-		if (r < 0)
-			return -1;
-		sum += (__u64)r;
-		off += XT_CSUM_CHUNK;
-		len -= XT_CSUM_CHUNK;
-	}
-	for (i = 0; i < XT_CSUM_CHUNK / 4 && len >= 4; i++) {
-		if (off > XT_FRAME_MAX)
-			return -1;
-		p = data + off;
-		if ((void *)(p + 4) > data_end)
-			return -1;
-		__builtin_memcpy(&tail.w, p, 4);	/* may be unaligned */
-		sum += tail.w;
-		off += 4;
-		len -= 4;
-	}
-	if (len >= 4 || off > XT_FRAME_MAX)
-		return -1;
-	tail.w = 0;
-	p = data + off;
-	if (len >= 1) {
-		if ((void *)(p + 1) > data_end)
-			return -1;
-		tail.b[0] = p[0];
-	}
-	if (len >= 2) {
-		if ((void *)(p + 2) > data_end)
-			return -1;
-		tail.b[1] = p[1];
-	}
-	if (len >= 3) {
-		if ((void *)(p + 3) > data_end)
-			return -1;
-		tail.b[2] = p[2];
-	}
-	return csum_fold64(sum + tail.w);
-}
-
-/* Parses Ethernet/VLAN, IPv4 or IPv6 and UDP into *p (zeroed by the
- * caller, so IPv4 addresses come out IPv4-mapped). Returns 0, or the
- * counter to pass the frame with. */
-static __always_inline int xt_parse(struct xdp_md *ctx, struct xt_pkt *p, __u8 **payload)
-{
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct xt_cursor nh = { .pos = data };
-	struct iphdr *iph;
-	struct ipv6hdr *ip6h;
-	struct udphdr *udph;
-	__u32 ip_payload;
-	int proto, plen;
-
-	proto = xt_parse_eth(&nh, data_end);
-	if (proto < 0)
-		return XT_CNT_PASS_UNUSUAL;	/* runt */
-	/* Verifier workaround: packet pointer minus packet pointer is an
-	 * unbounded scalar (allowed to root); bound it again. */
-	p->l2 = (__u32)((long)nh.pos - (long)data);
-	if (p->l2 > XT_L2_MAX)
-		return XT_CNT_PASS_UNUSUAL;
-
-	if (proto == bpf_htons(ETH_P_IP)) {
-		if (xt_parse_ip4(&nh, data_end, &iph) < 0)
-			return XT_CNT_PASS_UNUSUAL;
-		if (iph->version != 4 || iph->ihl != 5 ||
-		    (iph->frag_off & bpf_htons(XT_IP_MF | XT_IP_OFFSET)))
-			return XT_CNT_PASS_UNUSUAL;
-		/* A corrupted header is the kernel's to drop (and count): the
-		 * rewrite would give it a fresh checksum. Found by fuzz_xdp. */
-		if (csum_fold64((__u64)((const __u32 *)iph)[0] + ((const __u32 *)iph)[1] +
-				((const __u32 *)iph)[2] + ((const __u32 *)iph)[3] +
-				((const __u32 *)iph)[4]) != 0xffff)
-			return XT_CNT_PASS_UNUSUAL;
-		if (iph->protocol != IPPROTO_UDP)
-			return XT_CNT_PASS_NOT_OURS;
-		if (bpf_ntohs(iph->tot_len) < sizeof(*iph))
-			return XT_CNT_PASS_UNUSUAL;
-		ip_payload = bpf_ntohs(iph->tot_len) - sizeof(*iph);
-		p->v4 = 1;
-		p->l3 = sizeof(*iph);
-		p->saddr[2] = p->daddr[2] = bpf_htonl(0xffff);
-		p->saddr[3] = iph->saddr;
-		p->daddr[3] = iph->daddr;
-	} else if (proto == bpf_htons(ETH_P_IPV6)) {
-		proto = xt_parse_ip6(&nh, data_end, &ip6h);
-		if (proto < 0 || ip6h->version != 6 || xt_ip6_is_ext(proto))
-			return XT_CNT_PASS_UNUSUAL;
-		if (proto != IPPROTO_UDP)
-			return XT_CNT_PASS_NOT_OURS;
-		ip_payload = bpf_ntohs(ip6h->payload_len);
-		p->l3 = sizeof(*ip6h);
-		__builtin_memcpy(p->saddr, &ip6h->saddr, 16);
-		__builtin_memcpy(p->daddr, &ip6h->daddr, 16);
-	} else {
-		return XT_CNT_PASS_NOT_OURS;
-	}
-
-	plen = xt_parse_udp(&nh, data_end, &udph);
-	if (plen < 0)
-		return XT_CNT_PASS_UNUSUAL;
-	/* The UDP and IP lengths must agree and fit in the frame (a frame may
-	 * be longer: Ethernet padding). */
-	if ((__u32)plen + sizeof(*udph) != ip_payload ||
-	    p->l2 + p->l3 + ip_payload > p->len)
-		return XT_CNT_PASS_UNUSUAL;
-	p->plen = plen;
-	p->sport = udph->source;
-	p->dport = udph->dest;
-	p->check = udph->check;
-	*payload = nh.pos;
-	return 0;
-}
-
 /* The kernel's side of TURN lifetimes: live bindings and permissions only. */
 static __always_inline int xt_live(__u32 slot)
 {
@@ -438,105 +293,6 @@ static __always_inline int xt_from_client(const struct xt_pkt *p, struct xt_fwd 
 	return XT_CNT_HAIRPIN;
 }
 
-/* Decides what the datagram is. Returns the counter: C2P, P2C or HAIRPIN
- * with *f filled to forward, else a PASS_ or DROP_ counter.
- * Not inlined: its map keys then live in a stack frame of their own, which
- * keeps the program's stack under the 512-byte limit. */
-static __noinline int xt_classify(struct xdp_md *ctx, struct xt_pkt *p, struct xt_fwd *f)
-{
-	void *data_end = (void *)(long)ctx->data_end;
-	struct xt_relay_key rk = {};
-	struct xt_relay_val *rv;
-	__u8 *pl = NULL;
-	int cd;
-	int rc;
-
-	rc = xt_parse(ctx, p, &pl);
-	if (rc)
-		return rc;
-
-	/* ChannelData: channel 0x4000-0x7FFF (CHANNEL_MIN..MAX in stun.h:
-	 * RFC 5766's range, which RFC 8656's 0x4000-0x4FFF is part of).
-	 * Its binding is looked up first: that is the common case, and no
-	 * binding has a relay as its listener, so a peer's datagram that
-	 * happens to look like ChannelData misses and is handled below. */
-	cd = (void *)(pl + 4) <= data_end && p->plen >= 4 && (pl[0] & 0xc0) == 0x40;
-	if (cd) {
-		__be16 channel;
-
-		__builtin_memcpy(&f->cd_in, pl, 4);	/* may be unaligned */
-		__builtin_memcpy(&channel, pl, 2);
-		rc = xt_from_client(p, f, channel, (__u16)((pl[2] << 8) | pl[3]));
-		if (rc != XT_CNT_PASS_NO_BINDING)
-			return rc;
-		f->cd_in = 0;	/* maybe a peer's data: no header to verify */
-	}
-
-	xt_addr_copy(rk.relay, p->daddr);
-	rk.relay_port = p->dport;
-	rv = bpf_map_lookup_elem(&xt_relays, &rk);
-	if (rv)
-		return xt_from_peer(p, f, rv);
-	if (cd)
-		return XT_CNT_PASS_NO_BINDING;
-	if ((void *)(pl + 4) > data_end || p->plen < 4)
-		return XT_CNT_PASS_NOT_OURS;
-	/* STUN (first two bits 0, magic cookie): the daemon's. */
-	if ((void *)(pl + 8) <= data_end && p->plen >= 20 && (pl[0] & 0xc0) == 0 &&
-	    pl[4] == 0x21 && pl[5] == 0x12 && pl[6] == 0xa4 && pl[7] == 0x42)
-		return XT_CNT_PASS_UNUSUAL;
-	return XT_CNT_PASS_NOT_OURS;
-}
-
-/*
- * The folded sum of the data to relay (f->data_off, f->dlen), as if it
- * started at an even offset; XT_CSUM_BAD if XT_CFG_VERIFY_CSUM is set and
- * the input checksum is wrong, XT_CSUM_ERR if the data is not in the frame.
- *
- * With a full input checksum the data is not read: its sum is the input's
- * (~check) minus everything else the checksum covers (RFC 1624). A
- * corrupted datagram then leaves with a checksum wrong by as much, and its
- * receiver drops it, as the kernel would have here; a relay that summed
- * the data instead would vouch for the corruption. A CHECKSUM_PARTIAL
- * field (the folded pseudo-header sum: a local socket over veth), a zero
- * one (IPv4 "none") and verification need the data summed.
- */
-#define XT_CSUM_ERR (-1)
-#define XT_CSUM_BAD (-2)
-static __always_inline int xt_data_sum(struct xdp_md *ctx, const struct xt_pkt *p,
-				       const struct xt_fwd *f, const struct xt_cfg *cfg)
-{
-	__u64 pseudo = csum_pseudo(p->saddr, p->daddr, p->v4, p->plen + sizeof(struct udphdr));
-	__be16 ulen = bpf_htons((__u16)(p->plen + sizeof(struct udphdr)));
-	int partial = csum_norm(p->check) == csum_norm(csum_fold64(pseudo));
-	int verify = cfg->flags & XT_CFG_VERIFY_CSUM;
-	int dsum, pad = 0;
-
-	if (f->pad) {	/* up to 3 bytes, covered by the input checksum */
-		pad = xt_csum_region(ctx, f->data_off + f->dlen, f->pad);
-		if (pad < 0)
-			return XT_CSUM_ERR;
-		if (f->dlen & 1)
-			pad = csum_swap((__u16)pad);
-	}
-	if (p->check && !partial && !verify)
-		return csum_fold64((__u64)(__u16)~p->check + csum_neg(csum_fold64(pseudo)) +
-				   csum_neg(p->sport) + csum_neg(p->dport) + csum_neg(ulen) +
-				   csum_neg(csum_fold64(f->cd_in)) + csum_neg((__u16)pad));
-
-	dsum = xt_csum_region(ctx, f->data_off, f->dlen);
-	if (dsum < 0)
-		return XT_CSUM_ERR;
-	if (!verify || partial)
-		return dsum;
-	if (!p->check)	/* "no checksum": IPv4 only */
-		return p->v4 ? dsum : XT_CSUM_BAD;
-	if (csum_norm(csum_fold64(pseudo + p->sport + p->dport + ulen + p->check +
-				  (__u16)dsum + f->cd_in + (__u16)pad)))
-		return XT_CSUM_BAD;
-	return dsum;
-}
-
 /* Writes the Ethernet type of the (last) tag of a saved L2 header.
  * Verifier workaround: constant offsets on the stack buffer. */
 static __always_inline void xt_set_ethertype(__u8 *l2hdr, __u32 l2, __be16 proto)
@@ -558,244 +314,165 @@ static __always_inline struct xt_nh *xt_nh_of(const struct xt_fwd *f)
 	return f->c2p ? &f->c2p->nh : NULL;
 }
 
-/* A fresh cached next hop into fib (ifindex, MACs): 1, else 0. */
-static __always_inline int xt_nh_get(struct xdp_md *ctx, const struct xt_fwd *f,
-				     const struct xt_cfg *cfg, struct bpf_fib_lookup *fib)
+/* ---- XDP ------------------------------------------------------------------ */
+
+#define XT_CTX struct xdp_md
+#define XT_SYM(name) name##_xdp
+#define XT_PASS XDP_PASS
+#define XT_DROP XDP_DROP
+#define XT_PARTIAL_OK 1	/* XDP_TX and redirects build a new skb */
+#define XT_VLAN_TX 1
+
+static __always_inline int xt_resize_xdp(struct xdp_md *ctx, const struct xt_pkt *p, int head,
+					 __u32 want, int v4, __u32 n, __u32 *hsum)
 {
-	struct xt_nh *nh = xt_nh_of(f);
-	__u64 stamp;
+	__u32 have = p->len - head;
 
-	if (!nh)
-		return 0;
-	stamp = nh->stamp;
-	if (!stamp || bpf_ktime_get_coarse_ns() - stamp >= XT_NH_TTL_NS ||
-	    nh->epoch != cfg->fib_epoch || nh->in_ifindex != ctx->ingress_ifindex ||
-	    fib->tot_len > nh->max_len)
-		return 0;
-	fib->ifindex = nh->ifindex;
-	__builtin_memcpy(fib->smac, nh->smac, ETH_ALEN);
-	__builtin_memcpy(fib->dmac, nh->dmac, ETH_ALEN);
-	return 1;
-}
-
-/* Caches a successful lookup. Readers meanwhile see stamp 0 and look up
- * themselves; the exchange publishes the rest before the new stamp. */
-static __always_inline void xt_nh_put(struct xdp_md *ctx, const struct xt_fwd *f,
-				      const struct xt_cfg *cfg, const struct bpf_fib_lookup *fib,
-				      __u16 len)
-{
-	struct xt_nh *nh = xt_nh_of(f);
-
-	if (!nh)
-		return;
-	nh->stamp = 0;
-	nh->epoch = cfg->fib_epoch;
-	nh->ifindex = fib->ifindex;
-	nh->in_ifindex = ctx->ingress_ifindex;
-	nh->max_len = len;	/* the lookup may put the MTU in tot_len */
-	__builtin_memcpy(nh->smac, fib->smac, ETH_ALEN);
-	__builtin_memcpy(nh->dmac, fib->dmac, ETH_ALEN);
-	__sync_lock_test_and_set(&nh->stamp, bpf_ktime_get_coarse_ns() ?: 1);
-}
-
-/*
- * Sends the datagram described by *f, a cnt (C2P, P2C, HAIRPIN) one.
- * Returns the counter to bump (cnt on success) and sets f->verdict. Nothing
- * is modified before every check that could pass the packet to the kernel
- * has succeeded. Not inlined, like xt_classify, for the stack limit: the
- * two frames are never live at the same time.
- */
-static __noinline int xt_forward(struct xdp_md *ctx, const struct xt_pkt *p,
-				 struct xt_fwd *f, int cnt, const struct xt_cfg *cfg)
-{
-	struct bpf_fib_lookup fib = {};
-	__u8 l2hdr[XT_L2_MAX];
-	struct udphdr *udp;
-	__u32 l2 = p->l2, l3, cd, ulen, want, have;
-	void *data, *data_end;
-	int v4, dsum, head, rc;
-	__u64 sum;
-
-	f->verdict = XDP_PASS;
-	v4 = xt_is_v4(f->daddr);
-	if (v4 != xt_is_v4(f->saddr))
-		return XT_CNT_PASS_UNUSUAL;	/* daemon bug: mixed families */
-	l3 = v4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr);
-	cd = f->channel ? 4 : 0;
-	/* Verifier workaround (and sanity): bounded lengths. */
-	if (f->dlen > XT_FRAME_MAX || l2 > XT_L2_MAX)
-		return XT_CNT_PASS_UNUSUAL;
-	ulen = sizeof(struct udphdr) + cd + f->dlen;
-
-	fib.tot_len = l3 + ulen;
-	if (!xt_nh_get(ctx, f, cfg, &fib)) {
-		fib.family = v4 ? XT_AF_INET : XT_AF_INET6;
-		fib.l4_protocol = IPPROTO_UDP;
-		fib.sport = f->sport;
-		fib.dport = f->dport;
-		/* The device whose forwarding switch the kernel checks (see
-		 * the top); the egress it returns is compared with the
-		 * ingress below. */
-		fib.ifindex = cfg->fib_ifindex ?: ctx->ingress_ifindex;
-		if (v4) {
-			fib.ipv4_src = f->saddr[3];
-			fib.ipv4_dst = f->daddr[3];
-		} else {
-			xt_addr_copy(fib.ipv6_src, f->saddr);
-			xt_addr_copy(fib.ipv6_dst, f->daddr);
-		}
-		rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-			return XT_CNT_PASS_FIB;
-		xt_nh_put(ctx, f, cfg, &fib, (__u16)(l3 + ulen));
-	}
-	if (fib.ifindex != ctx->ingress_ifindex) {
-		if (l2 != ETH_HLEN)
-			return XT_CNT_PASS_UNUSUAL;	/* VLAN: see the top */
-		if (!bpf_map_lookup_elem(&xt_tx_ports, &fib.ifindex))
-			return XT_CNT_PASS_FIB;
-	}
-
-	dsum = xt_data_sum(ctx, p, f, cfg);
-	if (dsum == XT_CSUM_ERR)
-		return XT_CNT_PASS_UNUSUAL;
-	if (dsum == XT_CSUM_BAD) {
-		f->verdict = XDP_DROP;
-		return XT_CNT_DROP_BAD_CSUM;
-	}
-
-	/* From here on the packet changes: every failure drops it. */
-	f->verdict = XDP_DROP;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	if (data + XT_L2_MAX > data_end)	/* frames hold >= 42 bytes */
-		return XT_CNT_DROP_ERROR;
-	__builtin_memcpy(l2hdr, data, XT_L2_MAX);
-
-	head = (int)f->data_off - (int)(l2 + l3 + sizeof(struct udphdr) + cd);
 	if (bpf_xdp_adjust_head(ctx, head))
-		return XT_CNT_DROP_ERROR;
-	want = l2 + l3 + ulen;
-	have = p->len - head;
+		return -1;
 	if (have > want && bpf_xdp_adjust_tail(ctx, (int)want - (int)have))
-		return XT_CNT_DROP_ERROR;
-
-	/* Headers are written straight into the frame, field by field: built
-	 * on the stack and copied, the copy's wide loads of just-written
-	 * narrow fields stalled on store forwarding.
-	 * Verifier workaround: adjust_head/tail invalidate packet pointers;
-	 * reload and re-check before every write. */
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	if (data + XT_L2_MAX > data_end)
-		return XT_CNT_DROP_ERROR;
-	__builtin_memcpy(data, l2hdr, XT_L2_MAX);	/* VLAN tags as they were */
-	__builtin_memcpy(data, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(data + ETH_ALEN, fib.smac, ETH_ALEN);
-	xt_set_ethertype(data, l2, bpf_htons(v4 ? ETH_P_IP : ETH_P_IPV6));
-	data += l2;
-
-	sum = csum_pseudo(f->saddr, f->daddr, v4, ulen) + f->sport + f->dport +
-	      bpf_htons((__u16)ulen) + (__u16)dsum;
-	if (cd)
-		sum += f->channel + bpf_htons((__u16)f->dlen);
-	if (v4) {
-		struct iphdr *ip = data;
-		__be16 tot_len = bpf_htons((__u16)(l3 + ulen));
-
-		udp = data + sizeof(*ip);
-		if ((void *)(udp + 1) > data_end)
-			return XT_CNT_DROP_ERROR;
-		*(__u8 *)ip = 0x45;	/* version 4, 5 words */
-		ip->tos = 0;
-		ip->tot_len = tot_len;
-		ip->id = 0;
-		ip->frag_off = bpf_htons(XT_IP_DF);
-		ip->ttl = 64;
-		ip->protocol = IPPROTO_UDP;
-		ip->saddr = f->saddr[3];
-		ip->daddr = f->daddr[3];
-		/* The header's sum from the values, not from memory. */
-		ip->check = (__u16)~csum_fold64((__u64)f->saddr[3] + f->daddr[3] +
-						bpf_htons(0x4500) + tot_len +
-						bpf_htons(XT_IP_DF) +
-						bpf_htons((64 << 8) | IPPROTO_UDP));
-	} else {
-		struct ipv6hdr *ip6 = data;
-
-		udp = data + sizeof(*ip6);
-		if ((void *)(udp + 1) > data_end)
-			return XT_CNT_DROP_ERROR;
-		*(__be32 *)ip6 = bpf_htonl(0x60000000);	/* version 6, no class, no label */
-		ip6->payload_len = bpf_htons((__u16)ulen);
-		ip6->nexthdr = IPPROTO_UDP;
-		ip6->hop_limit = 64;
-		__builtin_memcpy(&ip6->saddr, f->saddr, 16);
-		__builtin_memcpy(&ip6->daddr, f->daddr, 16);
-	}
-	udp->source = f->sport;
-	udp->dest = f->dport;
-	udp->len = bpf_htons((__u16)ulen);
-	udp->check = csum_udp(sum);
-	if (cd) {
-		__be16 *cdh = (void *)(udp + 1);
-
-		if ((void *)(cdh + 2) > data_end)
-			return XT_CNT_DROP_ERROR;
-		cdh[0] = f->channel;
-		cdh[1] = bpf_htons((__u16)f->dlen);
-	}
-
-	if (fib.ifindex == ctx->ingress_ifindex) {
-		f->verdict = XDP_TX;
-	} else {
-		/* Lower bits of flags: the verdict if the entry vanished since
-		 * the lookup above; the packet is rewritten, so drop. */
-		f->verdict = bpf_redirect_map(&xt_tx_ports, fib.ifindex, XDP_DROP);
-		if (f->verdict != XDP_REDIRECT)
-			return XT_CNT_DROP_ERROR;
-	}
-	if (f->c2p) {
-		__sync_fetch_and_add(&f->c2p->packets, 1);
-		__sync_fetch_and_add(&f->c2p->bytes, f->dlen);
-	}
-	if (f->p2c) {
-		__sync_fetch_and_add(&f->p2c->packets, 1);
-		__sync_fetch_and_add(&f->p2c->bytes, f->dlen);
-	}
-	return cnt;
+		return -1;
+	return 0;
 }
+
+static __always_inline void xt_rewritten_xdp(struct xdp_md *ctx, __u32 n, __u32 hsum)
+{
+}
+
+static __always_inline int xt_send_xdp(struct xdp_md *ctx, __u32 ifindex)
+{
+	int v;
+
+	if (ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	/* Lower bits of flags: the verdict if the entry vanished since the
+	 * lookup; the packet is rewritten, so drop. */
+	v = bpf_redirect_map(&xt_tx_ports, ifindex, XDP_DROP);
+	return v == XDP_REDIRECT ? v : XDP_DROP;
+}
+
+#include "forward.h"
+
+#undef XT_CTX
+#undef XT_SYM
+#undef XT_PASS
+#undef XT_DROP
+#undef XT_PARTIAL_OK
+#undef XT_VLAN_TX
+
+/* ---- TC ------------------------------------------------------------------- */
+
+#define XT_CTX struct __sk_buff
+#define XT_SYM(name) name##_tc
+#define XT_PASS TC_ACT_OK
+#define XT_DROP TC_ACT_SHOT
+/* A CHECKSUM_PARTIAL skb (a local socket's, over veth) keeps csum_start,
+ * which no helper moves: after the headers move, the device would fill in
+ * the checksum at the wrong place. The daemon relays those. Datagrams from
+ * other hosts carry full checksums. */
+#define XT_PARTIAL_OK 0
+/* A tag on a TC skb is mostly in its metadata (vlan_present), which the
+ * rewrite does not keep: tagged frames go to the kernel. */
+#define XT_VLAN_TX 0
+
+/* The folded sum of the n header bytes after Ethernet, plus seed.
+ * Verifier workaround: one constant size per header layout. */
+static __always_inline __s64 xt_hdr_sum_tc(struct __sk_buff *skb, __u32 n, __u32 seed)
+{
+	void *data_end = (void *)(long)skb->data_end;
+	__u8 *h = (void *)(long)skb->data + ETH_HLEN;
+
+#define XT_HDR_SUM(len)                                                   \
+	if (n == (len))                                                   \
+		return (void *)(h + (len)) > data_end ? -1 :              \
+		       bpf_csum_diff(NULL, 0, (void *)h, (len), seed)
+	XT_HDR_SUM(sizeof(struct iphdr) + sizeof(struct udphdr));
+	XT_HDR_SUM(sizeof(struct iphdr) + sizeof(struct udphdr) + 4);
+	XT_HDR_SUM(sizeof(struct ipv6hdr) + sizeof(struct udphdr));
+	XT_HDR_SUM(sizeof(struct ipv6hdr) + sizeof(struct udphdr) + 4);
+#undef XT_HDR_SUM
+	return -1;
+}
+
+/* The family changes with bpf_skb_change_proto (20 bytes after Ethernet),
+ * the ChannelData header comes and goes with bpf_skb_adjust_room after
+ * Ethernet, the padding with bpf_skb_change_tail: each keeps the skb's
+ * CHECKSUM_COMPLETE sum right for the bytes it adds or removes (the
+ * trim turns it into CHECKSUM_NONE). */
+static __always_inline int xt_resize_tc(struct __sk_buff *skb, const struct xt_pkt *p, int head,
+					__u32 want, int v4, __u32 n, __u32 *hsum)
+{
+	int room = -head;
+	__s64 s;
+
+	if (v4 != (int)p->v4) {
+		if (bpf_skb_change_proto(skb, bpf_htons(v4 ? ETH_P_IP : ETH_P_IPV6), 0))
+			return -1;
+		room -= v4 ? (int)sizeof(struct iphdr) - (int)sizeof(struct ipv6hdr) :
+			     (int)sizeof(struct ipv6hdr) - (int)sizeof(struct iphdr);
+	}
+	if (room && bpf_skb_adjust_room(skb, room, BPF_ADJ_ROOM_MAC, 0))
+		return -1;
+	if (skb->len > want && bpf_skb_change_tail(skb, want, 0))
+		return -1;
+	/* The sum of the header bytes about to be overwritten. */
+	s = xt_hdr_sum_tc(skb, n, 0);
+	if (s < 0)
+		return -1;
+	*hsum = (__u32)s;
+	return 0;
+}
+
+/* A CHECKSUM_COMPLETE skb's sum follows the header rewrite (the helper
+ * does nothing for the other states). */
+static __always_inline void xt_rewritten_tc(struct __sk_buff *skb, __u32 n, __u32 hsum)
+{
+	__s64 d = xt_hdr_sum_tc(skb, n, ~hsum);	/* new - old */
+
+	if (d >= 0)
+		bpf_csum_update(skb, (__u32)d);
+}
+
+static __always_inline int xt_send_tc(struct __sk_buff *skb, __u32 ifindex)
+{
+	/* Out of ifindex (the ingress device too: TC's XDP_TX). */
+	return bpf_redirect(ifindex, 0) == TC_ACT_REDIRECT ? TC_ACT_REDIRECT : TC_ACT_SHOT;
+}
+
+#include "forward.h"
+
+/* ---- the programs ----------------------------------------------------------- */
 
 SEC("xdp")
 int xturn_xdp(struct xdp_md *ctx)
 {
-	struct xt_pkt p = {};
-	struct xt_fwd f = {};
-	struct xt_cfg *cfg;
-	__u32 zero = 0;
-	int cnt;
-
-	cfg = bpf_map_lookup_elem(&xt_cfg, &zero);
-	if (!cfg || cfg->magic != XT_MAGIC || cfg->abi_version != XT_ABI_VERSION ||
-	    !(cfg->flags & XT_CFG_ENABLED))
-		return XDP_PASS;
-
 	/* Verifier workaround: pointer difference as a bounded scalar. */
-	p.len = (__u32)((long)ctx->data_end - (long)ctx->data);
-	if (p.len > XT_FRAME_MAX) {
-		xt_count(XT_CNT_PASS_UNUSUAL, 0);
-		return XDP_PASS;
-	}
+	__u32 len = (__u32)((long)ctx->data_end - (long)ctx->data);
 
-	/* Bytes are application data relayed (no headers, no padding), as
-	 * the daemon counts them; a packet passed or dropped relays none. */
-	cnt = xt_classify(ctx, &p, &f);
-	if (cnt == XT_CNT_C2P || cnt == XT_CNT_P2C || cnt == XT_CNT_HAIRPIN)
-		cnt = xt_forward(ctx, &p, &f, cnt, cfg);
+	return xt_run_xdp(ctx, len);
+}
+
+/* The same forwarding as a TC ingress program (cls_bpf, direct action), for
+ * where XDP cannot deliver: a veth whose other end has no XDP program (a
+ * container's), a driver with generic XDP only. */
+SEC("tc")
+int xturn_tc(struct __sk_buff *skb)
+{
+	__u32 len = skb->len;
+
+	/* A GRO train is many datagrams in one skb, a tag in metadata is not
+	 * kept by the rewrite: the kernel's. A datagram not all in the linear
+	 * part is pulled in, or the offsets below would not reach it. */
+	if (skb->gso_size || skb->vlan_present)
+		len = XT_FRAME_MAX + 1;
+	else if (len <= XT_FRAME_MAX && (long)skb->data_end - (long)skb->data < len &&
+		 bpf_skb_pull_data(skb, len))
+		len = XT_FRAME_MAX + 1;
+	else if ((long)skb->data_end - (long)skb->data != len)
+		len = XT_FRAME_MAX + 1;
 	else
-		f.verdict = cnt >= XT_CNT_DROP_NO_PERM ? XDP_DROP : XDP_PASS;
-	xt_count(cnt, cnt <= XT_CNT_HAIRPIN ? f.dlen : 0);
-	return f.verdict;
+		len = (__u32)((long)skb->data_end - (long)skb->data);
+	return xt_run_tc(skb, len);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
