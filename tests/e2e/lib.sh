@@ -197,6 +197,8 @@ xt_topology() {
 	# XDP program always does. GRO stays on for the userspace relay's trains.
 	xt_ns "$NS_C" ethtool -K c0 gro on >/dev/null || die "gro on c0"
 	xt_ns "$NS_P" ethtool -K p0 gro on >/dev/null || die "gro on p0"
+	# XT_PEER_XDP=0: plain veths, as a container's host end is (the TC path).
+	[ "${XT_PEER_XDP:-1}" = 1 ] || return 0
 	xt_ns "$NS_C" "$XT_BUILD/xturngen" --xdp-pass c0 || die "XDP_PASS on c0"
 	xt_ns "$NS_P" "$XT_BUILD/xturngen" --xdp-pass p0 || die "XDP_PASS on p0"
 }
@@ -297,6 +299,10 @@ start_server() {
 	xturnd)
 		# Our peers are private addresses, which xturnd denies unless
 		# allowed (XT_ALLOW_PEERS=0 leaves that to the caller).
+		# The relay's veths are XDP tests' (their other ends run an XDP
+		# program in another namespace, which auto mode cannot see and
+		# takes for a container's: TC); XT_XDP_MODE picks another.
+		common+=("--xdp-mode=${XT_XDP_MODE:-native}")
 		[ "${XT_ALLOW_PEERS:-1}" = 1 ] &&
 			common+=(--allowed-peer-ip=10.71.2.0/24 --allowed-peer-ip=fd00:71:2::/64)
 		# nsenter --net, not ip netns exec: xturnd pins its maps in the

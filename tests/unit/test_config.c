@@ -301,7 +301,7 @@ static void test_file_errors(void **state)
 	expect_file_error(f, "allowed-peer-ip = 10.0.0.0/33\n", 1, "allowed-peer-ip", "CIDR");
 	expect_file_error(f, "denied-peer-ip = 1.2.3.9-1.2.3.1\n", 1, "denied-peer-ip",
 			  "range");
-	expect_file_error(f, "xdp-mode = turbo\n", 1, "xdp-mode", "auto, native or generic");
+	expect_file_error(f, "xdp-mode = turbo\n", 1, "xdp-mode", "auto, native, generic or tc");
 	expect_file_error(f, "log-level = loud\n", 1, "log-level", "debug");
 	expect_file_error(f, "xdp-interface = averyveryverylongname0\n", 1, "xdp-interface",
 			  "too long");

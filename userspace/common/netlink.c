@@ -41,6 +41,11 @@ bool nl_parse_link(const struct nlmsghdr *nlh, struct nl_link *out)
 		else if (mnl_attr_get_type(attr) == IFLA_LINKINFO &&
 			 mnl_attr_validate(attr, MNL_TYPE_NESTED) == 0)
 			parse_kind(attr, out);
+		else if (mnl_attr_get_type(attr) == IFLA_LINK &&
+			 mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
+			out->link = (int)mnl_attr_get_u32(attr);
+		else if (mnl_attr_get_type(attr) == IFLA_LINK_NETNSID)
+			out->link_netns = true;
 	}
 	return true;
 }

@@ -15,6 +15,8 @@ struct nl_link {
 	unsigned flags;		/* IFF_* */
 	char name[IF_NAMESIZE];
 	char kind[16];		/* IFLA_INFO_KIND ("veth", "dummy"...), "" if none */
+	int link;		/* IFLA_LINK (a veth's other end), 0 if none */
+	bool link_netns;	/* that end is in another namespace (IFLA_LINK_NETNSID) */
 };
 
 struct nl_addr {

@@ -144,8 +144,8 @@ static const struct config_key config_keys[] = {
 	     "permission lifetime, seconds"),
 	UINT("channel-lifetime", channel_lifetime, 1, 3600, "600", "channel lifetime, seconds"),
 	FLAG("no-xdp", no_xdp, "relay in userspace only"),
-	STR("xdp-mode", xdp_mode, "auto", config_check_xdp_mode, "auto|native|generic",
-	    "XDP attach mode"),
+	STR("xdp-mode", xdp_mode, "auto", config_check_xdp_mode, "auto|native|generic|tc",
+	    "fast path attach mode (auto: native XDP, TC where XDP would not deliver)"),
 	STR("bpf-pin-dir", pin_dir, PINS_DEFAULT_DIR, NULL, "DIR", "bpffs directory for maps"),
 	FLAG("keep-pins", keep_pins, "leave pinned maps at exit"),
 	LIST("xdp-interface", xdp_ifaces, config_check_ifname, "IFNAME",
@@ -328,9 +328,10 @@ static const char *config_check_ifname(const char *v)
 
 static const char *config_check_xdp_mode(const char *v)
 {
-	if (!strcmp(v, "auto") || !strcmp(v, "native") || !strcmp(v, "generic"))
+	if (!strcmp(v, "auto") || !strcmp(v, "native") || !strcmp(v, "generic") ||
+	    !strcmp(v, "tc"))
 		return NULL;
-	return "expected auto, native or generic";
+	return "expected auto, native, generic or tc";
 }
 
 static const struct config_key *config_find(const char *name)

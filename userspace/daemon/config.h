@@ -72,7 +72,7 @@ struct config {
 	unsigned channel_lifetime;			/* channel-lifetime, 600 s */
 	/* fast path */
 	bool no_xdp;					/* no-xdp */
-	char xdp_mode[16];				/* xdp-mode: auto|native|generic */
+	char xdp_mode[16];				/* xdp-mode: auto|native|generic|tc */
 	char pin_dir[CONFIG_MAX_STR];			/* bpf-pin-dir, /sys/fs/bpf/xturn */
 	bool keep_pins;					/* keep-pins */
 	struct config_list xdp_ifaces;			/* xdp-interface: extra/explicit */

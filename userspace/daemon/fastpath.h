@@ -18,7 +18,9 @@ struct fastpath;
 
 struct fp_opts {
 	const char *pin_dir;	/* bpffs directory for the maps; mounted if needed */
-	const char *mode;	/* "auto" (native, then generic), "native", "generic" */
+	/* "auto" (native XDP, TC where XDP would not deliver or only generic
+	 * XDP is available), "native", "generic", "tc" */
+	const char *mode;
 	bool keep_pins;		/* leave the pinned maps behind on fp_close() */
 	bool verify_csum;	/* drop relayed datagrams with a wrong UDP checksum */
 	/* Device for bpf_fib_lookup, created by fp_open and deleted by

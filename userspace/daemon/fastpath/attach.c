@@ -49,14 +49,55 @@ static bool single_program(const struct fastpath *fp, int ifindex, enum xdp_atta
 				 XDP_FLAGS_DRV_MODE, &id) && id == xdp_program__id(fp->prog);
 }
 
+/* Why XDP would not deliver on l, for auto mode to use TC there; NULL if it
+ * would. XDP_TX and redirects into a veth reach its other end only if that
+ * end runs an XDP program (NAPI; GRO on is not enough on recent kernels),
+ * which a container's operator cannot see or change from inside. */
+static const char *xdp_undeliverable(const struct nl_link *l)
+{
+	__u32 id = 0;
+
+	if (strcmp(l->kind, "veth"))
+		return NULL;
+	if (l->link_netns || l->link <= 0)
+		return "a veth whose other end is in another namespace";
+	if (!bpf_xdp_query_id(l->link, XDP_FLAGS_DRV_MODE, &id) && id)
+		return NULL;
+	return "a veth whose other end runs no XDP program";
+}
+
+/* The TC program on l's clsact ingress (the qdisc made if missing), in
+ * place of whatever filter holds our handle: a stopped daemon's. */
+static int tc_attach(struct fastpath *fp, int ifindex, bool *replaced)
+{
+	LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, o, .handle = FP_TC_HANDLE, .priority = FP_TC_PRIO,
+		    .flags = BPF_TC_F_REPLACE, .prog_fd = bpf_program__fd(fp->skel->progs.xturn_tc));
+	int err;
+
+	*replaced = fp_tc_prog_id(ifindex) != 0;
+	err = bpf_tc_hook_create(&h);
+	if (err && err != -EEXIST)
+		return err;
+	return bpf_tc_attach(&h, &o);
+}
+
 static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_t whylen)
 {
-	static const struct { enum fp_mode use; enum xdp_attach_mode mode; const char *name; }
-	tries[] = {
-		{ FP_NATIVE, XDP_MODE_NATIVE, "native" },
-		{ FP_GENERIC, XDP_MODE_SKB, "generic" },
+	static const struct { enum fp_mode use; enum xdp_attach_mode mode; bool tc;
+			      const char *name; }
+	xdp_first[] = {
+		{ FP_NATIVE, XDP_MODE_NATIVE, false, "native XDP" },
+		{ FP_TC, 0, true, "TC ingress" },
+		{ FP_GENERIC, XDP_MODE_SKB, false, "generic XDP" },
+	}, tc_first[] = {
+		{ FP_TC, 0, true, "TC ingress" },
+		{ FP_GENERIC, XDP_MODE_SKB, false, "generic XDP" },
 	};
 	uint32_t ifindex = (uint32_t)l->ifindex;
+	const char *undeliverable = fp->mode == FP_AUTO ? xdp_undeliverable(l) : NULL;
+	__typeof__(xdp_first[0]) const *tries = undeliverable ? tc_first : xdp_first;
+	size_t ntries = undeliverable ? 2 : 3;
 	char msg[640] = "";
 	size_t off = 0;
 	int err = -EINVAL;
@@ -76,37 +117,46 @@ static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_
 		       strerror(-err));
 		return err;
 	}
-	/* A stopped daemon's program here: ours takes its place in one step,
-	 * so forwarding never pauses (its maps are ours now). */
-	if (fp->stale_prog_fd >= 0) {
+	if (undeliverable)
+		off = (size_t)snprintf(msg, sizeof(msg), "not XDP: %s", undeliverable);
+	/* A stopped daemon's XDP program here: ours takes its place in one
+	 * step, so forwarding never pauses (its maps are ours now). */
+	if (fp->stale_prog_fd >= 0 && fp->mode != FP_TC && !undeliverable) {
 		__u32 flags = fp_prog_mode(l->ifindex, fp->stale_prog_fd);
 		LIBBPF_OPTS(bpf_xdp_attach_opts, xo, .old_prog_fd = fp->stale_prog_fd);
 
 		if (flags && !bpf_xdp_attach(l->ifindex, bpf_program__fd(fp->skel->progs.xturn_xdp),
 					     flags | XDP_FLAGS_REPLACE, &xo)) {
 			fp->attached[fp->nattached++] = (struct fp_iface){
-				l->ifindex, flags == XDP_FLAGS_SKB_MODE ? XDP_MODE_SKB : XDP_MODE_NATIVE };
+				l->ifindex, flags == XDP_FLAGS_SKB_MODE ? XDP_MODE_SKB : XDP_MODE_NATIVE,
+				false };
 			log_info("fast path: %s: %s XDP, in place of the program a stopped xturnd "
 				 "left", l->name, flags == XDP_FLAGS_SKB_MODE ? "generic" : "native");
 			return 0;
 		}
 	}
 	detach_stale(l->ifindex);
-	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+	for (size_t i = 0; i < ntries; i++) {
+		bool replaced = false;
+
 		if (fp->mode != FP_AUTO && fp->mode != tries[i].use)
 			continue;
 		fp_libs_quiet(true);
-		err = xdp_program__attach(fp->prog, l->ifindex, tries[i].mode, 0);
+		err = tries[i].tc ? tc_attach(fp, l->ifindex, &replaced) :
+		      xdp_program__attach(fp->prog, l->ifindex, tries[i].mode, 0);
 		fp_libs_quiet(false);
 		if (!err) {
-			fp->attached[fp->nattached++] = (struct fp_iface){ l->ifindex, tries[i].mode };
-			log_info("fast path: %s: %s XDP%s%s%s%s", l->name, tries[i].name,
+			fp->attached[fp->nattached++] = (struct fp_iface){ l->ifindex, tries[i].mode,
+									   tries[i].tc };
+			log_info("fast path: %s: %s%s%s%s%s%s", l->name, tries[i].name,
 				 off ? " (" : "", msg, off ? ")" : "",
-				 single_program(fp, l->ifindex, tries[i].mode) ? ", one program (libxdp's multi-program "
-				 "dispatcher did not load here; log-level=debug says why)" : "");
+				 replaced ? ", in place of the program a stopped xturnd left" : "",
+				 !tries[i].tc && single_program(fp, l->ifindex, tries[i].mode) ?
+				 ", one program (libxdp's multi-program dispatcher did not load "
+				 "here; log-level=debug says why)" : "");
 			break;
 		}
-		off += (size_t)snprintf(msg + off, sizeof(msg) - off, "%s%s XDP: %s%s%s%s",
+		off += (size_t)snprintf(msg + off, sizeof(msg) - off, "%s%s: %s%s%s%s",
 					off ? ", " : "", tries[i].name, strerror(-err),
 					*fp_libs_kernel_msg() ? " (" : "", fp_libs_kernel_msg(),
 					*fp_libs_kernel_msg() ? ")" : "");
@@ -280,6 +330,12 @@ void fp_detach_all(struct fastpath *fp)
 		__u32 flags;
 		int err;
 
+		if (f->tc) {
+			if ((err = fp_tc_detach(f->ifindex)))
+				log_warn("fast path: detaching TC from ifindex %d: %s", f->ifindex,
+					 strerror(-err));
+			continue;
+		}
 		fp_libs_quiet(true);
 		err = xdp_program__detach(fp->prog, f->ifindex, f->mode, 0);
 		fp_libs_quiet(false);
@@ -300,7 +356,7 @@ void fp_describe(const struct fastpath *fp, FILE *out)
 		char name[IF_NAMESIZE] = "?";
 
 		if_indextoname((unsigned)fp->attached[i].ifindex, name);
-		fprintf(out, "  %s: %s XDP\n", name,
-			fp->attached[i].mode == XDP_MODE_SKB ? "generic" : "native");
+		fprintf(out, "  %s: %s\n", name, fp->attached[i].tc ? "TC ingress" :
+			fp->attached[i].mode == XDP_MODE_SKB ? "generic XDP" : "native XDP");
 	}
 }

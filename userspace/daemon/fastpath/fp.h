@@ -23,11 +23,19 @@
 #define XT_PIN_PROG "xt_prog"
 #define FP_RELAY_BUCKETS 4096
 
-enum fp_mode { FP_AUTO, FP_NATIVE, FP_GENERIC };
+enum fp_mode { FP_AUTO, FP_NATIVE, FP_GENERIC, FP_TC };
+
+/* The TC filter's place on an interface's clsact ingress: replacing the one
+ * there (BPF_TC_F_REPLACE) takes a stopped daemon's place in one step. */
+#define FP_TC_HANDLE 0x7874	/* "xt" */
+#define FP_TC_PRIO 0x7874
+/* The TC program, pinned like XT_PIN_PROG. */
+#define XT_PIN_PROG_TC "xt_prog_tc"
 
 struct fp_iface {
 	int ifindex;
 	enum xdp_attach_mode mode;
+	bool tc;		/* the TC program on clsact ingress, not XDP */
 };
 
 /* One map entry written on behalf of a relayed address, remembered so that
@@ -71,6 +79,7 @@ struct fastpath {
 	unsigned nchans;		/* bindings in the maps */
 	int lock_fd;			/* the pin dir, flock'ed while we run */
 	int stale_prog_fd;		/* a stopped daemon's program, replaced in place; -1 */
+	int stale_tc_fd;		/* its TC program; -1 */
 	__u32 old_ports[XT_MAX_IFACES];	/* its xt_tx_ports, while we take over */
 	unsigned nold_ports;
 	uint32_t *free_slots;		/* xt_expiry slots no binding has */
@@ -108,8 +117,12 @@ void fp_stale_program(const char *pin_dir);
 /* The XDP mode flag (XDP_FLAGS_DRV_MODE...) in which ifindex carries the
  * program prog_fd alone, or 0. */
 __u32 fp_prog_mode(int ifindex, int prog_fd);
-/* Takes prog_fd's program off every interface of this namespace: how many. */
+/* Takes prog_fd's program (XDP, or TC at FP_TC_HANDLE) off every interface
+ * of this namespace: how many. */
 unsigned fp_detach_prog(int prog_fd);
+/* The id of the TC program at FP_TC_HANDLE on ifindex's ingress, or 0. */
+__u32 fp_tc_prog_id(int ifindex);
+int fp_tc_detach(int ifindex);
 /* Creates the lookup device, or takes over the one a crashed run left, and
  * turns forwarding on for it. 0, or -errno with why saying what failed. */
 int fp_lookup_open(struct fastpath *fp, char *why, size_t whylen);

@@ -156,7 +156,7 @@ static int fp_load(struct fastpath *fp, char *why, size_t whylen)
 static int parse_mode(const char *s, enum fp_mode *out)
 {
 	static const char *const names[] = { [FP_AUTO] = "auto", [FP_NATIVE] = "native",
-					     [FP_GENERIC] = "generic" };
+					     [FP_GENERIC] = "generic", [FP_TC] = "tc" };
 
 	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!strcmp(s ? s : "auto", names[i])) {
@@ -208,7 +208,7 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 	fp = calloc(1, sizeof(*fp));
 	if (!fp)
 		return -ENOMEM;
-	fp->lock_fd = fp->stale_prog_fd = -1;
+	fp->lock_fd = fp->stale_prog_fd = fp->stale_tc_fd = -1;
 	err = parse_mode(o->mode, &fp->mode);
 	if (err) {
 		fp_say(why, whylen, "unknown XDP mode \"%s\"", o->mode);
@@ -238,6 +238,9 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 	snprintf(prog, sizeof(prog), "%s/%s", fp->pin_dir, XT_PIN_PROG);
 	fp->stale_prog_fd = bpf_obj_get(prog);
 	unlink(prog);
+	snprintf(prog, sizeof(prog), "%s/%s", fp->pin_dir, XT_PIN_PROG_TC);
+	fp->stale_tc_fd = bpf_obj_get(prog);
+	unlink(prog);
 	/* Before fp_load(), which writes its ifindex into xt_cfg. Without it
 	 * the program looks up with the ingress interface. */
 	if (fp_lookup_open(fp, lookup, sizeof(lookup)))
@@ -266,6 +269,10 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 	unlink(prog);
 	if (bpf_obj_pin(bpf_program__fd(fp->skel->progs.xturn_xdp), prog))
 		log_warn("fast path: pinning the program at %s: %s", prog, strerror(errno));
+	snprintf(prog, sizeof(prog), "%s/%s", fp->pin_dir, XT_PIN_PROG_TC);
+	unlink(prog);
+	if (bpf_obj_pin(bpf_program__fd(fp->skel->progs.xturn_tc), prog))
+		log_warn("fast path: pinning the program at %s: %s", prog, strerror(errno));
 	/* pins_prepare() may have left a note; a failure overwrites it. */
 	snprintf(note, sizeof(note), "%s", whylen ? why : "");
 	err = fp_scan(fp, true, why, whylen);
@@ -286,6 +293,11 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 		fp_detach_prog(fp->stale_prog_fd);
 		close(fp->stale_prog_fd);
 		fp->stale_prog_fd = -1;
+	}
+	if (fp->stale_tc_fd >= 0) {
+		fp_detach_prog(fp->stale_tc_fd);
+		close(fp->stale_tc_fd);
+		fp->stale_tc_fd = -1;
 	}
 	if (lookup[0])
 		fp_say(why, whylen, "%s%sno lookup device %s (%s): the fast path needs forwarding "
@@ -320,6 +332,8 @@ void fp_close(struct fastpath *fp)
 				unlink(bpf_map__pin_path(m));
 		snprintf(prog, sizeof(prog), "%s/%s", fp->pin_dir, XT_PIN_PROG);
 		unlink(prog);
+		snprintf(prog, sizeof(prog), "%s/%s", fp->pin_dir, XT_PIN_PROG_TC);
+		unlink(prog);
 	}
 	xturn_bpf__destroy(fp->skel);
 	/* Only when empty: the pin dir may be shared with other files. */
@@ -329,6 +343,8 @@ void fp_close(struct fastpath *fp)
 	free(fp->free_slots);
 	if (fp->stale_prog_fd >= 0)
 		close(fp->stale_prog_fd);
+	if (fp->stale_tc_fd >= 0)
+		close(fp->stale_tc_fd);
 	if (fp->lock_fd >= 0)
 		close(fp->lock_fd);
 	free(fp->addrs);

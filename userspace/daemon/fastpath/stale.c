@@ -22,7 +22,7 @@
 
 static const char *const pin_names[] = {
 	XT_MAP_C2P, XT_MAP_P2C, XT_MAP_RELAYS, XT_MAP_PERMS, XT_MAP_STATS,
-	XT_MAP_TX_PORTS, XT_MAP_CFG, XT_MAP_EXPIRY, XT_PIN_PROG,
+	XT_MAP_TX_PORTS, XT_MAP_CFG, XT_MAP_EXPIRY, XT_PIN_PROG, XT_PIN_PROG_TC,
 };
 
 int fp_pin_dir_lock(const char *dir)
@@ -53,19 +53,44 @@ __u32 fp_prog_mode(int ifindex, int prog_fd)
 	       q.hw_prog_id == info.id ? XDP_FLAGS_HW_MODE : 0;
 }
 
+__u32 fp_tc_prog_id(int ifindex)
+{
+	LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, o, .handle = FP_TC_HANDLE, .priority = FP_TC_PRIO);
+
+	return bpf_tc_query(&h, &o) ? 0 : o.prog_id;
+}
+
+int fp_tc_detach(int ifindex)
+{
+	LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, o, .handle = FP_TC_HANDLE, .priority = FP_TC_PRIO);
+
+	return bpf_tc_detach(&h, &o);
+}
+
 unsigned fp_detach_prog(int prog_fd)
 {
+	struct bpf_prog_info info = { 0 };
+	__u32 len = sizeof(info);
 	struct nl_link *links = NULL;
 	unsigned n = 0;
 	size_t nlinks;
 
-	if (nl_dump_links(&links, &nlinks))
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) || nl_dump_links(&links, &nlinks))
 		return 0;
 	for (size_t i = 0; i < nlinks; i++) {
 		LIBBPF_OPTS(bpf_xdp_attach_opts, xo, .old_prog_fd = prog_fd);
 		__u32 mode = fp_prog_mode(links[i].ifindex, prog_fd);
 
-		if (mode && !bpf_xdp_detach(links[i].ifindex, mode, &xo)) {
+		if (info.type == BPF_PROG_TYPE_SCHED_CLS) {
+			if (fp_tc_prog_id(links[i].ifindex) == info.id &&
+			    !fp_tc_detach(links[i].ifindex)) {
+				log_info("fast path: %s: detached the TC program a stopped xturnd "
+					 "left", links[i].name);
+				n++;
+			}
+		} else if (mode && !bpf_xdp_detach(links[i].ifindex, mode, &xo)) {
 			log_info("fast path: %s: detached the program a stopped xturnd left",
 				 links[i].name);
 			n++;
@@ -80,12 +105,14 @@ void fp_stale_program(const char *pin_dir)
 	char path[PATH_MAX];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/%s", pin_dir, XT_PIN_PROG);
-	if ((fd = bpf_obj_get(path)) < 0)
-		return;
-	fp_detach_prog(fd);
-	close(fd);
-	unlink(path);
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, i ? XT_PIN_PROG_TC : XT_PIN_PROG);
+		if ((fd = bpf_obj_get(path)) < 0)
+			continue;
+		fp_detach_prog(fd);
+		close(fd);
+		unlink(path);
+	}
 }
 
 int fp_clear_stale(const char *pin_dir, const char *lookup_dev, char *why, size_t whylen)
