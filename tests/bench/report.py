@@ -7,8 +7,9 @@ import os
 import statistics
 import sys
 
-SERVERS = ["xdp", "noxdp", "coturn"]
-LABEL = {"xdp": "xturnd XDP", "noxdp": "xturnd --no-xdp", "coturn": "coturn"}
+SERVERS = ["xdp", "tc", "noxdp", "coturn"]
+LABEL = {"xdp": "xturnd XDP", "tc": "xturnd TC", "noxdp": "xturnd --no-xdp",
+         "coturn": "coturn"}
 
 
 def rows(path):
@@ -90,16 +91,16 @@ def main():
             w("%-14s %-16s %10.0f %6s %10.0f %7.1f %6.1f %7s %6s" % (
                 name, LABEL[srv], m["pps"], m["limit"], m["max_pps"], m["proc"],
                 m["softirq"], "%.0f" % m["ns_per_pkt"] if m["ns_per_pkt"] else "-",
-                "%.0f" % (100 * m["xdp_frac"]) if srv == "xdp" else "-"))
+                "%.0f" % (100 * m["xdp_frac"]) if srv in ("xdp", "tc") else "-"))
         co = entry["servers"].get("coturn", {}).get("pps")
-        for srv in ("xdp", "noxdp"):
+        for srv in ("xdp", "tc", "noxdp"):
             p = entry["servers"].get(srv, {}).get("pps")
             if co and p is not None:
                 entry["servers"][srv]["ratio_vs_coturn"] = p / co
-        w("%-14s ratio xturn/coturn: XDP %s, no-xdp %s" % ("", *(
+        w("%-14s ratio xturn/coturn: XDP %s, TC %s, no-xdp %s" % ("", *(
             "%.2fx" % entry["servers"][s]["ratio_vs_coturn"]
             if "ratio_vs_coturn" in entry["servers"].get(s, {}) else "-"
-            for s in ("xdp", "noxdp"))))
+            for s in ("xdp", "tc", "noxdp"))))
         summary["loads"].append(entry)
     w("")
     w("%-16s %12s %12s %14s" % ("server", "rtt p50 us", "rtt p99 us", "allocations/s"))
@@ -112,7 +113,7 @@ def main():
         w("%-16s %12s %12s %14s" % (LABEL[srv], *(
             "%.1f" % v if v is not None else "-" for v in (p50, p99, aps))))
     co = summary["servers"]["coturn"]
-    for srv in ("xdp", "noxdp"):
+    for srv in ("xdp", "tc", "noxdp"):
         s = summary["servers"][srv]
         w("ratio %s/coturn: rtt p50 %s, p99 %s, allocations/s %s" % (LABEL[srv], *(
             "%.2fx" % (s[k] / co[k]) if s[k] and co[k] else "-"

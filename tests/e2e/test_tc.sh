@@ -71,7 +71,8 @@ for fam in 4 6; do
 done
 
 # A local socket's datagrams: the pseudo-header sum only. The TC program
-# leaves them to the kernel (XT_CNT_PASS_UNUSUAL), the daemon relays them.
+# leaves them to the kernel (XT_CNT_PASS_UNUSUAL, once per skb: r0's GRO
+# may have made one train of several), the daemon relays them.
 xt_tx_csum "$NS_C" c0 on
 c2p0=$(xt_xdp_count 0) odd0=$(xt_xdp_count 5)
 xt_stat_json
@@ -81,8 +82,8 @@ c2p=$(($(xt_xdp_count 0) - c2p0)) odd=$(($(xt_xdp_count 5) - odd0))
 xt_stat_json
 us=$(($(xt_field c2p_udp_packets) - us0))
 if [ "${sent:-0}" -ge $((RATE / 2)) ] && [ "$rx" = "$sent" ] && [ "$c2p" = 0 ] &&
-	[ "$us" = "$sent" ] && [ "$odd" -ge $((sent * 99 / 100)) ]; then
-	pass "CHECKSUM_PARTIAL: $rx/$sent arrived, all by the daemon ($odd passed by TC)"
+	[ "$us" = "$sent" ] && [ "$odd" -gt 0 ]; then
+	pass "CHECKSUM_PARTIAL: $rx/$sent arrived, all by the daemon (TC passed $odd skbs: GRO may have made trains of them)"
 else
 	fail "CHECKSUM_PARTIAL: sent ${sent:-?}, peer got ${rx:-?}; TC c2p $c2p, passed $odd; daemon c2p ${us:-?}"
 fi

@@ -117,6 +117,16 @@ static __u32 xdp_prog(const char *ifname, __u8 *mode)
 	return q.prog_id;
 }
 
+/* The TC program on ifname's ingress. */
+static bool tc_attached(const char *ifname)
+{
+	char cmd[160];
+
+	snprintf(cmd, sizeof(cmd), "tc filter show dev %s ingress 2>/dev/null | grep -q xturn_tc",
+		 ifname);
+	return system(cmd) == 0;
+}
+
 static bool in_tx_ports(const char *ifname)
 {
 	__u32 ifindex = if_nametoindex(ifname), val = 0;
@@ -212,7 +222,7 @@ static void test_open_attach_close(void **state)
 	__u32 zero = 0, id;
 	struct bpf_prog_info info = { 0 };
 	__u32 len = sizeof(info);
-	struct fastpath *fp = open_ok("10.11.0.1:3478", "auto", false);
+	struct fastpath *fp = open_ok("10.11.0.1:3478", "native", false);
 	int fd;
 
 	/* The test unmounted /sys/fs/bpf; fp_open mounts one for libxdp. */
@@ -250,7 +260,7 @@ static void test_open_attach_close(void **state)
 static void test_verify_csum_and_lookup_name(void **state)
 {
 	struct sockaddr_storage a = ss("10.11.0.1");
-	struct fp_opts o = { .pin_dir = pin_dir, .mode = "auto", .addrs = &a, .naddrs = 1,
+	struct fp_opts o = { .pin_dir = pin_dir, .mode = "native", .addrs = &a, .naddrs = 1,
 			     .verify_csum = true, .lookup_dev = "xlk1" };
 	struct fastpath *fp;
 	char why[256];
@@ -282,7 +292,7 @@ static void test_lookup_dev_leftover(void **state)
 	assert_int_equal(forwarding("ipv4", "xturn0"), 0);
 	assert_false(link_matches("xturn0", IS_UP));
 
-	assert_int_equal(open_fp(&fp, "10.11.0.1", "auto", false, why, sizeof(why)), 0);
+	assert_int_equal(open_fp(&fp, "10.11.0.1", "native", false, why, sizeof(why)), 0);
 	assert_string_equal(why, "");
 	assert_int_equal(if_nametoindex("xturn0"), old);
 	check_lookup_dev("xturn0");
@@ -300,7 +310,7 @@ static void test_lookup_dev_taken(void **state)
 
 	sh("ip link add xturn0 type veth peer name xturn1");
 	ifindex = if_nametoindex("xturn0");
-	assert_int_equal(open_fp(&fp, "10.11.0.1", "auto", false, why, sizeof(why)), 0);
+	assert_int_equal(open_fp(&fp, "10.11.0.1", "native", false, why, sizeof(why)), 0);
 	assert_non_null(strstr(why, "xturn0"));
 	assert_non_null(strstr(why, "veth"));
 	assert_non_null(strstr(why, "net.ipv4.conf.IF.forwarding"));
@@ -317,7 +327,7 @@ static void test_lookup_dev_taken(void **state)
  * fp_close leaves a new device of that name alone. */
 static void test_lookup_dev_deleted(void **state)
 {
-	struct fastpath *fp = open_ok("10.11.0.1", "auto", false);
+	struct fastpath *fp = open_ok("10.11.0.1", "native", false);
 	unsigned again;
 
 	check_lookup_dev("xturn0");
@@ -332,12 +342,15 @@ static void test_lookup_dev_deleted(void **state)
 	sh("ip link del xturn0");
 }
 
+/* A veth whose other end runs no XDP program (a1, here) would lose what
+ * XDP sends into it: auto mode takes TC there, and says why. */
 static void test_modes(void **state)
 {
-	static const struct { const char *mode; __u8 attached; } t[] = {
-		{ "native", XDP_ATTACHED_DRV },
-		{ "generic", XDP_ATTACHED_SKB },
-		{ "auto", XDP_ATTACHED_DRV },	/* veth has native XDP */
+	static const struct { const char *mode; __u8 attached; bool tc; } t[] = {
+		{ "native", XDP_ATTACHED_DRV, false },
+		{ "generic", XDP_ATTACHED_SKB, false },
+		{ "tc", 0, true },
+		{ "auto", 0, true },
 	};
 	struct fastpath *fp;
 	char why[256];
@@ -345,10 +358,14 @@ static void test_modes(void **state)
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		fp = open_ok("[fd00:11::1]:3478", t[i].mode, false);
-		assert_int_not_equal(xdp_prog("a0", &mode), 0);
-		assert_int_equal(mode, t[i].attached);
+		assert_int_equal(xdp_prog("a0", &mode) != 0, !t[i].tc);
+		if (!t[i].tc)
+			assert_int_equal(mode, t[i].attached);
+		assert_int_equal(tc_attached("a0"), t[i].tc);
+		assert_true(in_tx_ports("a0"));
 		fp_close(fp);
 		assert_int_equal(xdp_prog("a0", NULL), 0);
+		assert_false(tc_attached("a0"));
 	}
 	assert_int_equal(open_fp(&fp, "10.11.0.1", "turbo", false, why, sizeof(why)), -EINVAL);
 	assert_null(fp);
@@ -371,7 +388,7 @@ static void test_attach_logged(void **state)
 	fp_route_logs();
 	fflush(stderr);
 	assert_true(dup2(fileno(f), 2) >= 0);
-	fp = open_ok("10.11.0.1:3478", "auto", false);
+	fp = open_ok("10.11.0.1:3478", "native", false);
 	fflush(stderr);
 	assert_true(dup2(saved, 2) >= 0);
 	close(saved);
@@ -385,8 +402,9 @@ static void test_attach_logged(void **state)
 		fail_msg("attach log:\n%s", buf);
 }
 
-/* A bridge has no native XDP: "auto" falls back to generic, "native" fails
- * and says so. Extra interfaces by name get the program too. */
+/* A bridge has no native XDP: "auto" falls back to TC, "native" fails and
+ * says so, "generic" takes it. Extra interfaces by name get the program too
+ * (a1, a veth whose other end runs no XDP program: TC in auto mode). */
 static void test_fallback_and_ifaces(void **state)
 {
 	struct sockaddr_storage a = ss("10.13.0.1");
@@ -399,12 +417,16 @@ static void test_fallback_and_ifaces(void **state)
 
 	sh("ip link add br0 type bridge && ip addr add 10.13.0.1/24 dev br0 && ip link set br0 up");
 	assert_int_equal(fp_open(&fp, &o, why, sizeof(why)), 0);
+	assert_int_equal(xdp_prog("br0", NULL) + xdp_prog("a1", NULL) + xdp_prog("a0", NULL), 0);
+	assert_true(tc_attached("br0") && tc_attached("a1") && !tc_attached("a0"));
+	assert_true(in_tx_ports("br0") && in_tx_ports("a1"));
+	fp_close(fp);
+	assert_false(tc_attached("br0") || tc_attached("a1"));
+
+	o.mode = "generic";
+	assert_int_equal(fp_open(&fp, &o, why, sizeof(why)), 0);
 	assert_int_not_equal(xdp_prog("br0", &mode), 0);
 	assert_int_equal(mode, XDP_ATTACHED_SKB);
-	assert_int_not_equal(xdp_prog("a1", &mode), 0);
-	assert_int_equal(mode, XDP_ATTACHED_DRV);
-	assert_int_equal(xdp_prog("a0", NULL), 0);
-	assert_true(in_tx_ports("br0") && in_tx_ports("a1"));
 	fp_close(fp);
 	assert_int_equal(xdp_prog("br0", NULL) + xdp_prog("a1", NULL), 0);
 
@@ -432,13 +454,13 @@ static void test_no_interface(void **state)
 	struct fastpath *fp;
 	char why[256];
 
-	assert_true(open_fp(&fp, "10.99.0.1:3478", "auto", false, why, sizeof(why)) < 0);
+	assert_true(open_fp(&fp, "10.99.0.1:3478", "native", false, why, sizeof(why)) < 0);
 	assert_null(fp);
 	assert_non_null(strstr(why, "10.99.0.1"));
 	/* Nothing left behind. */
 	assert_int_equal(access(pin_dir, F_OK), -1);
 
-	assert_true(open_fp(&fp, "127.0.0.1:3478", "auto", false, why, sizeof(why)) < 0);
+	assert_true(open_fp(&fp, "127.0.0.1:3478", "native", false, why, sizeof(why)) < 0);
 	assert_null(fp);
 	assert_non_null(strstr(why, "loopback"));
 }
@@ -463,7 +485,7 @@ static void test_keep_pins_and_counters(void **state)
 	struct fp_chan_stats st;
 	__u64 want_pkts = 0, want_bytes = 0;
 	__u32 key = XT_CNT_P2C;
-	struct fastpath *fp = open_ok("10.11.0.1:3478", "auto", true);
+	struct fastpath *fp = open_ok("10.11.0.1:3478", "native", true);
 	int fd;
 
 	assert_non_null(pc);
@@ -493,7 +515,7 @@ static void test_keep_pins_and_counters(void **state)
 
 	/* A restart keeps the counters and the bindings: one added again as
 	 * it was is adopted, its counters with it; the sweep takes the other. */
-	fp = open_ok("10.11.0.1:3478", "auto", false);
+	fp = open_ok("10.11.0.1:3478", "native", false);
 	assert_int_equal(fp_counters(fp, sum), 0);
 	assert_int_equal(sum[XT_CNT_P2C].packets, want_pkts);
 	assert_int_equal(sum[XT_CNT_P2C].bytes, want_bytes);
@@ -534,7 +556,7 @@ static void test_stale_abi_pins(void **state)
 	assert_int_equal(bpf_obj_pin(fd, path), 0);
 	close(fd);
 
-	assert_int_equal(open_fp(&fp, "10.11.0.1", "auto", false, why, sizeof(why)), 0);
+	assert_int_equal(open_fp(&fp, "10.11.0.1", "native", false, why, sizeof(why)), 0);
 	assert_non_null(strstr(why, "ABI"));
 	fd = pinned(XT_MAP_STATS);
 	assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
@@ -545,7 +567,7 @@ static void test_stale_abi_pins(void **state)
 	fp_close(fp);
 
 	/* A clean start says nothing. */
-	assert_int_equal(open_fp(&fp, "10.11.0.1", "auto", true, why, sizeof(why)), 0);
+	assert_int_equal(open_fp(&fp, "10.11.0.1", "native", true, why, sizeof(why)), 0);
 	assert_string_equal(why, "");
 	fp_close(fp);
 
@@ -553,7 +575,7 @@ static void test_stale_abi_pins(void **state)
 	fd = pinned(XT_MAP_CFG);
 	assert_int_equal(bpf_map_update_elem(fd, &zero, &old, BPF_ANY), 0);
 	close(fd);
-	assert_int_equal(open_fp(&fp, "10.11.0.1", "auto", false, why, sizeof(why)), 0);
+	assert_int_equal(open_fp(&fp, "10.11.0.1", "native", false, why, sizeof(why)), 0);
 	assert_non_null(strstr(why, "ABI"));
 	assert_true(has_key(XT_MAP_CFG, &zero, &cfg));
 	assert_int_equal(cfg.abi_version, XT_ABI_VERSION);
@@ -572,7 +594,7 @@ static void test_restart_after_crash(void **state)
 	if (pid == 0) {
 		char why[256];
 
-		_exit(open_fp(&fp, "10.11.0.1", "auto", false, why, sizeof(why)) ? 1 : 0);
+		_exit(open_fp(&fp, "10.11.0.1", "native", false, why, sizeof(why)) ? 1 : 0);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -581,7 +603,7 @@ static void test_restart_after_crash(void **state)
 	lookup = if_nametoindex("xturn0");
 	assert_int_not_equal(lookup, 0);
 
-	fp = open_ok("10.11.0.1", "auto", false);
+	fp = open_ok("10.11.0.1", "native", false);
 	assert_int_not_equal(xdp_prog("a0", NULL), 0);
 	assert_int_not_equal(xdp_prog("a0", NULL), old);
 	assert_int_equal(if_nametoindex("xturn0"), lookup);
@@ -596,12 +618,12 @@ static void test_restart_after_crash(void **state)
  * without XDP (fp_clear_stale), which leaves a running daemon's alone. */
 static void test_pin_dir_owner_and_leftovers(void **state)
 {
-	struct fastpath *fp = open_ok("10.11.0.1", "auto", false), *second;
+	struct fastpath *fp = open_ok("10.11.0.1", "native", false), *second;
 	char why[512], path[128];
 	pid_t pid;
 	int status;
 
-	assert_int_equal(open_fp(&second, "10.11.0.1", "auto", false, why, sizeof(why)), -EBUSY);
+	assert_int_equal(open_fp(&second, "10.11.0.1", "native", false, why, sizeof(why)), -EBUSY);
 	assert_null(second);
 	assert_non_null(strstr(why, "in use by another running xturnd"));
 	assert_int_equal(fp_clear_stale(pin_dir, "xturn0", why, sizeof(why)), -EBUSY);
@@ -612,7 +634,7 @@ static void test_pin_dir_owner_and_leftovers(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)	/* "crashes": exits with everything attached and pinned */
-		_exit(open_fp(&fp, "10.11.0.1", "auto", false, why, sizeof(why)) ? 1 : 0);
+		_exit(open_fp(&fp, "10.11.0.1", "native", false, why, sizeof(why)) ? 1 : 0);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	snprintf(path, sizeof(path), "%s/%s", pin_dir, XT_MAP_C2P);
@@ -711,7 +733,7 @@ static void set_c2p_counts(int c2p, const struct fp_chan *c, uint64_t packets, u
 
 static void test_chan_add_del(void **state)
 {
-	struct fastpath *fp = open_ok("10.11.0.1:3478", "auto", false);
+	struct fastpath *fp = open_ok("10.11.0.1:3478", "native", false);
 	struct fp_chan c4 = chan("10.11.0.2:5000", "10.11.0.1:49152", "10.11.0.3:6000", 0x4001);
 	struct fp_chan c6 = chan("[fd00:11::2]:5001", "[fd00:11::1]:49153", "[fd00:11::3]:6001",
 				 0x4fff);
@@ -779,7 +801,7 @@ static void test_chan_add_del(void **state)
 
 static void test_relay_perm(void **state)
 {
-	struct fastpath *fp = open_ok("10.11.0.1:3478", "auto", false);
+	struct fastpath *fp = open_ok("10.11.0.1:3478", "native", false);
 	struct sockaddr_storage r1 = ss("10.11.0.1:50000"), r2 = ss("[fd00:11::1]:50002");
 	struct sockaddr_storage p1 = ss("10.11.0.7:1"), p2 = ss("10.11.0.8:2"), p6 = ss("[fd00:11::9]");
 	struct fp_chan c1 = chan("10.11.0.2:5000", "10.11.0.1:50000", "10.11.0.7:9", 0x4000);
@@ -837,7 +859,7 @@ static void test_relay_perm(void **state)
  * a retry once there is room, or the permission's end, clears the flag. */
 static void test_perm_full(void **state)
 {
-	struct fastpath *fp = open_ok("10.11.0.1:3478", "auto", false);
+	struct fastpath *fp = open_ok("10.11.0.1:3478", "native", false);
 	struct sockaddr_storage filler = ss("10.11.0.1:10000"), r = ss("10.11.0.1:50000");
 	struct sockaddr_storage p = ss("10.11.0.7:1"), q = ss("10.11.0.8:1"), last;
 	struct xt_relay_key rk = { 0 };
@@ -918,7 +940,7 @@ static void offload_full(struct fastpath *fp, const struct fp_chan *extra)
 static void test_chan_full(void **state)
 {
 	enum { PER_RELAY = 256 };
-	struct fastpath *fp = open_ok("10.11.0.1:3478", "auto", false);
+	struct fastpath *fp = open_ok("10.11.0.1:3478", "native", false);
 	struct sockaddr_storage relay;
 	struct fp_chan c, extra;
 	char buf[64];
@@ -955,7 +977,7 @@ static void test_chan_full(void **state)
 
 static void test_netlink_follow(void **state)
 {
-	struct fastpath *fp = open_ok("10.11.0.1:3478", "auto", false);
+	struct fastpath *fp = open_ok("10.11.0.1:3478", "native", false);
 	__u32 b0, epoch;
 
 	assert_true(fp_netlink_fd(fp) >= 0);
@@ -985,7 +1007,7 @@ static void test_netlink_follow(void **state)
 	fp_close(fp);
 
 	/* The any-address follows every new up interface. */
-	fp = open_ok("0.0.0.0:3478", "auto", false);
+	fp = open_ok("0.0.0.0:3478", "native", false);
 	assert_int_not_equal(xdp_prog("a0", NULL), 0);
 	assert_int_not_equal(xdp_prog("a1", NULL), 0);
 	assert_int_equal(xdp_prog("xturn0", NULL), 0);	/* up, but no traffic */

@@ -88,6 +88,30 @@ static size_t live_frame(const struct client *c, const uint8_t *src_mac, const u
 				      CHANNELDATA_HDR_LEN + len, out + ETH_HLEN);
 }
 
+/* Whether the kernel runs live frames at all (some refuse BPF_PROG_RUN's
+ * live mode: EPERM): one frame into a program that drops it, so nothing is
+ * sent. 0 or -errno. */
+static int live_probe(int ifindex)
+{
+	const struct bpf_insn drop[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_DROP },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	uint8_t frame[64] = { 0 };
+	struct xdp_md ctx = { .data_end = sizeof(frame), .ingress_ifindex = (uint32_t)ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = sizeof(frame),
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1,
+		    .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
+	int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "xg_probe", "GPL", drop, 2, NULL), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (bpf_prog_test_run_opts(fd, &o) < 0)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
 /* Loads the injector and writes one template per flow and each injector's
  * CPU cursor: injector t owns flows t, t + n, t + 2n, ... so every flow's
  * sequence has one writer. Reports its own errors. */
@@ -107,6 +131,11 @@ int live_setup(struct client *c)
 	if (!l->ifindex || (ret = live_src_mac(o->live_if, src_mac)) < 0) {
 		fprintf(stderr, "xturngen: --live-frames %s: no such interface\n", o->live_if);
 		return -ENODEV;
+	}
+	if ((ret = live_probe(l->ifindex)) < 0) {
+		fprintf(stderr, "xturngen: --live-frames: the kernel refuses BPF_PROG_RUN live "
+			"frames: %s\n", strerror(-ret));
+		return ret;
 	}
 	if (o->dst_mac_set) {
 		memcpy(dst_mac, o->dst_mac, ETH_ALEN);
