@@ -320,13 +320,14 @@ trial() {
 	nsx "$NS_C" ethtool -K c0 tx "$([ "$srv" = tc ] && echo off || echo on)" >/dev/null
 	t0=$(date +%s.%N)
 	gen "$out" -a "$na" -c "$nc" -p $P4:$PEER_PORT -l "$len" -r "$rate" -d $TRIAL_S \
-		-t $GEN_THREADS "${live[@]}" || { echo "gen failed: $(tail -n 3 "$out.err")" >&2; echo "0 0 0 100 0 0 0"; return; }
-	if [ ${#live[@]} != 0 ] && grep -q 'BPF_PROG_RUN: Operation not permitted' "$out.err"; then
-		log "the kernel refuses live frames (BPF_PROG_RUN: EPERM): XDP gets socket sends"
-		touch "$TMP/no-live"	# trial runs in a subshell
-		trial "$@"
-		return
-	fi
+		-t $GEN_THREADS "${live[@]}" || {
+		if [ ${#live[@]} != 0 ] && grep -q 'the kernel refuses BPF_PROG_RUN live frames' "$out.err"; then
+			log "the kernel refuses live frames (BPF_PROG_RUN: EPERM): XDP gets socket sends"
+			touch "$TMP/no-live"	# trial runs in a subshell
+			trial "$@"
+			return
+		fi
+		echo "gen failed: $(tail -n 3 "$out.err")" >&2; echo "0 0 0 100 0 0 0"; return; }
 	t1=$(date +%s.%N)
 	rx1=$(peer_rx); p1=$(proc_ticks); s1=$(softirq_ticks); x1=0
 	{ [ "$srv" = xdp ] || [ "$srv" = tc ]; } && x1=$(xdp_c2p)
