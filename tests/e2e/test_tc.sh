@@ -20,6 +20,10 @@ XT_PEER_XDP=0 xt_topology
 # Full checksums, as datagrams from other hosts carry.
 xt_tx_csum "$NS_C" c0 off
 xt_tx_csum "$NS_P" p0 off
+# GRO on the relay's veths, as on a NIC: the kernel must not make trains of
+# the clients' datagrams, which the TC program would have to pass.
+xt_ns "$NS_R" ethtool -K r0 gro on >/dev/null || die "gro on r0"
+xt_ns "$NS_R" ethtool -K r1 gro on >/dev/null || die "gro on r1"
 XT_XDP_MODE=auto start_server --user=$USER:$PASS --stats-socket="$XT_SOCK"
 
 for dev in r0 r1; do
@@ -30,6 +34,10 @@ for dev in r0 r1; do
 		fail "auto mode on $dev: $(grep "fast path: $dev" "$XT_SERVER_LOG")"
 	fi
 done
+
+grep -q "fast path: UDP GRO off on our sockets" "$XT_SERVER_LOG" &&
+	pass "UDP GRO off on xturnd's sockets, and the log says so" ||
+	fail "no log line: UDP GRO off"
 
 gen_field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1" | head -n1; }
 

@@ -101,6 +101,8 @@ void fp_chan_del(struct fastpath *fp, const struct fp_chan *c, struct fp_chan_st
 /* A live binding's counts so far: 0 or -ENOENT. */
 int fp_chan_stats(struct fastpath *fp, const struct fp_chan *c, struct fp_chan_stats *st);
 
+/* The TC program is on some interface. */
+bool fp_has_tc(const struct fastpath *fp);
 /* One line per interface the program is attached to: "  IF: native XDP". */
 void fp_describe(const struct fastpath *fp, FILE *out);
 /* After the daemon has re-added what it knows (an adopted journal), the map

@@ -19,11 +19,19 @@
 /* Socket buffers, and UDP GRO: a flow's datagrams that arrive together
  * come up as one train (one trip through the receive path and one slot of
  * recvmmsg for up to 64); no-op where the kernel or device has no GRO. */
+static bool gro = true;
+
+void udp_gro_enable(bool on)
+{
+	gro = on;
+}
+
 static void sock_setup(int fd, int sz)
 {
 	int one = 1;
 
-	setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
+	if (gro)
+		setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
 	sock_buffers(fd, sz);
 }
 

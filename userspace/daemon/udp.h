@@ -13,6 +13,11 @@
 
 struct hostaddr;
 
+/* UDP GRO on the sockets opened from now on (on by default). Off where the
+ * TC fast path runs: it sees datagrams after GRO, and a train is many
+ * ChannelData messages it cannot rewrite as one (it would pass them all to
+ * us); the kernel makes trains only for sockets that ask. */
+void udp_gro_enable(bool on);
 /* A listening socket on a (with port), SO_REUSEPORT so every relay thread
  * has its own, with IP(V6)_PKTINFO: the fd, or -errno. */
 int udp_listen(const struct sockaddr_storage *a);

@@ -20,6 +20,7 @@
 #include "daemon/handover.h"
 #include "daemon/server.h"
 #include "daemon/stream.h"
+#include "daemon/udp.h"
 
 static struct config cfg;
 static int g_argc;
@@ -368,7 +369,12 @@ int main(int argc, char **argv)
 			log_warn("fast path: off, relaying in userspace: %s", err);
 			fp = NULL;
 		} else {
-			log_info("fast path: XDP on, maps pinned in %s", cfg.pin_dir);
+			log_info("fast path: on, maps pinned in %s", cfg.pin_dir);
+			if (fp_has_tc(fp)) {
+				udp_gro_enable(false);
+				log_info("fast path: UDP GRO off on our sockets (the TC program "
+					 "cannot rewrite a GRO train)");
+			}
 			if (err[0])	/* a note worth an operator's eye */
 				log_warn("fast path: %s", err);
 		}

@@ -350,6 +350,14 @@ void fp_detach_all(struct fastpath *fp)
 	fp->nattached = 0;
 }
 
+bool fp_has_tc(const struct fastpath *fp)
+{
+	for (unsigned i = 0; i < fp->nattached; i++)
+		if (fp->attached[i].tc)
+			return true;
+	return false;
+}
+
 void fp_describe(const struct fastpath *fp, FILE *out)
 {
 	for (unsigned i = 0; i < fp->nattached; i++) {
