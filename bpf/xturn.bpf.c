@@ -405,17 +405,24 @@ static __always_inline int xt_resize_tc(struct __sk_buff *skb, const struct xt_p
 	int room = -head;
 	__s64 s;
 
+	*hsum = 0;
 	if (v4 != (int)p->v4) {
 		if (bpf_skb_change_proto(skb, bpf_htons(v4 ? ETH_P_IP : ETH_P_IPV6), 0))
 			return -1;
-		room -= v4 ? (int)sizeof(struct iphdr) - (int)sizeof(struct ipv6hdr) :
-			     (int)sizeof(struct ipv6hdr) - (int)sizeof(struct iphdr);
+		/* It made room for the new IP header. */
+		room -= (v4 ? (int)sizeof(struct iphdr) : (int)sizeof(struct ipv6hdr)) -
+			(int)p->l3;
 	}
 	if (room && bpf_skb_adjust_room(skb, room, BPF_ADJ_ROOM_MAC, 0))
 		return -1;
 	if (skb->len > want && bpf_skb_change_tail(skb, want, 0))
 		return -1;
-	/* The sum of the header bytes about to be overwritten. */
+	/* Adding 0 to the sum answers whether there is one: only a
+	 * CHECKSUM_COMPLETE skb has it, the others need no header sums. */
+	if (bpf_csum_update(skb, 0) < 0)
+		return 0;
+	/* The sum of the header bytes about to be overwritten: never 0, the
+	 * IP version is in them. */
 	s = xt_hdr_sum_tc(skb, n, 0);
 	if (s < 0)
 		return -1;
@@ -423,12 +430,15 @@ static __always_inline int xt_resize_tc(struct __sk_buff *skb, const struct xt_p
 	return 0;
 }
 
-/* A CHECKSUM_COMPLETE skb's sum follows the header rewrite (the helper
- * does nothing for the other states). */
+/* A CHECKSUM_COMPLETE skb's sum follows the header rewrite (hsum 0: the
+ * skb has none). */
 static __always_inline void xt_rewritten_tc(struct __sk_buff *skb, __u32 n, __u32 hsum)
 {
-	__s64 d = xt_hdr_sum_tc(skb, n, ~hsum);	/* new - old */
+	__s64 d;
 
+	if (!hsum)
+		return;
+	d = xt_hdr_sum_tc(skb, n, ~hsum);	/* new - old */
 	if (d >= 0)
 		bpf_csum_update(skb, (__u32)d);
 }
@@ -458,21 +468,19 @@ int xturn_xdp(struct xdp_md *ctx)
 SEC("tc")
 int xturn_tc(struct __sk_buff *skb)
 {
-	__u32 len = skb->len;
-
 	/* A GRO train is many datagrams in one skb, a tag in metadata is not
 	 * kept by the rewrite: the kernel's. A datagram not all in the linear
-	 * part is pulled in, or the offsets below would not reach it. */
-	if (skb->gso_size || skb->vlan_present)
-		len = XT_FRAME_MAX + 1;
-	else if (len <= XT_FRAME_MAX && (long)skb->data_end - (long)skb->data < len &&
-		 bpf_skb_pull_data(skb, len))
-		len = XT_FRAME_MAX + 1;
-	else if ((long)skb->data_end - (long)skb->data != len)
-		len = XT_FRAME_MAX + 1;
-	else
-		len = (__u32)((long)skb->data_end - (long)skb->data);
-	return xt_run_tc(skb, len);
+	 * part is pulled in (if that fails, the check below passes it). */
+	int unusual = skb->gso_size || skb->vlan_present;
+
+	if (!unusual && skb->len <= XT_FRAME_MAX &&
+	    (long)skb->data_end - (long)skb->data < skb->len)
+		bpf_skb_pull_data(skb, skb->len);
+	unusual |= (long)skb->data_end - (long)skb->data != skb->len;
+	/* A length past XT_FRAME_MAX is what xt_run passes as unusual.
+	 * Verifier workaround: pointer difference as a bounded scalar. */
+	return xt_run_tc(skb, unusual ? XT_FRAME_MAX + 1 :
+			      (__u32)((long)skb->data_end - (long)skb->data));
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
