@@ -84,20 +84,16 @@ static int tc_attach(struct fastpath *fp, int ifindex, bool *replaced)
 
 static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_t whylen)
 {
+	/* In auto mode, each in turn (native XDP not where it would not
+	 * deliver); otherwise the one asked for. */
 	static const struct { enum fp_mode use; enum xdp_attach_mode mode; bool tc;
-			      const char *name; }
-	xdp_first[] = {
+			      const char *name; } tries[] = {
 		{ FP_NATIVE, XDP_MODE_NATIVE, false, "native XDP" },
-		{ FP_TC, 0, true, "TC ingress" },
-		{ FP_GENERIC, XDP_MODE_SKB, false, "generic XDP" },
-	}, tc_first[] = {
 		{ FP_TC, 0, true, "TC ingress" },
 		{ FP_GENERIC, XDP_MODE_SKB, false, "generic XDP" },
 	};
 	uint32_t ifindex = (uint32_t)l->ifindex;
 	const char *undeliverable = fp->mode == FP_AUTO ? xdp_undeliverable(l) : NULL;
-	__typeof__(xdp_first[0]) const *tries = undeliverable ? tc_first : xdp_first;
-	size_t ntries = undeliverable ? 2 : 3;
 	char msg[640] = "";
 	size_t off = 0;
 	int err = -EINVAL;
@@ -121,9 +117,9 @@ static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_
 		off = (size_t)snprintf(msg, sizeof(msg), "not XDP: %s", undeliverable);
 	/* A stopped daemon's XDP program here: ours takes its place in one
 	 * step, so forwarding never pauses (its maps are ours now). */
-	if (fp->stale_prog_fd >= 0 && fp->mode != FP_TC && !undeliverable) {
-		__u32 flags = fp_prog_mode(l->ifindex, fp->stale_prog_fd);
-		LIBBPF_OPTS(bpf_xdp_attach_opts, xo, .old_prog_fd = fp->stale_prog_fd);
+	if (fp->stale_fds[FP_PROG_XDP] >= 0 && fp->mode != FP_TC && !undeliverable) {
+		__u32 flags = fp_prog_mode(l->ifindex, fp->stale_fds[FP_PROG_XDP]);
+		LIBBPF_OPTS(bpf_xdp_attach_opts, xo, .old_prog_fd = fp->stale_fds[FP_PROG_XDP]);
 
 		if (flags && !bpf_xdp_attach(l->ifindex, bpf_program__fd(fp->skel->progs.xturn_xdp),
 					     flags | XDP_FLAGS_REPLACE, &xo)) {
@@ -136,10 +132,11 @@ static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_
 		}
 	}
 	detach_stale(l->ifindex);
-	for (size_t i = 0; i < ntries; i++) {
+	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
 		bool replaced = false;
 
-		if (fp->mode != FP_AUTO && fp->mode != tries[i].use)
+		if ((fp->mode != FP_AUTO && fp->mode != tries[i].use) ||
+		    (undeliverable && tries[i].use == FP_NATIVE))
 			continue;
 		fp_libs_quiet(true);
 		err = tries[i].tc ? tc_attach(fp, l->ifindex, &replaced) :

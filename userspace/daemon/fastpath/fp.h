@@ -18,8 +18,8 @@
 #include "xturn.skel.h"
 
 #define FP_PROG_NAME "xturn_xdp"
-/* The attached program, pinned beside the maps: a later daemon finds it by
- * id on the interfaces it was left on (stale.c). */
+/* The attached programs, pinned beside the maps: a later daemon finds them
+ * by id on the interfaces they were left on (stale.c). */
 #define XT_PIN_PROG "xt_prog"
 #define FP_RELAY_BUCKETS 4096
 
@@ -29,8 +29,10 @@ enum fp_mode { FP_AUTO, FP_NATIVE, FP_GENERIC, FP_TC };
  * there (BPF_TC_F_REPLACE) takes a stopped daemon's place in one step. */
 #define FP_TC_HANDLE 0x7874	/* "xt" */
 #define FP_TC_PRIO 0x7874
-/* The TC program, pinned like XT_PIN_PROG. */
 #define XT_PIN_PROG_TC "xt_prog_tc"
+enum fp_prog { FP_PROG_XDP, FP_PROG_TC, FP_NPROGS };
+/* Their pin names, by enum fp_prog. */
+extern const char *const fp_prog_pins[FP_NPROGS];
 
 struct fp_iface {
 	int ifindex;
@@ -78,8 +80,8 @@ struct fastpath {
 	struct mnl_socket *nl;
 	unsigned nchans;		/* bindings in the maps */
 	int lock_fd;			/* the pin dir, flock'ed while we run */
-	int stale_prog_fd;		/* a stopped daemon's program, replaced in place; -1 */
-	int stale_tc_fd;		/* its TC program; -1 */
+	/* A stopped daemon's programs (enum fp_prog), replaced in place; -1. */
+	int stale_fds[FP_NPROGS];
 	__u32 old_ports[XT_MAX_IFACES];	/* its xt_tx_ports, while we take over */
 	unsigned nold_ports;
 	uint32_t *free_slots;		/* xt_expiry slots no binding has */
@@ -111,8 +113,8 @@ int fp_slots_init(struct fastpath *fp);
 /* stale.c: the pin dir locked (flock) for as long as the fd stays open:
  * the fd, -EBUSY if a running daemon has it, or -errno. */
 int fp_pin_dir_lock(const char *dir);
-/* The program a stopped daemon pinned in pin_dir, taken off the interfaces
- * it was left on, and its pin removed. */
+/* The programs a stopped daemon pinned in pin_dir, taken off the interfaces
+ * they were left on, and their pins removed. */
 void fp_stale_program(const char *pin_dir);
 /* The XDP mode flag (XDP_FLAGS_DRV_MODE...) in which ifindex carries the
  * program prog_fd alone, or 0. */

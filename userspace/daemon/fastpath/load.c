@@ -208,7 +208,7 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 	fp = calloc(1, sizeof(*fp));
 	if (!fp)
 		return -ENOMEM;
-	fp->lock_fd = fp->stale_prog_fd = fp->stale_tc_fd = -1;
+	fp->lock_fd = fp->stale_fds[FP_PROG_XDP] = fp->stale_fds[FP_PROG_TC] = -1;
 	err = parse_mode(o->mode, &fp->mode);
 	if (err) {
 		fp_say(why, whylen, "unknown XDP mode \"%s\"", o->mode);
@@ -234,13 +234,12 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 		       "xturnd (bpf-pin-dir)" : "pin dir %s: %s", fp->pin_dir, strerror(-err));
 		goto fail;
 	}
-	/* A stopped daemon's program stays until ours replaces it (attach). */
-	snprintf(prog, sizeof(prog), "%s/%s", fp->pin_dir, XT_PIN_PROG);
-	fp->stale_prog_fd = bpf_obj_get(prog);
-	unlink(prog);
-	snprintf(prog, sizeof(prog), "%s/%s", fp->pin_dir, XT_PIN_PROG_TC);
-	fp->stale_tc_fd = bpf_obj_get(prog);
-	unlink(prog);
+	/* A stopped daemon's programs stay until ours replace them (attach). */
+	for (int i = 0; i < FP_NPROGS; i++) {
+		snprintf(prog, sizeof(prog), "%s/%s", fp->pin_dir, fp_prog_pins[i]);
+		fp->stale_fds[i] = bpf_obj_get(prog);
+		unlink(prog);
+	}
 	/* Before fp_load(), which writes its ifindex into xt_cfg. Without it
 	 * the program looks up with the ingress interface. */
 	if (fp_lookup_open(fp, lookup, sizeof(lookup)))
@@ -265,14 +264,14 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 		goto fail;
 	}
 	/* Pinned for the next daemon, should this one not stop cleanly. */
-	snprintf(prog, sizeof(prog), "%s/%s", fp->pin_dir, XT_PIN_PROG);
-	unlink(prog);
-	if (bpf_obj_pin(bpf_program__fd(fp->skel->progs.xturn_xdp), prog))
-		log_warn("fast path: pinning the program at %s: %s", prog, strerror(errno));
-	snprintf(prog, sizeof(prog), "%s/%s", fp->pin_dir, XT_PIN_PROG_TC);
-	unlink(prog);
-	if (bpf_obj_pin(bpf_program__fd(fp->skel->progs.xturn_tc), prog))
-		log_warn("fast path: pinning the program at %s: %s", prog, strerror(errno));
+	for (int i = 0; i < FP_NPROGS; i++) {
+		snprintf(prog, sizeof(prog), "%s/%s", fp->pin_dir, fp_prog_pins[i]);
+		unlink(prog);
+		if (bpf_obj_pin(bpf_program__fd(i == FP_PROG_TC ? fp->skel->progs.xturn_tc :
+						fp->skel->progs.xturn_xdp), prog))
+			log_warn("fast path: pinning the program at %s: %s", prog,
+				 strerror(errno));
+	}
 	/* pins_prepare() may have left a note; a failure overwrites it. */
 	snprintf(note, sizeof(note), "%s", whylen ? why : "");
 	err = fp_scan(fp, true, why, whylen);
@@ -289,16 +288,12 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 					    &fp->old_ports[i]);
 	}
 	/* Where ours did not take its place (an interface no longer ours). */
-	if (fp->stale_prog_fd >= 0) {
-		fp_detach_prog(fp->stale_prog_fd);
-		close(fp->stale_prog_fd);
-		fp->stale_prog_fd = -1;
-	}
-	if (fp->stale_tc_fd >= 0) {
-		fp_detach_prog(fp->stale_tc_fd);
-		close(fp->stale_tc_fd);
-		fp->stale_tc_fd = -1;
-	}
+	for (int i = 0; i < FP_NPROGS; i++)
+		if (fp->stale_fds[i] >= 0) {
+			fp_detach_prog(fp->stale_fds[i]);
+			close(fp->stale_fds[i]);
+			fp->stale_fds[i] = -1;
+		}
 	if (lookup[0])
 		fp_say(why, whylen, "%s%sno lookup device %s (%s): the fast path needs forwarding "
 		    "on the interfaces (net.ipv4.conf.IF.forwarding, net.ipv6.conf.IF.forwarding) "
@@ -330,10 +325,10 @@ void fp_close(struct fastpath *fp)
 		bpf_object__for_each_map(m, fp->skel->obj)
 			if (bpf_map__pin_path(m))
 				unlink(bpf_map__pin_path(m));
-		snprintf(prog, sizeof(prog), "%s/%s", fp->pin_dir, XT_PIN_PROG);
-		unlink(prog);
-		snprintf(prog, sizeof(prog), "%s/%s", fp->pin_dir, XT_PIN_PROG_TC);
-		unlink(prog);
+		for (int i = 0; i < FP_NPROGS; i++) {
+			snprintf(prog, sizeof(prog), "%s/%s", fp->pin_dir, fp_prog_pins[i]);
+			unlink(prog);
+		}
 	}
 	xturn_bpf__destroy(fp->skel);
 	/* Only when empty: the pin dir may be shared with other files. */
@@ -341,10 +336,9 @@ void fp_close(struct fastpath *fp)
 		rmdir(fp->pin_dir);
 	fp_relays_free(fp);
 	free(fp->free_slots);
-	if (fp->stale_prog_fd >= 0)
-		close(fp->stale_prog_fd);
-	if (fp->stale_tc_fd >= 0)
-		close(fp->stale_tc_fd);
+	for (int i = 0; i < FP_NPROGS; i++)
+		if (fp->stale_fds[i] >= 0)
+			close(fp->stale_fds[i]);
 	if (fp->lock_fd >= 0)
 		close(fp->lock_fd);
 	free(fp->addrs);

@@ -20,6 +20,8 @@
 #include "common/netlink.h"
 #include "daemon/fastpath/fp.h"
 
+const char *const fp_prog_pins[FP_NPROGS] = { XT_PIN_PROG, XT_PIN_PROG_TC };
+
 static const char *const pin_names[] = {
 	XT_MAP_C2P, XT_MAP_P2C, XT_MAP_RELAYS, XT_MAP_PERMS, XT_MAP_STATS,
 	XT_MAP_TX_PORTS, XT_MAP_CFG, XT_MAP_EXPIRY, XT_PIN_PROG, XT_PIN_PROG_TC,
@@ -81,18 +83,13 @@ unsigned fp_detach_prog(int prog_fd)
 		return 0;
 	for (size_t i = 0; i < nlinks; i++) {
 		LIBBPF_OPTS(bpf_xdp_attach_opts, xo, .old_prog_fd = prog_fd);
-		__u32 mode = fp_prog_mode(links[i].ifindex, prog_fd);
+		bool tc = info.type == BPF_PROG_TYPE_SCHED_CLS;
+		__u32 mode = tc ? 0 : fp_prog_mode(links[i].ifindex, prog_fd);
 
-		if (info.type == BPF_PROG_TYPE_SCHED_CLS) {
-			if (fp_tc_prog_id(links[i].ifindex) == info.id &&
-			    !fp_tc_detach(links[i].ifindex)) {
-				log_info("fast path: %s: detached the TC program a stopped xturnd "
-					 "left", links[i].name);
-				n++;
-			}
-		} else if (mode && !bpf_xdp_detach(links[i].ifindex, mode, &xo)) {
-			log_info("fast path: %s: detached the program a stopped xturnd left",
-				 links[i].name);
+		if (tc ? fp_tc_prog_id(links[i].ifindex) == info.id && !fp_tc_detach(links[i].ifindex) :
+		    mode && !bpf_xdp_detach(links[i].ifindex, mode, &xo)) {
+			log_info("fast path: %s: detached the %s program a stopped xturnd left",
+				 links[i].name, tc ? "TC" : "XDP");
 			n++;
 		}
 	}
@@ -105,8 +102,8 @@ void fp_stale_program(const char *pin_dir)
 	char path[PATH_MAX];
 	int fd;
 
-	for (int i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "%s/%s", pin_dir, i ? XT_PIN_PROG_TC : XT_PIN_PROG);
+	for (int i = 0; i < FP_NPROGS; i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, fp_prog_pins[i]);
 		if ((fd = bpf_obj_get(path)) < 0)
 			continue;
 		fp_detach_prog(fd);
