@@ -422,6 +422,8 @@ xt_stat_json() {
 	timeout 10 "$XT_BUILD/xturnstat" --pin-dir "$XT_PIN_DIR" --socket "$XT_SOCK" --json \
 		>"$XT_TMP/stat.json" 2>"$XT_TMP/stat.err" || die "xturnstat: $(cat "$XT_TMP/stat.err")"
 }
+# gen_field FILE KEY: a number of xturngen's one-line JSON summary.
+gen_field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1" | head -n1; }
 xt_field() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$XT_TMP/stat.json"; }
 xt_map_entries() { timeout 10 bpftool -j map dump pinned "$XT_PIN_DIR/$1" | jq length; }
 

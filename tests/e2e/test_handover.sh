@@ -17,7 +17,6 @@ USER=alice PASS=wonderland PEER_PORT=4000 RATE=2000
 xt_init "${1:-build}"
 [ "$XT_SERVER" = xturnd ] || xt_skip "xturnd only (XT_SERVER=$XT_SERVER)"
 xt_topology
-gen_field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1" | head -n1; }
 ctl() { timeout 10 "$XT_BUILD/xturnctl" --socket "$XT_CTL" "$@"; }
 printf 'user = %s:%s\nrelay-threads = 2\n' $USER $PASS >"$XT_TMP/xturn.conf"
 # The daemon runs from a copy that each round's "upgrade" replaces with a new

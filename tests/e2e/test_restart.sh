@@ -14,7 +14,6 @@ USER=alice PASS=wonderland PEER_PORT=4000
 xt_init "${1:-build}"
 [ "$XT_SERVER" = xturnd ] || xt_skip "xturnd only (XT_SERVER=$XT_SERVER)"
 xt_topology
-gen_field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1" | head -n1; }
 
 args=(--user=$USER:$PASS --stats-socket="$XT_SOCK" --relay-threads=2)
 start_server "${args[@]}"

@@ -39,8 +39,6 @@ grep -q "fast path: UDP GRO off on our sockets" "$XT_SERVER_LOG" &&
 	pass "UDP GRO off on xturnd's sockets, and the log says so" ||
 	fail "no log line: UDP GRO off"
 
-gen_field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1" | head -n1; }
-
 # run NAME SERVER PEER: one second of ChannelData to an echoing peer.
 run() {
 	local name=$1 server=$2 peer=$3

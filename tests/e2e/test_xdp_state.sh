@@ -16,8 +16,6 @@ xt_init "${1:-build}"
 [ "$XT_SERVER" = xturnd ] || xt_skip "xturnd only (XT_SERVER=$XT_SERVER)"
 xt_topology
 
-gen_field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1" | head -n1; }
-
 # 1 + 2: a short flood with channels that live long enough.
 start_server --user=$USER:$PASS --stats-socket="$XT_SOCK" --channel-lifetime=4 \
 	--permission-lifetime=300

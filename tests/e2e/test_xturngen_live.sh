@@ -21,7 +21,6 @@ xt_topology
 start_server --user=$USER:$PASS --stats-socket="$XT_SOCK"
 xt_xdp_attached "$NS_R" r0 || die "no XDP program on r0"
 
-gen_field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1" | head -n1; }
 # Frames the kernel could not put on the relay's veth ring (256 frames: a
 # scheduling hiccup of the relay's CPU at 20 kpps fills it). The kernel's
 # loss, counted by the veth, not the relay's: the test accounts for it.
