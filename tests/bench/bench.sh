@@ -16,10 +16,10 @@
 #    live frames (EPERM seen on one machine of this kind), the XDP server
 #    gets the socket sends below instead, and the report says so. For
 #    xturnd's TC path (xdp-mode=tc), xturnd --no-xdp and
-#    coturn with xturngen's UDP GSO sends (for TC with c0's tx checksum
-#    offload off: the TC program leaves CHECKSUM_PARTIAL datagrams, a local
-#    socket's, to the daemon, and a relay's clients are remote hosts) (a batch of one allocation's
-#    datagrams per send), which offer more than they relay at a fraction of
+#    coturn with xturngen's UDP GSO sends (a batch of one allocation's
+#    datagrams per send; for TC with c0's and p0's tx checksum offload off:
+#    the TC program leaves CHECKSUM_PARTIAL datagrams, a local socket's, to
+#    the daemon, and a relay's clients and peers are other hosts), which offer more than they relay at a fraction of
 #    sendmmsg's CPU. c0 cuts them into datagrams as a NIC would (no UDP
 #    segmentation offload), and the relay's veths have GRO on, as a NIC's
 #    are by default: each server meets datagrams, and may let the kernel
@@ -205,7 +205,11 @@ wait_udp() {	# NS PORT
 }
 
 start_server() {	# xdp|tc|noxdp|coturn
-	local log=$TMP/server-$1.log
+	local log=$TMP/server-$1.log tx=on
+	# Full checksums from client and (echoing) peer for TC: see the top.
+	[ "$1" = tc ] && tx=off
+	nsx "$NS_C" ethtool -K c0 tx $tx >/dev/null || die "tx $tx on c0"
+	nsx "$NS_P" ethtool -K p0 tx $tx >/dev/null || die "tx $tx on p0"
 	local common=("--listening-ip=$R4C" "--listening-port=$PORT" "--relay-ip=$R4P"
 		--min-port=50000 --max-port=59999 --realm=bench --user=u:p)
 	case $1 in
@@ -317,7 +321,6 @@ trial() {
 	rx0=$(peer_rx); p0=$(proc_ticks); s0=$(softirq_ticks); x0=0
 	{ [ "$srv" = xdp ] || [ "$srv" = tc ]; } && x0=$(xdp_c2p)
 	[ "$srv" = xdp ] && [ ! -e "$TMP/no-live" ] && live=(--live-frames c0)
-	nsx "$NS_C" ethtool -K c0 tx "$([ "$srv" = tc ] && echo off || echo on)" >/dev/null
 	t0=$(date +%s.%N)
 	gen "$out" -a "$na" -c "$nc" -p $P4:$PEER_PORT -l "$len" -r "$rate" -d $TRIAL_S \
 		-t $GEN_THREADS "${live[@]}" || {
