@@ -61,7 +61,7 @@
 /* Client -> peer bindings: (client, listener, channel) -> (relay, peer). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, XT_MAX_CHANNELS);
+	__uint(max_entries, XT_DEF_BINDINGS);
 	__type(key, struct xt_c2p_key);
 	__type(value, struct xt_c2p_val);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -71,7 +71,7 @@ struct {
 /* Peer -> client bindings: (peer, relay) -> (client, listener, channel). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, XT_MAX_CHANNELS);
+	__uint(max_entries, XT_DEF_BINDINGS);
 	__type(key, struct xt_p2c_key);
 	__type(value, struct xt_p2c_val);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -81,7 +81,7 @@ struct {
 /* Live relayed transport addresses. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, XT_MAX_RELAYS);
+	__uint(max_entries, XT_DEF_RELAYS);
 	__type(key, struct xt_relay_key);
 	__type(value, struct xt_relay_val);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -91,7 +91,7 @@ struct {
 /* Permissions: (relay, peer IP). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, XT_MAX_PERMS);
+	__uint(max_entries, XT_DEF_PERMS);
 	__type(key, struct xt_perm_key);
 	__type(value, struct xt_perm_val);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -119,7 +119,7 @@ struct {
 /* Binding expiries, CLOCK_MONOTONIC ns (xturn_kern_user.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, XT_MAX_CHANNELS);
+	__uint(max_entries, XT_DEF_BINDINGS);
 	__type(key, __u32);
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

@@ -19,10 +19,13 @@
 #define XT_ABI_VERSION 6
 #define XT_MAGIC 0x5854524eU /* "XTRN" */
 
-/* Capacity of the binding maps. A full map degrades to userspace relaying. */
-#define XT_MAX_CHANNELS 65536
-#define XT_MAX_RELAYS 65536
-#define XT_MAX_PERMS 262144
+/* Default capacity of the binding maps (xt_c2p, xt_p2c and xt_expiry;
+ * xt_relays; xt_perms): the daemon sets each from its configuration before
+ * loading (xdp-max-bindings, xdp-max-allocations, xdp-max-permissions). A
+ * full map degrades to userspace relaying. */
+#define XT_DEF_BINDINGS 65536
+#define XT_DEF_RELAYS 65536
+#define XT_DEF_PERMS 262144
 #define XT_MAX_IFACES 64
 
 /* Pinned map names (LIBBPF_PIN_BY_NAME pins them as <pin dir>/<name>). */

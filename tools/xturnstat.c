@@ -306,6 +306,8 @@ static int channels(const struct opts *o)
 	struct xt_p2c_key pk;
 	struct xt_p2c_val pv;
 	int c2p, p2c;
+	struct bpf_map_info info = { 0 };
+	__u32 ilen = sizeof(info);
 	unsigned n = 0;
 
 	c2p = map_open(o->pin_dir, XT_MAP_C2P, sizeof(key), sizeof(val), why, sizeof(why));
@@ -320,7 +322,9 @@ static int channels(const struct opts *o)
 	printf("%-24s %-7s %-24s %-24s %12s %14s %12s %14s\n", "client", "channel", "relay", "peer",
 	       "c2p pkts", "c2p bytes", "p2c pkts", "p2c bytes");
 	/* Bounded by the map's capacity even if bindings churn under us. */
-	for (const void *prev = NULL; n < XT_MAX_CHANNELS; prev = &key, n++) {
+	if (bpf_obj_get_info_by_fd(c2p, &info, &ilen))
+		info.max_entries = XT_DEF_BINDINGS;
+	for (const void *prev = NULL; n < info.max_entries; prev = &key, n++) {
 		if (bpf_map_get_next_key(c2p, prev, &next))
 			break;
 		key = next;

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "common/addr.h"
+#include "common/frame.h"
 #include "common/log.h"
 #include "daemon/fastpath.h"
 #include "daemon/offload.h"
@@ -868,7 +869,7 @@ static void test_perm_full(void **state)
 
 	assert_int_equal(fp_relay_add(fp, &r), 0);
 	/* 256 a relay, as allocations hold them (a record is searched per add) */
-	for (unsigned i = 0; i < XT_MAX_PERMS; i++) {
+	for (unsigned i = 0; i < XT_DEF_PERMS; i++) {
 		addr_set_port(&filler, (uint16_t)(10000 + i / 256));
 		if (i % 256 == 0)
 			assert_int_equal(fp_relay_add(fp, &filler), 0);
@@ -900,7 +901,7 @@ static void test_perm_full(void **state)
 	assert_int_equal(fp_perms_missing(fp), 1);
 	fp_relay_del(fp, &r);
 	assert_int_equal(fp_perms_missing(fp), 0);
-	for (unsigned i = 0; i < XT_MAX_PERMS / 256; i++) {
+	for (unsigned i = 0; i < XT_DEF_PERMS / 256; i++) {
 		addr_set_port(&filler, (uint16_t)(10000 + i));
 		fp_relay_del(fp, &filler);
 	}
@@ -933,7 +934,7 @@ static void offload_full(struct fastpath *fp, const struct fp_chan *extra)
 	offload_snapshot(o, &m);
 	assert_int_equal(m.fastpath_full, 1);
 	assert_true(m.xdp);
-	assert_int_equal(fp_chan_count(fp), XT_MAX_CHANNELS);
+	assert_int_equal(fp_chan_count(fp), XT_DEF_BINDINGS);
 	offload_free(o);
 }
 
@@ -945,25 +946,25 @@ static void test_chan_full(void **state)
 	struct fp_chan c, extra;
 	char buf[64];
 
-	for (unsigned i = 0; i < XT_MAX_CHANNELS; i++) {
+	for (unsigned i = 0; i < XT_DEF_BINDINGS; i++) {
 		snprintf(buf, sizeof(buf), "10.11.0.1:%u", 10000 + i / PER_RELAY);
 		c = chan("10.11.0.2:5000", buf, "10.11.0.3:6000", 0x4000 + i % PER_RELAY);
 		addr_set_port(&c.client, (uint16_t)(1024 + i / PER_RELAY));
 		addr_set_port(&c.peer, (uint16_t)(1024 + i % PER_RELAY));
 		assert_int_equal(fp_chan_add(fp, &c), 0);
 	}
-	assert_int_equal(fp_chan_count(fp), XT_MAX_CHANNELS);
+	assert_int_equal(fp_chan_count(fp), XT_DEF_BINDINGS);
 	extra = chan("10.11.0.9:5000", "10.11.0.1:9999", "10.11.0.3:6000", 0x4000);
 	assert_int_equal(fp_chan_add(fp, &extra), -ENOSPC);
-	assert_int_equal(fp_chan_count(fp), XT_MAX_CHANNELS);
+	assert_int_equal(fp_chan_count(fp), XT_DEF_BINDINGS);
 	offload_full(fp, &extra);
 
 	/* One goes: there is room again. */
 	fp_chan_del(fp, &c, NULL);
 	assert_int_equal(fp_chan_add(fp, &extra), 0);
-	assert_int_equal(fp_chan_count(fp), XT_MAX_CHANNELS);
+	assert_int_equal(fp_chan_count(fp), XT_DEF_BINDINGS);
 
-	for (unsigned r = 0; r < XT_MAX_CHANNELS / PER_RELAY; r++) {
+	for (unsigned r = 0; r < XT_DEF_BINDINGS / PER_RELAY; r++) {
 		snprintf(buf, sizeof(buf), "10.11.0.1:%u", 10000 + r);
 		relay = ss(buf);
 		fp_relay_del(fp, &relay);
@@ -972,6 +973,100 @@ static void test_chan_full(void **state)
 	fp_relay_del(fp, &extra.relay);
 	assert_int_equal(fp_chan_count(fp), 0);
 	assert_int_equal(map_len(XT_MAP_C2P) + map_len(XT_MAP_P2C), 0);
+	fp_close(fp);
+}
+
+static __u32 max_entries(const char *name)
+{
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info);
+	int fd = pinned(name);
+
+	assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+	close(fd);
+	return info.max_entries;
+}
+
+/* Runs the pinned XDP program on a ChannelData frame from c's client: what
+ * it counted in XT_CNT_PASS_NO_BINDING, and in all. */
+static void run_chandata(struct fastpath *fp, const struct fp_chan *c, uint64_t *no_binding,
+			 uint64_t *all)
+{
+	struct xt_count before[XT_CNT_MAX], after[XT_CNT_MAX];
+	uint8_t data[8] = { (uint8_t)(c->channel >> 8), (uint8_t)c->channel, 0, 4, 'x', 't', 'u', 'r' };
+	uint8_t frame[128] = { 2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00 };
+	LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = frame, .repeat = 1);
+	int prog = pinned("xt_prog");
+
+	run.data_size_in = 14 + (__u32)frame_ip_udp(&c->client, &c->listener, data, sizeof(data),
+						    frame + 14);
+	assert_int_equal(fp_counters(fp, before), 0);
+	assert_int_equal(bpf_prog_test_run_opts(prog, &run), 0);
+	close(prog);
+	assert_int_equal(fp_counters(fp, after), 0);
+	*no_binding = after[XT_CNT_PASS_NO_BINDING].packets - before[XT_CNT_PASS_NO_BINDING].packets;
+	*all = 0;
+	for (int i = 0; i < XT_CNT_MAX; i++)
+		*all += after[i].packets - before[i].packets;
+}
+
+/* xdp-max-bindings and the others size the maps: a million bindings fit,
+ * the last one (its expiry slot far past the default capacity) is live for
+ * the XDP program, one more is refused; a later daemon with other sizes
+ * replaces the pinned maps. */
+static void test_million_bindings(void **state)
+{
+	enum { N = 1 << 20, PER_RELAY = 64 };
+	struct sockaddr_storage a = ss("10.11.0.1");
+	struct fp_opts o = { .pin_dir = pin_dir, .mode = "native", .addrs = &a, .naddrs = 1,
+			     .keep_pins = true, .max_bindings = N, .max_relays = N / PER_RELAY,
+			     .max_perms = 1000 };
+	struct fastpath *fp;
+	struct fp_chan c = { 0 }, extra;
+	struct xt_c2p_key k;
+	struct xt_c2p_val v;
+	uint64_t no_binding, all;
+	char why[256], cl[64], rl[64];
+	int c2p;
+
+	assert_int_equal(fp_open(&fp, &o, why, sizeof(why)), 0);
+	assert_int_equal(max_entries(XT_MAP_C2P), N);
+	assert_int_equal(max_entries(XT_MAP_P2C), N);
+	assert_int_equal(max_entries(XT_MAP_EXPIRY), N);
+	assert_int_equal(max_entries(XT_MAP_RELAYS), N / PER_RELAY);
+	assert_int_equal(max_entries(XT_MAP_PERMS), 1000);
+	for (unsigned i = 0; i < N; i++) {
+		snprintf(cl, sizeof(cl), "10.%u.%u.%u:5000", 20 + (i >> 16), (i >> 8) & 255, i & 255);
+		snprintf(rl, sizeof(rl), "10.11.0.1:%u", 10000 + i / PER_RELAY);
+		c = chan(cl, rl, "10.11.0.3:1024", (uint16_t)(0x4000 + i % PER_RELAY));
+		addr_set_port(&c.peer, (uint16_t)(1024 + i % PER_RELAY));
+		assert_int_equal(fp_chan_add(fp, &c), 0);
+	}
+	assert_int_equal(fp_chan_count(fp), N);
+	extra = chan("10.9.0.1:5000", "10.11.0.1:9999", "10.11.0.3:6000", 0x4000);
+	assert_int_equal(fp_chan_add(fp, &extra), -ENOSPC);
+
+	c2p = pinned(XT_MAP_C2P);
+	c2p_key(&c, &k);
+	assert_int_equal(bpf_map_lookup_elem(c2p, &k, &v), 0);
+	close(c2p);
+	assert_true(v.exp_slot >= XT_DEF_BINDINGS);
+	run_chandata(fp, &c, &no_binding, &all);
+	assert_int_equal(all, 1);
+	assert_int_equal(no_binding, 0);
+	run_chandata(fp, &extra, &no_binding, &all);
+	assert_int_equal(no_binding, 1);
+	fp_close(fp);
+
+	/* The defaults again: the million go, the maps are the default size. */
+	o.max_bindings = o.max_relays = o.max_perms = 0;
+	o.keep_pins = false;
+	assert_int_equal(fp_open(&fp, &o, why, sizeof(why)), 0);
+	assert_non_null(strstr(why, "size"));
+	assert_int_equal(max_entries(XT_MAP_C2P), XT_DEF_BINDINGS);
+	assert_int_equal(max_entries(XT_MAP_PERMS), XT_DEF_PERMS);
+	assert_int_equal(map_len(XT_MAP_C2P), 0);
+	assert_int_equal(fp_chan_count(fp), 0);
 	fp_close(fp);
 }
 
@@ -1074,6 +1169,7 @@ int main(void)
 		cmocka_unit_test(test_relay_perm),
 		cmocka_unit_test(test_chan_full),
 		cmocka_unit_test(test_perm_full),
+		cmocka_unit_test(test_million_bindings),
 		cmocka_unit_test(test_netlink_follow),
 	};
 

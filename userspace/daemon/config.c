@@ -53,6 +53,9 @@ static const char *config_check_alternate(const char *v);
 #define F(field) offsetof(struct config, field)
 /* Each takes, last, more designated initializers: .coturn = "..." for a key
  * whose coturn namesake means something else. */
+/* 16 Mi entries. A binding costs the kernel 440 bytes (two 216-byte hash
+ * entries and its expiry; measured at 1 Mi: 440 MiB). */
+#define XDP_MAX_ENTRIES (1u << 24)
 #define FLAG(n, f, h, ...) { .name = n, .type = CONFIG_FLAG, .off = F(f), .help = h, __VA_ARGS__ }
 #define UINT(n, f, lo, hi, d, h, ...) { .name = n, .type = CONFIG_UINT, .off = F(f), \
 	.min = lo, .max = hi, .def = d, .arg = "N", .help = h, __VA_ARGS__ }
@@ -154,6 +157,14 @@ static const struct config_key config_keys[] = {
 	    "device created for the XDP route lookups, with forwarding on (only it)"),
 	FLAG("xdp-verify-checksum", xdp_verify_csum,
 	     "XDP also drops relayed datagrams whose UDP checksum is wrong"),
+	/* The kernel's tables, one entry per channel binding, relayed address
+	 * or permission in all: beyond them the rest is relayed in userspace. */
+	UINT("xdp-max-bindings", xdp_max_bindings, 1, XDP_MAX_ENTRIES, "65536",
+	     "channel bindings the fast path holds, all allocations together"),
+	UINT("xdp-max-allocations", xdp_max_allocs, 1, XDP_MAX_ENTRIES, "65536",
+	     "relayed addresses the fast path holds"),
+	UINT("xdp-max-permissions", xdp_max_perms, 1, XDP_MAX_ENTRIES, "262144",
+	     "permissions the fast path holds, all allocations together"),
 	{ .name = "log-level", .type = CONFIG_LOGLEVEL, .off = F(log_level), .def = "info",
 	  .arg = "error|warn|info|debug", .help = "log verbosity" },
 	{ .name = "verbose", .type = CONFIG_CONST, .off = F(log_level), .min = LOG_DEBUG,

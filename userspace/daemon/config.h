@@ -78,6 +78,9 @@ struct config {
 	struct config_list xdp_ifaces;			/* xdp-interface: extra/explicit */
 	char xdp_lookup_dev[CONFIG_MAX_STR];		/* xdp-lookup-device, xturn0 */
 	bool xdp_verify_csum;				/* xdp-verify-checksum, no */
+	unsigned xdp_max_bindings;			/* xdp-max-bindings, 65536 */
+	unsigned xdp_max_allocs;			/* xdp-max-allocations, 65536 */
+	unsigned xdp_max_perms;				/* xdp-max-permissions, 262144 */
 	/* operations */
 	int log_level;					/* log-level: error|warn|info|debug */
 	bool syslog;					/* syslog: logs to syslog(3) */

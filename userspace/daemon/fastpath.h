@@ -36,6 +36,9 @@ struct fp_opts {
 	/* Extra interfaces by name (config xdp-interface). */
 	char *const *ifaces;
 	unsigned nifaces;
+	/* Capacity of the binding maps (0: XT_DEF_BINDINGS, XT_DEF_RELAYS,
+	 * XT_DEF_PERMS). Pinned maps of other sizes are replaced. */
+	unsigned max_bindings, max_relays, max_perms;
 	/* The pin dir's lock held already (a handover passed it); 0: take it. */
 	int lock_fd;
 };

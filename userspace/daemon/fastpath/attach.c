@@ -68,14 +68,13 @@ static const char *xdp_undeliverable(const struct nl_link *l)
 
 /* The TC program on l's clsact ingress (the qdisc made if missing), in
  * place of whatever filter holds our handle: a stopped daemon's. */
-static int tc_attach(struct fastpath *fp, int ifindex, bool *replaced)
+static int tc_attach(struct fastpath *fp, int ifindex)
 {
 	LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, o, .handle = FP_TC_HANDLE, .priority = FP_TC_PRIO,
 		    .flags = BPF_TC_F_REPLACE, .prog_fd = bpf_program__fd(fp->skel->progs.xturn_tc));
 	int err;
 
-	*replaced = fp_tc_prog_id(ifindex) != 0;
 	err = bpf_tc_hook_create(&h);
 	if (err && err != -EEXIST)
 		return err;
@@ -138,8 +137,10 @@ static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_
 		if ((fp->mode != FP_AUTO && fp->mode != tries[i].use) ||
 		    (undeliverable && tries[i].use == FP_NATIVE))
 			continue;
+		/* Asked first: its kernel message is not the attach's. */
+		replaced = tries[i].tc && fp_tc_prog_id(l->ifindex);
 		fp_libs_quiet(true);
-		err = tries[i].tc ? tc_attach(fp, l->ifindex, &replaced) :
+		err = tries[i].tc ? tc_attach(fp, l->ifindex) :
 		      xdp_program__attach(fp->prog, l->ifindex, tries[i].mode, 0);
 		fp_libs_quiet(false);
 		if (!err) {

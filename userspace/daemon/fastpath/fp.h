@@ -21,7 +21,6 @@
 /* The attached programs, pinned beside the maps: a later daemon finds them
  * by id on the interfaces they were left on (stale.c). */
 #define XT_PIN_PROG "xt_prog"
-#define FP_RELAY_BUCKETS 4096
 
 enum fp_mode { FP_AUTO, FP_NATIVE, FP_GENERIC, FP_TC };
 
@@ -42,7 +41,7 @@ struct fp_iface {
 
 /* One map entry written on behalf of a relayed address, remembered so that
  * fp_relay_del() removes exactly that relay's permissions and channels
- * without walking maps of up to XT_MAX_PERMS entries. */
+ * without walking maps of millions of entries. */
 struct fp_entry {
 	bool is_chan;
 	union {
@@ -87,7 +86,12 @@ struct fastpath {
 	uint32_t *free_slots;		/* xt_expiry slots no binding has */
 	unsigned nfree;
 	unsigned perms_missing;		/* permissions not in xt_perms, all relays */
-	struct fp_relay *relays[FP_RELAY_BUCKETS];
+	/* The relay records, hashed: 2^relay_bits buckets, about one for
+	 * every two relays the maps can hold. */
+	struct fp_relay **relays;
+	unsigned relay_bits;
+	/* The maps' capacities, as loaded. */
+	unsigned max_bindings, max_relays, max_perms;
 };
 
 /* Writes a one-line reason into why (nothing when len is 0). */
@@ -103,7 +107,9 @@ static inline __attribute__((format(printf, 3, 4))) void fp_say(char *why, size_
 	va_end(ap);
 }
 
-/* maps.c: frees the relay records. */
+/* maps.c: the relay records' table for max_relays relays: 0 or -ENOMEM. */
+int fp_relays_init(struct fastpath *fp);
+/* Frees the relay records. */
 void fp_relays_free(struct fastpath *fp);
 
 /* lookup.c */
@@ -140,7 +146,8 @@ void fp_lookup_gone(struct fastpath *fp);
  * explained in why; otherwise (following netlink) such things are skipped. */
 int fp_scan(struct fastpath *fp, bool strict, char *why, size_t whylen);
 
-/* load.c: libbpf's and libxdp's warnings go to debug level while on. */
+/* load.c: libbpf's and libxdp's warnings go to debug level while on (calls
+ * nest: on, on, off is still on). */
 void fp_libs_quiet(bool on);
 /* What the kernel said of the last refusal while quiet ("" if nothing). */
 const char *fp_libs_kernel_msg(void);

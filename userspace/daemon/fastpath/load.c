@@ -77,7 +77,8 @@ static bool pin_matches(const struct bpf_map *m, int fd)
 /* Pinned maps a stopped daemon left are kept when they are of this ABI:
  * libbpf reuses them, the XDP program it left goes on forwarding their
  * bindings until the new one takes its place, and what the new daemon does
- * not re-add (from its journal) is swept (fp_sweep). Of another ABI, all go. */
+ * not re-add (from its journal) is swept (fp_sweep). Of another ABI or size
+ * (xdp-max-bindings...), all go. */
 static void pins_prepare(struct fastpath *fp, char *why, size_t whylen)
 {
 	char path[PATH_MAX];
@@ -113,11 +114,13 @@ static void pins_prepare(struct fastpath *fp, char *why, size_t whylen)
 	}
 	if (!stale)
 		return;
+	/* The daemon re-adds its journal's bindings to the new maps; until
+	 * then the stopped daemon's program forwards from the old ones. */
 	bpf_object__for_each_map(m, fp->skel->obj) {
 		snprintf(path, sizeof(path), "%s/%s", fp->pin_dir, bpf_map__name(m));
 		unlink(path);
 	}
-	fp_say(why, whylen, "pinned maps in %s were of another ABI: replaced", fp->pin_dir);
+	fp_say(why, whylen, "pinned maps in %s were of another ABI or size: replaced", fp->pin_dir);
 }
 
 static int fp_load(struct fastpath *fp, char *why, size_t whylen)
@@ -131,6 +134,13 @@ static int fp_load(struct fastpath *fp, char *why, size_t whylen)
 		fp_say(why, whylen, "opening the BPF object failed: %s", strerror(-err));
 		return err;
 	}
+	/* Before the pins are compared (pin_matches): a map pinned at
+	 * another size is replaced, not reused. */
+	bpf_map__set_max_entries(fp->skel->maps.xt_c2p, fp->max_bindings);
+	bpf_map__set_max_entries(fp->skel->maps.xt_p2c, fp->max_bindings);
+	bpf_map__set_max_entries(fp->skel->maps.xt_expiry, fp->max_bindings);
+	bpf_map__set_max_entries(fp->skel->maps.xt_relays, fp->max_relays);
+	bpf_map__set_max_entries(fp->skel->maps.xt_perms, fp->max_perms);
 	pins_prepare(fp, why, whylen);
 	err = xturn_bpf__load(fp->skel);
 	if (err) {
@@ -171,6 +181,9 @@ static int copy_opts(struct fastpath *fp, const struct fp_opts *o)
 	const char *dev = o->lookup_dev ? o->lookup_dev : FP_LOOKUP_DEV;
 
 	fp->keep_pins = o->keep_pins;
+	fp->max_bindings = o->max_bindings ? o->max_bindings : XT_DEF_BINDINGS;
+	fp->max_relays = o->max_relays ? o->max_relays : XT_DEF_RELAYS;
+	fp->max_perms = o->max_perms ? o->max_perms : XT_DEF_PERMS;
 	if (snprintf(fp->pin_dir, sizeof(fp->pin_dir), "%s", o->pin_dir) >=
 	    (int)sizeof(fp->pin_dir) ||
 	    snprintf(fp->lookup_dev, sizeof(fp->lookup_dev), "%s", dev) >=
@@ -248,7 +261,7 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 		lookup[0] = '\0';
 	fp->cfg.fib_ifindex = (__u32)fp->lookup_ifindex;
 	err = fp_load(fp, why, whylen);
-	if (!err && (err = fp_slots_init(fp)))
+	if (!err && ((err = fp_slots_init(fp)) || (err = fp_relays_init(fp))))
 		fp_say(why, whylen, "out of memory");
 	if (err)
 		goto fail;
@@ -352,7 +365,7 @@ void fp_close(struct fastpath *fp)
  * and where the kernel refuses it (freplace, here EPERM) libbpf and libxdp
  * warn in five lines before libxdp attaches the single program instead.
  * attach() says in one line what happened. */
-static bool libs_quiet;
+static unsigned libs_quiet;	/* nested quiet sections */
 
 /* The kernel's own reason for the last refusal libbpf reported while quiet
  * (netlink's extended ack: "Underlying driver does not support XDP in
@@ -362,9 +375,10 @@ static char kernel_msg[256];
 
 void fp_libs_quiet(bool on)
 {
-	libs_quiet = on;
-	if (on)
+	if (on && !libs_quiet++)
 		kernel_msg[0] = 0;
+	else if (!on && libs_quiet)
+		libs_quiet--;
 }
 
 const char *fp_libs_kernel_msg(void)

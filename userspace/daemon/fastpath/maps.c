@@ -26,7 +26,7 @@ static void relay_key(const struct sockaddr_storage *relay, struct xt_relay_key 
 static struct fp_relay **relay_slot(struct fastpath *fp, const struct xt_relay_key *k)
 {
 	uint32_t h = k->relay[0] ^ k->relay[1] ^ k->relay[2] ^ k->relay[3] ^ k->relay_port;
-	struct fp_relay **pp = &fp->relays[(h * 2654435761u) >> 20 & (FP_RELAY_BUCKETS - 1)];
+	struct fp_relay **pp = &fp->relays[(h * 2654435761u) >> (32 - fp->relay_bits)];
 
 	while (*pp && memcmp(&(*pp)->key, k, sizeof(*k)))
 		pp = &(*pp)->next;
@@ -213,22 +213,22 @@ int fp_slots_init(struct fastpath *fp)
 	int c2p = bpf_map__fd(fp->skel->maps.xt_c2p);
 	struct xt_c2p_key k, *prev = NULL;
 	struct xt_c2p_val v;
-	uint8_t *used = calloc(XT_MAX_CHANNELS, 1);
+	uint8_t *used = calloc(fp->max_bindings, 1);
 
-	fp->free_slots = malloc(XT_MAX_CHANNELS * sizeof(*fp->free_slots));
+	fp->free_slots = malloc(fp->max_bindings * sizeof(*fp->free_slots));
 	if (!used || !fp->free_slots) {
 		free(used);
 		return -ENOMEM;
 	}
 	fp->nchans = 0;
 	while (!bpf_map_get_next_key(c2p, prev, &k)) {
-		if (!bpf_map_lookup_elem(c2p, &k, &v) && v.exp_slot < XT_MAX_CHANNELS)
+		if (!bpf_map_lookup_elem(c2p, &k, &v) && v.exp_slot < fp->max_bindings)
 			used[v.exp_slot] = 1;
 		fp->nchans++;
 		prev = &k;
 	}
 	fp->nfree = 0;
-	for (uint32_t i = XT_MAX_CHANNELS; i-- > 0;)
+	for (uint32_t i = fp->max_bindings; i-- > 0;)
 		if (!used[i])
 			fp->free_slots[fp->nfree++] = i;
 	free(used);
@@ -416,9 +416,18 @@ unsigned fp_chan_count(struct fastpath *fp)
 	return fp->nchans;
 }
 
+int fp_relays_init(struct fastpath *fp)
+{
+	fp->relay_bits = 12;
+	while (fp->relay_bits < 31 && (1u << (fp->relay_bits + 1)) <= fp->max_relays)
+		fp->relay_bits++;
+	fp->relays = calloc((size_t)1 << fp->relay_bits, sizeof(*fp->relays));
+	return fp->relays ? 0 : -ENOMEM;
+}
+
 void fp_relays_free(struct fastpath *fp)
 {
-	for (unsigned i = 0; i < FP_RELAY_BUCKETS; i++) {
+	for (size_t i = 0; fp->relays && i < (size_t)1 << fp->relay_bits; i++) {
 		while (fp->relays[i]) {
 			struct fp_relay *r = fp->relays[i];
 
@@ -428,6 +437,8 @@ void fp_relays_free(struct fastpath *fp)
 			free(r);
 		}
 	}
+	free(fp->relays);
+	fp->relays = NULL;
 }
 
 /* Whether the record holds entry e of relay k. */

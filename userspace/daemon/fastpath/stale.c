@@ -59,8 +59,14 @@ __u32 fp_tc_prog_id(int ifindex)
 {
 	LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, o, .handle = FP_TC_HANDLE, .priority = FP_TC_PRIO);
+	int err;
 
-	return bpf_tc_query(&h, &o) ? 0 : o.prog_id;
+	/* Most interfaces have no clsact qdisc: the kernel's "Parent Qdisc
+	 * doesn't exists" is the answer, not a warning. */
+	fp_libs_quiet(true);
+	err = bpf_tc_query(&h, &o);
+	fp_libs_quiet(false);
+	return err ? 0 : o.prog_id;
 }
 
 int fp_tc_detach(int ifindex)
