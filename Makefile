@@ -63,6 +63,8 @@ GEN_SKEL := $(BUILD)/xturngen_inject.skel.h
 # loader, as root), daemon (against a running xturnd); one program each.
 TEST_TIERS := unit kernel daemon
 TEST_PROGS := $(foreach t,$(TEST_TIERS),$(patsubst %.c,$(BUILD)/%,$(wildcard tests/$(t)/test_*.c)))
+# make bench's own programs (built by make test too, so they cannot rot).
+BENCH_PROGS := $(BUILD)/tests/bench/fpcost $(BUILD)/tests/bench/ceiling.bpf.o
 
 # Man pages live beside their programs; one is made from the key table.
 MAN_GEN := $(BUILD)/man/xturn.conf.5
@@ -108,7 +110,8 @@ $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(BUILD)/tools/%.bpf.o: tools/%.bpf.c
+# Tools' and the bench's programs (not the relay's: that one is above).
+$(BUILD)/%.bpf.o: %.bpf.c
 	$(call msg,CLANG,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
@@ -222,7 +225,7 @@ AUDIT_ENV := XT_DEPS_BUILD="$(DEPS_BUILD)" XT_DEPS_TEST="$(DEPS_TEST)"
 ifneq ($(SAN),)
 AUDIT_ENV :=
 endif
-check: all $(TEST_PROGS)
+check: all $(TEST_PROGS) $(BENCH_PROGS)
 	$(Q)PATH=$(TEST_PATH) $(AUDIT_ENV) tests/run-all.sh $(BUILD)
 
 test-progs: $(TEST_PROGS)
@@ -264,7 +267,7 @@ fuzz: deps
 		$(BUILD)/fuzz/corpus-xdp tests/fuzz/seeds-xdp
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all $(BENCH_PROGS)
 	$(Q)PATH=$(TEST_PATH) tests/bench/bench.sh $(BUILD)
 
 # ---- install ------------------------------------------------------------------

@@ -69,10 +69,14 @@
 #  * Runs: one warm-up run (unpaced trials only, discarded) and BENCH_RUNS
 #    (3) measured runs; servers alternate A/B (order reversed every run);
 #    medians reported.
+#  * XDP program cost (fpcost, no traffic): kernel ns per BPF_PROG_TEST_RUN
+#    of the pinned program at 1, 10 k, 100 k and 1 M bindings, one binding
+#    or a random one of them per frame, both directions, beside a ceiling
+#    program (strip the ChannelData header, redirect) run the same way.
 # Loads: payload 64/200/1200 B at 100 channels (10 allocations x 10),
 # channels 1 (1x1), 100 (10x10), 10000 (100x100) at 200 B.
 #
-# Output in BUILD/bench/: results.txt (table), results.json, pps.png and
+# Output in BUILD/bench/: results.txt (table), results.json, pps.png, fpcost.png and
 # raw.tsv (every trial). BENCH_QUICK=1: one run, no warm-up, 1 s trials,
 # three loads (~1 min); BENCH_LOADS="payload:allocs:channels ..." picks others,
 # BENCH_SERVERS (default "xdp tc noxdp coturn") the servers.
@@ -139,7 +143,8 @@ check_deps() {
 	for t in ip ethtool nsenter ss turnserver bpftool jq awk; do
 		command -v "$t" >/dev/null || die "missing tool: $t (make deps)"
 	done
-	[ -x "$GEN" ] && [ -x "$XTURND" ] || die "build first: make BUILD=$BUILD all"
+	[ -x "$GEN" ] && [ -x "$XTURND" ] && [ -x "$BUILD/tests/bench/fpcost" ] ||
+		die "build first (make bench builds what it runs)"
 	if ! command -v gnuplot >/dev/null; then
 		log "installing gnuplot-nox for the plot"
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
@@ -426,12 +431,23 @@ bench_server() {	# SERVER RUN
 	stop_server
 }
 
+# The XDP program's cost per packet against the ceiling program as the
+# bindings grow (tests/bench/fpcost.c; its own namespaces, ~10 s).
+fp_cost() {
+	local n=1,10000,100000,1000000
+	[ "$QUICK" = 1 ] && n=1,10000,100000
+	log "XDP program cost per packet at $n bindings (fpcost)"
+	"$BUILD/tests/bench/fpcost" -k 20000 -n $n "$BUILD/tests/bench/ceiling.bpf.o" \
+		>"$OUT/fpcost.tsv" 2>"$TMP/fpcost.err" ||
+		{ log "fpcost failed: $(tail -n 2 "$TMP/fpcost.err")"; rm -f "$OUT/fpcost.tsv"; }
+}
+
 main() {
 	local t_start run order s
 	t_start=$(date +%s)
 	check_deps
 	mkdir -p "$OUT"
-	rm -f "$OUT"/{raw,results,latency,allocs}.tsv
+	rm -f "$OUT"/{raw,results,latency,allocs,fpcost}.tsv
 	TMP=$(mktemp -d "/tmp/$ID.XXXXXX")
 	trap cleanup EXIT
 	trap 'exit 130' INT
@@ -452,6 +468,7 @@ main() {
 		for s in $order; do bench_server "$s" "$run"; done
 		per_run=$(($(date +%s) - t_run))
 	done
+	fp_cost
 	python3 "$HERE/report.py" "$OUT" "$skipped" "$(($(date +%s) - t_start))" ||
 		die "report failed"
 	[ -e "$TMP/no-live" ] && echo "generator: the kernel refused live frames (BPF_PROG_RUN: EPERM);" \

@@ -120,11 +120,46 @@ def main():
             for k in ("rtt_p50_us", "rtt_p99_us", "allocs_per_s"))))
     w("")
     w("latency: 20 kpps, 10x10 channels, 200 B, echo peer; bench took %d s" % secs)
+    summary["fp_cost"] = fp_cost(out, w)
     with open(os.path.join(out, "results.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(summary, f, indent=1)
     write_plot(out, summary)
+
+
+FP_COLS = [("xturn", "c2p", "one"), ("xturn", "c2p", "spread"), ("xturn", "p2c", "one"),
+           ("xturn", "p2c", "spread"), ("ceiling", "c2p", "one")]
+
+
+def fp_cost(out, w):
+    """fpcost.tsv: the XDP program's ns per packet by bindings; a table and
+    fpcost.dat for the plot. Returns the JSON rows."""
+    by_n = {}
+    for r in rows(os.path.join(out, "fpcost.tsv"))[1:]:
+        prog, n, d, pat, mean, p50 = r
+        by_n.setdefault(int(n), {})["%s_%s_%s" % (prog, d, pat)] = float(mean)
+    if not by_n:
+        return []
+    w("")
+    w("XDP program per packet, ns (BPF_PROG_TEST_RUN, mean of 20 000 frames of 200 B; "
+      "one = one binding, spread = a random one per frame; ceiling = strip and redirect)")
+    hdr = "%-9s %8s %10s %8s %10s %8s %14s" % (
+        "bindings", "c2p one", "c2p spread", "p2c one", "p2c spread", "ceiling",
+        "ceiling/c2p one")
+    w(hdr)
+    w("-" * len(hdr))
+    res = []
+    with open(os.path.join(out, "fpcost.dat"), "w") as f:
+        f.write("# bindings %s\n" % " ".join("_".join(c) for c in FP_COLS))
+        for n in sorted(by_n):
+            v = [by_n[n].get("_".join(c)) for c in FP_COLS]
+            ratio = v[4] / v[0] if v[0] and v[4] else None
+            w("%-9d %8s %10s %8s %10s %8s %14s" % (n, *(
+                "%.0f" % x if x else "-" for x in v), "%.2f" % ratio if ratio else "-"))
+            f.write("%d %s\n" % (n, " ".join("%.1f" % x if x else "NaN" for x in v)))
+            res.append(dict(bindings=n, ceiling_ratio=ratio, **by_n[n]))
+    return res
 
 
 def write_plot(out, summary):
@@ -156,6 +191,21 @@ plot {chan}
 unset multiplot
 """.format(out=out, size=cols.replace("%s", out + "/plot-size.dat"),
            chan=cols.replace("%s", out + "/plot-chan.dat"))
+    if summary["fp_cost"]:
+        gp += """set terminal pngcairo size 720,480 noenhanced
+set output '{out}/fpcost.png'
+set title 'XDP program ns per packet (BPF_PROG_TEST_RUN)'
+set grid
+set logscale x
+set yrange [0:*]
+set format y '%g'
+set xlabel 'bindings'
+set ylabel 'ns per packet'
+set key top left
+plot {cols}
+""".format(out=out, cols=", ".join(
+            "'%s/fpcost.dat' u 1:%d w lp lw 2 pt 7 t '%s'" % (out, i + 2, " ".join(c))
+            for i, c in enumerate(FP_COLS)))
     with open(os.path.join(out, "plot.gp"), "w") as f:
         f.write(gp)
 
