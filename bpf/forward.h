@@ -176,8 +176,6 @@ static __always_inline int XT_SYM(xt_parse)(XT_CTX *ctx, struct xt_pkt *p, __u8 
 static __noinline int XT_SYM(xt_classify)(XT_CTX *ctx, struct xt_pkt *p, struct xt_fwd *f)
 {
 	void *data_end = (void *)(long)ctx->data_end;
-	struct xt_relay_key rk = {};
-	struct xt_relay_val *rv;
 	__u8 *pl = NULL;
 	int cd;
 	int rc;
@@ -185,6 +183,7 @@ static __noinline int XT_SYM(xt_classify)(XT_CTX *ctx, struct xt_pkt *p, struct 
 	rc = XT_SYM(xt_parse)(ctx, p, &pl);
 	if (rc)
 		return rc;
+	p->now = bpf_ktime_get_coarse_ns();
 
 	/* ChannelData: channel 0x4000-0x7FFF (CHANNEL_MIN..MAX in stun.h:
 	 * RFC 5766's range, which RFC 8656's 0x4000-0x4FFF is part of).
@@ -203,11 +202,9 @@ static __noinline int XT_SYM(xt_classify)(XT_CTX *ctx, struct xt_pkt *p, struct 
 		f->cd_in = 0;	/* maybe a peer's data: no header to verify */
 	}
 
-	xt_addr_copy(rk.relay, p->daddr);
-	rk.relay_port = p->dport;
-	rv = bpf_map_lookup_elem(&xt_relays, &rk);
-	if (rv)
-		return xt_from_peer(p, f, rv);
+	rc = xt_from_peer(p, f);
+	if (rc != XT_CNT_PASS_NOT_OURS)
+		return rc;
 	if (cd)
 		return XT_CNT_PASS_NO_BINDING;
 	if ((void *)(pl + 4) > data_end || p->plen < 4)
@@ -271,46 +268,6 @@ static __always_inline int XT_SYM(xt_data_sum)(XT_CTX *ctx, const struct xt_pkt 
 	return dsum;
 }
 
-/* A fresh cached next hop into fib (ifindex, MACs): 1, else 0. */
-static __always_inline int XT_SYM(xt_nh_get)(XT_CTX *ctx, const struct xt_fwd *f,
-				     const struct xt_cfg *cfg, struct bpf_fib_lookup *fib)
-{
-	struct xt_nh *nh = xt_nh_of(f);
-	__u64 stamp;
-
-	if (!nh)
-		return 0;
-	stamp = nh->stamp;
-	if (!stamp || bpf_ktime_get_coarse_ns() - stamp >= XT_NH_TTL_NS ||
-	    nh->epoch != cfg->fib_epoch || nh->in_ifindex != ctx->ingress_ifindex ||
-	    fib->tot_len > nh->max_len)
-		return 0;
-	fib->ifindex = nh->ifindex;
-	__builtin_memcpy(fib->smac, nh->smac, ETH_ALEN);
-	__builtin_memcpy(fib->dmac, nh->dmac, ETH_ALEN);
-	return 1;
-}
-
-/* Caches a successful lookup. Readers meanwhile see stamp 0 and look up
- * themselves; the exchange publishes the rest before the new stamp. */
-static __always_inline void XT_SYM(xt_nh_put)(XT_CTX *ctx, const struct xt_fwd *f,
-				      const struct xt_cfg *cfg, const struct bpf_fib_lookup *fib,
-				      __u16 len)
-{
-	struct xt_nh *nh = xt_nh_of(f);
-
-	if (!nh)
-		return;
-	nh->stamp = 0;
-	nh->epoch = cfg->fib_epoch;
-	nh->ifindex = fib->ifindex;
-	nh->in_ifindex = ctx->ingress_ifindex;
-	nh->max_len = len;	/* the lookup may put the MTU in tot_len */
-	__builtin_memcpy(nh->smac, fib->smac, ETH_ALEN);
-	__builtin_memcpy(nh->dmac, fib->dmac, ETH_ALEN);
-	__sync_lock_test_and_set(&nh->stamp, bpf_ktime_get_coarse_ns() ?: 1);
-}
-
 /*
  * Sends the datagram described by *f, a cnt (C2P, P2C, HAIRPIN) one.
  * Returns the counter to bump (cnt on success) and sets f->verdict. Nothing
@@ -324,9 +281,9 @@ static __noinline int XT_SYM(xt_forward)(XT_CTX *ctx, const struct xt_pkt *p,
 	struct bpf_fib_lookup fib = {};
 	__u8 l2hdr[XT_L2_MAX];
 	struct udphdr *udp;
-	__u32 l2 = p->l2, l3, cd, ulen, hsum = 0;
+	__u32 l2 = p->l2, l3, cd, ulen, hsum = 0, in_ifindex = ctx->ingress_ifindex;
 	void *data, *data_end;
-	int v4, dsum, head, rc;
+	int v4, dsum, head, rc, cached;
 	__u64 sum;
 
 	f->verdict = XT_PASS;
@@ -341,7 +298,8 @@ static __noinline int XT_SYM(xt_forward)(XT_CTX *ctx, const struct xt_pkt *p,
 	ulen = sizeof(struct udphdr) + cd + f->dlen;
 
 	fib.tot_len = l3 + ulen;
-	if (!XT_SYM(xt_nh_get)(ctx, f, cfg, &fib)) {
+	cached = xt_nh_get(in_ifindex, p, f, cfg, &fib);
+	if (!cached) {
 		fib.family = v4 ? XT_AF_INET : XT_AF_INET6;
 		fib.l4_protocol = IPPROTO_UDP;
 		fib.sport = f->sport;
@@ -349,7 +307,7 @@ static __noinline int XT_SYM(xt_forward)(XT_CTX *ctx, const struct xt_pkt *p,
 		/* The device whose forwarding switch the kernel checks (see
 		 * the top); the egress it returns is compared with the
 		 * ingress below. */
-		fib.ifindex = cfg->fib_ifindex ?: ctx->ingress_ifindex;
+		fib.ifindex = cfg->fib_ifindex ?: in_ifindex;
 		if (v4) {
 			fib.ipv4_src = f->saddr[3];
 			fib.ipv4_dst = f->daddr[3];
@@ -360,13 +318,17 @@ static __noinline int XT_SYM(xt_forward)(XT_CTX *ctx, const struct xt_pkt *p,
 		rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 			return XT_CNT_PASS_FIB;
-		XT_SYM(xt_nh_put)(ctx, f, cfg, &fib, (__u16)(l3 + ulen));
 	}
-	if ((fib.ifindex != ctx->ingress_ifindex || !XT_VLAN_TX) && l2 != ETH_HLEN)
+	if ((fib.ifindex != in_ifindex || !XT_VLAN_TX) && l2 != ETH_HLEN)
 		return XT_CNT_PASS_UNUSUAL;	/* VLAN: see the top */
-	if (fib.ifindex != ctx->ingress_ifindex &&
-	    !bpf_map_lookup_elem(&xt_tx_ports, &fib.ifindex))
-		return XT_CNT_PASS_FIB;
+	/* A cached next hop was checked when it was cached: the daemon moves
+	 * the epoch when it takes an interface out of xt_tx_ports. */
+	if (!cached) {
+		if (fib.ifindex != in_ifindex &&
+		    !bpf_map_lookup_elem(&xt_tx_ports, &fib.ifindex))
+			return XT_CNT_PASS_FIB;
+		xt_nh_put(in_ifindex, p, f, cfg, &fib, (__u16)(l3 + ulen));
+	}
 
 	dsum = XT_SYM(xt_data_sum)(ctx, p, f, cfg);
 	if (dsum == XT_CSUM_ERR)

@@ -23,7 +23,7 @@
  * cannot give one (no neighbour yet, no route, MTU), the original packet
  * goes up the stack, the kernel resolves the neighbour and the daemon
  * relays it. A rewritten packet is never passed to the kernel. A binding
- * keeps the last answer (struct xt_nh) for up to 10 ms, less when the
+ * keeps the last answer (struct xt_nh) for up to 1 s, less when the
  * daemon hears of a link, address, route or neighbour change.
  * bpf_fib_lookup answers FWD_DISABLED unless forwarding is on for the device
  * it is given (net.ipv4.conf.IF.forwarding, net.ipv6.conf.IF.forwarding):
@@ -146,6 +146,9 @@ struct xt_pkt {
 	__u32 l3;		/* IP header bytes */
 	__u32 plen;		/* UDP payload bytes */
 	__u32 len;		/* frame bytes */
+	/* bpf_ktime_get_coarse_ns() once a packet, for every lifetime and
+	 * next-hop age it meets (up to five reads for a hairpin before). */
+	__u64 now;
 };
 
 /* What to send instead. */
@@ -189,26 +192,29 @@ static __always_inline void xt_count(__u32 idx, __u64 bytes)
 }
 
 /* The kernel's side of TURN lifetimes: live bindings and permissions only. */
-static __always_inline int xt_live(__u32 slot)
+static __always_inline int xt_live(__u32 slot, __u64 now)
 {
 	__u64 *exp = bpf_map_lookup_elem(&xt_expiry, &slot);
 
-	return exp && bpf_ktime_get_coarse_ns() < *exp;
+	return exp && now < *exp;
 }
 
-static __always_inline int xt_perm_live(const struct xt_perm_key *k)
+static __always_inline int xt_perm_live(const struct xt_perm_key *k, __u64 now)
 {
 	struct xt_perm_val *v = bpf_map_lookup_elem(&xt_perms, k);
 
-	return v && bpf_ktime_get_coarse_ns() < v->expires_ns;
+	return v && now < v->expires_ns;
 }
 
-/* From a peer to one of our relays. */
-static __always_inline int xt_from_peer(const struct xt_pkt *p, struct xt_fwd *f,
-					const struct xt_relay_val *rv)
+/* From a peer to one of our relays: its binding first (the common case:
+ * a live p2c binding means a live relay, which goes with its bindings),
+ * then the relay and the permission. Not a relay of ours: PASS_NOT_OURS. */
+static __always_inline int xt_from_peer(const struct xt_pkt *p, struct xt_fwd *f)
 {
 	struct xt_p2c_key pk = {};
 	struct xt_perm_key mk = {};
+	struct xt_relay_key rk = {};
+	struct xt_relay_val *rv;
 	struct xt_p2c_val *pv;
 
 	xt_addr_copy(pk.peer, p->saddr);
@@ -217,11 +223,16 @@ static __always_inline int xt_from_peer(const struct xt_pkt *p, struct xt_fwd *f
 	pk.relay_port = p->dport;
 	pv = bpf_map_lookup_elem(&xt_p2c, &pk);
 	/* An expired channel may leave a live permission: Data indications. */
-	if (!pv || !xt_live(pv->exp_slot)) {
+	if (!pv || !xt_live(pv->exp_slot, p->now)) {
+		xt_addr_copy(rk.relay, p->daddr);
+		rk.relay_port = p->dport;
+		rv = bpf_map_lookup_elem(&xt_relays, &rk);
+		if (!rv)
+			return XT_CNT_PASS_NOT_OURS;
 		xt_addr_copy(mk.relay, p->daddr);
 		xt_addr_copy(mk.peer, p->saddr);
 		mk.relay_port = p->dport;
-		return xt_perm_live(&mk) || (rv->flags & XT_RELAY_PERMS_INCOMPLETE) ?
+		return xt_perm_live(&mk, p->now) || (rv->flags & XT_RELAY_PERMS_INCOMPLETE) ?
 			XT_CNT_PASS_NO_BINDING : XT_CNT_DROP_NO_PERM;
 	}
 	xt_addr_copy(f->saddr, pv->listener);
@@ -252,7 +263,7 @@ static __always_inline int xt_from_client(const struct xt_pkt *p, struct xt_fwd 
 	ck.listener_port = p->dport;
 	ck.channel = channel;
 	cv = bpf_map_lookup_elem(&xt_c2p, &ck);
-	if (!cv || !xt_live(cv->exp_slot))
+	if (!cv || !xt_live(cv->exp_slot, p->now))
 		return XT_CNT_PASS_NO_BINDING;
 	/* RFC 8656 §12.5: up to 3 bytes of padding may follow the data. */
 	if (p->plen < 4 + (__u32)cdlen || p->plen - 4 - cdlen > 3)
@@ -282,7 +293,7 @@ static __always_inline int xt_from_client(const struct xt_pkt *p, struct xt_fwd 
 	xt_addr_copy(mk.peer, cv->relay);
 	mk.relay_port = cv->peer_port;
 	pv = bpf_map_lookup_elem(&xt_p2c, &pk);
-	if (!pv || !xt_live(pv->exp_slot) || !xt_perm_live(&mk))
+	if (!pv || !xt_live(pv->exp_slot, p->now) || !xt_perm_live(&mk, p->now))
 		return XT_CNT_PASS_NO_BINDING;
 	xt_addr_copy(f->saddr, pv->listener);
 	xt_addr_copy(f->daddr, pv->client);
@@ -312,6 +323,47 @@ static __always_inline struct xt_nh *xt_nh_of(const struct xt_fwd *f)
 	if (f->p2c)
 		return &f->p2c->nh;
 	return f->c2p ? &f->c2p->nh : NULL;
+}
+
+/* A fresh cached next hop into fib (ifindex, MACs): 1, else 0. */
+static __always_inline int xt_nh_get(__u32 in_ifindex, const struct xt_pkt *p,
+				     const struct xt_fwd *f, const struct xt_cfg *cfg,
+				     struct bpf_fib_lookup *fib)
+{
+	struct xt_nh *nh = xt_nh_of(f);
+	__u64 stamp;
+
+	if (!nh)
+		return 0;
+	stamp = nh->stamp;
+	if (!stamp || p->now - stamp >= XT_NH_TTL_NS ||
+	    nh->epoch != cfg->fib_epoch || nh->in_ifindex != in_ifindex ||
+	    fib->tot_len > nh->max_len)
+		return 0;
+	fib->ifindex = nh->ifindex;
+	__builtin_memcpy(fib->smac, nh->smac, ETH_ALEN);
+	__builtin_memcpy(fib->dmac, nh->dmac, ETH_ALEN);
+	return 1;
+}
+
+/* Caches a successful lookup. Readers meanwhile see stamp 0 and look up
+ * themselves; the exchange publishes the rest before the new stamp. */
+static __always_inline void xt_nh_put(__u32 in_ifindex, const struct xt_pkt *p,
+				      const struct xt_fwd *f, const struct xt_cfg *cfg,
+				      const struct bpf_fib_lookup *fib, __u16 len)
+{
+	struct xt_nh *nh = xt_nh_of(f);
+
+	if (!nh)
+		return;
+	nh->stamp = 0;
+	nh->epoch = cfg->fib_epoch;
+	nh->ifindex = fib->ifindex;
+	nh->in_ifindex = in_ifindex;
+	nh->max_len = len;	/* the lookup may put the MTU in tot_len */
+	__builtin_memcpy(nh->smac, fib->smac, ETH_ALEN);
+	__builtin_memcpy(nh->dmac, fib->dmac, ETH_ALEN);
+	__sync_lock_test_and_set(&nh->stamp, p->now ?: 1);
 }
 
 /* ---- XDP ------------------------------------------------------------------ */

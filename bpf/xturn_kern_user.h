@@ -66,7 +66,11 @@ struct xt_nh {
 	__u32 pad2;
 };
 
-#define XT_NH_TTL_NS 10000000ULL	/* 10 ms */
+/* A safety net only: the epoch voids a next hop on every change the daemon
+ * hears of. Longer than a packetization interval (20 ms audio: a 10 ms TTL
+ * had every packet of an audio flow look up again), short enough that a
+ * change no daemon followed (none running) reaches the bindings soon. */
+#define XT_NH_TTL_NS 1000000000ULL	/* 1 s */
 
 /* The counters of a binding live in its values: the lookup that finds a
  * binding has brought them into the cache (a separate per-channel array

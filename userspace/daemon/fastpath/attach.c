@@ -162,21 +162,26 @@ static int attach(struct fastpath *fp, const struct nl_link *l, char *why, size_
 			break;
 	}
 	if (err) {
-		bpf_map_delete_elem(bpf_map__fd(fp->skel->maps.xt_tx_ports), &ifindex);
+		fp_tx_port_del(fp, ifindex);
 		fp_say(why, whylen, "attaching to %s failed: %s", l->name, msg);
 	}
 	return err;
 }
 
+void fp_tx_port_del(struct fastpath *fp, __u32 ifindex)
+{
+	bpf_map_delete_elem(bpf_map__fd(fp->skel->maps.xt_tx_ports), &ifindex);
+	fp_flush_next_hops(fp);
+}
+
 static void forget(struct fastpath *fp, int ifindex)
 {
 	struct fp_iface *f = iface_find(fp, ifindex);
-	uint32_t key = (uint32_t)ifindex;
 
 	if (!f)
 		return;
 	*f = fp->attached[--fp->nattached];
-	bpf_map_delete_elem(bpf_map__fd(fp->skel->maps.xt_tx_ports), &key);
+	fp_tx_port_del(fp, (__u32)ifindex);
 }
 
 static const struct nl_link *link_by_index(const struct nl_link *links, size_t n, int ifindex)

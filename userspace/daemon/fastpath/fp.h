@@ -145,6 +145,9 @@ void fp_lookup_gone(struct fastpath *fp);
  * interface name, an attach failure or nothing to attach to is an error
  * explained in why; otherwise (following netlink) such things are skipped. */
 int fp_scan(struct fastpath *fp, bool strict, char *why, size_t whylen);
+/* Takes ifindex out of xt_tx_ports and the next hops the program cached
+ * through it with it (a cached next hop is not checked against the map). */
+void fp_tx_port_del(struct fastpath *fp, __u32 ifindex);
 
 /* load.c: libbpf's and libxdp's warnings go to debug level while on (calls
  * nest: on, on, off is still on). */

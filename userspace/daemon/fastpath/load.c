@@ -297,8 +297,7 @@ int fp_open(struct fastpath **out, const struct fp_opts *o, char *why, size_t wh
 		for (unsigned k = 0; k < fp->nattached; k++)
 			ours |= (__u32)fp->attached[k].ifindex == fp->old_ports[i];
 		if (!ours)
-			bpf_map_delete_elem(bpf_map__fd(fp->skel->maps.xt_tx_ports),
-					    &fp->old_ports[i]);
+			fp_tx_port_del(fp, fp->old_ports[i]);
 	}
 	/* Where ours did not take its place (an interface no longer ours). */
 	for (int i = 0; i < FP_NPROGS; i++)
