@@ -38,13 +38,13 @@ static struct fake fk;
 static uint8_t key[STUN_MAX_KEY];
 static size_t keylen;
 
-static int f_relay_open(void *ctx, int family, uint16_t port, bool even, bool df,
-			struct sockaddr_storage *addr, struct sockaddr_storage *adv)
+static int f_relay_open(void *ctx, int family, const struct sockaddr_storage *at, bool even,
+			bool df, struct sockaddr_storage *addr, struct sockaddr_storage *adv)
 {
 	if (fk.next_fd >= 1000 + MAX_RELAYS)
 		return -EADDRINUSE;
 	addr_parse(family == AF_INET ? "192.0.2.1" : "2001:db8::1", 0, addr);
-	addr_set_port(addr, port ? port : (uint16_t)(50000 + fk.next_fd - 1000));
+	addr_set_port(addr, at ? addr_port(at) : (uint16_t)(50000 + fk.next_fd - 1000));
 	*adv = *addr;
 	return fk.next_fd++;
 }

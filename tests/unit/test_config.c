@@ -493,11 +493,24 @@ static void test_validate(void **state)
 		       "default-allocate-lifetime");
 	expect_invalid(f, "realm=r\n", "no credentials");
 	expect_invalid(f, "user=a:b\nno-udp\nno-tcp\n", "nothing to listen on");
+	/* Two relay-ip told to clients as one address. */
+	expect_invalid(f, "user=a:b\nrelay-ip=10.0.0.1\nrelay-ip=10.0.0.2\n"
+		       "external-ip=198.51.100.7\n", "relay-ip 10.0.0.1 and 10.0.0.2");
+	expect_invalid(f, "user=a:b\nrelay-ip=10.0.0.1\nrelay-ip=10.0.0.2\n"
+		       "external-ip=198.51.100.7/10.0.0.1\nexternal-ip=198.51.100.7/10.0.0.2\n",
+		       "relay-ip 10.0.0.1 and 10.0.0.2");
 	/* The boundary cases are valid. */
 	config_free(&f->c);
 	config_init(&f->c);
 	assert_int_equal(load(f, "use-auth-secret\nstatic-auth-secret=k\nmin-port=5000\n"
 			      "max-port=5000\ndefault-allocate-lifetime=3600\n"), 0);
+	assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), 0);
+	/* Each relay-ip its own public address, or one of each family. */
+	config_free(&f->c);
+	config_init(&f->c);
+	assert_int_equal(load(f, "user=a:b\nrelay-ip=10.0.0.1\nrelay-ip=10.0.0.2\n"
+			      "relay-ip=2001:db8::1\nexternal-ip=198.51.100.7/10.0.0.1\n"
+			      "external-ip=198.51.100.8/10.0.0.2\nexternal-ip=2001:db8:1::1\n"), 0);
 	assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), 0);
 }
 

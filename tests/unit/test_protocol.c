@@ -129,11 +129,15 @@ static int take(struct inbox *b, void *buf, size_t cap, struct sockaddr_storage 
 	return (int)n;
 }
 
-static int io_relay_open(void *ctx, int family, uint16_t port, bool even, bool df,
-			 struct sockaddr_storage *addr, struct sockaddr_storage *adv)
+static int io_relay_open(void *ctx, int family, const struct sockaddr_storage *at, bool even,
+			 bool df, struct sockaddr_storage *addr, struct sockaddr_storage *adv)
 {
 	struct sockaddr_storage ip = A(family == AF_INET6 ? "::1" : "127.0.0.1");
+	uint16_t port = at ? addr_port(at) : 0;
 	int fd = -1;
+
+	if (at && !addr_ip_eq(at, &ip))
+		return -EADDRNOTAVAIL;
 
 	for (int f = LISTENER_FD + 1; f < NFDS && fd < 0; f++)
 		if (W.relay[f].ss_family == AF_UNSPEC)

@@ -97,7 +97,7 @@ static const struct config_key config_keys[] = {
 	     "seconds a TCP/TLS connection may live without an allocation"),
 	UINT("tls-handshake-timeout", tls_handshake_timeout, 1, 600, "10",
 	     "seconds to complete the TLS handshake"),
-	ADDRS("relay-ip", relay, nrelay, "address to allocate relayed ports on (repeatable)"),
+	ADDRS("relay-ip", relay, nrelay, "address to allocate relayed ports on (repeatable: allocations alternate between them)"),
 	{ .name = "external-ip", .type = CONFIG_EXTIP, .arg = "PUBLIC[/PRIVATE]",
 	  .help = "public address advertised for relays on PRIVATE (or on any) (repeatable)" },
 	PORT("min-port", min_port, "49152", "lowest relay port"),
@@ -823,8 +823,45 @@ int config_parse_args(struct config *c, int argc, char **argv, char *err, size_t
 	return 0;
 }
 
+void config_advertised(const struct config *cfg, const struct sockaddr_storage *local,
+		       struct sockaddr_storage *adv)
+{
+	*adv = *local;
+	for (unsigned i = 0; i < cfg->next; i++) {
+		const struct sockaddr_storage *priv = &cfg->ext_private[i];
+		const struct sockaddr_storage *pub = &cfg->ext_public[i];
+		if (pub->ss_family != local->ss_family)
+			continue;
+		if (priv->ss_family == AF_UNSPEC || addr_ip_eq(priv, local)) {
+			*adv = *pub;
+			addr_set_port(adv, addr_port(local));
+			return;
+		}
+	}
+}
+
+/* Two relay addresses told to clients as one (external-ip): their
+ * allocations' relayed addresses would clash. The first such pair, or -1. */
+static int advertised_clash(const struct config *c, unsigned *j)
+{
+	struct sockaddr_storage a, b;
+
+	for (unsigned i = 0; i < c->nrelay; i++)
+		for (*j = i + 1; *j < c->nrelay; (*j)++) {
+			config_advertised(c, &c->relay[i], &a);
+			config_advertised(c, &c->relay[*j], &b);
+			if (addr_ip_eq(&a, &b))
+				return (int)i;
+		}
+	return -1;
+}
+
 int config_validate(const struct config *c, char *err, size_t errlen)
 {
+	char a[INET6_ADDRSTRLEN + 8], b[INET6_ADDRSTRLEN + 8];
+	unsigned j;
+	int i;
+
 	if (c->min_port > c->max_port)
 		snprintf(err, errlen, "min-port %u is above max-port %u", c->min_port, c->max_port);
 	else if (c->default_lifetime > c->max_lifetime)
@@ -841,6 +878,11 @@ int config_validate(const struct config *c, char *err, size_t errlen)
 	else if (!c->users.n && !c->secrets.n)
 		snprintf(err, errlen, "no credentials: set user=NAME:PASSWORD or "
 			 "use-auth-secret with static-auth-secret");
+	else if ((i = advertised_clash(c, &j)) >= 0)
+		snprintf(err, errlen, "relay-ip %s and %s would both be told to clients as one "
+			 "external-ip address: give each its own (external-ip = PUBLIC/PRIVATE)",
+			 addr_str(&c->relay[i], false, a, sizeof(a)),
+			 addr_str(&c->relay[j], false, b, sizeof(b)));
 	else
 		return 0;
 	return -EINVAL;

@@ -126,6 +126,10 @@ int config_parse_args(struct config *c, int argc, char **argv, char *err, size_t
 /* Cross-key checks after loading (min-port <= max-port, a secret when
  * use-auth-secret, ...). 0 or -EINVAL with err set. */
 int config_validate(const struct config *c, char *err, size_t errlen);
+/* external-ip: the address clients are told for a local relay address
+ * ("public" alone maps every relay of its family, "public/private" one). */
+void config_advertised(const struct config *cfg, const struct sockaddr_storage *local,
+		       struct sockaddr_storage *adv);
 void config_usage(FILE *f);
 /* The KEYS section of xturn.conf(5) (man(7) source): the same table. */
 void config_man(FILE *f);

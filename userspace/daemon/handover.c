@@ -144,9 +144,7 @@ static int take(struct handover *h, char kind, unsigned worker, int type, bool t
 		if (kind == 'L' && (p->worker != worker || p->type != type || p->tls != tls ||
 				    !addr_eq(&p->addr, addr)))
 			continue;
-		/* A relay's address is its family's relay IP (one each) and its port. */
-		if (kind == 'R' && (p->addr.ss_family != addr->ss_family ||
-				    addr_port(&p->addr) != addr_port(addr)))
+		if (kind == 'R' && !addr_eq(&p->addr, addr))
 			continue;
 		p->fd = -1;
 		return fd;
@@ -160,12 +158,9 @@ int handover_listener(struct handover *h, unsigned worker, int type, bool tls,
 	return take(h, 'L', worker, type, tls, addr);
 }
 
-int handover_relay(struct handover *h, int family, uint16_t port)
+int handover_relay(struct handover *h, const struct sockaddr_storage *addr)
 {
-	struct sockaddr_storage a = { .ss_family = (sa_family_t)family };
-
-	addr_set_port(&a, port);
-	return take(h, 'R', 0, 0, false, &a);
+	return take(h, 'R', 0, 0, false, addr);
 }
 
 int handover_lock(struct handover *h)

@@ -27,7 +27,7 @@ struct handover *handover_take(void);
  * none. Each is given once. */
 int handover_listener(struct handover *h, unsigned worker, int type, bool tls,
 		      const struct sockaddr_storage *addr);
-int handover_relay(struct handover *h, int family, uint16_t port);
+int handover_relay(struct handover *h, const struct sockaddr_storage *addr);
 /* The plain TCP connections passed to relay thread worker: fn(ctx, fd,
  * record, length) for each, with its allocation's record (turn/snapshot.h)
  * or none (NULL, 0). */

@@ -521,7 +521,7 @@ int server_new(struct server **out, const struct config *cfg, struct auth *auth,
 	for (unsigned i = 0; srv->env.host && i < cfg->nrelay; i++) {
 		struct sockaddr_storage adv;
 
-		udp_advertised(cfg, &cfg->relay[i], &adv);
+		config_advertised(cfg, &cfg->relay[i], &adv);
 		if (!addr_ip_eq(&adv, &cfg->relay[i]) &&
 		    hostaddr_alias(srv->env.host, &adv, &cfg->relay[i]) == -ENOMEM)
 			log_warn("external-ip: out of memory");

@@ -59,29 +59,30 @@ int udp_listen(const struct sockaddr_storage *a)
 	return fd;
 }
 
-void udp_advertised(const struct config *cfg, const struct sockaddr_storage *local,
-		    struct sockaddr_storage *adv)
-{
-	*adv = *local;
-	for (unsigned i = 0; i < cfg->next; i++) {
-		const struct sockaddr_storage *priv = &cfg->ext_private[i];
-		const struct sockaddr_storage *pub = &cfg->ext_public[i];
-		if (pub->ss_family != local->ss_family)
-			continue;
-		if (priv->ss_family == AF_UNSPEC || addr_ip_eq(priv, local)) {
-			*adv = *pub;
-			addr_set_port(adv, addr_port(local));
-			return;
-		}
-	}
-}
-
-static const struct sockaddr_storage *relay_local(const struct config *cfg, int family)
+/* The k-th relay address of family (k below relay_count). */
+static const struct sockaddr_storage *relay_nth(const struct config *cfg, int family, unsigned k)
 {
 	for (unsigned i = 0; i < cfg->nrelay; i++)
-		if (cfg->relay[i].ss_family == family)
+		if (cfg->relay[i].ss_family == family && !k--)
 			return &cfg->relay[i];
 	return NULL;
+}
+
+static unsigned relay_count(const struct config *cfg, int family)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < cfg->nrelay; i++)
+		n += cfg->relay[i].ss_family == family;
+	return n;
+}
+
+static bool is_relay_ip(const struct config *cfg, const struct sockaddr_storage *a)
+{
+	for (unsigned i = 0; i < cfg->nrelay; i++)
+		if (addr_ip_eq(&cfg->relay[i], a))
+			return true;
+	return false;
 }
 
 static int try_bind(int family, const struct sockaddr_storage *ip, uint16_t port, bool df,
@@ -106,31 +107,38 @@ static int try_bind(int family, const struct sockaddr_storage *ip, uint16_t port
 	return fd;
 }
 
-int udp_relay_open(struct udp_ports *p, int family, uint16_t port, bool even, bool df,
-		   struct sockaddr_storage *addr, struct sockaddr_storage *adv)
+int udp_relay_open(struct udp_ports *p, int family, const struct sockaddr_storage *at, bool even,
+		   bool df, struct sockaddr_storage *addr, struct sockaddr_storage *adv)
 {
-	const struct sockaddr_storage *ip = relay_local(p->cfg, family);
 	unsigned lo = p->cfg->min_port, hi = p->cfg->max_port, span = hi - lo + 1;
+	unsigned nips = relay_count(p->cfg, family);
 	int fd = -EADDRINUSE;
 
-	if (!ip)
+	if (!nips)
 		return -EAFNOSUPPORT;
-	if (port) {
+	if (at) {
+		uint16_t port = addr_port(at);
+
+		if (at->ss_family != family || !is_relay_ip(p->cfg, at))
+			return -EADDRNOTAVAIL;
 		if (port < lo || port > hi)
 			return -EADDRINUSE;
-		fd = try_bind(family, ip, port, df, addr);
+		fd = try_bind(family, at, port, df, addr);
 	} else {
-		for (unsigned i = 0; i < span; i++) {
-			uint16_t pt = (uint16_t)(lo + (p->cursor++ % span));
+		/* The cursor counts (address, port) pairs: address fastest. */
+		for (unsigned i = 0; i < span * nips; i++) {
+			unsigned c = p->cursor++ % (span * nips);
+			uint16_t pt = (uint16_t)(lo + c / nips);
+
 			if (even && (pt & 1))
 				continue;
-			fd = try_bind(family, ip, pt, df, addr);
+			fd = try_bind(family, relay_nth(p->cfg, family, c % nips), pt, df, addr);
 			if (fd >= 0 || fd != -EADDRINUSE)
 				break;
 		}
 	}
 	if (fd >= 0) {
-		udp_advertised(p->cfg, addr, adv);
+		config_advertised(p->cfg, addr, adv);
 		hostaddr_relay_bound(p->host, addr);
 	}
 	return fd;
@@ -147,7 +155,7 @@ int udp_relay_adopt(struct udp_ports *p, int fd, struct sockaddr_storage *addr,
 		return err;
 	}
 	addr_canon(addr);
-	udp_advertised(p->cfg, addr, adv);
+	config_advertised(p->cfg, addr, adv);
 	hostaddr_relay_bound(p->host, addr);
 	return fd;
 }

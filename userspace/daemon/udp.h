@@ -22,25 +22,23 @@ void udp_gro_enable(bool on);
  * has its own, with IP(V6)_PKTINFO: the fd, or -errno. */
 int udp_listen(const struct sockaddr_storage *a);
 
-/* external-ip: the address clients are told for a local relay address
- * ("public" alone maps every relay of its family, "public/private" one). */
-void udp_advertised(const struct config *cfg, const struct sockaddr_storage *local,
-		    struct sockaddr_storage *adv);
-
-/* One relay thread's walk over the relay port range. */
+/* One relay thread's walk over its relay addresses and port range. */
 struct udp_ports {
 	const struct config *cfg;
 	struct hostaddr *host;		/* told which relay ports are bound */
-	uint16_t cursor;
+	uint32_t cursor;
 };
 
-/* A relay socket on the relay address of family: port 0 is any free port
- * of the range (even if even), round-robin from the cursor so a freed port
- * is not handed out again at once; else exactly that port. df sets
- * DONT-FRAGMENT (IPv4). The fd with addr and adv (udp_advertised) set, or
- * -EAFNOSUPPORT (no relay address of the family), -EADDRINUSE, -errno. */
-int udp_relay_open(struct udp_ports *p, int family, uint16_t port, bool even, bool df,
-		   struct sockaddr_storage *addr, struct sockaddr_storage *adv);
+/* A relay socket. at NULL: on a relay address of family and a free port of
+ * the range (even if even): round-robin from the cursor over (address,
+ * port), the addresses alternating, so allocations spread over every
+ * relay-ip and a freed port is not handed out again at once. Else exactly
+ * at, which must be a relay address with a port of the range. df sets
+ * DONT-FRAGMENT (IPv4). The fd with addr and adv (config_advertised) set, or
+ * -EAFNOSUPPORT (no relay address of the family), -EADDRNOTAVAIL (at is
+ * none), -EADDRINUSE, -errno. */
+int udp_relay_open(struct udp_ports *p, int family, const struct sockaddr_storage *at, bool even,
+		   bool df, struct sockaddr_storage *addr, struct sockaddr_storage *adv);
 /* Closes a relay socket (addr: its bound address, NULL to ask the socket),
  * which no longer holds its port for relay to relay. */
 /* A relay socket bound by a daemon before us (a handover): taken as if

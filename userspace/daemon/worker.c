@@ -76,16 +76,16 @@ struct worker {
 
 /* ---- turn_io ----------------------------------------------------------------- */
 
-static int io_relay_open(void *ctx, int family, uint16_t port, bool even, bool df,
-			 struct sockaddr_storage *addr, struct sockaddr_storage *adv)
+static int io_relay_open(void *ctx, int family, const struct sockaddr_storage *at, bool even,
+			 bool df, struct sockaddr_storage *addr, struct sockaddr_storage *adv)
 {
 	struct worker *w = ctx;
-	int fd = port ? handover_relay(w->env.handover, family, port) : -1;
+	int fd = at ? handover_relay(w->env.handover, at) : -1;
 
 	/* An adopted allocation's relay, still open in the daemon before us. */
 	if (fd >= 0)
 		return udp_relay_adopt(&w->ports, fd, addr, adv);
-	return udp_relay_open(&w->ports, family, port, even, df, addr, adv);
+	return udp_relay_open(&w->ports, family, at, even, df, addr, adv);
 }
 
 static void io_relay_close(void *ctx, int fd)

@@ -410,14 +410,16 @@ static int open_relay(struct req *q, int family, bool even, bool reserve, bool d
 
 	*reserved = false;
 	for (int tries = 0; tries < EVEN_PORT_TRIES; tries++) {
-		int fd = s->io.relay_open(s->io.ctx, family, 0, even, df, &out->addr, &out->adv);
+		int fd = s->io.relay_open(s->io.ctx, family, NULL, even, df, &out->addr, &out->adv);
 		if (fd < 0)
 			return fd;
 		out->fd = fd;
 		if (!reserve)
 			return 0;
-		int rfd = s->io.relay_open(s->io.ctx, family, addr_port(&out->addr) + 1, false, df,
-					   &rv->addr, &rv->adv);
+		struct sockaddr_storage next = out->addr;	/* same IP, port + 1 */
+
+		addr_set_port(&next, (uint16_t)(addr_port(&out->addr) + 1));
+		int rfd = s->io.relay_open(s->io.ctx, family, &next, false, df, &rv->addr, &rv->adv);
 		if (rfd >= 0) {
 			rv->fd = rfd;
 			rv->expires = q->now + RESERVATION_LIFETIME;
@@ -1000,7 +1002,7 @@ int turn_adopt(struct turn_server *s, const struct allocation *rec, int listener
 	/* The relayed ports as they were: clients and peers know them. */
 	for (unsigned i = 0; i < rec->nrelays && !err; i++) {
 		const struct sockaddr_storage *want = &rec->relays[i].addr;
-		int fd = s->io.relay_open(s->io.ctx, want->ss_family, addr_port(want), false, false,
+		int fd = s->io.relay_open(s->io.ctx, want->ss_family, want, false, false,
 					  &a->relays[i].addr, &a->relays[i].adv);
 
 		if (fd < 0) {

@@ -20,12 +20,15 @@ struct hostaddr;
 /* What the server needs from the sockets layer. */
 struct turn_io {
 	void *ctx;
-	/* Opens a relay socket on a local address of the family: port 0 means
-	 * any free port in the range (even if even), else exactly that port.
+	/* Opens a relay socket: at NULL, on any relay address of the family
+	 * and any free port in the range (even if even); else exactly at (an
+	 * allocation restored, the port after a reserved one).
 	 * Returns the fd (>= 0) and fills addr (local) and adv (advertised),
-	 * or -errno (-EADDRINUSE, -EAFNOSUPPORT: no relay of that family). */
-	int (*relay_open)(void *ctx, int family, uint16_t port, bool even, bool dont_fragment,
-			  struct sockaddr_storage *addr, struct sockaddr_storage *adv);
+	 * or -errno (-EADDRINUSE, -EAFNOSUPPORT: no relay of that family,
+	 * -EADDRNOTAVAIL: at is no relay address). */
+	int (*relay_open)(void *ctx, int family, const struct sockaddr_storage *at, bool even,
+			  bool dont_fragment, struct sockaddr_storage *addr,
+			  struct sockaddr_storage *adv);
 	/* Closes a relay socket that never became part of an allocation. */
 	void (*relay_close)(void *ctx, int fd);
 	int (*send_client)(void *ctx, int listener_fd, const struct sockaddr_storage *listener,
