@@ -15,10 +15,11 @@
 
 #define WALL0 1764763200	/* 2025-12-03T12:00:00Z */
 
-static void mk(struct allocation *a, const char *user)
+static struct allocation *mk(const char *user)
 {
-	memset(a, 0, sizeof(*a));
-	snprintf(a->username, sizeof(a->username), "%s", user);
+	struct allocation *a = alloc_new(user);
+
+	assert_non_null(a);
 	assert_int_equal(addr_parse("192.0.2.1:40000", 0, &a->client), 0);
 	assert_int_equal(addr_parse("203.0.113.5:49152", 0, &a->relays[0].adv), 0);
 	assert_int_equal(addr_parse("[2001:db8::5]:49153", 0, &a->relays[1].adv), 0);
@@ -33,15 +34,16 @@ static void mk(struct allocation *a, const char *user)
 	a->c2p = (struct alloc_traffic){ .packets = 5, .bytes = 500, .xdp_packets = 10,
 					 .xdp_bytes = 2000 };
 	a->p2c = (struct alloc_traffic){ .packets = 1, .bytes = 100 };
+	return a;
 }
 
 static void test_record_fields(void **state)
 {
-	struct allocation a;
+	struct allocation *a;
 	char buf[2048];
 
-	mk(&a, "alice");
-	assert_true(acct_json(buf, sizeof(buf), &a, "example.org", &a.c2p, &a.p2c, 160,
+	a = mk("alice");
+	assert_true(acct_json(buf, sizeof(buf), a, "example.org", &a->c2p, &a->p2c, 160,
 			      WALL0 + 60) > 0);
 	assert_string_equal(buf,
 		"{\"id\":\"0123456789abcdef\",\"user\":\"alice\",\"realm\":\"example.org\","
@@ -51,8 +53,8 @@ static void test_record_fields(void **state)
 		"\"permissions\":2,\"channels\":1,"
 		"\"c2p\":{\"packets\":15,\"bytes\":2500,\"xdp_packets\":10,\"xdp_bytes\":2000},"
 		"\"p2c\":{\"packets\":1,\"bytes\":100,\"xdp_packets\":0,\"xdp_bytes\":0}}");
-	a.end = ALLOC_END_KILLED;
-	assert_true(acct_json(buf, sizeof(buf), &a, "example.org", &a.c2p, &a.p2c, 190,
+	a->end = ALLOC_END_KILLED;
+	assert_true(acct_json(buf, sizeof(buf), a, "example.org", &a->c2p, &a->p2c, 190,
 			      WALL0 + 90) > 0);
 	assert_non_null(strstr(buf, "{\"event\":\"allocation_end\",\"id\":\"0123456789abcdef\""));
 	assert_non_null(strstr(buf, "\"start\":\"2025-12-03T12:00:00Z\","
@@ -60,26 +62,28 @@ static void test_record_fields(void **state)
 				    "\"reason\":\"killed\",\"c2p\""));
 	assert_null(strstr(buf, "age_s"));
 	/* Too small a buffer: nothing, not half a line. */
-	assert_int_equal(acct_json(buf, 40, &a, "example.org", &a.c2p, &a.p2c, 190, WALL0), 0);
+	assert_int_equal(acct_json(buf, 40, a, "example.org", &a->c2p, &a->p2c, 190, WALL0), 0);
+	free(a);
 }
 
 /* Quotes, backslashes, control bytes escaped; valid UTF-8 kept; a byte
  * that is not UTF-8 becomes U+FFFD. */
 static void test_username_escaped(void **state)
 {
-	struct allocation a;
+	struct allocation *a;
 	char buf[2048];
 
-	mk(&a, "a\"b\\c\x01\n\x7f" "d\xff\xc3\xa9\xe2\x82\xac\xed\xa0\x80" "e");
-	assert_true(acct_json(buf, sizeof(buf), &a, "r", &a.c2p, &a.p2c, 100, WALL0) > 0);
+	a = mk("a\"b\\c\x01\n\x7f" "d\xff\xc3\xa9\xe2\x82\xac\xed\xa0\x80" "e");
+	assert_true(acct_json(buf, sizeof(buf), a, "r", &a->c2p, &a->p2c, 100, WALL0) > 0);
 	assert_non_null(strstr(buf, "\"user\":\"a\\\"b\\\\c\\u0001\\u000a\\u007fd\\ufffd"
 				    "\xc3\xa9\xe2\x82\xac\\ufffd\\ufffd\\ufffde\","));
+	free(a);
 }
 
 static void test_file_and_reopen(void **state)
 {
 	char path[] = "/tmp/xturn-test-acct-XXXXXX", moved[64], line[4096];
-	struct allocation a;
+	struct allocation *a;
 	struct acct *ac;
 	FILE *f;
 	int err, fd = mkstemp(path);
@@ -88,15 +92,16 @@ static void test_file_and_reopen(void **state)
 	close(fd);
 	ac = acct_open(path, &err);
 	assert_non_null(ac);
-	mk(&a, "first");
-	a.end = ALLOC_END_EXPIRED;
-	acct_end(ac, &a, "r", 700, WALL0 + 600);
+	a = mk("first");
+	a->end = ALLOC_END_EXPIRED;
+	acct_end(ac, a, "r", 700, WALL0 + 600);
 	snprintf(moved, sizeof(moved), "%s.1", path);
 	assert_int_equal(rename(path, moved), 0);
 	assert_int_equal(acct_reopen(ac), 0);
-	mk(&a, "second");
-	a.end = ALLOC_END_DELETED;
-	acct_end(ac, &a, "r", 700, WALL0 + 600);
+	free(a);
+	a = mk("second");
+	a->end = ALLOC_END_DELETED;
+	acct_end(ac, a, "r", 700, WALL0 + 600);
 	acct_free(ac);
 	f = fopen(moved, "r");
 	assert_non_null(f);
@@ -117,11 +122,12 @@ static void test_file_and_reopen(void **state)
 	/* No file: the log line only. A file that cannot open: an error. */
 	ac = acct_open(NULL, &err);
 	assert_non_null(ac);
-	acct_end(ac, &a, "r", 700, WALL0);
+	acct_end(ac, a, "r", 700, WALL0);
 	assert_int_equal(acct_reopen(ac), 0);
 	acct_free(ac);
 	assert_null(acct_open("/nonexistent-dir/acct.json", &err));
 	assert_true(err < 0);
+	free(a);
 }
 
 int main(void)

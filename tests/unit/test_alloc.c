@@ -470,6 +470,13 @@ static void test_tx_cache(void **st)
 		alloc_tx_store(&a, t2, (const uint8_t *)"x", 1);
 	}
 	assert_null(alloc_tx_find(&a, tid));
+	/* Too long for the cache: not kept, the ring untouched. */
+	uint8_t big[ALLOC_TX_MAXLEN + 1] = { 0 };
+	alloc_tx_store(&a, tid, big, sizeof(big));
+	assert_null(alloc_tx_find(&a, tid));
+	assert_non_null(alloc_tx_find(&a, (uint8_t[STUN_TID_LEN]){ 0x40, ALLOC_TX_CACHE - 1 }));
+	alloc_tx_clear(&a);
+	assert_null(alloc_tx_find(&a, (uint8_t[STUN_TID_LEN]){ 0x40, ALLOC_TX_CACHE - 1 }));
 }
 
 int main(void)

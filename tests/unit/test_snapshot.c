@@ -18,11 +18,10 @@
 
 static struct allocation *mk(uint64_t id, const char *user, unsigned nperms, unsigned nchans)
 {
-	struct allocation *a = calloc(1, sizeof(*a));
+	struct allocation *a = alloc_new(user);
 
 	assert_non_null(a);
 	a->id = id;
-	snprintf(a->username, sizeof(a->username), "%s", user);
 	assert_int_equal(addr_parse("198.51.100.7:40000", 0, &a->client), 0);
 	assert_int_equal(addr_parse("[2001:db8::1]:3478", 0, &a->listener), 0);
 	assert_int_equal(addr_parse("203.0.113.5:49152", 0, &a->relays[0].addr), 0);

@@ -22,12 +22,11 @@ static inline struct sockaddr_storage A(const char *s)
  * 50000), not yet in any table. */
 static inline struct allocation *mk(const char *client, const char *user, time_t expires)
 {
-	struct allocation *a = calloc(1, sizeof(*a));
+	struct allocation *a = alloc_new(user);
 
 	assert_non_null(a);
 	a->client = A(client);
 	a->listener = A("192.0.2.1:3478");
-	snprintf(a->username, sizeof(a->username), "%s", user);
 	a->relays[0].addr = A("192.0.2.1:50000");
 	a->nrelays = 1;
 	a->expires = expires;

@@ -293,9 +293,10 @@ int open_allocs(struct client *c)
 
 	for (unsigned i = 0; i < o->allocs; i++) {
 		struct alloc *a = &c->allocs[i];
-		int ret = o->secret ? turnc_open_rest(&a->tc, &c->server, NULL, o->user, o->secret,
+		const struct sockaddr_storage *src = o->nsources ? &o->sources[i % o->nsources] : NULL;
+		int ret = o->secret ? turnc_open_rest(&a->tc, &c->server, src, o->user, o->secret,
 						      REST_TTL)
-				    : turnc_open(&a->tc, &c->server, NULL, o->user, o->pass);
+				    : turnc_open(&a->tc, &c->server, src, o->user, o->pass);
 
 		if (ret < 0) {
 			fprintf(stderr, "xturngen: allocation %u: open: %s\n", i, strerror(-ret));

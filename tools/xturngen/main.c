@@ -43,8 +43,9 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: xturngen -s SERVER[:port] -u USER (-w PASS | -W SECRET) -p PEER:PORT[,...]\n"
-"                [-a ALLOCS] [-c CHANNELS] [-r PPS] [-d SECONDS] [-l BYTES] [-t THREADS]\n"
-"                [--json] [--pcap FILE [--pcap-count N]] [--live-frames IFNAME [--dst-mac MAC]]\n"
+"                [-a ALLOCS] [-S SOURCES] [-c CHANNELS] [-r PPS] [-d SECONDS] [-l BYTES]\n"
+"                [-t THREADS] [--json] [--pcap FILE [--pcap-count N]]\n"
+"                [--live-frames IFNAME [--dst-mac MAC]]\n"
 "       xturngen --peer -L ADDR:PORT[,...] [--ports N] [--echo] [-d SECONDS] [--json]\n"
 "       xturngen --xdp-sink IFNAME (--pin PATH | --detach [--pin PATH])\n"
 "       xturngen --xdp-pass IFNAME\n"
@@ -54,7 +55,9 @@ static void usage(FILE *f)
 "  -u USER        username (with -W: the name part of the REST username)\n"
 "  -w PASS        long-term password\n"
 "  -W SECRET      TURN REST shared secret (username \"<expiry>:USER\")\n"
-"  -a N           allocations, each from its own UDP socket (default 1)\n"
+"  -a N           allocations, each from its own UDP socket (default 1, at most %d)\n"
+"  -S ADDRS       source addresses (no ports) for those sockets, in turn: one\n"
+"                 address has ports for some 28 000 (default: the kernel's choice)\n"
 "  -p PEERS       peer addresses; channel j goes to peer j mod P at port + j div P\n"
 "  -c N           channels per allocation (default 1, at most %d)\n"
 "  -r PPS         total ChannelData rate, 0 = as fast as possible (default 1000)\n"
@@ -85,10 +88,12 @@ static void usage(FILE *f)
 "  --json         final summary as one JSON object on stdout\n"
 "  -h             this help\n"
 "  --version      the version\n",
-		DEFAULT_PORT, CHANNEL_MAX - CHANNEL_MIN + 1, MAX_DURATION, PAYLOAD_MIN, PAYLOAD_MAX);
+		DEFAULT_PORT, MAX_ALLOCS, CHANNEL_MAX - CHANNEL_MIN + 1, MAX_DURATION, PAYLOAD_MIN, PAYLOAD_MAX);
 }
 
-static int parse_addrs(const char *list, struct sockaddr_storage *out, unsigned *n)
+/* A comma-separated list of up to max addresses, with ports if port. */
+static int parse_addrs(const char *list, struct sockaddr_storage *out, unsigned max, bool port,
+		       unsigned *n)
 {
 	char *copy = strdup(list), *save = NULL, *tok;
 	int ret = 0;
@@ -97,7 +102,7 @@ static int parse_addrs(const char *list, struct sockaddr_storage *out, unsigned 
 		return -ENOMEM;
 	*n = 0;
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (*n == MAX_PEERS || addr_parse(tok, 0, &out[*n]) < 0 || !addr_port(&out[*n])) {
+		if (*n == max || addr_parse(tok, 0, &out[*n]) < 0 || !addr_port(&out[*n]) != !port) {
 			ret = -EINVAL;
 			break;
 		}
@@ -173,14 +178,19 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 	*o = (struct opts){ .allocs = 1, .chans = 1, .threads = 1, .ports = 1,
 			    .pcap_count = 1000, .rate = 1000, .duration = -1 };
-	while ((c = getopt_long(argc, argv, "s:u:w:W:a:p:c:r:d:l:t:L:h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:u:w:W:a:p:c:r:d:l:t:L:S:h", lo, NULL)) != -1) {
 		switch (c) {
 		case 's': o->server = optarg; break;
 		case 'u': o->user = optarg; break;
 		case 'w': o->pass = optarg; break;
 		case 'W': o->secret = optarg; break;
 		case 'a': bad |= parse_uint(optarg, 1, MAX_ALLOCS, &o->allocs); break;
-		case 'p': case 'L': bad |= parse_addrs(optarg, o->peers, &o->npeers); break;
+		case 'p': case 'L':
+			bad |= parse_addrs(optarg, o->peers, MAX_PEERS, true, &o->npeers);
+			break;
+		case 'S':
+			bad |= parse_addrs(optarg, o->sources, MAX_SOURCES, false, &o->nsources);
+			break;
 		case 'c': bad |= parse_uint(optarg, 1, CHANNEL_MAX - CHANNEL_MIN + 1, &o->chans); break;
 		case 'r': bad |= parse_num(optarg, 0, 1e9, &o->rate); break;
 		case 'd': case O_DURATION: bad |= parse_num(optarg, 0, 1e6, &o->duration); break;

@@ -30,7 +30,8 @@
 #define BATCH 32
 #define MAX_PEERS 16
 #define MAX_THREADS 64
-#define MAX_ALLOCS 10000
+#define MAX_ALLOCS 200000
+#define MAX_SOURCES 64
 #define MAX_FLOWS (1u << 20)
 /* Runs stay below the 300 s permission lifetime (RFC 8656 §9), so nothing
  * needs refreshing while the data plane owns the sockets. */
@@ -82,6 +83,10 @@ struct opts {
 	uint8_t dst_mac[ETH_ALEN];
 	struct sockaddr_storage peers[MAX_PEERS];
 	unsigned npeers;
+	/* -S: allocation i's socket is bound to sources[i % nsources] (one
+	 * address has some 28 000 ephemeral ports); none: the kernel picks. */
+	struct sockaddr_storage sources[MAX_SOURCES];
+	unsigned nsources;
 	unsigned allocs, chans, threads, ports, pcap_count;
 	double rate, duration;
 	size_t len;

@@ -291,6 +291,7 @@ static void alloc_free_one(struct alloc_table *t, struct allocation *a)
 	pthread_mutex_lock(&t->quota->lock);
 	user_dec(t->quota, a->username);
 	pthread_mutex_unlock(&t->quota->lock);
+	alloc_tx_clear(a);
 	free(a->perms);
 	free(a->chans);
 	free(a->chan_keys);
@@ -410,10 +411,12 @@ bool alloc_perm_ok(const struct allocation *a, const struct sockaddr_storage *pe
 	return p && p->expires > now;
 }
 
-/* Room for more permissions: 0 or -ENOMEM. */
+/* Room for more permissions: 0 or -ENOMEM. The first CreatePermission
+ * gets exactly what it asks (most allocations never have another peer),
+ * growth after that doubles. */
 static int perm_reserve(struct allocation *a, unsigned more)
 {
-	unsigned cap = a->capperms ? a->capperms : 4;
+	unsigned cap = a->capperms ? a->capperms : a->nperms + more;
 	struct perm *p;
 
 	if (a->nperms + more <= a->capperms)
@@ -667,6 +670,16 @@ unsigned alloc_revoke(struct alloc_table *t, const struct alloc_keep *k)
 	return n;
 }
 
+struct allocation *alloc_new(const char *username)
+{
+	size_t n = strnlen(username, STUN_MAX_USERNAME - 1);
+	struct allocation *a = calloc(1, sizeof(*a) + n + 1);
+
+	if (a)
+		memcpy(a->username, username, n);
+	return a;
+}
+
 const struct tx_entry *alloc_tx_find(const struct allocation *a, const uint8_t tid[STUN_TID_LEN])
 {
 	for (unsigned i = 0; i < ALLOC_TX_CACHE; i++)
@@ -679,13 +692,26 @@ void alloc_tx_store(struct allocation *a, const uint8_t tid[STUN_TID_LEN], const
 		    size_t len)
 {
 	struct tx_entry *e = &a->tx[a->tx_next];
+	uint8_t *copy;
 
-	if (len > sizeof(e->buf))
-		return; /* not cached: a retransmission is then processed again */
+	/* Not cached (too long, no memory): a retransmission is then
+	 * processed again. */
+	if (len > ALLOC_TX_MAXLEN || !(copy = malloc(len)))
+		return;
 	a->tx_next = (a->tx_next + 1) % ALLOC_TX_CACHE;
+	free(e->buf);
 	memcpy(e->tid, tid, STUN_TID_LEN);
-	memcpy(e->buf, buf, len);
+	memcpy(copy, buf, len);
+	e->buf = copy;
 	e->len = (uint16_t)len;
+}
+
+void alloc_tx_clear(struct allocation *a)
+{
+	for (unsigned i = 0; i < ALLOC_TX_CACHE; i++) {
+		free(a->tx[i].buf);
+		a->tx[i] = (struct tx_entry){ .len = 0 };
+	}
 }
 
 /* const in, mutable out, as strchr: callers with a const allocation only read. */

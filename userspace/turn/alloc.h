@@ -70,10 +70,12 @@ struct alloc_traffic {
 	uint64_t xdp_packets, xdp_bytes;
 };
 
+/* A cached response, in a buffer of its own size (most are 40-150 bytes:
+ * inline ALLOC_TX_MAXLEN-byte buffers were half of an allocation's memory). */
 struct tx_entry {
 	uint8_t tid[STUN_TID_LEN];
 	uint16_t len;
-	uint8_t buf[ALLOC_TX_MAXLEN];
+	uint8_t *buf;
 };
 
 struct allocation {
@@ -85,7 +87,6 @@ struct allocation {
 	 * of the 5-tuple, so a UDP and a stream client on the same addresses
 	 * never share an allocation. */
 	bool stream;
-	char username[STUN_MAX_USERNAME];
 	/* The credential that created the allocation: later requests must
 	 * match it (441) and their responses are signed with it. */
 	uint8_t key[STUN_MAX_KEY];
@@ -114,7 +115,14 @@ struct allocation {
 	 * relayed addresses, lives no longer than its credential. */
 	bool check;
 	struct alloc_traffic c2p, p2c;
+	/* Last, sized by alloc_new: most names are a few dozen bytes of the
+	 * STUN_MAX_USERNAME a fixed array took in every allocation. */
+	char username[];
 };
+
+/* A zeroed allocation for username (shorter than STUN_MAX_USERNAME), or
+ * NULL; freed with free() (its arrays by their owner). */
+struct allocation *alloc_new(const char *username);
 
 struct alloc_hooks {
 	void *ctx;
@@ -246,6 +254,8 @@ unsigned alloc_revoke(struct alloc_table *t, const struct alloc_keep *k);
 const struct tx_entry *alloc_tx_find(const struct allocation *a, const uint8_t tid[STUN_TID_LEN]);
 void alloc_tx_store(struct allocation *a, const uint8_t tid[STUN_TID_LEN], const uint8_t *buf,
 		    size_t len);
+/* Frees the cached responses (alloc_delete does). */
+void alloc_tx_clear(struct allocation *a);
 
 /* The relay of a family (AF_INET/AF_INET6) or NULL. */
 struct relay *alloc_relay_for(const struct allocation *a, int family);

@@ -192,7 +192,7 @@ static int decode_alloc(struct rd *r, struct allocation *a)
 	get_addr(r, &a->client);
 	get_addr(r, &a->listener);
 	GET(r, ulen);
-	if (r->bad || ulen >= sizeof(a->username) || a->transport > ALLOC_TLS ||
+	if (r->bad || ulen >= STUN_MAX_USERNAME || a->transport > ALLOC_TLS ||
 	    nrelays < 1 || nrelays > ALLOC_MAX_RELAYS)
 		return -EINVAL;
 	get(r, a->username, ulen);
@@ -264,7 +264,8 @@ long snap_decode(const uint8_t *buf, size_t len, struct snap_rec *out)
 		GET(&r, out->id);
 		return r.bad || r.p != r.end ? -EINVAL : (long)(SNAP_HDR_LEN + n);
 	}
-	if (!(out->alloc = calloc(1, sizeof(*out->alloc))))
+	/* Room for the longest name: a record lives only while it is read. */
+	if (!(out->alloc = calloc(1, sizeof(*out->alloc) + STUN_MAX_USERNAME)))
 		return -ENOMEM;
 	err = decode_alloc(&r, out->alloc);
 	if (err) {

@@ -529,7 +529,7 @@ static void handle_allocate(struct req *q)
 	err = alloc_quota_check(s->allocs, q->auth.username);
 	if (!err && q->auth.check && alloc_user_count(s->allocs, q->auth.username) >= CHECK_ALLOCS)
 		err = -EDQUOT;
-	a = err ? NULL : calloc(1, sizeof(*a));
+	a = err ? NULL : alloc_new(q->auth.username);
 	if (!a) {
 		if (have_token)
 			s->io.relay_close(s->io.ctx, taken.fd);
@@ -548,7 +548,6 @@ static void handle_allocate(struct req *q)
 	a->listener = *q->listener;
 	a->listener_fd = q->listener_fd;
 	a->stream = q->stream;
-	snprintf(a->username, sizeof(a->username), "%s", q->auth.username);
 	memcpy(a->key, q->auth.key, q->auth.keylen);
 	a->keylen = q->auth.keylen;
 	memcpy(a->alloc_tid, q->m->tid, STUN_TID_LEN);
@@ -983,12 +982,11 @@ int turn_adopt(struct turn_server *s, const struct allocation *rec, int listener
 
 	if (rec->transport == ALLOC_TLS || rec->expires <= now)
 		return -ESTALE;
-	if (!(a = calloc(1, sizeof(*a))))
+	if (!(a = alloc_new(rec->username)))
 		return -ENOMEM;
 	a->client = rec->client;
 	a->listener = rec->listener;
 	a->listener_fd = listener_fd;
-	memcpy(a->username, rec->username, sizeof(a->username));
 	memcpy(a->alloc_tid, rec->alloc_tid, STUN_TID_LEN);
 	a->id = rec->id;
 	a->created = rec->created;

@@ -45,10 +45,11 @@ static struct fp_relay *relay_get(struct fastpath *fp, const struct xt_relay_key
 	return *pp;
 }
 
-/* Room for one more of n items of size in *arr (capacity *cap): 0 or -ENOMEM. */
+/* Room for one more of n items of size in *arr (capacity *cap): 0 or -ENOMEM.
+ * Two first: a relay's usual permission and channel. */
 static int room_for_one(void **arr, size_t n, size_t *cap, size_t size)
 {
-	size_t c = *cap ? 2 * *cap : 4;
+	size_t c = *cap ? 2 * *cap : 2;
 	void *p;
 
 	if (n < *cap)
