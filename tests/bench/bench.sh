@@ -69,6 +69,10 @@
 #  * Runs: one warm-up run (unpaced trials only, discarded) and BENCH_RUNS
 #    (3) measured runs; servers alternate A/B (order reversed every run);
 #    medians reported.
+#  * Scale (XDP server and coturn, measured runs): SCALE_N allocations
+#    (100 000, fewer where the fd limit does not allow: see bench_scale)
+#    from four client addresses; allocations/s and the server's bytes of
+#    resident memory per allocation.
 #  * XDP program cost (fpcost, no traffic): kernel ns per BPF_PROG_TEST_RUN
 #    of the pinned program at 1, 10 k, 100 k and 1 M bindings, one binding
 #    or a random one of them per frame, both directions, beside a ceiling
@@ -113,6 +117,7 @@ NS_C=$ID-c NS_R=$ID-r NS_P=$ID-p
 C4=10.72.1.2 R4C=10.72.1.1 R4P=10.72.2.1 P4=10.72.2.2
 MAC_C=02:72:01:00:00:02 MAC_RC=02:72:01:00:00:01
 MAC_RP=02:72:02:00:00:01 MAC_P=02:72:02:00:00:02
+SCALE_SRCS="10.72.1.10 10.72.1.11 10.72.1.12 10.72.1.13"
 PORT=3478 PEER_PORT=4000
 PIN_DIR=/sys/fs/bpf/$ID
 SINK_PIN=/sys/fs/bpf/$ID-sink	# the sink's counters (host bpffs: nsenter, not ip netns exec)
@@ -171,6 +176,9 @@ topology() {
 		peer name r0 address $MAC_RC $q netns "$NS_R" || die "veth c0-r0"
 	ip -n "$NS_P" link add p0 address $MAC_P $q type veth \
 		peer name r1 address $MAC_RP $q netns "$NS_R" || die "veth p0-r1"
+	# The scale phase's extra client sources (one address has ports for
+	# some 50 000 sockets at most).
+	for s in $SCALE_SRCS; do ip -n "$NS_C" addr add $s/24 dev c0 || die "address $s"; done
 	ip -n "$NS_C" addr add $C4/24 dev c0 && ip -n "$NS_R" addr add $R4C/24 dev r0 &&
 		ip -n "$NS_R" addr add $R4P/24 dev r1 && ip -n "$NS_P" addr add $P4/24 dev p0 ||
 		die "addresses"
@@ -209,14 +217,16 @@ wait_udp() {	# NS PORT
 	return 1
 }
 
-start_server() {	# xdp|tc|noxdp|coturn
-	local log=$TMP/server-$1.log tx=on
+start_server() {	# xdp|tc|noxdp|coturn [scale]
+	local log=$TMP/server-$1.log tx=on ports=(--min-port=50000 --max-port=59999)
+	# The scale phase: room for SCALE_N relayed ports.
+	[ "${2:-}" = scale ] && ports=(--min-port=10000 --max-port=59999)
 	# Full checksums from client and (echoing) peer for TC: see the top.
 	[ "$1" = tc ] && tx=off
 	nsx "$NS_C" ethtool -K c0 tx $tx >/dev/null || die "tx $tx on c0"
 	nsx "$NS_P" ethtool -K p0 tx $tx >/dev/null || die "tx $tx on p0"
 	local common=("--listening-ip=$R4C" "--listening-port=$PORT" "--relay-ip=$R4P"
-		--min-port=50000 --max-port=59999 --realm=bench --user=u:p)
+		"${ports[@]}" --realm=bench --user=u:p)
 	case $1 in
 	xdp|tc|noxdp)
 		local x=(--xdp-mode=native)
@@ -419,6 +429,34 @@ bench_allocs() {	# SERVER RUN
 	printf '%s\t%s\t%s\n' "$1" "$2" "$(field "$out" allocs_per_s)" >>"$OUT/allocs.tsv"
 }
 
+# The largest control-plane load this machine allows: SCALE_N allocations
+# (100 000, or fewer where RLIMIT_NOFILE's hard limit, which root without
+# CAP_SYS_RESOURCE cannot raise, leaves no room: one socket each on both
+# sides) from the four SCALE_SRCS, each with a permission and a channel,
+# then released. allocations/s (xturngen's) and the server's memory per
+# allocation: its peak RSS during the run less its RSS before, over N.
+bench_scale() {	# SERVER RUN
+	local out=$TMP/scale.json rss0 peak=0 r pid
+	start_server "$1" scale
+	rss0=$(rss_kib)
+	nsx "$NS_C" sysctl -qw net.ipv4.ip_local_port_range="10000 60999"
+	timeout -k 5 120 ip netns exec "$NS_C" "$GEN" -s $R4C:$PORT -u u -w p --json \
+		-a "$SCALE_N" -S "${SCALE_SRCS// /,}" -c 1 -p $P4:$PEER_PORT -r 10 -d 0.1 -t 4 \
+		>"$out" 2>"$out.err" &
+	pid=$!
+	while kill -0 $pid 2>/dev/null; do
+		r=$(rss_kib)
+		[ "$r" -gt "$peak" ] && peak=$r
+		sleep 0.1
+	done
+	wait $pid || log "scale run failed: $(tail -n 2 "$out.err")"
+	printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$SCALE_N" "$(field "$out" allocs_per_s)" \
+		"$(((peak - rss0) * 1024 / SCALE_N))" >>"$OUT/scale.tsv"
+	stop_server
+}
+# The relay process's resident memory, KiB.
+rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$SRV_PID/status" 2>/dev/null || echo 0; }
+
 bench_server() {	# SERVER RUN
 	local load
 	log "run $2: $1"
@@ -429,6 +467,7 @@ bench_server() {	# SERVER RUN
 	for load in $LOADS; do bench_load "$1" "$2" "$load"; done
 	sink_detach
 	stop_server
+	if [ "$2" -ge 1 ] && { [ "$1" = xdp ] || [ "$1" = coturn ]; }; then bench_scale "$1" "$2"; fi
 }
 
 # The XDP program's cost per packet against the ceiling program as the
@@ -447,12 +486,15 @@ main() {
 	t_start=$(date +%s)
 	check_deps
 	mkdir -p "$OUT"
-	rm -f "$OUT"/{raw,results,latency,allocs,fpcost}.tsv
+	rm -f "$OUT"/{raw,results,latency,allocs,fpcost,scale}.tsv
 	TMP=$(mktemp -d "/tmp/$ID.XXXXXX")
 	trap cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	ulimit -n "$(ulimit -Hn)"	# 2000 allocations = 2000 sockets
+	SCALE_N=$(( $(ulimit -Hn) - 1500 ))
+	[ "$SCALE_N" -gt 100000 ] && SCALE_N=100000
+	[ "$QUICK" = 1 ] && [ "$SCALE_N" -gt 10000 ] && SCALE_N=10000
 	topology
 	log "topology $ID ready; loads (payload:allocs:channels) $LOADS; $RUNS run(s) + $WARMUP warm-up"
 	local skipped=0 per_run=0 t_run

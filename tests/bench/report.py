@@ -120,12 +120,45 @@ def main():
             for k in ("rtt_p50_us", "rtt_p99_us", "allocs_per_s"))))
     w("")
     w("latency: 20 kpps, 10x10 channels, 200 B, echo peer; bench took %d s" % secs)
+    summary["scale"] = scale(out, w)
     summary["fp_cost"] = fp_cost(out, w)
     with open(os.path.join(out, "results.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(summary, f, indent=1)
     write_plot(out, summary)
+
+
+def scale(out, w):
+    """scale.tsv: the large control-plane run, medians per server."""
+    by = {}
+    for srv, run, n, aps, bpa in rows(os.path.join(out, "scale.tsv")):
+        if int(run) >= 1:
+            by.setdefault(srv, []).append((int(n), num(aps), num(bpa)))
+    if not by:
+        return {}
+    res = {}
+    w("")
+    w("%-16s %12s %14s %16s" % ("scale", "allocations", "allocations/s", "bytes/allocation"))
+    for srv in SERVERS:
+        if srv not in by:
+            continue
+        t = by[srv]
+        m = {"allocations": t[0][0], "allocs_per_s": med([x[1] for x in t]),
+             "bytes_per_alloc": med([x[2] for x in t])}
+        res[srv] = m
+        w("%-16s %12d %14s %16s" % (LABEL[srv], m["allocations"], *(
+            "%.0f" % v if v is not None else "-" for v in (m["allocs_per_s"],
+                                                           m["bytes_per_alloc"]))))
+    x, c = res.get("xdp", {}), res.get("coturn", {})
+    if x.get("allocs_per_s") and c.get("allocs_per_s"):
+        w("ratio xturnd/coturn: allocations/s %.2fx, bytes/allocation %s" % (
+            x["allocs_per_s"] / c["allocs_per_s"],
+            "%.2fx" % (x["bytes_per_alloc"] / c["bytes_per_alloc"])
+            if x.get("bytes_per_alloc") and c.get("bytes_per_alloc") else "-"))
+    w("(each with a permission and a channel, from 4 client addresses, then released; "
+      "bytes = peak RSS growth / allocations)")
+    return res
 
 
 FP_COLS = [("xturn", "c2p", "one"), ("xturn", "c2p", "spread"), ("xturn", "p2c", "one"),
