@@ -73,6 +73,8 @@
 #    (100 000, fewer where the fd limit does not allow: see bench_scale)
 #    from four client addresses; allocations/s and the server's bytes of
 #    resident memory per allocation.
+#  * TLS (XDP server and coturn, measured runs): ChannelData from 10 TLS
+#    clients, unpaced (TCP paces them), delivered pps at the sink.
 #  * XDP program cost (fpcost, no traffic): kernel ns per BPF_PROG_TEST_RUN
 #    of the pinned program at 1, 10 k, 100 k and 1 M bindings, one binding
 #    or a random one of them per frame, both directions, beside a ceiling
@@ -118,7 +120,7 @@ C4=10.72.1.2 R4C=10.72.1.1 R4P=10.72.2.1 P4=10.72.2.2
 MAC_C=02:72:01:00:00:02 MAC_RC=02:72:01:00:00:01
 MAC_RP=02:72:02:00:00:01 MAC_P=02:72:02:00:00:02
 SCALE_SRCS="10.72.1.10 10.72.1.11 10.72.1.12 10.72.1.13"
-PORT=3478 PEER_PORT=4000
+PORT=3478 TLS_PORT=5349 PEER_PORT=4000
 PIN_DIR=/sys/fs/bpf/$ID
 SINK_PIN=/sys/fs/bpf/$ID-sink	# the sink's counters (host bpffs: nsenter, not ip netns exec)
 TMP=
@@ -145,7 +147,7 @@ cleanup() {
 check_deps() {
 	local t
 	[ "$(id -u)" = 0 ] || die "needs root (network namespaces, XDP)"
-	for t in ip ethtool nsenter ss turnserver bpftool jq awk; do
+	for t in ip ethtool nsenter ss turnserver bpftool jq awk openssl; do
 		command -v "$t" >/dev/null || die "missing tool: $t (make deps)"
 	done
 	[ -x "$GEN" ] && [ -x "$XTURND" ] && [ -x "$BUILD/tests/bench/fpcost" ] ||
@@ -217,16 +219,25 @@ wait_udp() {	# NS PORT
 	return 1
 }
 
-start_server() {	# xdp|tc|noxdp|coturn [scale]
-	local log=$TMP/server-$1.log tx=on ports=(--min-port=50000 --max-port=59999)
+wait_tcp() {	# NS PORT
+	for _ in $(seq 100); do
+		[ -n "$(nsx "$1" ss -Hltn "sport = :$2")" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+start_server() {	# xdp|tc|noxdp|coturn [scale|tls]
+	local log=$TMP/server-$1.log tx=on ports=(--min-port=50000 --max-port=59999) tls=()
 	# The scale phase: room for SCALE_N relayed ports.
 	[ "${2:-}" = scale ] && ports=(--min-port=10000 --max-port=59999)
+	[ "${2:-}" = tls ] && tls=("--cert=$TMP/cert.pem" "--pkey=$TMP/key.pem")
 	# Full checksums from client and (echoing) peer for TC: see the top.
 	[ "$1" = tc ] && tx=off
 	nsx "$NS_C" ethtool -K c0 tx $tx >/dev/null || die "tx $tx on c0"
 	nsx "$NS_P" ethtool -K p0 tx $tx >/dev/null || die "tx $tx on p0"
 	local common=("--listening-ip=$R4C" "--listening-port=$PORT" "--relay-ip=$R4P"
-		"${ports[@]}" --realm=bench --user=u:p)
+		"${ports[@]}" --realm=bench --user=u:p "${tls[@]}")
 	case $1 in
 	xdp|tc|noxdp)
 		local x=(--xdp-mode=native)
@@ -241,8 +252,11 @@ start_server() {	# xdp|tc|noxdp|coturn [scale]
 			--bpf-pin-dir="$PIN_DIR" >>"$log" 2>&1 &
 		;;
 	coturn)
-		# UDP only, no CLI; relay threads as coturn likes (one per CPU).
-		ip netns exec "$NS_R" turnserver -n --no-tcp --no-tcp-relay --no-tls --no-dtls --no-cli \
+		# UDP only (and TLS for the TLS phase), no CLI; relay threads as
+		# coturn likes (one per CPU).
+		local only=(--no-tcp --no-tcp-relay --no-dtls --no-cli)
+		[ ${#tls[@]} = 0 ] && only+=(--no-tls)
+		ip netns exec "$NS_R" turnserver -n "${only[@]}" \
 			--lt-cred-mech --log-file=stdout --simple-log --no-stdout-log \
 			--pidfile="$TMP/turnserver.pid" --userdb="$TMP/turndb" "${common[@]}" \
 			>>"$log" 2>&1 &
@@ -250,6 +264,8 @@ start_server() {	# xdp|tc|noxdp|coturn [scale]
 	esac
 	SRV_PID=$!
 	wait_udp "$NS_R" $PORT || { tail "$log" >&2; die "$1 does not listen"; }
+	[ ${#tls[@]} = 0 ] || wait_tcp "$NS_R" $TLS_PORT ||
+		{ tail "$log" >&2; die "$1 does not listen for TLS"; }
 	[ "$1" != tc ] || nsx "$NS_R" tc filter show dev r0 ingress | grep -q xturn_tc ||
 		die "no TC program on r0"
 	if [ "$1" = xdp ] || [ "$1" = tc ]; then
@@ -454,6 +470,27 @@ bench_scale() {	# SERVER RUN
 		"$(((peak - rss0) * 1024 / SCALE_N))" >>"$OUT/scale.tsv"
 	stop_server
 }
+# ChannelData from TLS clients (10 allocations, one connection and channel
+# each, 200 B, unpaced: TCP's flow control paces them), relayed to the
+# peer's sink: delivered pps, and the relay's CPU per packet.
+bench_tls() {	# SERVER RUN
+	local out=$TMP/tls.json rx0 rx1 p0 p1 t0 t1
+	start_server "$1" tls
+	sink_attach
+	rx0=$(peer_rx); p0=$(proc_ticks); t0=$(date +%s.%N)
+	timeout -k 5 120 ip netns exec "$NS_C" "$GEN" -s $R4C:$TLS_PORT --transport tls -u u -w p \
+		--json -a 10 -c 1 -p $P4:$PEER_PORT -l 200 -r 0 -d $TRIAL_S -t 2 \
+		>"$out" 2>"$out.err" || log "TLS run failed: $(tail -n 2 "$out.err")"
+	rx1=$(peer_rx); p1=$(proc_ticks); t1=$(date +%s.%N)
+	sink_detach
+	awk -v d="$(field "$out" duration_s)" -v sent="$(field "$out" sent)" -v rx=$((rx1 - rx0)) \
+		-v p=$((p1 - p0)) -v hz="$(getconf CLK_TCK)" -v srv="$1" -v run="$2" \
+		-v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" 'BEGIN {
+		printf "%s\t%s\t%.0f\t%d\t%d\t%.1f\n", srv, run, (d > 0 ? rx / d : 0), sent, rx,
+			100 * p / hz / wall }' >>"$OUT/tls.tsv"
+	stop_server
+}
+
 # The relay process's resident memory, KiB.
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$SRV_PID/status" 2>/dev/null || echo 0; }
 
@@ -467,7 +504,10 @@ bench_server() {	# SERVER RUN
 	for load in $LOADS; do bench_load "$1" "$2" "$load"; done
 	sink_detach
 	stop_server
-	if [ "$2" -ge 1 ] && { [ "$1" = xdp ] || [ "$1" = coturn ]; }; then bench_scale "$1" "$2"; fi
+	if [ "$2" -ge 1 ] && { [ "$1" = xdp ] || [ "$1" = coturn ]; }; then
+		bench_scale "$1" "$2"
+		bench_tls "$1" "$2"
+	fi
 }
 
 # The XDP program's cost per packet against the ceiling program as the
@@ -486,7 +526,7 @@ main() {
 	t_start=$(date +%s)
 	check_deps
 	mkdir -p "$OUT"
-	rm -f "$OUT"/{raw,results,latency,allocs,fpcost,scale}.tsv
+	rm -f "$OUT"/{raw,results,latency,allocs,fpcost,scale,tls}.tsv
 	TMP=$(mktemp -d "/tmp/$ID.XXXXXX")
 	trap cleanup EXIT
 	trap 'exit 130' INT
@@ -496,6 +536,10 @@ main() {
 	[ "$SCALE_N" -gt 100000 ] && SCALE_N=100000
 	[ "$QUICK" = 1 ] && [ "$SCALE_N" -gt 10000 ] && SCALE_N=10000
 	topology
+	# A throwaway certificate for the TLS phase.
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+		-subj /CN=xturn-bench -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null ||
+		die "openssl req (a certificate for the TLS phase)"
 	log "topology $ID ready; loads (payload:allocs:channels) $LOADS; $RUNS run(s) + $WARMUP warm-up"
 	local skipped=0 per_run=0 t_run
 	for ((run = 1 - WARMUP; run <= RUNS; run++)); do

@@ -121,12 +121,43 @@ def main():
     w("")
     w("latency: 20 kpps, 10x10 channels, 200 B, echo peer; bench took %d s" % secs)
     summary["scale"] = scale(out, w)
+    summary["tls"] = tls(out, w)
     summary["fp_cost"] = fp_cost(out, w)
     with open(os.path.join(out, "results.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(summary, f, indent=1)
     write_plot(out, summary)
+
+
+def tls(out, w):
+    """tls.tsv: ChannelData from TLS clients, medians per server."""
+    by = {}
+    for srv, run, pps, sent, rx, cpu in rows(os.path.join(out, "tls.tsv")):
+        if int(run) >= 1:
+            by.setdefault(srv, []).append((num(pps), num(sent), num(rx), num(cpu)))
+    if not by:
+        return {}
+    res = {}
+    w("")
+    w("%-16s %12s %12s %8s" % ("TLS clients", "pps", "delivered%", "relay%"))
+    for srv in SERVERS:
+        if srv not in by:
+            continue
+        t = by[srv]
+        m = {"pps": med([x[0] for x in t]),
+             "delivered_pct": med([100 * x[2] / x[1] if x[1] else None for x in t]),
+             "relay_cpu_pct": med([x[3] for x in t])}
+        res[srv] = m
+        w("%-16s %12s %12s %8s" % (LABEL[srv], *(
+            "%.1f" % v if v is not None else "-" for v in (m["pps"], m["delivered_pct"],
+                                                           m["relay_cpu_pct"]))))
+    x, c = res.get("xdp", {}), res.get("coturn", {})
+    if x.get("pps") and c.get("pps"):
+        w("ratio xturnd/coturn over TLS: %.2fx" % (x["pps"] / c["pps"]))
+    w("(10 TLS connections, one channel each, 200 B, unpaced: TCP paces the clients; "
+      "pps = delivered to the peer)")
+    return res
 
 
 def scale(out, w):

@@ -166,6 +166,40 @@ static int step_input(const struct client *c, struct alloc *a, enum phase ph)
 	}
 }
 
+/* A phase over TCP/TLS: one request at a time per allocation with the
+ * blocking client (a TLS stream cannot be read or written past it). */
+static void setup_stream(struct worker *w)
+{
+	const struct opts *o = w->c->o;
+
+	for (unsigned i = w->idx; i < o->allocs && (w->phase == PH_RELEASE || !g_stop);
+	     i += o->threads) {
+		struct alloc *a = &w->c->allocs[i];
+		struct turnc_alloc res;
+		struct sockaddr_storage peer;
+		int r = 0;
+
+		if (w->phase == PH_ALLOCATE) {
+			a->what = "allocate";
+			r = turnc_allocate(a->tc, NULL, &res);
+			if (!r)
+				a->relayed = res.relayed[0];
+		} else if (w->phase == PH_BIND) {
+			a->what = "create-permission";
+			r = turnc_create_permission(a->tc, o->peers, o->npeers);
+			for (unsigned j = 0; !r && j < o->chans; j++) {
+				a->what = "channel-bind";
+				chan_peer(o, j, &peer);
+				r = turnc_channel_bind(a->tc, chan_num(j), &peer);
+			}
+		} else if (a->relayed.ss_family) {
+			turnc_refresh(a->tc, 0, NULL);	/* best effort */
+		}
+		a->err = r;
+		w->errors += r < 0;
+	}
+}
+
 /* One thread's share of a phase (allocations idx, idx + threads, ...),
  * PIPE_WINDOW at a time; failures are counted and left in a->err. */
 static void *setup_worker(void *arg)
@@ -175,7 +209,13 @@ static void *setup_worker(void *arg)
 	const struct opts *o = c->o;
 	unsigned win[PIPE_WINDOW], nwin = 0, next = w->idx;
 	struct epoll_event ev[PIPE_EVENTS];
-	int ep = epoll_create1(EPOLL_CLOEXEC);
+	int ep;
+
+	if (o->tp != TURNC_UDP) {
+		setup_stream(w);
+		return NULL;
+	}
+	ep = epoll_create1(EPOLL_CLOEXEC);
 
 	if (ep < 0) {
 		int err = -errno;
@@ -296,7 +336,7 @@ int open_allocs(struct client *c)
 		const struct sockaddr_storage *src = o->nsources ? &o->sources[i % o->nsources] : NULL;
 		int ret = o->secret ? turnc_open_rest(&a->tc, &c->server, src, o->user, o->secret,
 						      REST_TTL)
-				    : turnc_open(&a->tc, &c->server, src, o->user, o->pass);
+				    : turnc_open_tp(&a->tc, &c->server, src, o->user, o->pass, o->tp);
 
 		if (ret < 0) {
 			fprintf(stderr, "xturngen: allocation %u: open: %s\n", i, strerror(-ret));

@@ -95,12 +95,22 @@ static int send_gso(int fd, struct iovec *iov, unsigned n, bool *gso)
 	return (int)done;
 }
 
+/* TCP/TLS: each message on its own write, as a media client sends them. */
+static int send_stream(struct alloc *a, const struct iovec *iov, unsigned n)
+{
+	for (unsigned k = 0; k < n; k++)
+		if (turnc_send_raw(a->tc, iov[k].iov_base, iov[k].iov_len) < 0)
+			return k ? (int)k : -1;
+	return (int)n;
+}
+
 void *sender(void *arg)
 {
 	struct worker *w = arg;
 	const struct client *c = w->c;
 	const struct opts *o = c->o;
-	size_t plen = CHANNELDATA_HDR_LEN + o->len;
+	/* Over a stream a message is padded to 4 bytes (RFC 8656 §12.5). */
+	size_t plen = CHANNELDATA_HDR_LEN + (o->tp == TURNC_UDP ? o->len : (o->len + 3) & ~(size_t)3);
 	uint8_t (*bufs)[CHANNELDATA_HDR_LEN + PAYLOAD_MAX] = calloc(BATCH, sizeof(*bufs));
 	struct mmsghdr m[BATCH];
 	struct iovec iov[BATCH];
@@ -143,9 +153,13 @@ void *sender(void *arg)
 			iov[k] = (struct iovec){ bufs[k], plen };
 			m[k].msg_hdr = (struct msghdr){ .msg_iov = &iov[k], .msg_iovlen = 1 };
 		}
-		n = gso ? send_gso(a->fd, iov, want, &gso) : -1;
-		if (!gso)
-			n = sendmmsg(a->fd, m, want, 0);
+		if (o->tp != TURNC_UDP) {
+			n = send_stream(a, iov, want);
+		} else {
+			n = gso ? send_gso(a->fd, iov, want, &gso) : -1;
+			if (!gso)
+				n = sendmmsg(a->fd, m, want, 0);
+		}
 		if (n < 0) {
 			n = 0;
 			w->errors++;
@@ -229,7 +243,8 @@ static int run_data_plane(struct client *c, struct worker *w, double alloc_s, do
 		if (!c->allocs[i].seq)
 			return -ENOMEM;
 	}
-	if (pthread_create(&rth, NULL, receiver, c) != 0)
+	/* Echoes over UDP only: a TLS stream is read by its turnc alone. */
+	if (o->tp == TURNC_UDP && pthread_create(&rth, NULL, receiver, c) != 0)
 		return -EAGAIN;
 	for (unsigned i = 0; i < n; i++) {
 		w[i] = (struct worker){ .c = c, .idx = i, .end_ns = end, .rate = o->rate / n,
@@ -266,7 +281,8 @@ static int run_data_plane(struct client *c, struct worker *w, double alloc_s, do
 		sleep_until(t + 20 * 1000000);
 	}
 	__atomic_store_n(&c->rx_stop, 1, __ATOMIC_RELAXED);
-	pthread_join(rth, NULL);
+	if (o->tp == TURNC_UDP)
+		pthread_join(rth, NULL);
 
 	secs = (actual_end - start) / 1e9;
 	rx_summarize(&c->rx, &s);

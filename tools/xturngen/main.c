@@ -45,7 +45,7 @@ static void usage(FILE *f)
 "usage: xturngen -s SERVER[:port] -u USER (-w PASS | -W SECRET) -p PEER:PORT[,...]\n"
 "                [-a ALLOCS] [-S SOURCES] [-c CHANNELS] [-r PPS] [-d SECONDS] [-l BYTES]\n"
 "                [-t THREADS] [--json] [--pcap FILE [--pcap-count N]]\n"
-"                [--live-frames IFNAME [--dst-mac MAC]]\n"
+"                [--live-frames IFNAME [--dst-mac MAC]] [--transport udp|tcp|tls]\n"
 "       xturngen --peer -L ADDR:PORT[,...] [--ports N] [--echo] [-d SECONDS] [--json]\n"
 "       xturngen --xdp-sink IFNAME (--pin PATH | --detach [--pin PATH])\n"
 "       xturngen --xdp-pass IFNAME\n"
@@ -64,6 +64,9 @@ static void usage(FILE *f)
 "  -d SECONDS     data-plane duration (default 5, at most %d: no refreshes needed)\n"
 "  -l BYTES       payload length, %d..%d (default 64)\n"
 "  -t THREADS     sender threads (default 1); allocations are split among them\n"
+"  --transport T  udp (default), tcp or tls to the server: one connection per\n"
+"                 allocation, set up one request at a time, one write per\n"
+"                 ChannelData message (padded to 4 bytes); no echo receiver\n"
 "  --pcap FILE    also write the data-plane packets (IP/UDP, LINKTYPE_RAW) to FILE\n"
 "  --pcap-count N packets written to the pcap (default 1000); -d 0 writes and exits\n"
 "  --live-frames IF  data plane by BPF_PROG_RUN live frames out of IF (the interface\n"
@@ -135,7 +138,7 @@ static int parse_num(const char *s, double lo, double hi, double *out)
 }
 
 enum { O_PEER = 256, O_ECHO, O_JSON, O_PCAP, O_PCAP_COUNT, O_PORTS, O_DURATION, O_LIVE,
-       O_DST_MAC, O_SINK, O_PIN, O_DETACH, O_VERSION, O_PASS };
+       O_DST_MAC, O_SINK, O_PIN, O_DETACH, O_VERSION, O_PASS, O_TRANSPORT };
 
 static int parse_mac(const char *s, uint8_t mac[ETH_ALEN])
 {
@@ -171,6 +174,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "detach", no_argument, NULL, O_DETACH },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
+		{ "transport", required_argument, NULL, O_TRANSPORT },
 		{ 0 }
 	};
 	unsigned len = 64;
@@ -210,6 +214,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case O_DETACH: o->detach = true; break;
 		case 'h': usage(stdout); exit(0);
 		case O_VERSION: printf("xturngen %s\n", xt_version()); exit(0);
+		case O_TRANSPORT:
+			if (!strcmp(optarg, "udp") || !strcmp(optarg, "tcp") || !strcmp(optarg, "tls"))
+				o->tp = optarg[1] == 'd' ? TURNC_UDP : optarg[1] == 'c' ? TURNC_TCP
+											: TURNC_TLS;
+			else
+				bad = 1;
+			break;
 		default: return -EINVAL;
 		}
 		if (bad) {
@@ -239,6 +250,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		return o->live_if ? -EINVAL : 0;
 	if (o->duration < 0)
 		o->duration = 5;
+	if (o->tp != TURNC_UDP && (o->secret || o->live_if || o->pcap)) {
+		fprintf(stderr, "xturngen: --transport tcp/tls takes -w, not -W, --live-frames "
+			"or --pcap\n");
+		return -EINVAL;
+	}
 	if (!o->server || !o->user || !o->pass == !o->secret || o->duration > MAX_DURATION) {
 		fprintf(stderr, "xturngen: need -s, -u and one of -w/-W; -d at most %d\n",
 			MAX_DURATION);

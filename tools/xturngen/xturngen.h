@@ -88,6 +88,10 @@ struct opts {
 	struct sockaddr_storage sources[MAX_SOURCES];
 	unsigned nsources;
 	unsigned allocs, chans, threads, ports, pcap_count;
+	/* --transport: UDP (pipelined setup, batched sends) or a TCP/TLS
+	 * connection per allocation (blocking setup, one write per message,
+	 * as a client behind a firewall that only lets TLS out sends media). */
+	enum turnc_transport tp;
 	double rate, duration;
 	size_t len;
 };
