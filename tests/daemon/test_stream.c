@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -446,6 +448,37 @@ static void test_close_deletes_allocation(void **state)
 /* ---- TLS only --------------------------------------------------------------- */
 
 /* Plain STUN on the TLS port is no handshake: closed. */
+/* Many records arriving at once, more than one read() and more than a
+ * round's worth, the last of them ending the burst: each is relayed, in
+ * order (none waits in the server for an event that will not come). */
+#define BURST 200
+static void test_tls_records_burst(void **state)
+{
+	const struct testd *d = *state;
+	struct sockaddr_storage peer;
+	struct turnc_alloc res;
+	uint8_t msg[4 + 100], got[256];
+	int pfd, on = 1, off = 0, rcvbuf = 1 << 20;
+	struct turnc *t = relay_setup(d, &pfd, &peer, &res);
+
+	setsockopt(pfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	/* Corked: the records go out as full segments when uncorked. */
+	assert_int_equal(setsockopt(turnc_fd(t), IPPROTO_TCP, TCP_CORK, &on, sizeof(on)), 0);
+	for (unsigned i = 0; i < BURST; i++) {
+		memcpy(msg, (const uint8_t[]){ 0x40, 0x01, 0x00, 100 }, 4);
+		memset(msg + 4, (int)i, 100);
+		assert_int_equal(turnc_send_raw(t, msg, sizeof(msg)), 0);
+	}
+	assert_int_equal(setsockopt(turnc_fd(t), IPPROTO_TCP, TCP_CORK, &off, sizeof(off)), 0);
+	for (unsigned i = 0; i < BURST; i++) {
+		assert_int_equal(peer_recv(pfd, WAIT_MS, got, sizeof(got)), 100);
+		assert_int_equal(got[0], (uint8_t)i);
+		assert_int_equal(got[99], (uint8_t)i);
+	}
+	turnc_close(t);
+	close(pfd);
+}
+
 static void test_tls_plaintext_closed(void **state)
 {
 	const struct testd *d = *state;
@@ -1052,6 +1085,7 @@ int main(void)
 	};
 	const struct CMUnitTest tls_only[] = {
 		cmocka_unit_test(test_tls_plaintext_closed),
+		cmocka_unit_test(test_tls_records_burst),
 		cmocka_unit_test(test_tls_handshake_timeout),
 		cmocka_unit_test(test_tls_versions),
 		cmocka_unit_test(test_tls_no_resumption),

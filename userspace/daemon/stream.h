@@ -51,6 +51,8 @@ struct stream_conn {
 	struct stream_conn *next_doomed;
 	uint8_t *wbuf;
 	size_t woff, wlen, wcap;
+	uint8_t *hold;			/* TLS bytes read, not yet taken by OpenSSL */
+	size_t hold_len;
 	size_t rlen;
 	uint8_t rbuf[STUN_FRAME_MAX];	/* a message split across reads */
 };
