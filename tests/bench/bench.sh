@@ -73,8 +73,12 @@
 #    (100 000, fewer where the fd limit does not allow: see bench_scale)
 #    from four client addresses; allocations/s and the server's bytes of
 #    resident memory per allocation.
-#  * TLS (XDP server and coturn, measured runs): ChannelData from 10 TLS
-#    clients, unpaced (TCP paces them), delivered pps at the sink.
+#  * TLS (every server but TC, measured runs): ChannelData from 10 TLS
+#    clients, unpaced (TCP paces them): pps delivered at the sink over a
+#    window of the steady state, and the relay's CPU over it.
+#  * Multi-queue (XDP server, measured runs, NQ >= 2): the unpaced 200 B
+#    10x10 load from one generator thread and from two (each CPU's NAPI
+#    on its own veth queue): pps and ns per packet for each.
 #  * XDP program cost (fpcost, no traffic): kernel ns per BPF_PROG_TEST_RUN
 #    of the pinned program at 1, 10 k, 100 k and 1 M bindings, one binding
 #    or a random one of them per frame, both directions, beside a ceiling
@@ -474,21 +478,47 @@ bench_scale() {	# SERVER RUN
 # each, 200 B, unpaced: TCP's flow control paces them), relayed to the
 # peer's sink: delivered pps, and the relay's CPU per packet.
 bench_tls() {	# SERVER RUN
-	local out=$TMP/tls.json rx0 rx1 p0 p1 t0 t1
+	local out=$TMP/tls.json rx0 rx1 p0 p1 t0 t1 gpid
+	# TCP crosses as MTU-sized segments, as on a wire (GRO on r0 merges
+	# them again): the XDP program on r0 takes segmentation offload from
+	# c0 anyway (veth), and coturn would otherwise get 64 KB segments.
+	nsx "$NS_C" ethtool -K c0 tso off gso off >/dev/null || die "tso off on c0"
 	start_server "$1" tls
 	sink_attach
-	rx0=$(peer_rx); p0=$(proc_ticks); t0=$(date +%s.%N)
+	# Counted over a window of the steady state, 1 s in: what the sockets
+	# buffer (MBs per connection) would otherwise count as relayed at the
+	# start, and drain after the clients stop.
 	timeout -k 5 120 ip netns exec "$NS_C" "$GEN" -s $R4C:$TLS_PORT --transport tls -u u -w p \
-		--json -a 10 -c 1 -p $P4:$PEER_PORT -l 200 -r 0 -d $TRIAL_S -t 2 \
-		>"$out" 2>"$out.err" || log "TLS run failed: $(tail -n 2 "$out.err")"
+		--json -a 10 -c 1 -p $P4:$PEER_PORT -l 200 -r 0 -t 2 \
+		-d "$(awk -v t="$TRIAL_S" 'BEGIN { print t + 2 }')" >"$out" 2>"$out.err" &
+	gpid=$!
+	sleep 1
+	rx0=$(peer_rx); p0=$(proc_ticks); t0=$(date +%s.%N)
+	sleep "$TRIAL_S"
 	rx1=$(peer_rx); p1=$(proc_ticks); t1=$(date +%s.%N)
+	wait "$gpid" || log "TLS run failed: $(tail -n 2 "$out.err")"
 	sink_detach
-	awk -v d="$(field "$out" duration_s)" -v sent="$(field "$out" sent)" -v rx=$((rx1 - rx0)) \
-		-v p=$((p1 - p0)) -v hz="$(getconf CLK_TCK)" -v srv="$1" -v run="$2" \
-		-v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" 'BEGIN {
-		printf "%s\t%s\t%.0f\t%d\t%d\t%.1f\n", srv, run, (d > 0 ? rx / d : 0), sent, rx,
+	awk -v rx=$((rx1 - rx0)) -v p=$((p1 - p0)) -v hz="$(getconf CLK_TCK)" -v srv="$1" \
+		-v run="$2" -v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
+		-v sent="$(field "$out" sent)" 'BEGIN {
+		printf "%s\t%s\t%.0f\t%d\t%d\t%.1f\n", srv, run, rx / wall, sent, rx,
 			100 * p / hz / wall }' >>"$OUT/tls.tsv"
 	stop_server
+	nsx "$NS_C" ethtool -K c0 tso on gso on >/dev/null || die "tso on on c0"
+}
+
+# The XDP path fed from one CPU and from two: a veth delivers on the
+# sending CPU's NAPI for the queue the flow hashed to (NQ queues), so one
+# generator thread drives one of them and two threads two, as two NIC
+# queues would. Unpaced, 200 B, 10x10 channels: delivered pps and (relay +
+# softirq) ns a packet, which should stay flat as the threads double.
+bench_mq() {	# SERVER RUN
+	local t r
+	for t in 1 2; do
+		r=$(GEN_THREADS=$t trial "$1" 200 10 10 0)
+		printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$t" "$r" | tr ' ' '\t' >>"$OUT/mq.tsv"
+		sleep 0.5
+	done
 }
 
 # The relay process's resident memory, KiB.
@@ -502,12 +532,14 @@ bench_server() {	# SERVER RUN
 	bench_latency "$1" "$2"
 	sink_attach
 	for load in $LOADS; do bench_load "$1" "$2" "$load"; done
+	[ "$2" -ge 1 ] && [ "$1" = xdp ] && [ "$NQ" -ge 2 ] && bench_mq "$1" "$2"
 	sink_detach
 	stop_server
 	if [ "$2" -ge 1 ] && { [ "$1" = xdp ] || [ "$1" = coturn ]; }; then
 		bench_scale "$1" "$2"
-		bench_tls "$1" "$2"
 	fi
+	[ "$2" -ge 1 ] && [ "$1" != tc ] && bench_tls "$1" "$2"
+	return 0
 }
 
 # The XDP program's cost per packet against the ceiling program as the
@@ -526,7 +558,7 @@ main() {
 	t_start=$(date +%s)
 	check_deps
 	mkdir -p "$OUT"
-	rm -f "$OUT"/{raw,results,latency,allocs,fpcost,scale,tls}.tsv
+	rm -f "$OUT"/{raw,results,latency,allocs,fpcost,scale,tls,mq}.tsv
 	TMP=$(mktemp -d "/tmp/$ID.XXXXXX")
 	trap cleanup EXIT
 	trap 'exit 130' INT

@@ -122,6 +122,7 @@ def main():
     w("latency: 20 kpps, 10x10 channels, 200 B, echo peer; bench took %d s" % secs)
     summary["scale"] = scale(out, w)
     summary["tls"] = tls(out, w)
+    summary["multi_queue"] = multi_queue(out, w)
     summary["fp_cost"] = fp_cost(out, w)
     with open(os.path.join(out, "results.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -140,24 +141,57 @@ def tls(out, w):
         return {}
     res = {}
     w("")
-    w("%-16s %12s %12s %8s" % ("TLS clients", "pps", "delivered%", "relay%"))
+    w("%-16s %12s %8s %8s" % ("TLS clients", "pps", "relay%", "ns/pkt"))
     for srv in SERVERS:
         if srv not in by:
             continue
         t = by[srv]
-        m = {"pps": med([x[0] for x in t]),
-             "delivered_pct": med([100 * x[2] / x[1] if x[1] else None for x in t]),
-             "relay_cpu_pct": med([x[3] for x in t])}
+        m = {"pps": med([x[0] for x in t]), "relay_cpu_pct": med([x[3] for x in t]),
+             "relay_ns_per_pkt": med([x[3] / 100 * 1e9 / x[0] if x[0] else None for x in t])}
         res[srv] = m
-        w("%-16s %12s %12s %8s" % (LABEL[srv], *(
-            "%.1f" % v if v is not None else "-" for v in (m["pps"], m["delivered_pct"],
-                                                           m["relay_cpu_pct"]))))
-    x, c = res.get("xdp", {}), res.get("coturn", {})
-    if x.get("pps") and c.get("pps"):
-        w("ratio xturnd/coturn over TLS: %.2fx" % (x["pps"] / c["pps"]))
+        w("%-16s %12s %8s %8s" % (LABEL[srv], *(
+            "%.0f" % v if v is not None else "-" for v in (m["pps"], m["relay_cpu_pct"],
+                                                           m["relay_ns_per_pkt"]))))
+    c = res.get("coturn", {})
+    for srv in ("xdp", "noxdp"):
+        x = res.get(srv, {})
+        if x.get("pps") and c.get("pps"):
+            w("ratio %s/coturn over TLS: %.2fx pps, %s CPU a packet" % (
+                LABEL[srv], x["pps"] / c["pps"], "%.2fx" % (
+                    x["relay_ns_per_pkt"] / c["relay_ns_per_pkt"])
+                if x.get("relay_ns_per_pkt") and c.get("relay_ns_per_pkt") else "-"))
     w("(10 TLS connections, one channel each, 200 B, unpaced: TCP paces the clients; "
-      "pps = delivered to the peer)")
+      "pps = delivered to the peer in a steady-state window; ns/pkt = relay process CPU / pps)")
     return res
+
+
+def multi_queue(out, w):
+    """mq.tsv: the XDP path from one and from two generator threads."""
+    by = {}
+    for srv, run, threads, *r in rows(os.path.join(out, "mq.tsv")):
+        if int(run) < 1 or len(r) < 6:
+            continue
+        sent, offered, pps, loss, proc, sirq = (float(x) for x in r[:6])
+        by.setdefault(int(threads), []).append(
+            (pps, loss, (proc + sirq) / 100 * 1e9 / pps if pps else None))
+    if not by:
+        return {}
+    res = {}
+    w("")
+    w("%-16s %8s %12s %8s %8s" % ("multi-queue XDP", "threads", "pps", "loss%", "ns/pkt"))
+    for t in sorted(by):
+        m = {"pps": med([x[0] for x in by[t]]), "loss_pct": med([x[1] for x in by[t]]),
+             "ns_per_pkt": med([x[2] for x in by[t]])}
+        res[t] = m
+        w("%-16s %8d %12.0f %8.3f %8s" % ("", t, m["pps"], m["loss_pct"],
+                                         "%.0f" % m["ns_per_pkt"] if m["ns_per_pkt"] else "-"))
+    one, two = res.get(1, {}), res.get(2, {})
+    if one.get("pps") and two.get("pps") and one.get("ns_per_pkt") and two.get("ns_per_pkt"):
+        w("two threads/one: pps %.2fx, ns/pkt %.2fx" % (
+            two["pps"] / one["pps"], two["ns_per_pkt"] / one["ns_per_pkt"]))
+    w("(unpaced 200 B, 10x10 channels, sockets' sends; ns/pkt = (relay+sirq)/pps, the "
+      "generator's own sending included in sirq)")
+    return {str(k): v for k, v in res.items()}
 
 
 def scale(out, w):

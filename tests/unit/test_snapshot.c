@@ -197,12 +197,58 @@ static void test_journal_replay(void **state)
 	drop(a2);
 }
 
+/* A batch's records wait in the journal until journal_flush, then go in
+ * one write: before it the file holds none of them, after it a daemon
+ * starting from the file adopts what they leave live. */
+static void test_journal_batch(void **state)
+{
+	char dir[] = "/tmp/xturn-test-journal-XXXXXX", path[128];
+	struct alloc_limits lim = { .max_perms = 8, .max_channels = 8 };
+	struct alloc_table *t = alloc_table_new(&lim, &(struct alloc_hooks){ 0 }, NULL);
+	struct allocation *a1 = mk(1, "a", 0, 0), *a2 = mk(2, "b", 0, 0);
+	struct adopted ad = { 0 };
+	uint8_t buf[8192];
+	struct journal *j, *j2;
+	struct stat st;
+	size_t n;
+	int err;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/journal.0", dir);
+	j = journal_open(dir, 0, on_adopt, &ad, t, &err);
+	assert_non_null(j);
+	journal_put(j, a1, t);
+	journal_put(j, a2, t);
+	journal_end(j, a2, t);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	journal_flush(j);
+	n = snap_encode_alloc(a1, buf, sizeof(buf));
+	n += snap_encode_alloc(a2, buf, sizeof(buf));
+	n += snap_encode_end(2, buf, sizeof(buf));
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal((size_t)st.st_size, n);
+	/* As after a SIGKILL: j never closed. */
+	j2 = journal_open(dir, 0, on_adopt, &ad, t, &err);
+	assert_non_null(j2);
+	assert_int_equal(ad.n, 1);
+	assert_int_equal(ad.ids[0], 1);
+	journal_close(j2);
+	journal_close(j);
+	unlink(path);
+	rmdir(dir);
+	alloc_table_free(t);
+	drop(a1);
+	drop(a2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_damage_refused),
 		cmocka_unit_test(test_journal_replay),
+		cmocka_unit_test(test_journal_batch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

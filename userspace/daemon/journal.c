@@ -17,8 +17,9 @@
 struct journal {
 	int fd;
 	unsigned appended;	/* records since the file was last written whole */
+	size_t pending;		/* bytes of buf not yet written */
 	char path[PATH_MAX];
-	uint8_t buf[1 << 16];
+	uint8_t buf[1 << 16];	/* records of this batch, then one write */
 };
 
 /* The whole file, or NULL (ENOENT: none, fine). */
@@ -124,10 +125,32 @@ static void replay(const char *path, journal_adopt_fn adopt, void *ctx)
 	free(e);
 }
 
-static void append(struct journal *j, size_t len)
+void journal_flush(struct journal *j)
 {
-	if (!len || write(j->fd, j->buf, len) != (ssize_t)len)
-		log_warn("journal %s: %s", j->path, len ? strerror(errno) : "record too big");
+	if (!j || !j->pending)
+		return;
+	if (write(j->fd, j->buf, j->pending) != (ssize_t)j->pending)
+		log_warn("journal %s: %s", j->path, strerror(errno));
+	j->pending = 0;
+}
+
+static size_t encode(const struct allocation *a, bool end, uint8_t *at, size_t cap)
+{
+	return end ? snap_encode_end(a->id, at, cap) : snap_encode_alloc(a, at, cap);
+}
+
+/* a's record (or its end's) after the batch's others in buf. */
+static void append(struct journal *j, const struct allocation *a, bool end)
+{
+	size_t n = encode(a, end, j->buf + j->pending, sizeof(j->buf) - j->pending);
+
+	if (!n && j->pending) {
+		journal_flush(j);
+		n = encode(a, end, j->buf, sizeof(j->buf));
+	}
+	if (!n)
+		log_warn("journal %s: record too big", j->path);
+	j->pending += n;
 	j->appended++;
 }
 
@@ -156,6 +179,8 @@ static int rewrite(struct journal *j, const struct alloc_table *table)
 	char tmp[PATH_MAX + 8];
 	struct rewrite rw = { j, -1, false };
 
+	/* What waits to be appended is in table already; buf is scratch now. */
+	j->pending = 0;
 	snprintf(tmp, sizeof(tmp), "%s.new", j->path);
 	rw.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (rw.fd < 0)
@@ -197,6 +222,7 @@ void journal_close(struct journal *j)
 {
 	if (!j)
 		return;
+	journal_flush(j);
 	if (j->fd >= 0)
 		close(j->fd);
 	free(j);
@@ -216,7 +242,7 @@ void journal_put(struct journal *j, const struct allocation *a, const struct all
 {
 	if (!j || a->transport != ALLOC_UDP || a->end)
 		return;
-	append(j, snap_encode_alloc(a, j->buf, sizeof(j->buf)));
+	append(j, a, false);
 	maybe_compact(j, table);
 }
 
@@ -224,6 +250,6 @@ void journal_end(struct journal *j, const struct allocation *a, const struct all
 {
 	if (!j || a->transport != ALLOC_UDP)
 		return;
-	append(j, snap_encode_end(a->id, j->buf, sizeof(j->buf)));
+	append(j, a, true);
 	maybe_compact(j, table);
 }

@@ -24,9 +24,14 @@ struct journal *journal_open(const char *dir, unsigned id, journal_adopt_fn adop
 			     const struct alloc_table *table, int *err);
 void journal_close(struct journal *j);
 
-/* a was made or changed / a ended. Rewritten whole now and then, when the
- * ends and changes outweigh what lives (table). */
+/* a was made or changed / a ended: its record waits in the journal's
+ * buffer for journal_flush, so a batch of changes takes one write(). The
+ * file is rewritten whole now and then, when the ends and changes
+ * outweigh what lives (table). */
 void journal_put(struct journal *j, const struct allocation *a, const struct alloc_table *table);
 void journal_end(struct journal *j, const struct allocation *a, const struct alloc_table *table);
+/* Writes the records put since the last flush (the caller's batch end,
+ * before its replies go out). NULL: nothing. */
+void journal_flush(struct journal *j);
 
 #endif

@@ -88,11 +88,20 @@ static int io_relay_open(void *ctx, int family, const struct sockaddr_storage *a
 	return udp_relay_open(&w->ports, family, at, even, df, addr, adv);
 }
 
+/* The end of a batch: its journal records, then its replies and relayed
+ * datagrams (a reply never tells of an allocation the file does not hold,
+ * but for an outq filled mid-batch). */
+static void flush_out(struct worker *w)
+{
+	journal_flush(w->journal);
+	outq_flush(w->out);
+}
+
 static void io_relay_close(void *ctx, int fd)
 {
 	struct worker *w = ctx;
 
-	outq_flush(w->out);
+	flush_out(w);
 	udp_relay_close(&w->ports, fd, NULL);
 }
 
@@ -175,7 +184,7 @@ static void hook_alloc_down(void *ctx, struct allocation *a)
 	journal_end(w->journal, a, turn_allocs(w->turn));
 	/* Queued datagrams go out before their socket closes: its fd number
 	 * could be reused by a new relay in this same batch. */
-	outq_flush(w->out);
+	flush_out(w);
 	offload_alloc_down(w->env.offload, a);
 	/* Backwards: the first, whose release frees the array, goes last. */
 	for (unsigned i = a->nrelays; i-- > 0;) {
@@ -303,7 +312,7 @@ static void on_listener(struct ev_src *s, uint32_t events)
 					break;
 			}
 		}
-		outq_flush(w->out);
+		flush_out(w);
 		if (n < UDP_RX_BATCH)
 			return;
 	}
@@ -338,7 +347,7 @@ static void on_relay(struct ev_src *s, uint32_t events)
 					break;
 			}
 		}
-		outq_flush(w->out);
+		flush_out(w);
 		if (n < UDP_RX_BATCH)
 			return;
 	}
@@ -358,7 +367,7 @@ static void on_conn(struct ev_src *s, uint32_t events)
 
 	(void)events;
 	stream_event(w->streams, ((struct conn_src *)s)->conn, on_conn_msg, w);
-	outq_flush(w->out);
+	flush_out(w);
 }
 
 /* A connection the worker serves from now on: its event source, or NULL
@@ -413,7 +422,7 @@ static void on_timer(struct ev_src *s, uint32_t events)
 		turn_tick(w->turn, clock_mono_s());
 		stream_expire(w->streams, clock_mono_s());
 	}
-	outq_flush(w->out);
+	flush_out(w);
 }
 
 static void on_wake(struct ev_src *s, uint32_t events)
@@ -431,7 +440,7 @@ static void on_wake(struct ev_src *s, uint32_t events)
 	}
 	if (atomic_exchange(&w->tick_now, false)) {
 		turn_tick(w->turn, clock_mono_s());
-		outq_flush(w->out);
+		flush_out(w);
 	}
 }
 
