@@ -189,8 +189,8 @@ def multi_queue(out, w):
     if one.get("pps") and two.get("pps") and one.get("ns_per_pkt") and two.get("ns_per_pkt"):
         w("two threads/one: pps %.2fx, ns/pkt %.2fx" % (
             two["pps"] / one["pps"], two["ns_per_pkt"] / one["ns_per_pkt"]))
-    w("(unpaced 200 B, 10x10 channels, sockets' sends; ns/pkt = (relay+sirq)/pps, the "
-      "generator's own sending included in sirq)")
+    w("(unpaced 200 B, 10x10 channels, socket sends onto a 2-queue veth; ns/pkt = "
+      "(relay process + the machine's softirq: relay XDP and sink) / delivered pps)")
     return {str(k): v for k, v in res.items()}
 
 
