@@ -447,7 +447,6 @@ static void test_close_deletes_allocation(void **state)
 
 /* ---- TLS only --------------------------------------------------------------- */
 
-/* Plain STUN on the TLS port is no handshake: closed. */
 /* Many records arriving at once, more than one read() and more than a
  * round's worth, the last of them ending the burst: each is relayed, in
  * order (none waits in the server for an event that will not come). */
@@ -479,6 +478,66 @@ static void test_tls_records_burst(void **state)
 	close(pfd);
 }
 
+/* A batch of datagrams from the peer reaches a TLS client in one record
+ * per batch, not one per message (each record costs a header, a MAC and
+ * a write): the daemon is stopped while the peer sends, so the datagrams
+ * wait in the relay socket for one recvmmsg; the records are counted in
+ * what waits, unread, in the client's socket. */
+#define PEER_BURST 50
+static void test_tls_batch_records(void **state)
+{
+	const struct testd *d = *state;
+	struct sockaddr_storage peer, from;
+	struct turnc_alloc res;
+	static uint8_t raw[1 << 16];
+	uint8_t msg[100], got[256];
+	size_t cipher = 0;
+	unsigned records = 0;
+	uint16_t ch;
+	int pfd;
+	struct turnc *t = relay_setup(d, &pfd, &peer, &res);
+
+	assert_int_equal(kill(d->pid, SIGSTOP), 0);
+	for (unsigned i = 0; i < PEER_BURST; i++) {
+		memset(msg, (int)i, sizeof(msg));
+		peer_send(pfd, &res.relayed[0], msg, sizeof(msg));
+	}
+	assert_int_equal(kill(d->pid, SIGCONT), 0);
+	/* Every message's plaintext is in the records once their ciphertext
+	 * is at least as long. */
+	for (int waited = 0; cipher < PEER_BURST * (4 + sizeof(msg)) && waited < WAIT_MS;
+	     waited += 10) {
+		ssize_t n;
+
+		usleep(10 * 1000);
+		n = recv(turnc_fd(t), raw, sizeof(raw), MSG_PEEK | MSG_DONTWAIT);
+		records = 0;
+		cipher = 0;
+		for (ssize_t off = 0; off + 5 <= n; records++) {
+			size_t len = (size_t)raw[off + 3] << 8 | raw[off + 4];
+
+			if (off + 5 + (ssize_t)len > n)
+				break;
+			assert_int_equal(raw[off], 23);	/* application data */
+			cipher += len;
+			off += 5 + (ssize_t)len;
+		}
+	}
+	assert_true(cipher >= PEER_BURST * (4 + sizeof(msg)));
+	/* Two recvmmsg batches of 32 (a little slack); one record a message
+	 * without batching. */
+	assert_in_range(records, 1, 4);
+	for (unsigned i = 0; i < PEER_BURST; i++) {
+		assert_int_equal(turnc_recv(t, WAIT_MS, &from, &ch, got, sizeof(got)),
+				 (int)sizeof(msg));
+		assert_int_equal(got[0], (uint8_t)i);
+		assert_int_equal(got[sizeof(msg) - 1], (uint8_t)i);
+	}
+	turnc_close(t);
+	close(pfd);
+}
+
+/* Plain STUN on the TLS port is no handshake: closed. */
 static void test_tls_plaintext_closed(void **state)
 {
 	const struct testd *d = *state;
@@ -1086,6 +1145,7 @@ int main(void)
 	const struct CMUnitTest tls_only[] = {
 		cmocka_unit_test(test_tls_plaintext_closed),
 		cmocka_unit_test(test_tls_records_burst),
+		cmocka_unit_test(test_tls_batch_records),
 		cmocka_unit_test(test_tls_handshake_timeout),
 		cmocka_unit_test(test_tls_versions),
 		cmocka_unit_test(test_tls_no_resumption),

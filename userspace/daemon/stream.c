@@ -36,6 +36,7 @@ struct stream_set {
 	size_t nbyfd;
 	unsigned nconns;
 	struct stream_conn *doomed;
+	struct stream_conn *dirty;	/* ChannelData waits for stream_flush */
 	struct stream_stats stats;
 	BIO_METHOD *tls_in_meth;	/* see tls_in */
 	struct tls_in { const uint8_t *p; size_t n; } tls_in;
@@ -491,6 +492,14 @@ void stream_close(struct stream_set *set, struct stream_conn *c)
 	}
 	ERR_clear_error();
 	pending_set(set, c, false);
+	if (c->dirty) {
+		struct stream_conn **pp = &set->dirty;
+
+		while (*pp && *pp != c)
+			pp = &(*pp)->next_dirty;
+		if (*pp)
+			*pp = c->next_dirty;
+	}
 	set->byfd[c->fd] = NULL;
 	close(c->fd);		/* also leaves the epoll set */
 	set->nconns--;
@@ -743,6 +752,7 @@ int stream_send(struct stream_set *set, struct stream_conn *c, const struct iove
 {
 	static const uint8_t zeros[3];
 	size_t total = 0, pad = 0;
+	bool chan;
 
 	if (c->doomed)
 		return -EPIPE;
@@ -750,7 +760,8 @@ int stream_send(struct stream_set *set, struct stream_conn *c, const struct iove
 		total += iov[i].iov_len;
 	if (total > STUN_HDR_LEN + 0xFFFF)	/* larger than any STUN or ChannelData */
 		return -EMSGSIZE;
-	if (iovcnt && iov[0].iov_len && (((const uint8_t *)iov[0].iov_base)[0] & 0xC0) == 0x40)
+	chan = iovcnt && iov[0].iov_len && (((const uint8_t *)iov[0].iov_base)[0] & 0xC0) == 0x40;
+	if (chan)
 		pad = (4 - (total & 3)) & 3;
 	if (c->wlen - c->woff + total + pad > set->lim.max_sndbuf) {
 		/* The client does not read: it cannot be relaying media. */
@@ -767,10 +778,34 @@ int stream_send(struct stream_set *set, struct stream_conn *c, const struct iove
 	}
 	memcpy(c->wbuf + c->wlen, zeros, pad);
 	c->wlen += pad;
+	if (chan) {
+		if (!c->dirty) {
+			c->dirty = true;
+			c->next_dirty = set->dirty;
+			set->dirty = c;
+		}
+		return 0;
+	}
 	conn_flush(set, c);
 	if (!c->doomed)
 		update_events(set, c);
 	return c->doomed ? -EPIPE : 0;
+}
+
+void stream_flush(struct stream_set *set)
+{
+	struct stream_conn *c = set->dirty;
+
+	set->dirty = NULL;
+	while (c) {
+		struct stream_conn *next = c->next_dirty;
+
+		c->dirty = false;
+		conn_flush(set, c);
+		if (!c->doomed)
+			update_events(set, c);
+		c = next;
+	}
 }
 
 void stream_event(struct stream_set *set, struct stream_conn *c, stream_msg_fn fn, void *arg)

@@ -46,9 +46,10 @@ struct stream_conn {
 	bool pending;			/* counted in its address's pending count */
 	uint32_t events;		/* registered with epoll */
 	bool tls_failed;		/* no close_notify after a fatal TLS error */
+	bool dirty;			/* ChannelData queued for stream_flush */
 	time_t deadline;		/* idle deadline; unused while held */
 	time_t hs_deadline;		/* TLS handshake deadline */
-	struct stream_conn *next_doomed;
+	struct stream_conn *next_doomed, *next_dirty;
 	uint8_t *wbuf;
 	size_t woff, wlen, wcap;
 	uint8_t *hold;			/* TLS bytes read, not yet taken by OpenSSL */
@@ -112,10 +113,16 @@ typedef void (*stream_msg_fn)(void *arg, struct stream_conn *c, const uint8_t *m
  * message, and writes what is queued. Dooms the connection on a violation. */
 void stream_event(struct stream_set *set, struct stream_conn *c, stream_msg_fn fn, void *arg);
 /* Queues one message (ChannelData is padded to 4 bytes here) and writes
- * what the socket takes. 0, or -EPIPE (doomed already) / -ENOBUFS (the
- * bound was exceeded: doomed now) / -EMSGSIZE. */
+ * what the socket takes: a STUN message at once (with what waits before
+ * it), ChannelData at stream_flush, so a batch of relayed media goes in
+ * one write (over TLS, in records of up to 16 KB rather than one each).
+ * 0, or -EPIPE (doomed already) / -ENOBUFS (the bound was exceeded: doomed
+ * now) / -EMSGSIZE. */
 int stream_send(struct stream_set *set, struct stream_conn *c, const struct iovec *iov,
 		int iovcnt);
+/* Writes the ChannelData stream_send queued since the last call: the
+ * caller's batch end. */
+void stream_flush(struct stream_set *set);
 /* An allocation now lives on the connection (held: no idle timeout) or
  * went away (the idle timeout starts again at now). */
 void stream_hold(struct stream_set *set, struct stream_conn *c, bool held, time_t now);

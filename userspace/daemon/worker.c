@@ -89,11 +89,12 @@ static int io_relay_open(void *ctx, int family, const struct sockaddr_storage *a
 }
 
 /* The end of a batch: its journal records, then its replies and relayed
- * datagrams (a reply never tells of an allocation the file does not hold,
- * but for an outq filled mid-batch). */
+ * data (a reply never tells of an allocation the file does not hold, but
+ * for an outq filled mid-batch). */
 static void flush_out(struct worker *w)
 {
 	journal_flush(w->journal);
+	stream_flush(w->streams);
 	outq_flush(w->out);
 }
 
