@@ -95,6 +95,23 @@ static int send_gso(int fd, struct iovec *iov, unsigned n, bool *gso)
 	return (int)done;
 }
 
+/* TCP/TLS: the echoes waiting on a's connection, read by the thread that
+ * writes it (a TLS stream takes one thread at a time). */
+static void stream_drain(struct client *c, struct alloc *a)
+{
+	uint8_t buf[CHANNELDATA_HDR_LEN + PAYLOAD_MAX];
+	struct sockaddr_storage peer;
+	uint16_t ch;
+	int n;
+
+	for (int k = 0; k < BATCH && (n = turnc_recv(a->tc, 0, &peer, &ch, buf, sizeof(buf))) > 0;
+	     k++) {
+		pthread_mutex_lock(&c->rx_lock);
+		rx_record(&c->rx, buf, (size_t)n);
+		pthread_mutex_unlock(&c->rx_lock);
+	}
+}
+
 /* TCP/TLS: each message on its own write, as a media client sends them. */
 static int send_stream(struct alloc *a, const struct iovec *iov, unsigned n)
 {
@@ -155,6 +172,7 @@ void *sender(void *arg)
 		}
 		if (o->tp != TURNC_UDP) {
 			n = send_stream(a, iov, want);
+			stream_drain(w->c, a);
 		} else {
 			n = gso ? send_gso(a->fd, iov, want, &gso) : -1;
 			if (!gso)
@@ -243,7 +261,7 @@ static int run_data_plane(struct client *c, struct worker *w, double alloc_s, do
 		if (!c->allocs[i].seq)
 			return -ENOMEM;
 	}
-	/* Echoes over UDP only: a TLS stream is read by its turnc alone. */
+	/* Echoes over TCP/TLS are read by the senders (stream_drain). */
 	if (o->tp == TURNC_UDP && pthread_create(&rth, NULL, receiver, c) != 0)
 		return -EAGAIN;
 	for (unsigned i = 0; i < n; i++) {
@@ -315,7 +333,7 @@ static int run_data_plane(struct client *c, struct worker *w, double alloc_s, do
 
 int run_client(const struct opts *o)
 {
-	struct client c = { .o = o };
+	struct client c = { .o = o, .rx_lock = PTHREAD_MUTEX_INITIALIZER };
 	struct worker *w = calloc(o->threads, sizeof(*w));
 	int64_t t0, t1, t2;
 	int ret;

@@ -120,6 +120,10 @@ static void rx_add(struct rx *r, const uint8_t *p, size_t len, int64_t now)
 	__atomic_fetch_add(&r->pkts, 1, __ATOMIC_RELAXED);
 }
 
+void rx_record(struct rx *r, const uint8_t *p, size_t len)
+{
+	rx_add(r, p, len, clock_mono_ns());
+}
 
 void rx_summarize(const struct rx *r, struct rx_sum *s)
 {

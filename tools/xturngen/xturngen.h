@@ -131,6 +131,7 @@ struct client {
 	struct sockaddr_storage server;
 	struct alloc *allocs;
 	struct rx rx;		/* echoed packets */
+	pthread_mutex_t rx_lock;	/* TCP/TLS: every sender thread records its echoes */
 	volatile int rx_stop;
 	struct live *live;	/* --live-frames */
 };
@@ -179,6 +180,8 @@ int run_peer(const struct opts *o);
 uint64_t hist_pct(const struct hist *h, double p);
 void payload_put(uint8_t *p, uint32_t flow, uint32_t seq, uint64_t ts);
 void rx_summarize(const struct rx *r, struct rx_sum *s);
+/* One echoed payload (what follows the ChannelData header) into r. */
+void rx_record(struct rx *r, const uint8_t *p, size_t len);
 /* Receives a batch on fd into bufs (BATCH slots) and feeds r; with echo,
  * sends each datagram back to its sender. skip is the header length before
  * the payload (4 for ChannelData on the client). Datagrams read, or -errno. */

@@ -68,15 +68,16 @@ static int wait_readable(int fd, int64_t deadline)
 	for (;;) {
 		int64_t left = deadline - clock_mono_ms();
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int r;
+		/* Polled once even at the deadline: a timeout of 0 asks what
+		 * is there now. */
+		int r = poll(&p, 1, left > 0 ? (int)left : 0);
 
-		if (left <= 0)
-			return 0;
-		r = poll(&p, 1, (int)left);
 		if (r > 0)
 			return 1;
 		if (r < 0 && errno != EINTR)
 			return -errno;
+		if (r == 0 && left <= 0)
+			return 0;
 	}
 }
 
