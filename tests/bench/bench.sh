@@ -75,7 +75,9 @@
 #    resident memory per allocation.
 #  * TLS (every server but TC, measured runs): ChannelData from 10 TLS
 #    clients, unpaced (TCP paces them): pps delivered at the sink over a
-#    window of the steady state, and the relay's CPU over it.
+#    window of the steady state, and the relay's CPU over it; then the
+#    same clients to an echoing peer (both directions through the relay):
+#    messages relayed a second and the relay's CPU per message.
 #  * Multi-queue (XDP server, measured runs, NQ >= 2): the unpaced 200 B
 #    10x10 load from one generator thread and from two (each CPU's NAPI
 #    on its own veth queue): pps and ns per packet for each.
@@ -86,10 +88,11 @@
 # Loads: payload 64/200/1200 B at 100 channels (10 allocations x 10),
 # channels 1 (1x1), 100 (10x10), 10000 (100x100) at 200 B.
 #
-# Output in BUILD/bench/: results.txt (table), results.json, pps.png, fpcost.png and
-# raw.tsv (every trial). BENCH_QUICK=1: one run, no warm-up, 1 s trials,
-# three loads (~1 min); BENCH_LOADS="payload:allocs:channels ..." picks others,
-# BENCH_SERVERS (default "xdp tc noxdp coturn") the servers.
+# Output in BUILD/bench/: results.txt (table), results.json, pps.png,
+# fpcost.png, tls-mq.png and raw.tsv (every trial). BENCH_QUICK=1: one
+# run, no warm-up, 1 s trials, three loads (~1 min); BENCH_LOADS=
+# "payload:allocs:channels ..." picks others, BENCH_SERVERS (default
+# "xdp tc noxdp coturn") the servers.
 # The whole bench is bounded by BENCH_BUDGET seconds
 # (default 540): runs that would not fit are skipped and the report says so.
 #
@@ -503,8 +506,33 @@ bench_tls() {	# SERVER RUN
 		-v sent="$(field "$out" sent)" 'BEGIN {
 		printf "%s\t%s\t%.0f\t%d\t%d\t%.1f\n", srv, run, rx / wall, sent, rx,
 			100 * p / hz / wall }' >>"$OUT/tls.tsv"
+	bench_tls_echo "$1" "$2"
 	stop_server
 	nsx "$NS_C" ethtool -K c0 tso on gso on >/dev/null || die "tso on on c0"
+}
+
+# Media both ways, as in a call: the same TLS clients to an echoing peer,
+# whose replies the relay writes back into the connections. Counted over
+# the whole run, each direction where it arrives (the peer; the clients,
+# which stop reading when they stop sending, so nothing buffered counts):
+# messages relayed a second, and the relay's CPU per message.
+bench_tls_echo() {	# SERVER RUN
+	local out=$TMP/tls-echo.json pj=$TMP/tls-peer.json pid p0 p1 t0 t1
+	ip netns exec "$NS_P" "$GEN" --peer -L $P4:$PEER_PORT --ports 1 --echo --json \
+		-d $((TRIAL_S + 20)) >"$pj" 2>/dev/null &
+	pid=$!
+	wait_udp "$NS_P" $PEER_PORT || die "echo peer does not listen"
+	p0=$(proc_ticks); t0=$(date +%s.%N)
+	timeout -k 5 120 ip netns exec "$NS_C" "$GEN" -s $R4C:$TLS_PORT --transport tls -u u -w p \
+		--json -a 10 -c 1 -p $P4:$PEER_PORT -l 200 -r 0 -t 2 -d "$TRIAL_S" \
+		>"$out" 2>"$out.err" || log "TLS echo run failed: $(tail -n 2 "$out.err")"
+	p1=$(proc_ticks); t1=$(date +%s.%N)
+	kill -INT $pid; wait $pid
+	awk -v c2p="$(field "$pj" received)" -v p2c="$(field "$out" echo_received)" \
+		-v p=$((p1 - p0)) -v hz="$(getconf CLK_TCK)" -v srv="$1" -v run="$2" \
+		-v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" 'BEGIN {
+		printf "%s\t%s\t%.0f\t%d\t%d\t%.1f\n", srv, run, (c2p + p2c) / wall, c2p, p2c,
+			100 * p / hz / wall }' >>"$OUT/tls-echo.tsv"
 }
 
 # The XDP path fed from one CPU and from two: a veth delivers on the
@@ -558,7 +586,7 @@ main() {
 	t_start=$(date +%s)
 	check_deps
 	mkdir -p "$OUT"
-	rm -f "$OUT"/{raw,results,latency,allocs,fpcost,scale,tls,mq}.tsv
+	rm -f "$OUT"/{raw,results,latency,allocs,fpcost,scale,tls,tls-echo,mq}.tsv
 	TMP=$(mktemp -d "/tmp/$ID.XXXXXX")
 	trap cleanup EXIT
 	trap 'exit 130' INT
@@ -595,7 +623,7 @@ main() {
 		gnuplot "$OUT/plot.gp" || log "gnuplot failed"
 	fi
 	cat "$OUT/results.txt"
-	log "results in $OUT (results.txt, results.json, pps.png, raw.tsv)"
+	log "results in $OUT (results.txt, results.json, pps.png, fpcost.png, tls-mq.png, raw.tsv)"
 }
 
 main "$@"

@@ -132,36 +132,45 @@ def main():
 
 
 def tls(out, w):
-    """tls.tsv: ChannelData from TLS clients, medians per server."""
-    by = {}
-    for srv, run, pps, sent, rx, cpu in rows(os.path.join(out, "tls.tsv")):
-        if int(run) >= 1:
-            by.setdefault(srv, []).append((num(pps), num(sent), num(rx), num(cpu)))
-    if not by:
-        return {}
+    """tls.tsv (clients to the sink) and tls-echo.tsv (both ways through an
+    echoing peer): messages relayed for TLS clients, medians per server."""
     res = {}
-    w("")
-    w("%-16s %12s %8s %8s" % ("TLS clients", "pps", "relay%", "ns/pkt"))
-    for srv in SERVERS:
-        if srv not in by:
+    for name, path, head, note in (
+            ("to_peer", "tls.tsv", "TLS clients", "10 TLS connections, one channel each, "
+             "200 B, unpaced: TCP paces the clients; pps = delivered to the peer in a "
+             "steady-state window"),
+            ("both_ways", "tls-echo.tsv", "TLS both ways", "the same to an echoing peer; "
+             "pps = what reached the peer + the echoes that reached the clients")):
+        by = {}
+        for srv, run, pps, _a, _b, cpu in rows(os.path.join(out, path)):
+            if int(run) >= 1:
+                by.setdefault(srv, []).append((num(pps), num(cpu)))
+        if not by:
             continue
-        t = by[srv]
-        m = {"pps": med([x[0] for x in t]), "relay_cpu_pct": med([x[3] for x in t]),
-             "relay_ns_per_pkt": med([x[3] / 100 * 1e9 / x[0] if x[0] else None for x in t])}
-        res[srv] = m
-        w("%-16s %12s %8s %8s" % (LABEL[srv], *(
-            "%.0f" % v if v is not None else "-" for v in (m["pps"], m["relay_cpu_pct"],
-                                                           m["relay_ns_per_pkt"]))))
-    c = res.get("coturn", {})
-    for srv in ("xdp", "noxdp"):
-        x = res.get(srv, {})
-        if x.get("pps") and c.get("pps"):
-            w("ratio %s/coturn over TLS: %.2fx pps, %s CPU a packet" % (
-                LABEL[srv], x["pps"] / c["pps"], "%.2fx" % (
-                    x["relay_ns_per_pkt"] / c["relay_ns_per_pkt"])
-                if x.get("relay_ns_per_pkt") and c.get("relay_ns_per_pkt") else "-"))
-    w("(10 TLS connections, one channel each, 200 B, unpaced: TCP paces the clients; "
-      "pps = delivered to the peer in a steady-state window; ns/pkt = relay process CPU / pps)")
+        part = res[name] = {}
+        w("")
+        w("%-16s %12s %8s %8s" % (head, "pps", "relay%", "ns/msg"))
+        for srv in SERVERS:
+            if srv not in by:
+                continue
+            t = by[srv]
+            m = {"pps": med([x[0] for x in t]), "relay_cpu_pct": med([x[1] for x in t]),
+                 "relay_ns_per_msg": med([x[1] / 100 * 1e9 / x[0] if x[0] else None
+                                          for x in t])}
+            part[srv] = m
+            w("%-16s %12s %8s %8s" % (LABEL[srv], *(
+                "%.0f" % v if v is not None else "-" for v in (
+                    m["pps"], m["relay_cpu_pct"], m["relay_ns_per_msg"]))))
+        c = part.get("coturn", {})
+        for srv in ("xdp", "noxdp"):
+            x = part.get(srv, {})
+            if x.get("pps") and c.get("pps"):
+                x["ratio_vs_coturn"] = x["pps"] / c["pps"]
+                w("ratio %s/coturn: %.2fx pps, %s CPU a message" % (
+                    LABEL[srv], x["ratio_vs_coturn"], "%.2fx" % (
+                        x["relay_ns_per_msg"] / c["relay_ns_per_msg"])
+                    if x.get("relay_ns_per_msg") and c.get("relay_ns_per_msg") else "-"))
+        w("(%s; ns/msg = relay process CPU / pps)" % note)
     return res
 
 
@@ -304,8 +313,66 @@ plot {cols}
 """.format(out=out, cols=", ".join(
             "'%s/fpcost.dat' u 1:%d w lp lw 2 pt 7 t '%s'" % (out, i + 2, " ".join(c))
             for i, c in enumerate(FP_COLS)))
+    gp += tls_mq_plot(out, summary)
     with open(os.path.join(out, "plot.gp"), "w") as f:
         f.write(gp)
+
+
+def tls_mq_plot(out, summary):
+    """tls-mq.png: TLS messages/s and CPU per message by server, both
+    directions; the multi-queue pps and ns per packet by thread count."""
+    tls, mq = summary["tls"], summary["multi_queue"]
+    if not tls and not mq:
+        return ""
+    with open(os.path.join(out, "plot-tls.dat"), "w") as f:
+        f.write("# server to_peer_pps both_ways_pps to_peer_ns both_ways_ns\n")
+        for srv in SERVERS:
+            vals = [tls.get(k, {}).get(srv, {}).get(m) for m in ("pps", "relay_ns_per_msg")
+                    for k in ("to_peer", "both_ways")]
+            if any(v is not None for v in vals):
+                f.write('"%s" %s\n' % (LABEL[srv], " ".join(
+                    "%.0f" % v if v is not None else "NaN" for v in vals)))
+    with open(os.path.join(out, "plot-mq.dat"), "w") as f:
+        f.write("# threads pps ns_per_pkt\n")
+        for t in sorted(mq, key=int):
+            f.write("%s %s %s\n" % (t, *("%.0f" % mq[t][k] if mq[t][k] is not None else "NaN"
+                                          for k in ("pps", "ns_per_pkt"))))
+    return """set terminal pngcairo size 1500,480 noenhanced
+set output '{out}/tls-mq.png'
+set multiplot layout 1,3
+unset logscale
+set grid
+set yrange [0:*]
+set key top right
+set style data histogram
+set style histogram cluster gap 1
+set style fill solid 0.8 border -1
+set xtics rotate by -20
+set format y '%.1s%c'
+set xlabel ''
+set title 'TURN over TLS: messages relayed/s (median)'
+set ylabel 'messages/s'
+plot '{out}/plot-tls.dat' u 2:xtic(1) t 'to the peer', '' u 3 t 'both ways'
+set title 'TURN over TLS: relay CPU per message'
+set ylabel 'ns'
+set format y '%g'
+set key top left
+plot '{out}/plot-tls.dat' u 4:xtic(1) t 'to the peer', '' u 5 t 'both ways'
+set title 'XDP from one and two generator threads'
+set style data linespoints
+unset xtics
+set xtics 1
+set xrange [0.5:2.5]
+set key bottom right
+set xlabel 'generator threads (2-queue veth)'
+set ylabel 'packets/s'
+set format y '%.1s%c'
+set y2label 'ns per packet'
+set y2tics
+set y2range [0:*]
+plot '{out}/plot-mq.dat' u 1:2 lw 2 pt 7 t 'pps', '' u 1:3 axes x1y2 lw 2 pt 5 t 'ns/pkt'
+unset multiplot
+""".format(out=out)
 
 
 main()
