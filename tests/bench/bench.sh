@@ -519,7 +519,7 @@ bench_tls() {	# SERVER RUN
 bench_tls_echo() {	# SERVER RUN
 	local out=$TMP/tls-echo.json pj=$TMP/tls-peer.json pid p0 p1 t0 t1
 	ip netns exec "$NS_P" "$GEN" --peer -L $P4:$PEER_PORT --ports 1 --echo --json \
-		-d $((TRIAL_S + 20)) >"$pj" 2>/dev/null &
+		-d "$(awk -v t="$TRIAL_S" 'BEGIN { print t + 20 }')" >"$pj" 2>/dev/null &
 	pid=$!
 	wait_udp "$NS_P" $PEER_PORT || die "echo peer does not listen"
 	p0=$(proc_ticks); t0=$(date +%s.%N)
