@@ -243,6 +243,33 @@ static void test_relay(void **state)
 	close(pfd);
 }
 
+/* A batch of messages (over TLS a record each, one write for all) is
+ * relayed whole and in order: nothing stays in the client's buffer. */
+#define SEND_BATCH 20
+static void test_send_batch(void **state)
+{
+	const struct testd *d = *state;
+	struct sockaddr_storage peer;
+	struct turnc_alloc res;
+	uint8_t msgs[SEND_BATCH][4 + 8], got[64];
+	struct iovec iov[SEND_BATCH];
+	int pfd;
+	struct turnc *t = relay_setup(d, &pfd, &peer, &res);
+
+	for (unsigned i = 0; i < SEND_BATCH; i++) {
+		memcpy(msgs[i], (const uint8_t[]){ 0x40, 0x01, 0x00, 8 }, 4);
+		memset(msgs[i] + 4, (int)i, 8);
+		iov[i] = (struct iovec){ msgs[i], sizeof(msgs[i]) };
+	}
+	assert_int_equal(turnc_send_batch(t, iov, SEND_BATCH), SEND_BATCH);
+	for (unsigned i = 0; i < SEND_BATCH; i++) {
+		assert_int_equal(peer_recv(pfd, WAIT_MS, got, sizeof(got)), 8);
+		assert_int_equal(got[0], (uint8_t)i);
+	}
+	turnc_close(t);
+	close(pfd);
+}
+
 /* A client that does not read is dropped once 256 KB wait for it: 1 MB
  * from its peer while it reads nothing closes the connection (and with it
  * the allocation); the same 1 MB to a client reading as it comes keeps it.
@@ -1140,6 +1167,7 @@ int main(void)
 	/* Run over TCP and over TLS. */
 	const struct CMUnitTest stream_tests[] = {
 		cmocka_unit_test(test_relay),
+		cmocka_unit_test(test_send_batch),
 		cmocka_unit_test(test_slow_reader_dropped),
 		cmocka_unit_test(test_data_indication),
 		cmocka_unit_test(test_split_and_batched),

@@ -18,6 +18,7 @@
 #define TURNC_QLEN 8		/* data datagrams kept while a transaction waits */
 #define TURNC_QSLOT 2048
 #define TURNC_RBUF 65536	/* largest UDP datagram */
+#define TURNC_WBUF 65536	/* TLS records waiting for a flush */
 #define TURNC_AUTH_TRIES 3	/* first try, answer 401, answer one 438 */
 
 struct turnc_chan {
@@ -83,6 +84,8 @@ static int wait_readable(int fd, int64_t deadline)
 
 static int tls_connect(struct turnc *t)
 {
+	BIO *sock, *buf;
+
 	t->ctx = SSL_CTX_new(TLS_client_method());
 	if (!t->ctx)
 		return -ENOMEM;
@@ -94,6 +97,16 @@ static int tls_connect(struct turnc *t)
 		ERR_clear_error();
 		return -ECONNREFUSED;
 	}
+	/* Records are written through a buffer, flushed after each message
+	 * (xmit) or each batch (turnc_send_batch): a batch's records, one a
+	 * message as a media client writes them, then cost one write(). */
+	sock = SSL_get_wbio(t->ssl);
+	buf = BIO_new(BIO_f_buffer());
+	if (!buf || BIO_set_write_buffer_size(buf, TURNC_WBUF) != 1 || !BIO_up_ref(sock)) {
+		BIO_free(buf);
+		return -ENOMEM;
+	}
+	SSL_set0_wbio(t->ssl, BIO_push(buf, sock));
 	return 0;
 }
 
@@ -321,15 +334,9 @@ static ssize_t stream_recv(struct turnc *t, int64_t deadline)
 	}
 }
 
-/* Writes all of buf: one datagram, or into the stream. */
-static int xmit(struct turnc *t, const void *buf, size_t len)
+/* Writes all of buf into the stream (over TLS, into the record buffer). */
+static int stream_write(struct turnc *t, const uint8_t *p, size_t len)
 {
-	const uint8_t *p = buf;
-
-	if (t->pipe.send)
-		return t->pipe.send(t->pipe.ctx, buf, len);
-	if (t->tp == TURNC_UDP)
-		return send(t->fd, buf, len, 0) < 0 ? -errno : 0;
 	while (len) {
 		ssize_t n;
 
@@ -351,6 +358,44 @@ static int xmit(struct turnc *t, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+static int tls_flush(struct turnc *t)
+{
+	if (t->ssl && BIO_flush(SSL_get_wbio(t->ssl)) != 1) {
+		ERR_clear_error();
+		return -EPIPE;
+	}
+	return 0;
+}
+
+/* Writes all of buf: one datagram, or into the stream. */
+static int xmit(struct turnc *t, const void *buf, size_t len)
+{
+	int err;
+
+	if (t->pipe.send)
+		return t->pipe.send(t->pipe.ctx, buf, len);
+	if (t->tp == TURNC_UDP)
+		return send(t->fd, buf, len, 0) < 0 ? -errno : 0;
+	err = stream_write(t, buf, len);
+	return err ? err : tls_flush(t);
+}
+
+int turnc_send_batch(struct turnc *t, const struct iovec *iov, unsigned n)
+{
+	unsigned k;
+	int err = 0;
+
+	if (t->pipe.send || t->tp == TURNC_UDP) {
+		for (k = 0; k < n && !(err = xmit(t, iov[k].iov_base, iov[k].iov_len)); k++)
+			;
+		return k ? (int)k : err;
+	}
+	for (k = 0; k < n && !(err = stream_write(t, iov[k].iov_base, iov[k].iov_len)); k++)
+		;
+	/* What was buffered before a failure is not known to be sent. */
+	return tls_flush(t) ? -EPIPE : k ? (int)k : err;
 }
 
 int turnc_send_raw(struct turnc *t, const void *buf, size_t len)

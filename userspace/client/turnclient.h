@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "common/stun.h"
 
@@ -125,6 +126,10 @@ int turnc_send_channel(struct turnc *t, uint16_t channel, const void *data, size
 /* Writes bytes as they are: one datagram over UDP, part of the byte
  * stream over TCP/TLS (a message may be split across calls). */
 int turnc_send_raw(struct turnc *t, const void *buf, size_t len);
+/* Writes n messages, each as turnc_send_raw would; over TLS each is its
+ * own record but all go out in one write() at the end. The number
+ * written, or -errno when none was (over TLS, when the write failed). */
+int turnc_send_batch(struct turnc *t, const struct iovec *iov, unsigned n);
 /* Waits up to timeout_ms for a ChannelData message or a Data indication.
  * *channel is its channel (0 for a Data indication); *peer its peer
  * (AF_UNSPEC for a channel this client did not bind). Returns the data
