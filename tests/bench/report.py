@@ -269,6 +269,12 @@ def fp_cost(out, w):
     return res
 
 
+def panel(sel, cmd):
+    """A plot command's arguments, or an empty panel for loads BENCH_LOADS
+    left out (gnuplot stops at a plot without points, and the plots after)."""
+    return cmd if sel else "[1:10] [0:1] NaN notitle"
+
+
 def write_plot(out, summary):
     """pps vs payload (loads with 100 channels) and vs channels (200 B)."""
     by_size = [e for e in summary["loads"] if e["channels"] == 100]
@@ -296,8 +302,8 @@ plot {size}
 set xlabel 'channels (200 B payload)'
 plot {chan}
 unset multiplot
-""".format(out=out, size=cols.replace("%s", out + "/plot-size.dat"),
-           chan=cols.replace("%s", out + "/plot-chan.dat"))
+""".format(out=out, size=panel(by_size, cols.replace("%s", out + "/plot-size.dat")),
+           chan=panel(by_chan, cols.replace("%s", out + "/plot-chan.dat")))
     if summary["fp_cost"]:
         gp += """set terminal pngcairo size 720,480 noenhanced
 set output '{out}/fpcost.png'
