@@ -384,18 +384,20 @@ static int xmit(struct turnc *t, const void *buf, size_t len)
 
 int turnc_send_batch(struct turnc *t, const struct iovec *iov, unsigned n)
 {
+	bool stream = !t->pipe.send && t->tp != TURNC_UDP;
 	unsigned k;
 	int err = 0;
 
-	if (t->pipe.send || t->tp == TURNC_UDP) {
-		for (k = 0; k < n && !(err = xmit(t, iov[k].iov_base, iov[k].iov_len)); k++)
-			;
-		return k ? (int)k : err;
+	for (k = 0; k < n; k++) {
+		err = stream ? stream_write(t, iov[k].iov_base, iov[k].iov_len)
+			     : xmit(t, iov[k].iov_base, iov[k].iov_len);
+		if (err)
+			break;
 	}
-	for (k = 0; k < n && !(err = stream_write(t, iov[k].iov_base, iov[k].iov_len)); k++)
-		;
 	/* What was buffered before a failure is not known to be sent. */
-	return tls_flush(t) ? -EPIPE : k ? (int)k : err;
+	if (stream && tls_flush(t))
+		return -EPIPE;
+	return k ? (int)k : err;
 }
 
 int turnc_send_raw(struct turnc *t, const void *buf, size_t len)

@@ -747,6 +747,14 @@ static int wbuf_reserve(struct stream_conn *c, size_t need)
 	return 0;
 }
 
+/* Writes what the socket takes and watches for the rest. */
+static void conn_write(struct stream_set *set, struct stream_conn *c)
+{
+	conn_flush(set, c);
+	if (!c->doomed)
+		update_events(set, c);
+}
+
 int stream_send(struct stream_set *set, struct stream_conn *c, const struct iovec *iov,
 		int iovcnt)
 {
@@ -786,9 +794,7 @@ int stream_send(struct stream_set *set, struct stream_conn *c, const struct iove
 		}
 		return 0;
 	}
-	conn_flush(set, c);
-	if (!c->doomed)
-		update_events(set, c);
+	conn_write(set, c);
 	return c->doomed ? -EPIPE : 0;
 }
 
@@ -801,9 +807,7 @@ void stream_flush(struct stream_set *set)
 		struct stream_conn *next = c->next_dirty;
 
 		c->dirty = false;
-		conn_flush(set, c);
-		if (!c->doomed)
-			update_events(set, c);
+		conn_write(set, c);
 		c = next;
 	}
 }
@@ -811,9 +815,7 @@ void stream_flush(struct stream_set *set)
 void stream_event(struct stream_set *set, struct stream_conn *c, stream_msg_fn fn, void *arg)
 {
 	conn_read(set, c, fn, arg);
-	conn_flush(set, c);
-	if (!c->doomed)
-		update_events(set, c);
+	conn_write(set, c);
 }
 
 void stream_hold(struct stream_set *set, struct stream_conn *c, bool held, time_t now)
