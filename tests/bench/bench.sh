@@ -477,9 +477,25 @@ bench_scale() {	# SERVER RUN
 		"$(((peak - rss0) * 1024 / SCALE_N))" >>"$OUT/scale.tsv"
 	stop_server
 }
-# ChannelData from TLS clients (10 allocations, one connection and channel
-# each, 200 B, unpaced: TCP's flow control paces them), relayed to the
-# peer's sink: delivered pps, and the relay's CPU per packet.
+# The TLS clients: 10 allocations, one connection and channel each, 200 B,
+# unpaced (TCP's flow control paces them). tls_gen OUT SECONDS
+tls_gen() {
+	timeout -k 5 120 ip netns exec "$NS_C" "$GEN" -s $R4C:$TLS_PORT --transport tls -u u -w p \
+		--json -a 10 -c 1 -p $P4:$PEER_PORT -l 200 -r 0 -t 2 -d "$2" >"$1" 2>"$1.err"
+}
+
+# tls_row FILE SERVER RUN T0 T1 TICKS COUNT A B: one row of FILE: SERVER,
+# RUN, COUNT messages a second between T0 and T1, A and B as they are,
+# the relay's CPU % over those TICKS.
+tls_row() {
+	awk -v srv="$2" -v run="$3" -v t0="$4" -v t1="$5" -v p="$6" -v n="$7" -v a="$8" \
+		-v b="$9" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+		printf "%s\t%s\t%.0f\t%d\t%d\t%.1f\n", srv, run, n / (t1 - t0), a, b,
+			100 * p / hz / (t1 - t0) }' >>"$1"
+}
+
+# The TLS clients to the peer's sink: delivered pps, and the relay's CPU
+# per packet.
 bench_tls() {	# SERVER RUN
 	local out=$TMP/tls.json rx0 rx1 p0 p1 t0 t1 gpid
 	# TCP crosses as MTU-sized segments, as on a wire (GRO on r0 merges
@@ -491,9 +507,7 @@ bench_tls() {	# SERVER RUN
 	# Counted over a window of the steady state, 1 s in: what the sockets
 	# buffer (MBs per connection) would otherwise count as relayed at the
 	# start, and drain after the clients stop.
-	timeout -k 5 120 ip netns exec "$NS_C" "$GEN" -s $R4C:$TLS_PORT --transport tls -u u -w p \
-		--json -a 10 -c 1 -p $P4:$PEER_PORT -l 200 -r 0 -t 2 \
-		-d "$(awk -v t="$TRIAL_S" 'BEGIN { print t + 2 }')" >"$out" 2>"$out.err" &
+	tls_gen "$out" "$(awk -v t="$TRIAL_S" 'BEGIN { print t + 2 }')" &
 	gpid=$!
 	sleep 1
 	rx0=$(peer_rx); p0=$(proc_ticks); t0=$(date +%s.%N)
@@ -501,39 +515,53 @@ bench_tls() {	# SERVER RUN
 	rx1=$(peer_rx); p1=$(proc_ticks); t1=$(date +%s.%N)
 	wait "$gpid" || log "TLS run failed: $(tail -n 2 "$out.err")"
 	sink_detach
-	awk -v rx=$((rx1 - rx0)) -v p=$((p1 - p0)) -v hz="$(getconf CLK_TCK)" -v srv="$1" \
-		-v run="$2" -v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
-		-v sent="$(field "$out" sent)" 'BEGIN {
-		printf "%s\t%s\t%.0f\t%d\t%d\t%.1f\n", srv, run, rx / wall, sent, rx,
-			100 * p / hz / wall }' >>"$OUT/tls.tsv"
+	tls_row "$OUT/tls.tsv" "$1" "$2" "$t0" "$t1" $((p1 - p0)) $((rx1 - rx0)) \
+		"$(field "$out" sent)" $((rx1 - rx0))
 	bench_tls_echo "$1" "$2"
 	stop_server
 	nsx "$NS_C" ethtool -K c0 tso on gso on >/dev/null || die "tso on on c0"
 }
 
 # Media both ways, as in a call: the same TLS clients to an echoing peer,
-# whose replies the relay writes back into the connections. Counted over
-# the whole run, each direction where it arrives (the peer; the clients,
-# which stop reading when they stop sending, so nothing buffered counts):
-# messages relayed a second, and the relay's CPU per message.
+# whose replies the relay writes back into the connections. What counts
+# is the echoes back at the clients (each crossed the relay twice) in a
+# steady-state window between the clients' progress lines of second 1 and
+# second 1 + W (the TLS setup, which takes coturn seconds, and the drain
+# of what the sockets buffer stay out): 2 x echoes a second, and the
+# relay's CPU over that window.
 bench_tls_echo() {	# SERVER RUN
-	local out=$TMP/tls-echo.json pj=$TMP/tls-peer.json pid p0 p1 t0 t1
+	local out=$TMP/tls-echo.json pj=$TMP/tls-peer.json pid gpid p0 p1 t0= t1= e0 e1 s0 s1 w
+	w=$(awk -v t="$TRIAL_S" 'BEGIN { print int(t + 0.999) }')
 	ip netns exec "$NS_P" "$GEN" --peer -L $P4:$PEER_PORT --ports 1 --echo --json \
-		-d "$(awk -v t="$TRIAL_S" 'BEGIN { print t + 20 }')" >"$pj" 2>/dev/null &
+		-d $((w + 30)) >"$pj" 2>/dev/null &
 	pid=$!
 	wait_udp "$NS_P" $PEER_PORT || die "echo peer does not listen"
-	p0=$(proc_ticks); t0=$(date +%s.%N)
-	timeout -k 5 120 ip netns exec "$NS_C" "$GEN" -s $R4C:$TLS_PORT --transport tls -u u -w p \
-		--json -a 10 -c 1 -p $P4:$PEER_PORT -l 200 -r 0 -t 2 -d "$TRIAL_S" \
-		>"$out" 2>"$out.err" || log "TLS echo run failed: $(tail -n 2 "$out.err")"
-	p1=$(proc_ticks); t1=$(date +%s.%N)
+	tls_gen "$out" $((w + 2)) &
+	gpid=$!
+	if wait_line "$out.err" "^client: t=1s "; then p0=$(proc_ticks); t0=$(date +%s.%N); fi
+	if wait_line "$out.err" "^client: t=$((w + 1))s "; then
+		p1=$(proc_ticks); t1=$(date +%s.%N)
+	fi
+	wait "$gpid" || log "TLS echo run failed: $(tail -n 2 "$out.err")"
 	kill -INT $pid; wait $pid
-	awk -v c2p="$(field "$pj" received)" -v p2c="$(field "$out" echo_received)" \
-		-v p=$((p1 - p0)) -v hz="$(getconf CLK_TCK)" -v srv="$1" -v run="$2" \
-		-v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" 'BEGIN {
-		printf "%s\t%s\t%.0f\t%d\t%d\t%.1f\n", srv, run, (c2p + p2c) / wall, c2p, p2c,
-			100 * p / hz / wall }' >>"$OUT/tls-echo.tsv"
+	[ -n "$t0" ] && [ -n "$t1" ] || { log "TLS echo run: no steady-state window"; return; }
+	e0=$(progress "$out.err" 1 echo_rx); e1=$(progress "$out.err" $((w + 1)) echo_rx)
+	s0=$(progress "$out.err" 1 sent); s1=$(progress "$out.err" $((w + 1)) sent)
+	tls_row "$OUT/tls-echo.tsv" "$1" "$2" "$t0" "$t1" $((p1 - p0)) $((2 * (e1 - e0))) \
+		$((s1 - s0)) $((e1 - e0))
 }
+
+# wait_line FILE REGEX: until a line of FILE matches (at most 30 s).
+wait_line() {
+	for _ in $(seq 3000); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		sleep 0.01
+	done
+	return 1
+}
+
+# progress FILE SECOND FIELD: FIELD of the client's progress line of SECOND.
+progress() { sed -n "s/^client: t=$2s.* $3=\([0-9]*\).*/\1/p" "$1"; }
 
 # The XDP path fed from one CPU and from two: a veth delivers on the
 # sending CPU's NAPI for the queue the flow hashed to (NQ queues), so one

@@ -140,7 +140,8 @@ def tls(out, w):
              "200 B, unpaced: TCP paces the clients; pps = delivered to the peer in a "
              "steady-state window"),
             ("both_ways", "tls-echo.tsv", "TLS both ways", "the same to an echoing peer; "
-             "pps = what reached the peer + the echoes that reached the clients")):
+             "pps = 2 x the echoes back at the clients (each crossed the relay twice), "
+             "in a steady-state window")):
         by = {}
         for srv, run, pps, _a, _b, cpu in rows(os.path.join(out, path)):
             if int(run) >= 1:
@@ -326,50 +327,46 @@ plot {cols}
 
 def tls_mq_plot(out, summary):
     """tls-mq.png: TLS messages/s and CPU per message by server, both
-    directions; the multi-queue pps and ns per packet by thread count."""
+    directions; the multi-queue pps and ns per packet by thread count. Only
+    the panels with data (gnuplot stops at a plot without points)."""
     tls, mq = summary["tls"], summary["multi_queue"]
-    if not tls and not mq:
-        return ""
-    with open(os.path.join(out, "plot-tls.dat"), "w") as f:
-        f.write("# server to_peer_pps both_ways_pps to_peer_ns both_ways_ns\n")
-        for srv in SERVERS:
-            vals = [tls.get(k, {}).get(srv, {}).get(m) for m in ("pps", "relay_ns_per_msg")
-                    for k in ("to_peer", "both_ways")]
-            if any(v is not None for v in vals):
-                f.write('"%s" %s\n' % (LABEL[srv], " ".join(
-                    "%.0f" % v if v is not None else "NaN" for v in vals)))
-    with open(os.path.join(out, "plot-mq.dat"), "w") as f:
-        f.write("# threads pps ns_per_pkt\n")
-        for t in sorted(mq, key=int):
-            f.write("%s %s %s\n" % (t, *("%.0f" % mq[t][k] if mq[t][k] is not None else "NaN"
-                                          for k in ("pps", "ns_per_pkt"))))
-    return """set terminal pngcairo size 1500,480 noenhanced
-set output '{out}/tls-mq.png'
-set multiplot layout 1,3
-unset logscale
-set grid
-set yrange [0:*]
-set key top right
-set style data histogram
+    panels = []
+    if tls:
+        with open(os.path.join(out, "plot-tls.dat"), "w") as f:
+            f.write("# server to_peer_pps both_ways_pps to_peer_ns both_ways_ns\n")
+            for srv in SERVERS:
+                vals = [tls.get(k, {}).get(srv, {}).get(m)
+                        for m in ("pps", "relay_ns_per_msg") for k in ("to_peer", "both_ways")]
+                if any(v is not None for v in vals):
+                    f.write('"%s" %s\n' % (LABEL[srv], " ".join(
+                        "%.0f" % v if v is not None else "NaN" for v in vals)))
+        panels += ["""set style data histogram
 set style histogram cluster gap 1
 set style fill solid 0.8 border -1
 set xtics rotate by -20
-set format y '%.1s%c'
 set xlabel ''
+set key top right
+set format y '%.1s%c'
 set title 'TURN over TLS: messages relayed/s (median)'
 set ylabel 'messages/s'
 plot '{out}/plot-tls.dat' u 2:xtic(1) t 'to the peer', '' u 3 t 'both ways'
+""", """set key top left
+set format y '%g'
 set title 'TURN over TLS: relay CPU per message'
 set ylabel 'ns'
-set format y '%g'
-set key top left
 plot '{out}/plot-tls.dat' u 4:xtic(1) t 'to the peer', '' u 5 t 'both ways'
-set title 'XDP from one and two generator threads'
-set style data linespoints
-unset xtics
-set xtics 1
+"""]
+    if mq:
+        with open(os.path.join(out, "plot-mq.dat"), "w") as f:
+            f.write("# threads pps ns_per_pkt\n")
+            for t in sorted(mq, key=int):
+                f.write("%s %s %s\n" % (t, *("%.0f" % mq[t][k] if mq[t][k] is not None
+                                              else "NaN" for k in ("pps", "ns_per_pkt"))))
+        panels.append("""set style data linespoints
+set xtics norotate 1
 set xrange [0.5:2.5]
 set key bottom right
+set title 'XDP from one and two generator threads'
 set xlabel 'generator threads (2-queue veth)'
 set ylabel 'packets/s'
 set format y '%.1s%c'
@@ -377,8 +374,16 @@ set y2label 'ns per packet'
 set y2tics
 set y2range [0:*]
 plot '{out}/plot-mq.dat' u 1:2 lw 2 pt 7 t 'pps', '' u 1:3 axes x1y2 lw 2 pt 5 t 'ns/pkt'
-unset multiplot
-""".format(out=out)
-
+""")
+    if not panels:
+        return ""
+    return ("""set terminal pngcairo size {w},480 noenhanced
+set output '{out}/tls-mq.png'
+set multiplot layout 1,{n}
+unset logscale
+set grid
+set yrange [0:*]
+""" + "".join(panels) + "unset multiplot\n").format(out=out, n=len(panels),
+                                                       w=500 * len(panels))
 
 main()
